@@ -1,0 +1,1 @@
+"""Collectors: sources, parsers, normalisation and shipping of public-service logs."""

@@ -1,0 +1,1 @@
+"""Detectors: Sigma rules, correlation and the anomaly model, run on schedule."""

@@ -1,0 +1,1 @@
+"""soc: security operations monitoring for public-service systems."""

@@ -1,0 +1,1 @@
+"""Alerts: findings of the detectors, one document per (detector, rule, window, group)."""

@@ -1,0 +1,245 @@
+"""The ``soc`` command line: one sub-command group per concern.
+
+Every command reads the one :class:`~soc.config.Settings`, configures logging once, and turns a
+:class:`~soc.errors.SocError` into a clear message on stderr and exit code 1. Commands only parse
+arguments and call services or flows; no business logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from soc import logs
+from soc.config import Settings, load_settings
+from soc.errors import SocError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(help="soc: security operations monitoring for public-service systems.",
+                  no_args_is_help=True, add_completion=False)  # fmt: skip
+es_app = typer.Typer(help="The Elasticsearch store: the managed local node and the templates.",
+                     no_args_is_help=True)  # fmt: skip
+config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
+localities_app = typer.Typer(help="The catalogue of provinces and communes/wards.",
+                             no_args_is_help=True)  # fmt: skip
+app.add_typer(es_app, name="es")
+app.add_typer(config_app, name="config")
+app.add_typer(localities_app, name="localities")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    return settings
+
+
+def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print a :class:`SocError` plainly and exit 1 instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SocError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------- es
+def _node() -> Any:
+    from soc.es.launcher import LocalNode
+
+    settings = _settings()
+    if not settings.managed_es:
+        raise SocError(
+            f"SOC_ES_URL is set ({settings.es_url}): soc uses that cluster and manages no local "
+            "node. Unset it to use the managed node."
+        )
+    return LocalNode(settings)
+
+
+@es_app.command("install")
+@handles_errors
+def es_install() -> None:
+    """Fetch and unpack the Elasticsearch server (cached: a second run downloads nothing)."""
+    node = _node()
+    home = node.install()
+    out.print(f"Elasticsearch {node.version} installed in {home}")
+
+
+@es_app.command("start")
+@handles_errors
+def es_start() -> None:
+    """Start the managed node in the background and wait until it is healthy."""
+    node = _node()
+    if not node.start():
+        out.print(f"Elasticsearch is already running (pid {node.pid()}) at {node.url}; "
+                  "nothing started.")  # fmt: skip
+        return
+    out.print(f"Elasticsearch {node.version} is running at {node.url} (pid {node.pid()})")
+    out.print(f"logs: {node.log_dir}")
+
+
+@es_app.command("stop")
+@handles_errors
+def es_stop() -> None:
+    """Stop the managed node."""
+    node = _node()
+    out.print("stopped" if node.stop() else "Elasticsearch was not running")
+
+
+@es_app.command("status")
+@handles_errors
+def es_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show whether the managed node runs, where, and its health. Exit 3 when stopped."""
+    status = _node().status()
+    if as_json:
+        body = {k: str(v) if not isinstance(v, bool | int | None) else v
+                for k, v in status.__dict__.items()}  # fmt: skip
+        out.print_json(json.dumps(body))
+    else:
+        for line in status.lines():
+            out.print(line, highlight=False)
+    if not status.running:
+        raise typer.Exit(3)
+
+
+@es_app.command("reset")
+@handles_errors
+def es_reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Stop the managed node and delete all its data (every index)."""
+    node = _node()
+    if not yes and not typer.confirm(f"Delete all data in {node.data_dir}?"):
+        raise typer.Exit(1)
+    node.reset()
+    out.print(f"stopped and wiped {node.data_dir}")
+
+
+@es_app.command("setup")
+@handles_errors
+def es_setup() -> None:
+    """Install soc's index templates and indices (idempotent); refuse incompatible indices."""
+    from soc.es.client import make_client, wait_until_healthy
+    from soc.es.indices import Indices
+    from soc.es.templates import setup
+
+    settings = _settings()
+    es = make_client(settings)
+    wait_until_healthy(es, timeout=30)
+    report = setup(es, Indices(settings.index_prefix), replicas=settings.replicas)
+    for line in report.lines():
+        out.print(line, highlight=False)
+
+
+# ----------------------------------------------------------------------- config
+@config_app.command("show")
+@handles_errors
+def config_show(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print the effective settings, secrets masked."""
+    shown = _settings().masked()
+    if as_json:
+        out.print_json(json.dumps(shown, default=str))
+        return
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        out.print(f"{key.ljust(width)}  {value}", highlight=False)
+
+
+# ----------------------------------------------------------------------- localities
+@localities_app.command("list")
+@handles_errors
+def localities_list(
+    province: Annotated[str | None, typer.Option(help="List this province's wards.")] = None,
+) -> None:
+    """List the provinces, or the wards of one province."""
+    from soc.localities import catalogue
+
+    cat = catalogue()
+    if province is None:
+        for p in cat.provinces:
+            out.print(f"{p.code}  {p.name}  ({len(cat.wards_of(p))} wards)", highlight=False)
+        return
+    for w in cat.wards_of(province):
+        out.print(f"{w.code}  {w.name}", highlight=False)
+
+
+@localities_app.command("find")
+@handles_errors
+def localities_find(
+    query: str,
+    province: Annotated[str | None, typer.Option(help="Province, to find a ward in it.")] = None,
+    ward: Annotated[bool, typer.Option("--ward", help="Look up a ward, not a province.")] = False,
+) -> None:
+    """Resolve a province (or, with --ward, a ward) by code or name, diacritics optional."""
+    from soc.localities import catalogue
+
+    cat = catalogue()
+    if ward or province is not None:
+        w = cat.ward(query, province)
+        out.print(f"{w.code}  {w.name}  ·  {cat.province_of(w).code}  {cat.province_of(w).name}",
+                  highlight=False)  # fmt: skip
+    else:
+        p = cat.province(query)
+        out.print(f"{p.code}  {p.name}  ({len(cat.wards_of(p))} wards)", highlight=False)
+
+
+# ----------------------------------------------------------------------- demo
+@app.command("demo")
+@handles_errors
+def demo(
+    samples: Annotated[int, typer.Option(help="Sample events to index.", min=0)] = 300,
+) -> None:
+    """Run the main job on the embedded defaults (see the README)."""
+    from soc.demo.flows import run_demo
+
+    settings = _settings()
+    with out.status("starting Elasticsearch and installing templates…"):
+        report = run_demo(settings, sample_count=samples)
+    es_line = "started" if report.started_node else "already running"
+    out.print(f"[bold]soc demo[/]  Elasticsearch {settings.effective_es_url} ({es_line})")
+    for line in report.setup.lines():
+        out.print(f"  {line}", highlight=False)
+    out.print(f"  sample events: {report.bulk.created} new, {report.bulk.duplicates} already "
+              f"indexed, {len(report.bulk.errors)} rejected")  # fmt: skip
+    out.print(f"  events in {settings.index_prefix}-events-*: {report.events_in_index} "
+              f"covering {report.provinces_covered} provinces and "
+              f"{report.wards_covered} wards")  # fmt: skip
+    if settings.managed_es:
+        out.print(f"  Elasticsearch data: {settings.es_node_dir / 'data'}")
+        out.print(f"  Elasticsearch logs: {settings.es_node_dir / 'logs'}")
+        out.print("  stop it with: .venv/bin/soc es stop")
+    out.print(f"  try: curl '{settings.effective_es_url}/{settings.index_prefix}-events-*/_search"
+              "?size=1&pretty'")  # fmt: skip
+    if report.bulk.errors:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except SocError as exc:  # raised while reading settings, before a command runs
+        err.print(f"error: {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

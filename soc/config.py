@@ -1,0 +1,166 @@
+"""The one settings object of soc.
+
+Every tunable of every process is a field of :class:`Settings`, read from the environment with the
+``SOC_`` prefix (``SOC_ES_URL``, ``SOC_INDEX_PREFIX`` ...). Every field has a safe default for the
+embedded setup (a managed Elasticsearch node on 127.0.0.1, data under ``var/``). Secrets are
+``SecretStr`` and never printed: :meth:`Settings.masked` is what ``soc config show`` prints.
+
+No other module reads ``os.environ``; they receive a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from soc.errors import ConfigError
+
+#: Root of the checkout when soc runs from source; the default home of ``var/``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_HEAP_RE = re.compile(r"^[1-9][0-9]*[mg]$")
+
+
+class Settings(BaseSettings):
+    """Effective configuration of soc; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="SOC_", extra="ignore", frozen=True)
+
+    # --- where soc keeps its local files (managed node, spools, models, logs) ---
+    var_dir: Path = Field(default=PROJECT_ROOT / "var", description="Local state directory.")
+
+    # --- Elasticsearch: an existing cluster ---
+    es_url: str | None = Field(
+        default=None,
+        description="URL of an existing Elasticsearch cluster; when set, no local node is managed.",
+    )
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_api_key: SecretStr | None = None
+    es_ca_file: Path | None = Field(default=None, description="CA bundle to verify the cluster.")
+    es_request_timeout: float = Field(default=30.0, gt=0)
+
+    # --- Elasticsearch: the managed local node ---
+    es_version: str = Field(default="9.5.0", description="Version of the managed local node.")
+    es_host: str = "127.0.0.1"
+    es_http_port: int = Field(default=9250, ge=1, le=65535)
+    es_transport_port: int = Field(default=9350, ge=1, le=65535)
+    es_heap: str = Field(default="512m", description="JVM heap of the managed node (-Xms/-Xmx).")
+    es_java_home: Path | None = Field(
+        default=None,
+        description="JDK for the managed node (21+ with module jdk.jlink); found if unset.",
+    )
+    java_home: Path | None = Field(
+        default=None, validation_alias=AliasChoices("JAVA_HOME", "SOC_JAVA_HOME")
+    )
+    es_run_user: str = Field(
+        default="soc-es", description="Unprivileged user that runs the node when soc runs as root."
+    )
+    es_start_timeout: float = Field(default=120.0, gt=0)
+
+    es_install_dir: Path | None = Field(
+        default=None,
+        description="Where the Elasticsearch server is unpacked (default: <var_dir>/es/dist).",
+    )
+
+    # --- index naming ---
+    index_prefix: str = Field(
+        default="soc", description="Prefix of every index and template soc owns."
+    )
+
+    index_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Replicas per index; default 0 on the managed node, 1 on a cluster.",
+    )
+
+    # --- logging ---
+    log_level: str = "INFO"
+
+    @field_validator("index_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX_RE.match(value):
+            raise ValueError(
+                "must be lowercase letters, digits, '-' or '_', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("es_heap")
+    @classmethod
+    def _check_heap(cls, value: str) -> str:
+        if not _HEAP_RE.match(value):
+            raise ValueError("must look like 512m or 2g")
+        return value
+
+    @field_validator("es_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @property
+    def managed_es(self) -> bool:
+        """True when soc runs its own local node rather than using ``es_url``."""
+        return self.es_url is None
+
+    @property
+    def es_dist_dir(self) -> Path:
+        return self.es_install_dir or self.var_dir / "es" / "dist"
+
+    @property
+    def es_node_dir(self) -> Path:
+        return self.var_dir / "es" / "node"
+
+    @property
+    def replicas(self) -> int:
+        if self.index_replicas is not None:
+            return self.index_replicas
+        return 0 if self.managed_es else 1
+
+    @property
+    def effective_es_url(self) -> str:
+        return self.es_url or f"http://{self.es_host}:{self.es_http_port}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain values, secrets replaced by ``'**********'``."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown[name] = "**********"
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        shown["effective_es_url"] = self.effective_es_url
+        return shown
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return load_settings()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning a validation failure into a :class:`ConfigError`.
+
+    The error names the environment variable, the value's problem and never the value itself
+    (it may be a secret).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"]) or "?"
+            problems.append(f"SOC_{field.upper()}: {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

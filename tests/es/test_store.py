@@ -1,0 +1,106 @@
+"""The real node answers, soc's templates install idempotently, and events round-trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from soc.demo.samples import sample_events
+from soc.errors import IncompatibleMappingError
+from soc.es.indices import Indices, Kind
+from soc.es.templates import MAPPING_VERSION, setup
+from soc.events.service import event_id, index_events
+from soc.localities import catalogue
+
+
+def test_node_answers_health(es: Elasticsearch) -> None:
+    assert es.cluster.health()["status"] in ("green", "yellow")
+
+
+def test_setup_installs_every_template_and_fixed_index(es: Elasticsearch, indices: Indices) -> None:
+    report = setup(es, indices)
+    for kind in Kind:
+        template = es.indices.get_index_template(name=indices.template(kind))["index_templates"][0]
+        assert template["index_template"]["_meta"]["soc_mapping_version"] == MAPPING_VERSION
+        if kind is not Kind.EVENTS:
+            assert es.indices.exists(index=indices.name(kind))
+    assert sorted(report.indices_created) == sorted(
+        indices.name(k) for k in Kind if k is not Kind.EVENTS
+    )
+
+
+def test_setup_twice_changes_nothing(es: Elasticsearch, indices: Indices) -> None:
+    setup(es, indices)
+    again = setup(es, indices)
+    assert again.templates_written == []
+    assert again.indices_created == []
+    assert again.indices_updated == []
+    assert len(again.templates_unchanged) == len(Kind) + 2  # + the two component templates
+
+
+def test_incompatible_existing_index_is_refused_with_the_field(
+    es: Elasticsearch, indices: Indices
+) -> None:
+    es.indices.create(
+        index=indices.events_for(datetime(2026, 1, 1, tzinfo=UTC)),
+        mappings={"properties": {"url": {"properties": {"original": {"type": "text"}}}}},
+    )
+    with pytest.raises(IncompatibleMappingError) as caught:
+        setup(es, indices)
+    assert "url.original" in str(caught.value)
+    assert caught.value.index.endswith("2026.01.01")
+
+
+def test_sample_events_are_indexed_and_searched_back(es: Elasticsearch, ready: Indices) -> None:
+    end = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    events = list(sample_events(catalogue(), count=250, seed=3, end=end))
+    result = index_events(es, ready, events, refresh=True)
+    assert (result.created, result.duplicates, result.errors) == (250, 0, [])
+    assert es.count(index=ready.events)["count"] == 250
+    one = events[17]
+    hit = es.get(index=ready.events_for(end), id=event_id(one))
+    assert hit["_source"] == one
+    by_service = es.search(
+        index=ready.events, size=0, aggs={"s": {"terms": {"field": "service.name"}}}
+    )["aggregations"]["s"]["buckets"]
+    assert {b["key"] for b in by_service} >= {"vneid", "otp-gateway", "national-db"}
+
+
+def test_replaying_a_batch_doubles_nothing(es: Elasticsearch, ready: Indices) -> None:
+    events = list(sample_events(catalogue(), count=40, seed=5,
+                                end=datetime(2026, 11, 23, tzinfo=UTC)))  # fmt: skip
+    first = index_events(es, ready, events, refresh=True)
+    again = index_events(es, ready, events, refresh=True)
+    assert (first.created, again.created, again.duplicates) == (40, 0, 40)
+    assert es.count(index=ready.events)["count"] == 40
+
+
+@pytest.mark.parametrize(
+    ("field", "stored", "query"),
+    [
+        ("user_agent.original", "Mozilla/5.0 SQLMap/1.8", "user_agent.original:*sqlmap*"),
+        ("url.original", "/Login?User=ADMIN%27--", 'url.original:"/login?user=admin%27--"'),
+        ("user.name", "Citizen00042", "user.name:CITIZEN00042"),
+        ("error.code", "INVALID_GRANT", "error.code:invalid_grant"),
+    ],
+)
+def test_sigma_matched_keywords_match_case_insensitively(
+    es: Elasticsearch, ready: Indices, field: str, stored: str, query: str
+) -> None:
+    doc: dict[str, object] = {"@timestamp": "2026-11-23T01:00:00Z"}
+    node = doc
+    *parents, leaf = field.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})  # type: ignore[assignment]
+    node[leaf] = stored
+    index_events(es, ready, [doc], refresh=True)
+    hits = es.search(index=ready.events, query={"query_string": {"query": query}})
+    assert hits["hits"]["total"]["value"] == 1
+    assert (
+        es.search(index=ready.events, query={"term": {field: stored.swapcase()}})["hits"]["total"][
+            "value"
+        ]
+        == 1
+    )
