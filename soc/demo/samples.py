@@ -74,7 +74,7 @@ def _vneid(rng: random.Random, where: Locality) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": {
             "kind": "event", "category": ["authentication"], "type": ["start"],
-            "action": "vneid-login", "dataset": "vneid.auth",
+            "action": "login", "dataset": "vneid.auth",
             "outcome": "success" if ok else "failure",
         },
         "service": {"name": Service.VNEID.value},
@@ -93,7 +93,7 @@ def _otp(rng: random.Random, where: Locality) -> dict[str, Any]:
     return {
         "event": {
             "kind": "event", "category": ["authentication"], "action": action,
-            "dataset": "otp.gateway", "outcome": "success" if ok else "failure",
+            "dataset": "otp-gateway.sms", "outcome": "success" if ok else "failure",
         },
         "service": {"name": Service.OTP.value},
         "user": {"name": f"citizen{rng.randint(1, 99999):05d}"},
@@ -105,7 +105,7 @@ def _national_db(rng: random.Random, where: Locality) -> dict[str, Any]:
     ok = rng.random() > 0.03
     return {
         "event": {
-            "kind": "event", "category": ["database"], "action": "population-lookup",
+            "kind": "event", "category": ["database"], "action": "db-lookup",
             "dataset": "national-db.lookup", "outcome": "success" if ok else "failure",
             "duration": rng.randint(40, 900) * 1_000_000,
         },
