@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/soc es install
+	@scripts/ensure-compose-client.sh
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

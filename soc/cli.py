@@ -142,7 +142,7 @@ def es_setup() -> None:
 
     settings = _settings()
     es = make_client(settings)
-    wait_until_healthy(es, timeout=30)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout)
     report = setup(es, Indices(settings.index_prefix), replicas=settings.replicas)
     for line in report.lines():
         out.print(line, highlight=False)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     es_api_key: SecretStr | None = None
     es_ca_file: Path | None = Field(default=None, description="CA bundle to verify the cluster.")
     es_request_timeout: float = Field(default=30.0, gt=0)
+    es_wait_timeout: float = Field(
+        default=30.0, gt=0, description="How long commands wait for the cluster to be healthy."
+    )
 
     # --- Elasticsearch: the managed local node ---
     es_version: str = Field(default="9.5.0", description="Version of the managed local node.")

@@ -43,6 +43,9 @@ MAVEN_ARTIFACT = "elasticsearch"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 MIN_FREE_BYTES = 1 << 30
 _LOG_TAIL_LINES = 40
+#: Nodes this process launched: polling their Popen reaps them and records their exit, so a
+#: node stopped by this process is not reported as a leaked child.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ class LocalNode:
             _chown_tree(self.node_dir, run_user)
         self.console_log.unlink(missing_ok=True)
         proc = self._spawn(java, run_user)
+        _CHILDREN[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
         self._wait_healthy(proc)
         log.info("Elasticsearch %s is up at %s (pid %s)", self.version, self.url, proc.pid)
@@ -369,6 +373,9 @@ class LocalNode:
 
 # ---------------------------------------------------------------------- helpers
 def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
