@@ -11,7 +11,8 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any, ParamSpec, TypeVar
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from rich.console import Console
 from soc import logs
 from soc.config import Settings, load_settings
 from soc.errors import SocError
+
+if TYPE_CHECKING:
+    from soc.es.launcher import LocalNode
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,7 +63,7 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 # ----------------------------------------------------------------------- es
-def _node() -> Any:
+def _node() -> LocalNode:
     from soc.es.launcher import LocalNode
 
     settings = _settings()
@@ -109,9 +113,7 @@ def es_status(
     """Show whether the managed node runs, where, and its health. Exit 3 when stopped."""
     status = _node().status()
     if as_json:
-        body = {k: str(v) if not isinstance(v, bool | int | None) else v
-                for k, v in status.__dict__.items()}  # fmt: skip
-        out.print_json(json.dumps(body))
+        out.print_json(json.dumps(asdict(status), default=str))
     else:
         for line in status.lines():
             out.print(line, highlight=False)
