@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from functools import wraps
 from dataclasses import asdict
+from functools import wraps
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
