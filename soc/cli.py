@@ -20,6 +20,7 @@ from rich.console import Console
 from soc import logs
 from soc.config import Settings, load_settings
 from soc.errors import SocError
+from soc.simulate.cli import app as simulate_app
 
 if TYPE_CHECKING:
     from soc.es.launcher import LocalNode
@@ -37,6 +38,7 @@ localities_app = typer.Typer(help="The catalogue of provinces and communes/wards
 app.add_typer(es_app, name="es")
 app.add_typer(config_app, name="config")
 app.add_typer(localities_app, name="localities")
+app.add_typer(simulate_app, name="simulate")
 
 out = Console()
 err = Console(stderr=True)

@@ -11,6 +11,8 @@ API's problem-details handler) catch ``SocError`` and show ``str(error)``; anyth
     ├── ElasticsearchError          the store cannot be used
     │   ├── ElasticsearchUnavailable    no answer / not healthy in time
     │   └── IncompatibleMappingError    an existing index disagrees with soc's mapping
+    ├── SimulationError             the simulator cannot run as asked
+    │   └── ScenarioError               a scenario file is invalid (names file and key)
     └── LauncherError               the managed local node cannot be installed / started / stopped
         ├── JavaNotFoundError
         ├── PortInUseError
@@ -57,6 +59,14 @@ class IncompatibleMappingError(ElasticsearchError):
             f"index {index!r} has a mapping incompatible with soc's: {listed}. "
             "Reindex it into a new index or delete it (its data is lost) and run `soc es setup`."
         )
+
+
+class SimulationError(SocError):
+    """The simulator cannot run as asked (bad period, unreadable labels, port in use ...)."""
+
+
+class ScenarioError(SimulationError):
+    """A scenario file is invalid; the message names the file and the key."""
 
 
 class LauncherError(SocError):

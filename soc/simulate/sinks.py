@@ -1,0 +1,151 @@
+"""Where simulated records go through the real paths: log files, syslog, HTTP push.
+
+Log files are laid out so that the inventory can tell service and locality from the path (access
+logs carry neither), and ``manifest.json`` lists every file with its format, service and locality.
+Syslog frames are RFC 5424 over UDP or TCP (octet counting); HTTP push POSTs NDJSON batches.
+Everything shown to a sink is the same line a real system would write; this module must not
+generate traffic.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from soc.errors import SimulationError
+from soc.simulate.formats import LOCAL, to_line
+from soc.simulate.models import AccessRecord, Record
+
+
+def relative_path(rec: Record) -> str:
+    """Where a record's system writes its log, relative to the output directory."""
+    province = rec.where.province.code
+    if isinstance(rec, AccessRecord):
+        if rec.where.ward is not None:
+            return f"{province}/{rec.service.value}/{rec.where.ward.code}.access.log"
+        return f"{province}/{rec.service.value}.access.log"
+    return f"{province}/{rec.service.value}.app.log"
+
+
+class FileSink:
+    """Appends lines to per-system log files under ``root`` and keeps ``manifest.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._manifest: dict[str, dict[str, Any]] = self._load_manifest()
+        self.lines = 0
+
+    def _load_manifest(self) -> dict[str, dict[str, Any]]:
+        path = self.root / "manifest.json"
+        if not path.exists():
+            return {}
+        return {item["path"]: item for item in orjson.loads(path.read_bytes())["files"]}
+
+    def write(self, batch: Iterable[Record]) -> None:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for rec in batch:
+            rel = relative_path(rec)
+            grouped[rel].append(to_line(rec))
+            if rel not in self._manifest:
+                self._manifest[rel] = {
+                    "path": rel,
+                    "format": "access" if isinstance(rec, AccessRecord) else "json",
+                    "service": rec.service.value,
+                    "province": rec.where.province.code,
+                    "ward": rec.where.ward.code if rec.where.ward else None,
+                }
+        for rel, lines in grouped.items():
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+            self.lines += len(lines)
+        self.flush_manifest()
+
+    def flush_manifest(self) -> None:
+        body = {"files": sorted(self._manifest.values(), key=lambda item: item["path"])}
+        tmp = self.root / "manifest.json.tmp"
+        tmp.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        tmp.replace(self.root / "manifest.json")
+
+
+_FACILITY_LOCAL0 = 16
+
+
+def syslog_frame(rec: Record) -> bytes:
+    """An RFC 5424 message carrying the record's line (severity from its outcome)."""
+    severity = 3 if getattr(rec, "failed", False) else 6
+    stamp = rec.at.astimezone(LOCAL).isoformat(timespec="milliseconds")
+    host = getattr(rec, "host", None) or f"{rec.service.value}-{rec.where.province.code}"
+    app = rec.service.value
+    return (
+        f"<{_FACILITY_LOCAL0 * 8 + severity}>1 {stamp} {host} {app} - - - {to_line(rec)}".encode()
+    )
+
+
+class SyslogSink:
+    """Sends each record as one syslog message over UDP, or TCP with octet counting."""
+
+    def __init__(self, host: str, port: int, *, tcp: bool = False) -> None:
+        self.address = (host, port)
+        self.tcp = tcp
+        kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
+        self._sock = socket.socket(socket.AF_INET, kind)
+        if tcp:
+            try:
+                self._sock.connect(self.address)
+            except OSError as exc:
+                raise SimulationError(f"syslog {host}:{port}: cannot connect: {exc}") from None
+        self.lines = 0
+
+    def write(self, batch: Iterable[Record]) -> None:
+        for rec in batch:
+            frame = syslog_frame(rec)
+            if self.tcp:
+                self._sock.sendall(f"{len(frame)} ".encode() + frame)
+            else:
+                self._sock.sendto(frame, self.address)
+            self.lines += 1
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class HttpPushSink:
+    """POSTs lines as NDJSON batches; each line wrapped with the metadata access logs lack."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise SimulationError(f"HTTP push URL {url!r} must start with http:// or https://")
+        self.url = url
+        self.timeout = timeout
+        self.lines = 0
+
+    def write(self, batch: Iterable[Record]) -> None:
+        body = b"".join(
+            orjson.dumps({
+                "line": to_line(rec), "service": rec.service.value,
+                "province": rec.where.province.code,
+                "ward": rec.where.ward.code if rec.where.ward else None,
+            }) + b"\n"
+            for rec in batch
+        )  # fmt: skip
+        if not body:
+            return
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+            self.url, data=body, method="POST",
+            headers={"Content-Type": "application/x-ndjson"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                response.read()
+        except OSError as exc:
+            raise SimulationError(f"HTTP push to {self.url} failed: {exc}") from None
+        self.lines += body.count(b"\n")

@@ -1,0 +1,224 @@
+"""Baseline (normal) traffic: what every watched system of a province logs in one hour.
+
+Each (seed, province, service, hour) has its own random stream, so any hour can be regenerated
+alone and identically: backfills can run in any order, live mode can resume, and a test can ask
+for one hour of Hà Nội without generating the country. Normal errors are part of the baseline
+(404s, mistyped OTPs, the odd timeout). Scenarios are applied on top by ``scenarios``; this module
+must not know about them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_left
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from soc.localities import Catalogue, Locality, Province, Ward
+from soc.services import Service
+from soc.simulate import people
+from soc.simulate.models import AccessRecord, AppRecord, Record
+from soc.simulate.profile import expected_units, host_name, province_wards, ward_weight
+
+HOUR = timedelta(hours=1)
+Maker = Callable[[random.Random, datetime, Province, Ward, float], list[Record]]
+
+
+def stream(seed: int, *parts: object) -> random.Random:
+    """An independent, reproducible random stream for one slice of the simulation."""
+    return random.Random(":".join([str(seed), *map(str, parts)]))
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    if mean > 30:  # normal approximation; exact sampling is needlessly slow at these means
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def hour_records(
+    cat: Catalogue, seed: int, province: str, service: Service, hour: datetime, scale: float
+) -> list[Record]:
+    """Normal records of ``service`` in ``province`` for the hour starting at ``hour`` (UTC)."""
+    rng = stream(seed, province, service.value, hour.isoformat())
+    wards, cumulative = province_wards(cat, province)
+    prov = cat.province(province)
+    maker = MAKERS[service]
+    records: list[Record] = []
+    for _ in range(poisson(rng, expected_units(cat, province, service, hour, scale))):
+        ward = wards[bisect_left(cumulative, rng.random() * cumulative[-1])]
+        at = hour + timedelta(milliseconds=rng.randrange(3_600_000))
+        records.extend(maker(rng, at, prov, ward, ward_weight(ward, prov)))
+    records.sort(key=lambda r: r.at)
+    return records
+
+
+def _ms(rng: random.Random, low: int, high: int) -> int:
+    # Latencies are log-normal-ish: mostly near ``low``, a long tail up to ``high``.
+    return min(high, int(low * math.exp(abs(rng.gauss(0, 0.8)))))
+
+
+# ----------------------------------------------------------------------- access logs
+_PORTAL_PATHS = (
+    "/",
+    "/tin-tuc/thong-bao",
+    "/thu-tuc-hanh-chinh",
+    "/van-ban/quy-dinh",
+    "/lien-he",
+    "/gioi-thieu",
+    "/static/css/main.css",
+    "/static/js/app.js",
+)
+_NATIONAL_PATHS = (
+    "/p/home/dvc-trang-chu.html",
+    "/p/home/dvc-tra-cuu-ho-so.html",
+    "/p/home/dvc-dich-vu-cong-truc-tuyen.html",
+    "/dang-nhap",
+    "/thanh-toan",
+)
+_OSS_PATHS = ("/api/dossier/search", "/api/dossier/submit", "/api/procedure/list",
+              "/dvc/tiep-nhan", "/dvc/tra-cuu")  # fmt: skip
+_MISSING = ("/favicon.ico", "/wp-login.php", "/tin-tuc/bai-viet-cu", "/robots.txt")
+
+
+def _access(rng: random.Random, at: datetime, service: Service, where: Locality,
+            paths: tuple[str, ...], user: str | None) -> AccessRecord:  # fmt: skip
+    roll = rng.random()
+    if roll < 0.025:
+        status, path = 404, rng.choice(_MISSING)
+    elif roll < 0.027:
+        status, path = rng.choice((500, 502, 504)), rng.choice(paths)
+    else:
+        status, path = rng.choices((200, 304, 302), (88, 8, 4))[0], rng.choice(paths)
+    method = "POST" if path.endswith(("submit", "tiep-nhan", "dang-nhap")) else "GET"
+    query = (
+        f"page={rng.randint(1, 9)}" if path.startswith("/tin-tuc") and rng.random() < 0.3 else None
+    )
+    return AccessRecord(
+        at=at, service=service, where=where, ip=people.ip(rng), user=user, method=method,
+        path=path, query=query, status=status,
+        size=0 if status == 304 else rng.randint(300, 60_000),
+        referrer=rng.choice((None, "https://www.google.com/", "https://dichvucong.gov.vn/")),
+        agent=people.agent(rng), seconds=_ms(rng, 40, 8000) / 1000,
+    )  # fmt: skip
+
+
+def _web_portal(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
+    return [_access(rng, at, Service.WEB_PORTAL, Locality(p, w), _PORTAL_PATHS, None)]
+
+
+def _national_portal(
+    rng: random.Random, at: datetime, p: Province, w: Ward, wt: float
+) -> list[Record]:
+    user = people.citizen(rng, w, wt) if rng.random() < 0.3 else None
+    return [_access(rng, at, Service.NATIONAL_PORTAL, Locality(p), _NATIONAL_PATHS, user)]
+
+
+def _one_stop_shop(
+    rng: random.Random, at: datetime, p: Province, w: Ward, wt: float
+) -> list[Record]:
+    if rng.random() < 0.55:  # the web front of the provincial system (province-level access log)
+        user = people.officer(rng, w) if rng.random() < 0.5 else None
+        return [_access(rng, at, Service.ONE_STOP_SHOP, Locality(p), _OSS_PATHS, user)]
+    event = rng.choices(("dossier_receive", "dossier_process", "dossier_return"), (4, 4, 2))[0]
+    failed = rng.random() < 0.01
+    return [AppRecord(
+        at=at, service=Service.ONE_STOP_SHOP, where=Locality(p, w),
+        host=host_name(Service.ONE_STOP_SHOP, p), event=event,
+        result="failure" if failed else "success", level="error" if failed else "info",
+        error_code=rng.choice(("OSS-500", "PROC_CONFIG")) if failed else None,
+        user=people.officer(rng, w), latency_ms=_ms(rng, 80, 20_000),
+        request_id=f"{rng.getrandbits(64):016x}",
+        extra=(("procedure_code", rng.choice(("1.004227", "1.001612", "2.000908", "1.010812"))),
+               ("dossier_id", f"H{p.code}.{w.code}-{at:%y%m%d}-{rng.randrange(10_000):04d}")),
+    )]  # fmt: skip
+
+
+def _app(rng: random.Random, at: datetime, service: Service, p: Province, w: Ward, event: str,
+         error: str | None, **extra: object) -> AppRecord:  # fmt: skip
+    return AppRecord(
+        at=at, service=service, where=Locality(p, w), host=host_name(service, p), event=event,
+        result="failure" if error else "success", level="warn" if error else "info",
+        error_code=error, latency_ms=_ms(rng, 60, 15_000),
+        request_id=f"{rng.getrandbits(64):016x}", extra=tuple(extra.items()),
+    )  # fmt: skip
+
+
+def _vneid(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
+    user, ip = people.citizen(rng, w, wt), people.ip(rng)
+    out: list[Record] = []
+    for step in ("authorize", "token", "userinfo"):
+        roll = rng.random()
+        error = "VNEID-401" if roll < 0.02 and step == "authorize" else (
+            "TIMEOUT" if roll > 0.997 else None)  # fmt: skip
+        rec = _app(rng, at, Service.VNEID, p, w, "login", error, step=step)
+        out.append(_with(rec, user=user, ip=ip))
+        if error:
+            break
+        at += timedelta(milliseconds=rng.randint(200, 4000))
+    return out
+
+
+def _otp(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
+    user, ip, carrier = people.citizen(rng, w, wt), people.ip(rng), people.carrier(rng)
+    purpose = rng.choices(("login", "sign"), (3, 1))[0]
+    common = {"carrier": carrier, "purpose": purpose}
+    send_error = "SMS_TIMEOUT" if rng.random() < 0.005 else None
+    out: list[Record] = [_with(_app(rng, at, Service.OTP, p, w, "otp_send", send_error, **common),
+                               user=user, ip=ip)]  # fmt: skip
+    if send_error:
+        return out
+    for _attempt in range(3):  # people mistype the code now and then, then get it right
+        at += timedelta(seconds=rng.randint(8, 60))
+        error = "OTP_INVALID" if rng.random() < 0.07 else None
+        out.append(_with(_app(rng, at, Service.OTP, p, w, "otp_verify", error, **common),
+                         user=user, ip=ip))  # fmt: skip
+        if not error:
+            break
+    return out
+
+
+def _national_db(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
+    db = rng.choices(("population", "land", "business", "civil_status"), (70, 10, 10, 10))[0]
+    error = rng.choice(("DB_TIMEOUT", "NOT_FOUND")) if rng.random() < 0.006 else None
+    op = {"population": "lookup_citizen", "land": "lookup_parcel", "business": "lookup_company",
+          "civil_status": "lookup_record"}[db]  # fmt: skip
+    rec = _app(rng, at, Service.NATIONAL_DB, p, w, "db_lookup", error, db=db, operation=op)
+    return [_with(rec, user=people.officer(rng, w))]
+
+
+def _sync(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
+    error = "SYNC_HTTP_502" if rng.random() < 0.01 else None
+    dossier = f"H{p.code}.{w.code}-{at:%y%m%d}-{rng.randrange(10_000):04d}"
+    return [_app(rng, at, Service.PORTAL_SYNC, p, w, "dossier_sync", error,
+                 target="dvc-quoc-gia", records=rng.randint(1, 6), dossier_id=dossier)]  # fmt: skip
+
+
+def _payment(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
+    error = "PAY_DECLINED" if rng.random() < 0.02 else None
+    rec = _app(rng, at, Service.PAYMENT, p, w, "payment", error)
+    return [_with(rec, user=people.citizen(rng, w, wt), ip=people.ip(rng))]
+
+
+def _with(rec: AppRecord, **changes: object) -> AppRecord:
+    from dataclasses import replace
+
+    return replace(rec, **changes)  # type: ignore[arg-type]
+
+
+MAKERS: dict[Service, Maker] = {
+    Service.WEB_PORTAL: _web_portal,
+    Service.NATIONAL_PORTAL: _national_portal,
+    Service.ONE_STOP_SHOP: _one_stop_shop,
+    Service.VNEID: _vneid,
+    Service.OTP: _otp,
+    Service.NATIONAL_DB: _national_db,
+    Service.PORTAL_SYNC: _sync,
+    Service.PAYMENT: _payment,
+}
