@@ -1,0 +1,1 @@
+"""Sigma detection: pipeline, compiler, correlation searches, runner (see docs/detection.md)."""

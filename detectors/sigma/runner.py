@@ -1,0 +1,249 @@
+"""Run compiled rules over their due windows and write one alert per finding, exactly once.
+
+A tick plans, for every enabled rule, the interval-aligned windows between its checkpoint and
+``now - settle`` (at most ``max_catchup`` of them: a long outage is caught up over several ticks
+and reported as ``behind``), sends every (rule, window) search in one ``_msearch`` per chunk,
+writes alerts with ``op_type=create`` under their deterministic id, then advances checkpoints.
+A failing search stops only its rule, at that window, with the error kept in the rule's health.
+Must not: schedule itself (see ``detectors.scheduling``), or read rule files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from detectors.base import Window, aligned_windows, floor
+from detectors.sigma.models import Rule
+from detectors.sigma.search import Finding, Options, Tuning, body, findings
+from detectors.state import Checkpoint, StateStore
+from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef
+from soc.errors import UnknownLocalityError
+from soc.es.indices import Indices
+from soc.localities import catalogue
+
+log = logging.getLogger(__name__)
+
+_LOCALITY_FIELDS = {"locality.province.code", "locality.ward.code", "service.name"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    rule: Rule
+    window: Window
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None
+
+
+@dataclass
+class TickReport:
+    """What one tick did (printed by ``soc detect``, kept in the rules' health)."""
+
+    searches: int = 0
+    windows: int = 0
+    alerts_created: int = 0
+    alerts_existing: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    behind: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Engine:
+    """Evaluates rules against ``<prefix>-events-*`` and writes ``<prefix>-alerts``."""
+
+    def __init__(
+        self,
+        es: Elasticsearch,
+        indices: Indices,
+        rules: Sequence[Rule],
+        *,
+        options: Options | None = None,
+        settle: timedelta = timedelta(seconds=5),
+        max_catchup: int = 60,
+        chunk: int = 200,
+        start: datetime | None = None,
+    ) -> None:
+        self.es = es
+        self.indices = indices
+        self.rules = list(rules)
+        self.options = options or Options()
+        self.settle = settle
+        self.max_catchup = max_catchup
+        self.chunk = chunk
+        self.start = start
+        self.state = StateStore(es, indices)
+        #: Test seam: called after alerts are written and before checkpoints move.
+        self.after_alerts: Callable[[], None] = lambda: None
+
+    # ------------------------------------------------------------------ one tick
+    def tick(self, now: datetime | None = None) -> TickReport:
+        began = time.monotonic()
+        now = now or datetime.now(UTC)
+        horizon = now - self.settle
+        ids = [r.id for r in self.rules]
+        checkpoints = self.state.checkpoints(ids)
+        tunings = self.state.tunings(ids)
+        plan: list[tuple[Rule, Window, Tuning]] = []
+        report = TickReport()
+        for rule in self.rules:
+            tuning = tunings.get(rule.id, Tuning())
+            if not tuning.enabled:
+                continue
+            due = self._due(rule, checkpoints[rule.id], horizon)
+            report.behind[rule.id] = max(0, len(due) - self.max_catchup)
+            plan.extend((rule, w, tuning) for w in due[: self.max_catchup])
+        outcomes = self.evaluate(plan)
+        report.searches = len(plan)
+        created, existing = self.write(self.alerts(outcomes, now))
+        report.alerts_created, report.alerts_existing = created, existing
+        self.after_alerts()
+        report.seconds = time.monotonic() - began
+        self._advance(checkpoints, outcomes, report, now)
+        return report
+
+    def _due(self, rule: Rule, checkpoint: Checkpoint, horizon: datetime) -> list[Window]:
+        since = checkpoint.done_until
+        if since is None:
+            since = self.start or floor(horizon, rule.interval) - rule.interval
+        return list(aligned_windows(since, horizon, rule.interval))
+
+    # ------------------------------------------------------------------ searching
+    def evaluate(self, plan: Sequence[tuple[Rule, Window, Tuning]]) -> list[Outcome]:
+        """Run every planned search, ``chunk`` per ``_msearch`` request."""
+        outcomes: list[Outcome] = []
+        for offset in range(0, len(plan), self.chunk):
+            part = plan[offset : offset + self.chunk]
+            searches: list[Mapping[str, Any]] = []
+            for rule, window, tuning in part:
+                searches.append({"index": self.indices.events, "ignore_unavailable": True,
+                                 "allow_no_indices": True})  # fmt: skip
+                searches.append(body(rule, window, tuning, self.options))
+            answer = self.es.msearch(searches=searches)
+            for (rule, window, tuning), item in zip(part, answer["responses"], strict=True):
+                outcomes.append(self._outcome(rule, window, tuning, item))
+        return outcomes
+
+    def _outcome(self, rule: Rule, window: Window, tuning: Tuning, item: Any) -> Outcome:
+        if "error" in item:
+            reason = item["error"].get("reason") if isinstance(item["error"], dict) else None
+            error = f"{rule.where}: Elasticsearch refused the search: {reason or item['error']}"
+            log.warning("rule search failed rule=%s error=%s", rule.id, error)
+            return Outcome(rule, window, error=error)
+        return Outcome(rule, window, tuple(findings(rule, window, tuning, self.options, item)))
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, outcomes: Iterable[Outcome], now: datetime) -> list[Alert]:
+        return [to_alert(o.rule, f, self.indices, now) for o in outcomes for f in o.findings]
+
+    def write(self, alerts: Sequence[Alert]) -> tuple[int, int]:
+        """Create each alert once; an alert already there (same id) is counted, not doubled."""
+        if not alerts:
+            return 0, 0
+        actions = ({"_op_type": "create", "_index": self.indices.alerts, "_id": a.id,
+                    "_source": a.to_doc()} for a in alerts)  # fmt: skip
+        created = existing = 0
+        for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
+                                               max_retries=3, refresh="wait_for"):  # fmt: skip
+            if ok:
+                created += 1
+            elif item["create"].get("status") == 409:
+                existing += 1
+            else:
+                raise RuntimeError(f"alert not written: {item['create'].get('error')}")
+        return created, existing
+
+    # ------------------------------------------------------------------ checkpoints
+    def _advance(self, checkpoints: Mapping[str, Checkpoint], outcomes: Sequence[Outcome],
+                 report: TickReport, now: datetime) -> None:  # fmt: skip
+        by_rule: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_rule.setdefault(outcome.rule.id, []).append(outcome)
+        changed: list[Checkpoint] = []
+        for rule_id, done in by_rule.items():
+            cp = checkpoints[rule_id]
+            ok = [o for o in sorted(done, key=lambda o: o.window.start)]
+            first_error = next((o for o in ok if o.error), None)
+            good = ok if first_error is None else ok[: ok.index(first_error)]
+            if first_error is not None:
+                report.errors[rule_id] = first_error.error or ""
+            changed.append(replace(
+                cp, done_until=good[-1].window.end if good else cp.done_until, last_run=now,
+                duration_ms=report.seconds * 1000, error=first_error.error if first_error else None,
+                windows=cp.windows + len(good), behind=report.behind.get(rule_id, 0),
+                alerts=cp.alerts + sum(len(o.findings) for o in good),
+            ))  # fmt: skip
+            report.windows += len(good)
+        self.state.save_checkpoints(changed, now)
+
+
+def to_alert(rule: Rule, finding: Finding, indices: Indices, now: datetime) -> Alert:
+    """The alert for one finding: who, where, when, how many, and samples to pivot to."""
+    sample = finding.samples[0] if finding.samples else {}
+    place = _place(finding.group, sample)
+    service = finding.group.get("service.name") or _get(sample, "service.name")
+    entity = _entity(rule, finding.group, sample)
+    where = f" in {place.ward_name or place.province_name}" if place else ""
+    return Alert(
+        detector=Detector.CORRELATION if rule.kind.is_correlation else Detector.SIGMA,
+        rule=RuleRef(id=rule.id, name=rule.title, level=rule.level, tags=rule.tags),
+        severity=rule.level,
+        title=f"{rule.title}{where}"[:1024],
+        summary=f"{finding.count} matching events ({rule.kind.value}) "
+        f"between {finding.window.start:%Y-%m-%d %H:%M:%S} and {finding.window.end:%H:%M:%S} UTC",
+        window=finding.window.for_alert(),
+        place=place,
+        service=str(service) if service else None,
+        entity=entity,
+        group=dict(finding.group),
+        count=finding.count,
+        explanation={
+            "kind": rule.kind.value,
+            "rule_file": rule.where,
+            "condition": str(rule.condition) if rule.condition else None,
+        },
+        event_ids=tuple(str(s["_id"]) for s in finding.samples),
+        index_pattern=indices.events,
+        created=now,
+    )
+
+
+def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _place(group: Mapping[str, str], sample: Mapping[str, Any]) -> Place | None:
+    province = group.get("locality.province.code") or _get(sample, "locality.province.code")
+    ward = group.get("locality.ward.code")
+    if ward is None and "locality.province.code" not in group:
+        ward = _get(sample, "locality.ward.code")
+    if not province:
+        return None
+    cat = catalogue()
+    try:
+        p = cat.province(str(province))
+        w = cat.ward(str(ward), p) if ward else None
+    except UnknownLocalityError:
+        return Place(province_code=str(province), province_name=str(province))
+    return Place(province_code=p.code, province_name=p.name,
+                 ward_code=w.code if w else None, ward_name=w.name if w else None)  # fmt: skip
+
+
+def _entity(rule: Rule, group: Mapping[str, str], sample: Mapping[str, Any]) -> Entity | None:
+    for name, value in group.items():
+        if name not in _LOCALITY_FIELDS:
+            return Entity(type=name, value=value)
+    if "service.name" in group:
+        return Entity(type="service.name", value=group["service.name"])
+    ip = _get(sample, "source.ip")
+    return Entity(type="source.ip", value=str(ip)) if ip else None

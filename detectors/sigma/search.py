@@ -1,0 +1,243 @@
+"""Elasticsearch request bodies for one rule over one window, and the findings in the answers.
+
+Plain rules select events *ingested* in the window (``event.ingested``), so an event that arrives
+late is still seen exactly once, by the window in which it arrived. Correlations count events by
+their ``@timestamp`` in sliding sub-windows (``date_range``, overlapping ranges) so a burst that
+straddles a window boundary is still seen whole. Only features of the bare Elasticsearch server are
+used: ``query_string``, ``terms``, ``date_range``, ``filters``, ``cardinality``, ``top_hits``.
+This module builds and reads bodies; it must not send requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from detectors.base import Window, floor, iso
+from detectors.sigma.models import Condition, Kind, Rule
+
+NONE = "__none__"
+SAMPLES = 5
+GROUP_SIZE = 1000
+_SAMPLE_FIELDS = ["locality", "service.name", "source.ip", "user.name", "@timestamp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Exception_:
+    """Suppress a rule's matches where ``field`` equals ``value`` until ``expires``."""
+
+    field: str
+    value: str
+    reason: str
+    author: str
+    expires: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Administrator's settings for one rule (``soc rules enable/disable/threshold/except``)."""
+
+    enabled: bool = True
+    thresholds: tuple[tuple[str, int], ...] = ()
+    exceptions: tuple[Exception_, ...] = ()
+
+    def threshold_for(self, province: str | None, default: Condition) -> Condition:
+        for code, count in self.thresholds:
+            if code == province:
+                return default.with_count(count)
+        return default
+
+    def active_exceptions(self, at: datetime) -> list[Exception_]:
+        return [e for e in self.exceptions if e.expires > at]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One alertable result: a group of events of a rule in a window."""
+
+    window: Window
+    group: Mapping[str, str]
+    count: int
+    samples: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How far back the searches reach (settings ``SOC_DETECT_*``)."""
+
+    lookback: timedelta = timedelta(days=1)
+    correlation_lookback: timedelta = timedelta(minutes=2)
+
+
+def body(rule: Rule, window: Window, tuning: Tuning, options: Options) -> dict[str, Any]:
+    if rule.kind is Kind.QUERY:
+        return _plain_body(rule, window, tuning, options)
+    return _correlation_body(rule, window, tuning, options)
+
+
+def findings(
+    rule: Rule, window: Window, tuning: Tuning, options: Options, answer: Mapping[str, Any]
+) -> list[Finding]:
+    if rule.kind is Kind.QUERY:
+        return list(_plain_findings(window, answer))
+    return _correlation_findings(rule, window, tuning, options, answer)
+
+
+# ----------------------------------------------------------------------------- plain rules
+def _filters(query: str, tuning: Tuning, at: datetime) -> dict[str, Any]:
+    must_not = [{"term": {e.field: e.value}} for e in tuning.active_exceptions(at)]
+    return {
+        "filter": [{"query_string": {"query": query, "analyze_wildcard": True}}],
+        "must_not": must_not,
+    }
+
+
+def _samples() -> dict[str, Any]:
+    return {"top_hits": {"size": SAMPLES, "_source": _SAMPLE_FIELDS,
+                         "sort": [{"@timestamp": "asc"}]}}  # fmt: skip
+
+
+def _plain_body(rule: Rule, window: Window, tuning: Tuning, options: Options) -> dict[str, Any]:
+    start, end = window.iso()
+    query = _filters(rule.query, tuning, window.end)
+    query["filter"] += [
+        {"range": {"event.ingested": {"gte": start, "lt": end}}},
+        # Bounds the daily indices searched; events later than this are out of scope by design.
+        {"range": {"@timestamp": {"gte": iso(window.start - options.lookback), "lt": end}}},
+    ]
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": {"bool": query},
+        "aggs": {"province": {
+            "terms": {"field": "locality.province.code", "size": GROUP_SIZE, "missing": NONE},
+            "aggs": {"ward": {
+                "terms": {"field": "locality.ward.code", "size": GROUP_SIZE, "missing": NONE},
+                "aggs": {"samples": _samples()},
+            }},
+        }},
+    }  # fmt: skip
+
+
+def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Finding]:
+    for province in answer.get("aggregations", {}).get("province", {}).get("buckets", []):
+        for ward in province["ward"]["buckets"]:
+            group = {"locality.province.code": str(province["key"])}
+            if ward["key"] != NONE:
+                group["locality.ward.code"] = str(ward["key"])
+            if group["locality.province.code"] == NONE:
+                del group["locality.province.code"]
+            yield Finding(window, group, int(ward["doc_count"]), _hits(ward["samples"]))
+
+
+def _hits(samples: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(
+        {"_id": h["_id"], "_index": h["_index"], **h.get("_source", {})}
+        for h in samples["hits"]["hits"]
+    )
+
+
+# ----------------------------------------------------------------------------- correlations
+def resolution(rule: Rule) -> timedelta:
+    """Step between sliding sub-windows: a burst within ``timespan - step`` is seen whole."""
+    assert rule.timespan is not None
+    step = min(rule.interval, rule.timespan / 10)
+    return max(timedelta(seconds=max(1, int(step.total_seconds()))), timedelta(seconds=1))
+
+
+def _positions(rule: Rule, window: Window, options: Options) -> list[datetime]:
+    step = resolution(rule)
+    first = floor(window.start - options.correlation_lookback, rule.interval)
+    ends, at = [], first + step
+    while at <= window.end:
+        ends.append(at)
+        at += step
+    return ends
+
+
+def _correlation_body(
+    rule: Rule, window: Window, tuning: Tuning, options: Options
+) -> dict[str, Any]:
+    assert rule.timespan is not None
+    assert rule.condition is not None
+    ends = _positions(rule, window, options)
+    query = _filters(rule.combined_query, tuning, window.end)
+    query["filter"] += [
+        {"range": {"@timestamp": {"gte": iso(ends[0] - rule.timespan), "lt": iso(ends[-1])}}},
+        # What a live run at the window's end could have seen: a catch-up run gives the same answer.
+        {"range": {"event.ingested": {"lt": iso(window.end)}}},
+    ]
+    ranges = [{"key": iso(p), "from": iso(p - rule.timespan), "to": iso(p)} for p in ends]
+    # The newest event of a sub-window tells in which slot the condition became true, so a burst
+    # alerts in the slots where it happens, not for a whole timespan after it ended.
+    inner: dict[str, Any] = {"samples": _samples(), "last": {"max": {"field": "@timestamp"}}}
+    if rule.kind is Kind.VALUE_COUNT:
+        inner["values"] = {"cardinality": {"field": rule.value_field}}
+    elif rule.kind is Kind.TEMPORAL:
+        inner["rules"] = {"filters": {"filters": {
+            rid: {"query_string": {"query": q, "analyze_wildcard": True}} for rid, q in rule.base
+        }}}  # fmt: skip
+    minimum = _min_docs(rule, tuning)
+    aggs = inner
+    for name in reversed(rule.group_by):
+        aggs = {"g": {"terms": {"field": name, "size": GROUP_SIZE, "min_doc_count": minimum},
+                      "aggs": aggs}}  # fmt: skip
+    return {
+        "size": 0,
+        "query": {"bool": query},
+        "aggs": {"slide": {"date_range": {"field": "@timestamp", "keyed": True, "ranges": ranges},
+                           "aggs": aggs}},
+    }  # fmt: skip
+
+
+def _min_docs(rule: Rule, tuning: Tuning) -> int:
+    assert rule.condition is not None
+    if rule.kind is not Kind.EVENT_COUNT:
+        return 1
+    counts = [rule.condition.min_count] + [
+        rule.condition.with_count(c).min_count for _, c in tuning.thresholds
+    ]
+    return min(counts)
+
+
+def _correlation_findings(
+    rule: Rule, window: Window, tuning: Tuning, options: Options, answer: Mapping[str, Any]
+) -> list[Finding]:
+    assert rule.condition is not None
+    best: dict[tuple[datetime, tuple[tuple[str, str], ...]], Finding] = {}
+    slide = answer.get("aggregations", {}).get("slide", {}).get("buckets", {})
+    for key, bucket in slide.items():
+        end = datetime.fromisoformat(key.replace("Z", "+00:00"))
+        slot_start = floor(end - timedelta(milliseconds=1), rule.interval)
+        slot = Window(slot_start, slot_start + rule.interval)
+        for group, leaf in _leaves(bucket, rule.group_by, {}):
+            value = _value(rule, leaf)
+            condition = tuning.threshold_for(group.get("locality.province.code"), rule.condition)
+            last = leaf["last"].get("value")
+            if not condition.holds(value) or last is None or last < slot.start.timestamp() * 1000:
+                continue
+            ident = (slot.start, tuple(sorted(group.items())))
+            if ident not in best or best[ident].count < value:
+                best[ident] = Finding(slot, group, value, _hits(leaf["samples"]))
+    return sorted(best.values(), key=lambda f: (f.window.start, sorted(f.group.items())))
+
+
+def _leaves(
+    bucket: Mapping[str, Any], fields: Sequence[str], group: dict[str, str]
+) -> Iterator[tuple[dict[str, str], Mapping[str, Any]]]:
+    if not fields:
+        yield group, bucket
+        return
+    for child in bucket["g"]["buckets"]:
+        key = child.get("key_as_string", child["key"])
+        yield from _leaves(child, fields[1:], {**group, fields[0]: str(key)})
+
+
+def _value(rule: Rule, leaf: Mapping[str, Any]) -> int:
+    if rule.kind is Kind.VALUE_COUNT:
+        return int(leaf["values"]["value"])
+    if rule.kind is Kind.TEMPORAL:
+        return sum(1 for b in leaf["rules"]["buckets"].values() if b["doc_count"] > 0)
+    return int(leaf["doc_count"])
