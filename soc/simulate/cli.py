@@ -164,3 +164,163 @@ def check_cmd(files: list[Path]) -> None:
             out.print(f"{path}: {scn.id}  {scn.kind.value}  {place}  "
                       f"{scn.service.value if scn.service else '*'}  start {scn.spec.start}  "
                       f"for {span}", highlight=False, markup=False)  # fmt: skip
+
+
+@app.command("evaluate")
+@handles_errors
+def evaluate_cmd(
+    labels: Annotated[Path, typer.Option(help="Ground-truth labels of the run.")] = Path(
+        "var/simulate/labels.jsonl"
+    ),
+    grace: Annotated[str, typer.Option(help="Late detections still count (e.g. 30m).")] = "30m",
+    start: Annotated[str | None, typer.Option(help="Only alerts after (ISO 8601).")] = None,
+    end: Annotated[str | None, typer.Option(help="Only alerts before (ISO 8601).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compare the alerts in Elasticsearch with a run's ground truth: detected, missed, false."""
+    import json
+
+    from rich.markup import escape  # labels files are user-edited: never read as markup
+    from rich.table import Table
+
+    from soc.es.client import make_client, wait_until_healthy
+    from soc.es.indices import Indices
+    from soc.simulate import labels as labels_file
+    from soc.simulate.evaluate import evaluate, fetch_alerts
+
+    settings = _settings()
+    truth = labels_file.read(labels)  # a broken file fails before any waiting on the cluster
+    es = make_client(settings)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout)
+    lo = _when(start, datetime.min.replace(tzinfo=UTC)) if start else None
+    hi = _when(end, datetime.max.replace(tzinfo=UTC)) if end else None
+    result = evaluate(truth, fetch_alerts(es, Indices(settings.index_prefix), lo, hi),
+                      grace=parse_duration(grace))  # fmt: skip
+    if as_json:
+        body = {
+            "precision": result.precision, "recall": result.recall,
+            "alerts": result.alerts_total, "false_alerts": len(result.false_alerts),
+            "by_kind": result.by_kind(),
+            "scenarios": [{"id": o.scenario_id, "kind": o.kind, "detected": o.detected,
+                           "time_to_detect_s": o.time_to_detect.total_seconds()
+                           if o.time_to_detect is not None else None,
+                           "alerts": len(o.alerts)} for o in result.outcomes],
+        }  # fmt: skip
+        out.print_json(json.dumps(body))
+        return
+    table = Table("scenario", "kind", "result", "time to detect", "alerts")
+    for o in result.outcomes:
+        ttd = str(o.time_to_detect) if o.time_to_detect is not None else "—"
+        verdict = "detected" if o.detected else "[red]missed[/]"
+        table.add_row(escape(o.scenario_id), escape(o.kind), verdict, ttd, str(len(o.alerts)))
+    out.print(table)
+    kinds = Table("kind", "scenarios", "detected", "recall", "median time to detect (s)")
+    for row in result.by_kind():
+        ttd = f"{row['median_ttd_s']:.0f}" if row["median_ttd_s"] is not None else "—"
+        kinds.add_row(escape(row["kind"]), str(row["scenarios"]), str(row["detected"]),
+                      f"{row['recall']:.0%}", ttd)  # fmt: skip
+    out.print(kinds)
+    precision = f"{result.precision:.1%}" if result.precision is not None else "— (no alerts)"
+    recall = f"{result.recall:.1%}" if result.recall is not None else "— (no scenarios)"
+    out.print(f"alerts: {result.alerts_total}, false alerts (outside any scenario): "
+              f"{len(result.false_alerts)}; precision {precision}, recall {recall}",
+              highlight=False)  # fmt: skip
+
+
+SCENARIO_DIR = Path("scenarios")
+
+
+def _scenario_path(name: str) -> Path:
+    """A scenario file given as a path, or by name from ``scenarios/`` (``vneid-outage``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    named = SCENARIO_DIR / f"{name}.yaml"
+    if named.is_file():
+        return named
+    known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))) or "none"
+    raise SimulationError(f"no scenario file {name!r} (known in {SCENARIO_DIR}/: {known})")
+
+
+@app.command("live")
+@handles_errors
+def live_cmd(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", "-s", help="Scenario file or name in scenarios/ (repeatable)."),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second.", min=0.01, max=100_000)
+    ] = 1.0,
+    minutes: Annotated[
+        float | None, typer.Option(help="Stop after this much simulated time.", min=0.01)
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write log files here.")] = None,
+    to_es: Annotated[bool, typer.Option("--es", help="Index ECS events directly.")] = False,
+    syslog: Annotated[str | None, typer.Option(help="Send syslog to host:port (UDP).")] = None,
+    http_push: Annotated[str | None, typer.Option(help="POST NDJSON batches here.")] = None,
+    fleet: Annotated[bool, typer.Option(help="Run the mock endpoints for the probes.")] = True,
+    fleet_port: Annotated[
+        int, typer.Option(help="First port of the fleet (0: any free).", min=0, max=65_000)
+    ] = 0,
+    seed: SeedOpt = 1,
+    scale: ScaleOpt = 1.0,
+    province: ProvinceOpt = None,
+    labels: Annotated[Path, typer.Option(help="Ground-truth labels file.")] = Path(
+        "var/simulate/live-labels.jsonl"
+    ),
+) -> None:
+    """Run traffic now, in real time (or faster), with the chosen scenarios; Ctrl-C stops."""
+    import json
+
+    from soc.simulate import labels as labels_file
+    from soc.simulate.fleet import Fleet
+    from soc.simulate.live import EsSink, Sink, run_live
+    from soc.simulate.sinks import FileSink, HttpPushSink, SyslogSink
+
+    settings = _settings()
+    start = datetime.now(UTC)
+    files = [_scenario_path(name) for name in scenario or []]
+    plan = _plan(seed, scale, files, province, start)
+    labels_file.write(labels, plan.labels())
+    sinks: list[Sink] = []
+    if out_dir is not None or not (to_es or syslog or http_push):
+        sinks.append(FileSink(out_dir or Path("var/simulate/live")))
+    if to_es:
+        from soc.demo.flows import ensure_elasticsearch
+        from soc.es.indices import Indices
+        from soc.es.templates import setup
+
+        es, _ = ensure_elasticsearch(settings)
+        indices = Indices(settings.index_prefix)
+        setup(es, indices, replicas=settings.replicas)
+        sinks.append(EsSink(es, indices))
+    if syslog:
+        host, _, port = syslog.rpartition(":")
+        if not port.isdigit():
+            raise SimulationError(f"--syslog {syslog!r}: expected host:port")
+        sinks.append(SyslogSink(host or "127.0.0.1", int(port)))
+    if http_push:
+        sinks.append(HttpPushSink(http_push))
+    mock = Fleet(tuple(province or ()), base_port=fleet_port) if fleet else None
+    if mock is not None:
+        mock.start()
+        targets = labels.parent / "fleet-targets.json"
+        targets.write_text(json.dumps({"targets": mock.targets()}, indent=1))
+        out.print(f"mock fleet: {len(mock.targets())} endpoints, list in {targets}")
+    for scn in plan.scenarios:
+        out.print(f"scenario {scn.id} ({scn.kind.value}) from {scn.start:%H:%M:%S} to "
+                  f"{scn.end:%H:%M:%S} UTC", highlight=False, markup=False)  # fmt: skip
+    out.print(
+        f"live traffic at {speed}x from {start:%H:%M:%S} UTC; labels in {labels}; Ctrl-C stops"
+    )
+    try:
+        report = run_live(plan, sinks, speed=speed, start=start, fleet=mock,
+                          duration=timedelta(minutes=minutes) if minutes else None)  # fmt: skip
+        out.print(f"{report.records:,} records from {report.start:%H:%M:%S} to "
+                  f"{report.end:%H:%M:%S} UTC", highlight=False)  # fmt: skip
+    except KeyboardInterrupt:
+        out.print("stopped")
+    finally:
+        if mock is not None:
+            mock.stop()
