@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +81,37 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         description="Replicas per index; default 0 on the managed node, 1 on a cluster.",
+    )
+
+    # --- incidents, API, auth, status board (soc.incidents, soc.app, soc.auth, soc.status) ---
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses demo users and placeholder secrets.",
+    )
+    incident_group_window: float = Field(
+        default=3600.0, gt=0, description="Seconds an open incident keeps absorbing its alerts."
+    )
+    incident_reopen_window: float = Field(
+        default=7200.0, ge=0, description="Seconds after resolution a new alert reopens it."
+    )
+    incident_parent_threshold: int = Field(
+        default=3, ge=2, description="Communes of one province, one cause, that make a parent."
+    )
+    incident_resolve_sla: float = Field(
+        default=14400.0, gt=0, description="Seconds to resolve an incident (ack: notify_ack_sla)."
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    auth_users_file: Path | None = Field(default=None, description="Users and roles YAML.")
+    auth_demo_password: SecretStr | None = Field(
+        default=None, description="Creates demo users with this password (development only)."
+    )
+    auth_session_ttl: float = Field(default=28800.0, gt=0, description="Login session, seconds.")
+    auth_cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only."
+    )
+    status_probe_window: float = Field(
+        default=900.0, gt=0, description="Seconds of probe results the status board looks at."
     )
 
     # --- logging ---

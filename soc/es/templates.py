@@ -28,7 +28,7 @@ from soc.es.indices import Indices, Kind
 log = logging.getLogger(__name__)
 
 #: Version of the mapping files; written to ``_meta.soc_mapping_version``.
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 TEMPLATE_PRIORITY = 200
 #: Kinds whose documents carry the shared ECS/locality fields.
 _ECS_KINDS = frozenset({Kind.EVENTS, Kind.ALERTS, Kind.INCIDENTS, Kind.DEADLETTER})

@@ -1,0 +1,231 @@
+"""The incident as stored in ``<prefix>-incidents`` and the lifecycle it follows.
+
+An incident groups alerts of one cause in one locality. Its lifecycle is a fixed graph
+(:data:`TRANSITIONS`); every change appends a :class:`TimelineEntry` saying who, when and what.
+This module holds shapes and rules only: it must not talk to Elasticsearch (that is
+``soc.incidents.service``) nor know about HTTP (``soc.incidents.views``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from soc.alerts.models import Alert, Severity
+
+
+class IncidentStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    INVESTIGATING = "investigating"
+    RESOLVED = "resolved"
+    FALSE_POSITIVE = "false_positive"
+
+    @property
+    def is_open(self) -> bool:
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset(
+    {IncidentStatus.NEW, IncidentStatus.ACKNOWLEDGED, IncidentStatus.INVESTIGATING}
+)
+
+#: Allowed lifecycle steps. Closing is allowed from every open state because an analyst may see at
+#: once that an incident is noise or already over; a closed incident only comes back by reopening
+#: (an analyst's decision, or a new alert within the reopen window), which restarts it as ``new``.
+TRANSITIONS: dict[IncidentStatus, frozenset[IncidentStatus]] = {
+    IncidentStatus.NEW: frozenset(
+        {
+            IncidentStatus.ACKNOWLEDGED,
+            IncidentStatus.INVESTIGATING,
+            IncidentStatus.RESOLVED,
+            IncidentStatus.FALSE_POSITIVE,
+        }
+    ),
+    IncidentStatus.ACKNOWLEDGED: frozenset(
+        {IncidentStatus.INVESTIGATING, IncidentStatus.RESOLVED, IncidentStatus.FALSE_POSITIVE}
+    ),
+    IncidentStatus.INVESTIGATING: frozenset(
+        {IncidentStatus.RESOLVED, IncidentStatus.FALSE_POSITIVE}
+    ),
+    IncidentStatus.RESOLVED: frozenset({IncidentStatus.NEW}),
+    IncidentStatus.FALSE_POSITIVE: frozenset({IncidentStatus.NEW}),
+}
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TimelineEntry(Frozen):
+    at: AwareDatetime
+    actor: str
+    action: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Comment(Frozen):
+    id: str
+    at: AwareDatetime
+    author: str
+    text: str
+
+
+class Incident(Frozen):
+    """One incident; ``version`` (seq_no, primary_term) is the ETag, absent before it is stored."""
+
+    id: str
+    title: str
+    summary: str = ""
+    status: IncidentStatus = IncidentStatus.NEW
+    severity: Severity
+    group_key: str
+    cause_key: str
+    parent_id: str | None = None
+    is_parent: bool = False
+    detector: str
+    rule_id: str
+    rule_name: str
+    province_code: str
+    province_name: str
+    ward_code: str | None = None
+    ward_name: str | None = None
+    ward_codes: tuple[str, ...] = ()
+    service: str | None = None
+    entity_type: str | None = None
+    entity_value: str | None = None
+    assignee: str | None = None
+    alert_ids: tuple[str, ...] = ()
+    alert_count: int = 0
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    created: AwareDatetime
+    updated: AwareDatetime
+    acknowledged: AwareDatetime | None = None
+    resolved: AwareDatetime | None = None
+    reopened: int = 0
+    tta_seconds: float | None = None
+    ttr_seconds: float | None = None
+    ack_due: AwareDatetime
+    resolve_due: AwareDatetime
+    timeline: tuple[TimelineEntry, ...] = ()
+    comments: tuple[Comment, ...] = ()
+    version: tuple[int, int] | None = None
+
+    @property
+    def etag(self) -> str:
+        seq_no, term = self.version or (0, 0)
+        return f'"{seq_no}-{term}"'
+
+    def to_doc(self) -> dict[str, Any]:
+        """The Elasticsearch document (see ``soc/es/mappings/incidents.json``)."""
+        body = self.model_dump(mode="json", exclude={"version"})
+        incident = {k: body[k] for k in _INCIDENT_FIELDS}
+        locality: dict[str, Any] = {
+            "province": {"code": self.province_code, "name": self.province_name}
+        }
+        if self.ward_code is not None:
+            locality["ward"] = {"code": self.ward_code, "name": self.ward_name}
+        doc: dict[str, Any] = {
+            "@timestamp": body["created"],
+            "incident": incident,
+            "detector": self.detector,
+            "rule": {"id": self.rule_id, "name": self.rule_name},
+            "locality": locality,
+        }
+        if self.service is not None:
+            doc["service"] = {"name": self.service}
+        if self.entity_type is not None:
+            doc["entity"] = {"type": self.entity_type, "value": self.entity_value}
+        return doc
+
+    @classmethod
+    def from_hit(cls, hit: dict[str, Any]) -> Incident:
+        """Rebuild from a search hit or a get response (with ``_seq_no``, ``_primary_term``)."""
+        src = hit["_source"]
+        values = dict(src["incident"])
+        locality = src.get("locality", {})
+        ward = locality.get("ward") or {}
+        values.update(
+            detector=src["detector"],
+            rule_id=src["rule"]["id"],
+            rule_name=src["rule"]["name"],
+            province_code=locality["province"]["code"],
+            province_name=locality["province"]["name"],
+            ward_code=ward.get("code"),
+            ward_name=ward.get("name"),
+            service=(src.get("service") or {}).get("name"),
+            entity_type=(src.get("entity") or {}).get("type"),
+            entity_value=(src.get("entity") or {}).get("value"),
+        )
+        if "_seq_no" in hit:
+            values["version"] = (hit["_seq_no"], hit["_primary_term"])
+        return cls.model_validate(values)
+
+
+_INCIDENT_FIELDS = (
+    "id",
+    "title",
+    "summary",
+    "status",
+    "severity",
+    "group_key",
+    "cause_key",
+    "parent_id",
+    "is_parent",
+    "ward_codes",
+    "assignee",
+    "alert_ids",
+    "alert_count",
+    "first_seen",
+    "last_seen",
+    "created",
+    "updated",
+    "acknowledged",
+    "resolved",
+    "reopened",
+    "tta_seconds",
+    "ttr_seconds",
+    "ack_due",
+    "resolve_due",
+    "timeline",
+    "comments",
+)
+
+
+def group_key(alert: Alert) -> str:
+    """Alerts with the same key belong to the same incident: detector/rule, locality, entity."""
+    place = alert.place
+    parts = [
+        alert.detector.value,
+        alert.rule.id,
+        place.province_code if place else "",
+        place.ward_code if place and place.ward_code else "",
+        alert.service or "",
+        f"{alert.entity.type}={alert.entity.value}" if alert.entity else "",
+    ]
+    return _digest(parts)
+
+
+def cause_key(alert: Alert) -> str:
+    """One cause in one province, whichever commune: what a parent incident gathers."""
+    province = alert.place.province_code if alert.place else ""
+    return _digest([alert.detector.value, alert.rule.id, province, alert.service or ""])
+
+
+def incident_id(key: str, first_alert_id: str) -> str:
+    """Deterministic id, so re-grouping the same first alert after a crash never doubles it."""
+    return _digest([key, first_alert_id])
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.blake2b(orjson.dumps(parts), digest_size=12).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,227 @@
+"""Load and store incidents: the only module that reads or writes ``<prefix>-incidents``.
+
+Every read takes the caller's province scope so that a provincial IT user cannot see, count or
+search another province's incidents; an out-of-scope id is simply "not found". Every write is
+optimistic: it names the version it read (``if_seq_no``/``if_primary_term``) and a concurrent
+change turns into :class:`~soc.errors.StaleVersion` instead of a silent overwrite. New incidents are
+written with ``op_type=create`` under a deterministic id, so a retried grouping never doubles one.
+This module must not decide lifecycle rules (``soc.incidents.lifecycle``) nor group alerts
+(``soc.incidents.grouping``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+
+from soc.auth.models import User
+from soc.errors import NotFound, StaleVersion
+from soc.es.indices import Indices
+from soc.incidents.models import OPEN_STATUSES, Incident
+
+#: Deepest page Elasticsearch serves with from/size (index.max_result_window).
+MAX_WINDOW = 10_000
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """What an incident list asks for; every field is optional and they combine with AND."""
+
+    province: str | None = None
+    ward: str | None = None
+    service: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    assignee: str | None = None
+    parent_id: str | None = None
+    open_only: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+    page: int = 1
+    size: int = 50
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    items: list[Incident]
+    total: int
+    page: int
+    size: int
+
+
+def get(es: Elasticsearch, indices: Indices, incident_id: str, *, user: User | None) -> Incident:
+    """The incident, or :class:`NotFound` when it does not exist or is outside ``user``'s scope."""
+    try:
+        found = es.get(index=indices.incidents, id=incident_id)
+    except NotFoundError:
+        raise NotFound(f"no incident {incident_id!r}") from None
+    incident = Incident.from_hit(dict(found))
+    if user is not None and not user.can_see(incident.province_code):
+        # Same answer as a missing id: the existence of another province's incident is private.
+        raise NotFound(f"no incident {incident_id!r}")
+    return incident
+
+
+def create(es: Elasticsearch, indices: Indices, incident: Incident) -> Incident | None:
+    """Store a new incident; None when one with that id exists already (a retried grouping)."""
+    try:
+        written = es.create(index=indices.incidents, id=incident.id, document=incident.to_doc())
+    except ConflictError:
+        return None
+    return incident.model_copy(update={"version": (written["_seq_no"], written["_primary_term"])})
+
+
+def replace(es: Elasticsearch, indices: Indices, incident: Incident) -> Incident:
+    """Write ``incident`` over the version it was read at; :class:`StaleVersion` if it moved on."""
+    if incident.version is None:
+        raise ValueError("replace() needs an incident read from the store (with a version)")
+    seq_no, term = incident.version
+    try:
+        written = es.index(
+            index=indices.incidents,
+            id=incident.id,
+            document=incident.to_doc(),
+            if_seq_no=seq_no,
+            if_primary_term=term,
+        )
+    except ConflictError:
+        raise StaleVersion(
+            f"incident {incident.id!r} was changed by someone else since version "
+            f"{incident.etag}; reload it and try again"
+        ) from None
+    return incident.model_copy(update={"version": (written["_seq_no"], written["_primary_term"])})
+
+
+def search(es: Elasticsearch, indices: Indices, flt: IncidentFilter, *, user: User) -> IncidentPage:
+    """One page of incidents matching ``flt`` within ``user``'s scope, newest activity first."""
+    start = (flt.page - 1) * flt.size
+    if start + flt.size > MAX_WINDOW:
+        start = max(0, MAX_WINDOW - flt.size)  # callers validate; this keeps ES from refusing
+    found = es.search(
+        index=indices.incidents,
+        query=query(flt, user),
+        sort=[{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
+        from_=start,
+        size=flt.size,
+        track_total_hits=True,
+        seq_no_primary_term=True,
+    )
+    items = [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
+    return IncidentPage(items, int(found["hits"]["total"]["value"]), flt.page, flt.size)
+
+
+def query(flt: IncidentFilter, user: User) -> dict[str, Any]:
+    """The bool query of a filter, always with the user's province scope (public for the bench)."""
+    clauses: list[dict[str, Any]] = []
+    scope = user.province_scope()
+    if scope is not None:
+        clauses.append({"terms": {"locality.province.code": scope}})
+    exact = {
+        "locality.province.code": flt.province,
+        "service.name": flt.service,
+        "incident.severity": flt.severity,
+        "incident.status": flt.status,
+        "incident.assignee": flt.assignee,
+        "incident.parent_id": flt.parent_id,
+    }
+    clauses.extend({"term": {field: value}} for field, value in exact.items() if value)
+    if flt.ward:
+        # A parent incident lists its communes in ward_codes; a child names its own ward.
+        clauses.append(
+            {
+                "bool": {
+                    "should": [
+                        {"term": {"locality.ward.code": flt.ward}},
+                        {"term": {"incident.ward_codes": flt.ward}},
+                    ]
+                }
+            }
+        )
+    if flt.open_only:
+        clauses.append({"terms": {"incident.status": sorted(s.value for s in OPEN_STATUSES)}})
+    if flt.since or flt.until:
+        bounds = {}
+        if flt.since:
+            bounds["gte"] = flt.since.isoformat()
+        if flt.until:
+            bounds["lt"] = flt.until.isoformat()
+        clauses.append({"range": {"incident.last_seen": bounds}})
+    must: list[dict[str, Any]] = []
+    if flt.q:
+        # simple_query_string never fails on odd syntax, so user text cannot cause a 500.
+        must.append(
+            {
+                "simple_query_string": {
+                    "query": flt.q,
+                    "fields": ["incident.title", "incident.summary"],
+                    "default_operator": "and",
+                }
+            }
+        )
+    return {"bool": {"filter": clauses, "must": must or [{"match_all": {}}]}}
+
+
+def open_children(
+    es: Elasticsearch, indices: Indices, cause: str, since: datetime
+) -> list[Incident]:
+    """Open commune incidents of one cause seen since ``since``: candidates for a parent."""
+    es.indices.refresh(index=indices.incidents)
+    found = es.search(
+        index=indices.incidents,
+        query={
+            "bool": {
+                "filter": [
+                    {"term": {"incident.cause_key": cause}},
+                    {"term": {"incident.is_parent": False}},
+                    {"terms": {"incident.status": sorted(s.value for s in OPEN_STATUSES)}},
+                    {"range": {"incident.last_seen": {"gte": since.isoformat()}}},
+                ]
+            }
+        },
+        size=1000,
+        seq_no_primary_term=True,
+    )
+    return [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
+
+
+def durations_by_province(
+    es: Elasticsearch, indices: Indices, *, user: User
+) -> list[dict[str, Any]]:
+    """MTTA and MTTR (seconds) per province within ``user``'s scope, with incident counts."""
+    scope = user.province_scope()
+    flt: list[dict[str, Any]] = (
+        [] if scope is None else [{"terms": {"locality.province.code": scope}}]
+    )
+    found = es.search(
+        index=indices.incidents,
+        query={"bool": {"filter": flt}},
+        size=0,
+        aggs={
+            "p": {
+                "terms": {"field": "locality.province.code", "size": 100},
+                "aggs": {
+                    "mtta": {"avg": {"field": "incident.tta_seconds"}},
+                    "mttr": {"avg": {"field": "incident.ttr_seconds"}},
+                    "open": {
+                        "filter": {
+                            "terms": {"incident.status": sorted(s.value for s in OPEN_STATUSES)}
+                        }
+                    },
+                },
+            }
+        },
+    )
+    return [
+        {
+            "province_code": b["key"],
+            "incidents": b["doc_count"],
+            "open": b["open"]["doc_count"],
+            "mtta_seconds": b["mtta"]["value"],
+            "mttr_seconds": b["mttr"]["value"],
+        }
+        for b in found["aggregations"]["p"]["buckets"]
+    ]

@@ -1,0 +1,137 @@
+"""Alerts collapse into incidents per key and window; a province-wide cause becomes one parent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from elasticsearch import Elasticsearch
+
+from soc.alerts import service as alerts
+from soc.alerts.models import AlertStatus
+from soc.auth.models import Role, User
+from soc.config import Settings
+from soc.es.indices import Indices
+from soc.incidents import lifecycle
+from soc.incidents import service as incidents
+from soc.incidents.grouping import group_alert, group_pending
+from soc.incidents.models import IncidentStatus
+from soc.incidents.service import IncidentFilter
+from tests.incidents.factory import make_alert, wards, write
+
+ADMIN = User(name="root", role=Role.ADMIN)
+
+
+def _all(es: Elasticsearch, indices: Indices, **flt: object) -> list[incidents.Incident]:
+    es.indices.refresh(index=indices.incidents)
+    page = incidents.search(es, indices, IncidentFilter(size=500, **flt), user=ADMIN)  # type: ignore[arg-type]
+    return page.items
+
+
+def test_alerts_of_one_key_within_the_window_make_one_incident(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    w = wards("01", 1)[0]
+    first, second = make_alert(ward=w, minute=0), make_alert(ward=w, minute=20)
+    write(es, ready, first, second)
+    assert group_pending(es, ready, settings) == 2
+    [incident] = _all(es, ready)
+    assert incident.alert_count == 2
+    assert set(incident.alert_ids) == {first.id, second.id}
+    assert incident.ward_code == w and incident.status is IncidentStatus.NEW
+    for a in (first, second):
+        stored = alerts.get(es, ready, a.id, user=None)
+        assert stored.incident_id == incident.id and stored.status is AlertStatus.ATTACHED
+    # Grouping again finds nothing left to do and changes nothing.
+    assert group_pending(es, ready, settings) == 0
+    assert _all(es, ready)[0].alert_count == 2
+
+
+def test_a_late_alert_other_entity_or_other_commune_opens_its_own_incident(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    w1, w2 = wards("01", 2)
+    window_min = int(settings.incident_group_window // 60)
+    write(
+        es, ready,
+        make_alert(ward=w1, minute=0),
+        make_alert(ward=w1, minute=window_min + 30),  # after the window
+        make_alert(ward=w1, minute=1, entity="citizen-7"),  # another entity
+        make_alert(ward=w2, minute=2),  # another commune (below the parent threshold)
+    )  # fmt: skip
+    group_pending(es, ready, settings)
+    found = _all(es, ready)
+    assert len(found) == 4
+    assert all(i.alert_count == 1 and not i.is_parent for i in found)
+
+
+def test_a_flood_across_communes_of_one_province_becomes_one_parent(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    communes = wards("01", 40)
+    flood = [make_alert(ward=w, minute=i % 30) for i, w in enumerate(communes)]
+    elsewhere = make_alert(province="79", ward=wards("79", 1)[0], minute=3)
+    write(es, ready, *flood, elsewhere)
+    assert group_pending(es, ready, settings) == 41
+    hanoi = _all(es, ready, province="01")
+    parents = [i for i in hanoi if i.is_parent]
+    children = [i for i in hanoi if not i.is_parent]
+    assert len(parents) == 1, "one cause in one province is one parent incident"
+    parent = parents[0]
+    assert set(parent.ward_codes) == set(communes)
+    assert len(children) == settings.incident_parent_threshold  # not one per commune
+    assert all(c.parent_id == parent.id for c in children)
+    attached = {alerts.get(es, ready, a.id, user=None).incident_id for a in flood}
+    assert attached <= {parent.id, *(c.id for c in children)}
+    # The other province's alert is not swallowed by Hanoi's parent.
+    [other] = _all(es, ready, province="79")
+    assert not other.is_parent and other.parent_id is None
+    # Filtering by a commune finds the parent that lists it.
+    last = communes[-1]
+    assert [i.id for i in _all(es, ready, ward=last)] == [parent.id]
+
+
+def test_a_resolved_incident_reopens_when_its_alert_fires_again_soon(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    w = wards("01", 1)[0]
+    first = make_alert(ward=w, minute=0)
+    incident = group_alert(es, ready, settings, first)
+    resolved = incidents.replace(es, ready, lifecycle.transition(
+        incident, IncidentStatus.RESOLVED, actor="ana", now=first.created + timedelta(minutes=1)))  # fmt: skip
+    soon = make_alert(ward=w, minute=30)
+    again = group_alert(es, ready, settings, soon)
+    assert again.id == resolved.id
+    assert again.status is IncidentStatus.NEW and again.reopened == 1 and again.resolved is None
+    assert [e.action for e in again.timeline][-1] == "reopen"
+    # Resolved again, then an alert long after the reopen window: a fresh incident.
+    closed = incidents.replace(es, ready, lifecycle.transition(
+        again, IncidentStatus.RESOLVED, actor="ana", now=soon.created))  # fmt: skip
+    late_minute = 30 + int(settings.incident_reopen_window // 60) + 60
+    late = group_alert(es, ready, settings, make_alert(ward=w, minute=late_minute))
+    assert late.id != closed.id and late.reopened == 0
+
+
+def test_a_false_positive_is_not_reopened_by_the_next_alert(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    w = wards("01", 1)[0]
+    incident = group_alert(es, ready, settings, make_alert(ward=w, minute=0))
+    incidents.replace(es, ready, lifecycle.transition(
+        incident, IncidentStatus.FALSE_POSITIVE, actor="ana", now=incident.created))  # fmt: skip
+    nxt = group_alert(es, ready, settings, make_alert(ward=w, minute=10))
+    assert nxt.id != incident.id and nxt.status is IncidentStatus.NEW
+
+
+def test_regrouping_an_alert_after_a_crash_counts_it_once(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    w = wards("01", 1)[0]
+    a, b = make_alert(ward=w, minute=0), make_alert(ward=w, minute=5)
+    write(es, ready, a, b)
+    # The grouping ran but stopped before the alerts were marked attached ...
+    group_alert(es, ready, settings, a)
+    group_alert(es, ready, settings, b)
+    # ... so the next run sees both alerts again.
+    assert group_pending(es, ready, settings) == 2
+    [incident] = _all(es, ready)
+    assert incident.alert_count == 2
