@@ -74,6 +74,24 @@ class FileSink:
         tmp = self.root / "manifest.json.tmp"
         tmp.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
         tmp.replace(self.root / "manifest.json")
+        inventory = self.root / "inventory.yaml"
+        if not inventory.exists():
+            inventory.write_text(inventory_yaml(self.root), encoding="utf-8")
+
+
+def inventory_yaml(root: Path) -> str:
+    """A collectors inventory (collectors/inventory.py format) attributing every file here.
+
+    Rooted at the absolute directory: with a leading ``**`` the province-level pattern could also
+    match a commune's file one directory deeper.
+    """
+    base = root.resolve().as_posix()
+    patterns = [f"{base}/{{province}}/{{service}}/{{ward}}.access.log",
+                f"{base}/{{province}}/{{service}}.access.log",
+                f"{base}/{{province}}/{{service}}.app.log"]  # fmt: skip
+    listed = "".join(f"      - {orjson.dumps(p).decode()}\n" for p in patterns)
+    header = f"# Written by soc simulate: the files under {base}.\n"
+    return f"{header}systems:\n  - id: simulated\n    paths:\n{listed}"
 
 
 _FACILITY_LOCAL0 = 16
