@@ -1,0 +1,105 @@
+"""nginx / Apache "combined" access lines (optionally followed by ``$request_time``) → ECS.
+
+The format and its ECS fields are in docs/log-formats.md. Quoted strings may carry nginx's
+``\\xHH`` escapes or Apache's ``\\"``: they are unescaped so the event holds what the client sent.
+A request line that is not ``METHOD TARGET PROTOCOL`` (scanners send garbage) is kept with the flag
+``request_malformed``. This module must not look at the inventory or the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from collectors.models import Parsed
+from collectors.parsers.fields import MAX_FIELD, is_ip
+from soc.errors import ParseError
+
+_Q = r'"((?:[^"\\]|\\.)*)"'
+_LINE = re.compile(
+    r"(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "
+    + _Q
+    + r" (?P<status>\d{3}) (?P<bytes>\d+|-) "
+    + _Q
+    + " "
+    + _Q
+    + r"(?: (?P<rt>\d+(?:\.\d+)?|-))?[ \t]*\r?"
+)
+_TIME = re.compile(r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})")
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    )
+}
+_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})|\\(.)")
+
+
+def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2), value)
+
+
+def parse_time(value: str) -> datetime:
+    found = _TIME.fullmatch(value)
+    if found is None:
+        raise ParseError(f"time {value[:40]!r}: expected dd/Mon/yyyy:HH:MM:SS +hhmm")
+    day, mon, year, hh, mm, ss, sign, oh, om = found.groups()
+    month = _MONTHS.get(mon.lower())
+    if month is None:
+        raise ParseError(f"time {value[:40]!r}: unknown month {mon!r}")
+    offset = timedelta(hours=int(oh), minutes=int(om)) * (-1 if sign == "-" else 1)
+    try:
+        return datetime(
+            int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=timezone(offset)
+        )
+    except ValueError as exc:
+        raise ParseError(f"time {value[:40]!r}: {exc}") from None
+
+
+def parse_access(text: str) -> Parsed:
+    found = _LINE.fullmatch(text)
+    if found is None:
+        raise ParseError("not a combined access log line")
+    g = found.groupdict()
+    request, referrer, agent = (_unescape(found.group(i)) for i in (5, 8, 9))
+    status = int(g["status"])
+    doc: dict[str, Any] = {
+        "event": {
+            "kind": "event",
+            "category": ["web"],
+            "type": ["access"],
+            "outcome": "failure" if status >= 400 else "success",
+        },
+        "http": {"request": {}, "response": {"status_code": status}},
+    }
+    flags: list[str] = []
+    if g["bytes"] != "-":
+        doc["http"]["response"]["bytes"] = int(g["bytes"])
+    if g["rt"] not in (None, "-"):
+        doc["event"]["duration"] = round(float(g["rt"]) * 1000) * 1_000_000
+    ip = g["ip"]
+    doc["source"] = {"ip": ip} if is_ip(ip) else {"address": ip[:MAX_FIELD]}
+    if g["user"] != "-":
+        doc["user"] = {"name": _unescape(g["user"])[:1024]}
+    if referrer and referrer != "-":
+        doc["http"]["request"]["referrer"] = referrer[:MAX_FIELD]
+    if agent and agent != "-":
+        doc["user_agent"] = {"original": agent[:MAX_FIELD]}
+    parts = request.split(" ")
+    if len(parts) == 3 and parts[2].startswith("HTTP/"):
+        method, target, proto = parts
+        doc["http"]["request"]["method"] = method[:64]
+        doc["http"]["version"] = proto[5:][:16]
+        path, sep, query = target.partition("?")
+        doc["url"] = {"original": target[:MAX_FIELD], "path": path[:MAX_FIELD]}
+        if sep and query:
+            doc["url"]["query"] = query[:MAX_FIELD]
+    else:
+        flags.append("request_malformed")
+        doc["url"] = {"original": request[:MAX_FIELD]}
+    if not doc["http"]["request"]:
+        del doc["http"]["request"]
+    return Parsed(fields=doc, timestamp=parse_time(g["time"]), flags=tuple(flags))

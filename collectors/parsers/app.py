@@ -1,0 +1,105 @@
+"""JSON application lines of the watched systems (docs/log-formats.md) → ECS.
+
+One JSON object per line with ``ts``, ``system``, ``host``, ``level``, ``event``, ``result`` and
+optional keys; per-system extra keys map to ``soc.*``. Truncated JSON, a non-object, or a key of the
+wrong type is a :class:`ParseError` naming the key. A missing ``ts`` is not an error: the line is
+kept with the flag ``timestamp_missing`` (normalisation stamps it with the receive time). Unknown
+keys are ignored. This module must not look at the inventory or the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from collectors.models import Parsed
+from collectors.parsers.fields import integer, is_ip, number, put, text
+from soc.errors import ParseError
+
+#: Per-system extra keys → ECS (docs/log-formats.md "per system"); the converter checks the type.
+EXTRA_FIELDS: dict[str, tuple[str, str]] = {
+    "step": ("soc.vneid.step", "text"),
+    "carrier": ("soc.otp.carrier", "text"),
+    "purpose": ("soc.otp.purpose", "text"),
+    "procedure_code": ("soc.procedure.code", "text"),
+    "dossier_id": ("soc.sync.dossier_id", "text"),
+    "db": ("soc.db.name", "text"),
+    "operation": ("soc.db.operation", "text"),
+    "target": ("soc.sync.target", "text"),
+    "records": ("soc.sync.records", "integer"),
+}
+CATEGORIES = {
+    "vneid": "authentication",
+    "otp-gateway": "authentication",
+    "national-db": "database",
+    "portal-sync": "network",
+}
+_OPTIONAL_TEXT = {
+    "error_code": "error.code",
+    "msg": "message",
+    "user": "user.name",
+    "request_id": "http.request.id",
+    "host": "host.name",
+    "level": "log.level",
+}
+_OUTCOMES = {"success", "failure", "unknown"}
+
+
+def parse_ts(value: Any) -> datetime:
+    raw = text(value, "ts")
+    try:
+        stamp = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ParseError(f"ts: {raw[:40]!r} is not an ISO 8601 time") from None
+    if stamp.tzinfo is None:
+        raise ParseError(f"ts: {raw[:40]!r} has no UTC offset")
+    return stamp
+
+
+def parse_app(line: str) -> Parsed:
+    try:
+        body = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ParseError(f"expected a JSON object, got {type(body).__name__}")
+    return from_object(body)
+
+
+def from_object(body: dict[str, Any]) -> Parsed:
+    """An application event from an already decoded object (JSON line, syslog, HTTP push)."""
+    doc: dict[str, Any] = {"event": {"kind": "event"}}
+    flags: list[str] = []
+    stamp = parse_ts(body["ts"]) if body.get("ts") is not None else None
+    if stamp is None:
+        flags.append("timestamp_missing")
+    system = text(body["system"], "system") if body.get("system") is not None else None
+    if "event" in body:
+        doc["event"]["action"] = text(body["event"], "event").replace("_", "-")[:256]
+    if "result" in body:
+        result = text(body["result"], "result")
+        doc["event"]["outcome"] = result if result in _OUTCOMES else "unknown"
+    doc["event"]["category"] = [CATEGORIES.get(system or "", "web")]
+    for key, field in _OPTIONAL_TEXT.items():
+        if body.get(key) is not None:
+            put(doc, field, text(body[key], key))
+    if body.get("ip") is not None:
+        ip = text(body["ip"], "ip")
+        put(doc, "source.ip" if is_ip(ip) else "source.address", ip)
+    if body.get("latency_ms") is not None:
+        put(doc, "event.duration", round(number(body["latency_ms"], "latency_ms") * 1_000_000))
+    for key, (field, kind) in EXTRA_FIELDS.items():
+        if body.get(key) is not None:
+            value = integer(body[key], key) if kind == "integer" else text(body[key], key)
+            put(doc, field, value)
+    return Parsed(
+        fields=doc,
+        timestamp=stamp,
+        host=doc.get("host", {}).get("name"),
+        service=system,
+        province=text(body["province"], "province") if body.get("province") else None,
+        ward=text(body["ward"], "ward") if body.get("ward") else None,
+        flags=tuple(flags),
+    )
