@@ -95,7 +95,7 @@ class StateStore:
             operations.append({"index": {"_index": self.index, "_id": _id(CHECKPOINT, cp.rule_id)}})
             operations.append(cp.to_doc(now))
         if operations:
-            self.es.bulk(operations=operations, refresh=True)
+            self.es.bulk(operations=operations)
 
     # ------------------------------------------------------------------ tuning
     def tunings(self, rule_ids: Iterable[str]) -> dict[str, Tuning]:

@@ -63,7 +63,7 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
-class TestCase:
+class Case:
     """A named set of test events for a rule (``rules/**/*.tests.yaml``)."""
 
     name: str
@@ -73,8 +73,8 @@ class TestCase:
 @dataclass(frozen=True, slots=True)
 class RuleTests:
     path: str
-    fire: tuple[TestCase, ...] = ()
-    quiet: tuple[TestCase, ...] = ()
+    fire: tuple[Case, ...] = ()
+    quiet: tuple[Case, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

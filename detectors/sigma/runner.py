@@ -135,11 +135,26 @@ class Engine:
             error = f"{rule.where}: Elasticsearch refused the search: {reason or item['error']}"
             log.warning("rule search failed rule=%s error=%s", rule.id, error)
             return Outcome(rule, window, error=error)
+        failed = item.get("_shards", {}).get("failed", 0)
+        if failed:
+            # Partial results would advance the checkpoint over events never searched.
+            reasons = [
+                f.get("reason", {}).get("reason") for f in item["_shards"].get("failures", [])
+            ]
+            error = f"{rule.where}: {failed} shard(s) failed: {reasons[:1]}"
+            log.warning("rule search partially failed rule=%s error=%s", rule.id, error)
+            return Outcome(rule, window, error=error)
         return Outcome(rule, window, tuple(findings(rule, window, tuning, self.options, item)))
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, outcomes: Iterable[Outcome], now: datetime) -> list[Alert]:
-        return [to_alert(o.rule, f, self.indices, now) for o in outcomes for f in o.findings]
+        unique: dict[str, Alert] = {}
+        for outcome in outcomes:
+            for finding in outcome.findings:
+                alert = to_alert(outcome.rule, finding, self.indices, now)
+                # The correlation look-back meets the same slot in consecutive windows.
+                unique.setdefault(alert.id, alert)
+        return list(unique.values())
 
     def write(self, alerts: Sequence[Alert]) -> tuple[int, int]:
         """Create each alert once; an alert already there (same id) is counted, not doubled."""
@@ -149,7 +164,7 @@ class Engine:
                     "_source": a.to_doc()} for a in alerts)  # fmt: skip
         created = existing = 0
         for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
-                                               max_retries=3, refresh="wait_for"):  # fmt: skip
+                                               max_retries=3):  # fmt: skip
             if ok:
                 created += 1
             elif item["create"].get("status") == 409:

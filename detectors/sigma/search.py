@@ -214,14 +214,24 @@ def _correlation_findings(
         slot = Window(slot_start, slot_start + rule.interval)
         for group, leaf in _leaves(bucket, rule.group_by, {}):
             value = _value(rule, leaf)
-            condition = tuning.threshold_for(group.get("locality.province.code"), rule.condition)
+            samples = _hits(leaf["samples"])
+            province = group.get("locality.province.code") or _province(samples)
+            condition = tuning.threshold_for(province, rule.condition)
             last = leaf["last"].get("value")
             if not condition.holds(value) or last is None or last < slot.start.timestamp() * 1000:
                 continue
             ident = (slot.start, tuple(sorted(group.items())))
             if ident not in best or best[ident].count < value:
-                best[ident] = Finding(slot, group, value, _hits(leaf["samples"]))
+                best[ident] = Finding(slot, group, value, samples)
     return sorted(best.values(), key=lambda f: (f.window.start, sorted(f.group.items())))
+
+
+def _province(samples: Sequence[Mapping[str, Any]]) -> str | None:
+    for sample in samples:
+        code = sample.get("locality", {}).get("province", {}).get("code")
+        if code:
+            return str(code)
+    return None
 
 
 def _leaves(

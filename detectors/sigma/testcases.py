@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from detectors.base import iso
-from detectors.sigma.models import RuleTests, TestCase
+from detectors.sigma.models import Case, RuleTests
 from soc.errors import RuleError
 from soc.localities import catalogue
 
@@ -41,18 +41,18 @@ def load_tests(path: Path, shown: str) -> tuple[str, RuleTests]:
     return body["rule"], RuleTests(path=shown, fire=cases["fire"], quiet=cases["quiet"])
 
 
-def _cases(raw: Any, kind: str, shown: str) -> tuple[TestCase, ...]:
+def _cases(raw: Any, kind: str, shown: str) -> tuple[Case, ...]:
     if not isinstance(raw, list):
         raise RuleError(f"`{kind}` must be a list of cases", shown, 1)
     cases = []
     for number, item in enumerate(raw, start=1):
         if not isinstance(item, dict) or not isinstance(item.get("events"), list):
             raise RuleError(f"{kind} case {number} needs `name` and a list of `events`", shown, 1)
-        cases.append(TestCase(str(item.get("name", f"{kind} {number}")), tuple(item["events"])))
+        cases.append(Case(str(item.get("name", f"{kind} {number}")), tuple(item["events"])))
     return tuple(cases)
 
 
-def materialise(case: TestCase, start: datetime) -> list[dict[str, Any]]:
+def materialise(case: Case, start: datetime) -> list[dict[str, Any]]:
     """The ECS events of a case, timed from ``start``."""
     events: list[dict[str, Any]] = []
     for spec in case.events:

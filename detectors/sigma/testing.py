@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from elasticsearch import Elasticsearch
 
 from detectors.base import Window, aligned_windows, floor
-from detectors.sigma.models import Rule, TestCase
+from detectors.sigma.models import Case, Rule
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Options, Tuning
 from detectors.sigma.testcases import materialise
@@ -60,16 +60,14 @@ def evaluate_case(
     indices: Indices,
     engine: Engine,
     rule: Rule,
-    case: TestCase,
+    case: Case,
     start: datetime,
     tuning: Tuning,
 ) -> int:
     events = materialise(case, start)
     written = index_events(es, indices, events, refresh=True)
     if written.errors:
-        raise RuleError(
-            f"test events rejected: {written.errors[0]}", rule.tests and rule.tests.path
-        )
+        raise RuleError(f"test events rejected: {written.errors[0]}", rule.path, rule.line)
     last = max(
         datetime.fromisoformat(e["event"]["ingested"].replace("Z", "+00:00")) for e in events
     )
