@@ -83,6 +83,28 @@ class Settings(BaseSettings):
         description="Replicas per index; default 0 on the managed node, 1 on a cluster.",
     )
 
+    # --- incident emails (soc.notify); defaults point at the local demo sink `soc notify sink` ---
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_tls: bool = Field(default=False, description="Implicit TLS (SMTPS) instead of STARTTLS.")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    notify_from: str = "SOC <soc@soc.local>"
+    notify_national_soc: str = "national-soc@soc.local"
+    notify_dashboard_url: str = "http://127.0.0.1:8000"
+    notify_routes_file: Path | None = Field(default=None, description="Email routes YAML.")
+    notify_template_dir: Path | None = Field(default=None, description="Template overrides.")
+    notify_rate_limit: int = Field(default=6, ge=1, description="Emails per recipient per window.")
+    notify_rate_window: float = Field(default=3600.0, gt=0, description="Seconds.")
+    notify_max_attempts: int = Field(default=10, ge=1)
+    notify_retry_base: float = Field(default=30.0, gt=0, description="First retry delay, seconds.")
+    notify_retry_max: float = Field(default=3600.0, gt=0)
+    notify_ack_sla: float = Field(
+        default=1800.0, gt=0, description="Seconds to acknowledge before an incident escalates."
+    )
+
     # --- incidents, API, auth, status board (soc.incidents, soc.app, soc.auth, soc.status) ---
     environment: Literal["development", "production"] = Field(
         default="development",

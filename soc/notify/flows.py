@@ -1,0 +1,265 @@
+"""The notifier: incident notices in, emails out, through the outbox.
+
+:meth:`Notifier.notify` routes each notice, renders one email per recipient and queues it in the
+outbox (held for a digest when the recipient is over its rate limit). :meth:`Notifier.send_pending`
+claims due messages, hands them to SMTP and records every outcome (sent, retry with backoff,
+permanent failure). :meth:`Notifier.flush_digests` batches held messages into one digest per
+recipient. :func:`escalations_due` decides, with the clock it is given, which unacknowledged
+incidents escalate. Nothing here knows index names or SMTP details; it orchestrates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+
+from elasticsearch import Elasticsearch
+
+from soc.config import Settings
+from soc.es.indices import Indices
+from soc.notify import service
+from soc.notify.models import (
+    Frozen,
+    IncidentNotice,
+    NoticeEvent,
+    OutboxMessage,
+    OutboxStatus,
+    Recipient,
+    message_id,
+)
+from soc.notify.render import Renderer
+from soc.notify.routing import Routes, default_routes, load_routes, validate_only_own_provinces
+from soc.notify.smtp import PermanentSmtpError, SmtpSender, TransientSmtpError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+#: How long a sender's claim on a message lasts before another sender may retry it.
+CLAIM_SECONDS = 300.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class NotifyReport:
+    queued: int = 0
+    held: int = 0
+    duplicates: int = 0
+    unrouted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Notifier:
+    """Turns notices into outbox messages and outbox messages into delivered emails."""
+
+    es: Elasticsearch
+    indices: Indices
+    settings: Settings
+    routes: Routes
+    renderer: Renderer
+    clock: Clock = utc_now
+
+    @classmethod
+    def from_settings(
+        cls, es: Elasticsearch, settings: Settings, clock: Clock = utc_now
+    ) -> Notifier:
+        national = settings.notify_national_soc
+        routes = (
+            load_routes(settings.notify_routes_file, national)
+            if settings.notify_routes_file
+            else default_routes(national)
+        )
+        renderer = Renderer(settings.notify_dashboard_url, settings.notify_template_dir)
+        return cls(es, Indices(settings.index_prefix), settings, routes, renderer, clock)
+
+    @property
+    def _domain(self) -> str:
+        address = parseaddr(self.settings.notify_from)[1]
+        return address.rpartition("@")[2] or "soc.local"
+
+    def notify(self, notices: Iterable[IncidentNotice]) -> NotifyReport:
+        """Queue one email per (notice, recipient); a notice already queued is not queued again."""
+        report = NotifyReport()
+        for notice in notices:
+            recipients = self.routes.recipients(notice)
+            if not recipients:
+                report.unrouted.append(notice.incident_id)
+            for recipient in recipients:
+                self._queue(notice, recipient, report)
+        return report
+
+    def _queue(self, notice: IncidentNotice, recipient: Recipient, report: NotifyReport) -> None:
+        validate_only_own_provinces(self.routes, recipient.address, [notice])
+        mid = message_id(notice.incident_id, notice.event_key, recipient.address, self._domain)
+        if service.get(self.es, self.indices, mid) is not None:
+            report.duplicates += 1
+            return
+        now = self.clock()
+        rendered = self.renderer.notice(notice, recipient)
+        status = OutboxStatus.PENDING
+        # Escalations are rare and exist to reach someone: they are never held back.
+        if notice.event is not NoticeEvent.ESCALATION and self._over_limit(recipient, now):
+            status = OutboxStatus.HELD
+        msg = OutboxMessage(
+            message_id=mid,
+            created=now,
+            event=notice.event_key,
+            incident_ids=(notice.incident_id,),
+            province_codes=(notice.province_code,),
+            recipient=recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            status=status,
+            next_attempt=now,
+            notices=(notice,),
+        )
+        if not service.create(self.es, self.indices, msg):
+            report.duplicates += 1
+        elif status is OutboxStatus.HELD:
+            report.held += 1
+        else:
+            report.queued += 1
+
+    def _over_limit(self, recipient: Recipient, now: datetime) -> bool:
+        since = now - timedelta(seconds=self.settings.notify_rate_window)
+        recent = service.count_recent(self.es, self.indices, recipient.address, since)
+        return recent >= self.settings.notify_rate_limit
+
+    def flush_digests(self) -> int:
+        """One digest per recipient for its held messages, once its rate limit allows."""
+        by_recipient: dict[str, list[service.Stored]] = defaultdict(list)
+        for stored in service.held(self.es, self.indices):
+            by_recipient[stored.message.recipient.address].append(stored)
+        made = 0
+        now = self.clock()
+        for group in by_recipient.values():
+            recipient = group[0].message.recipient
+            if self._over_limit(recipient, now):
+                continue
+            self._digest(recipient, group, now)
+            made += 1
+        return made
+
+    def _digest(self, recipient: Recipient, group: Sequence[service.Stored], now: datetime) -> None:
+        notices = [n for s in group for n in s.message.notices]
+        validate_only_own_provinces(self.routes, recipient.address, notices)
+        # The digest's id depends only on what it carries: a crash before the held messages are
+        # marked makes the next flush rebuild the same digest, which the outbox refuses to double.
+        members = "\x1f".join(sorted(s.message.message_id for s in group))
+        key = "digest-" + hashlib.blake2b(members.encode(), digest_size=12).hexdigest()
+        mid = message_id(key, "digest", recipient.address, self._domain)
+        rendered = self.renderer.digest(notices, recipient)
+        digest = OutboxMessage(
+            message_id=mid,
+            created=now,
+            event="digest",
+            incident_ids=tuple(dict.fromkeys(n.incident_id for n in notices)),
+            province_codes=tuple(sorted({n.province_code for n in notices})),
+            recipient=recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            next_attempt=now,
+        )
+        service.create(self.es, self.indices, digest)
+        for stored in group:
+            service.update(
+                self.es, self.indices, stored, status=OutboxStatus.DIGESTED, digest_id=mid
+            )
+
+    def send_pending(self, sender: SmtpSender, limit: int = 200) -> SendReport:
+        """Try every due message once; record sent, retry-later or failed for each."""
+        report = SendReport()
+        for stored in service.due(self.es, self.indices, self.clock(), limit):
+            self._send_one(sender, stored, report)
+        return report
+
+    def _send_one(self, sender: SmtpSender, stored: service.Stored, report: SendReport) -> None:
+        now = self.clock()
+        attempts = stored.message.attempts + 1
+        claimed = service.update(
+            self.es, self.indices, stored,
+            status=OutboxStatus.SENDING, attempts=attempts,
+            next_attempt=now + timedelta(seconds=CLAIM_SECONDS),
+        )  # fmt: skip
+        if claimed is None:
+            report.skipped += 1
+            return
+        mid = stored.message.message_id
+        try:
+            sender.send(claimed.message)
+        except PermanentSmtpError as exc:
+            service.update(self.es, self.indices, claimed, status=OutboxStatus.FAILED,
+                           last_error=str(exc))  # fmt: skip
+            report.failed += 1
+            report.errors.append(f"{mid}: {exc}")
+            log.warning("email %s failed permanently: %s", mid, exc)
+            return
+        except TransientSmtpError as exc:
+            self._retry_later(claimed, attempts, str(exc), report)
+            return
+        service.update(self.es, self.indices, claimed, status=OutboxStatus.SENT, sent=now,
+                       last_error=None)  # fmt: skip
+        report.sent += 1
+
+    def _retry_later(
+        self, claimed: service.Stored, attempts: int, error: str, report: SendReport
+    ) -> None:
+        s = self.settings
+        report.errors.append(f"{claimed.message.message_id}: {error}")
+        if attempts >= s.notify_max_attempts:
+            service.update(self.es, self.indices, claimed, status=OutboxStatus.FAILED,
+                           last_error=f"gave up after {attempts} attempts: {error}")  # fmt: skip
+            report.failed += 1
+            return
+        delay = min(s.notify_retry_base * 2 ** (attempts - 1), s.notify_retry_max)
+        service.update(
+            self.es, self.indices, claimed, status=OutboxStatus.PENDING, last_error=error,
+            next_attempt=self.clock() + timedelta(seconds=delay),
+        )  # fmt: skip
+        report.retrying += 1
+
+
+class OpenIncident(Frozen):
+    """What escalation needs to know of an incident: its latest notice and whether anyone
+    acknowledged it since ``notified_at`` (when its first email was queued)."""
+
+    notice: IncidentNotice
+    notified_at: datetime
+    acknowledged: bool = False
+
+
+def escalations_due(
+    incidents: Iterable[OpenIncident], now: datetime, sla: timedelta
+) -> list[IncidentNotice]:
+    """Escalation notices for unacknowledged open incidents: level 1 (province lead) once the SLA
+    has passed, level 2 (national SOC) after twice the SLA. Asking again yields the same notices,
+    which the outbox refuses to queue twice."""
+    due: list[IncidentNotice] = []
+    for item in incidents:
+        if item.acknowledged or item.notice.event is NoticeEvent.RESOLVED:
+            continue
+        waited = now - item.notified_at
+        for level in (1, 2):
+            if waited >= sla * level:
+                due.append(
+                    item.notice.model_copy(update={"event": NoticeEvent.ESCALATION, "level": level})
+                )
+    return due
