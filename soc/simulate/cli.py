@@ -10,18 +10,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from soc import logs
-from soc.config import Settings, load_settings
+from soc.config import PROJECT_ROOT, Settings, load_settings
 from soc.errors import SimulationError, SocError
 from soc.localities import catalogue
 from soc.simulate import scenarios as scenario_files
 from soc.simulate.scenarios import Scenario, parse_duration
 from soc.simulate.service import Plan, floor_hour, local_midnight
+
+if TYPE_CHECKING:
+    from soc.simulate.evaluate import Evaluation
+    from soc.simulate.live import Sink
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,9 +96,9 @@ def backfill_cmd(
     scale: ScaleOpt = 1.0,
     scenario: ScenarioOpt = None,
     province: ProvinceOpt = None,
-    labels: Annotated[Path, typer.Option(help="Ground-truth labels file.")] = Path(
-        "var/simulate/labels.jsonl"
-    ),
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels file [<var>/simulate/labels.jsonl].")
+    ] = None,
 ) -> None:
     """Index days of normalised events straight into Elasticsearch (fast; for training/tests)."""
     from soc.demo.flows import ensure_elasticsearch
@@ -103,6 +107,7 @@ def backfill_cmd(
     from soc.simulate.flows import backfill
 
     settings = _settings()
+    labels = labels or settings.var_dir / "simulate" / "labels.jsonl"
     stop = _when(end, floor_hour(datetime.now(UTC)))
     start = stop - timedelta(days=days)
     plan = _plan(seed, scale, scenario, province, local_midnight(start))
@@ -127,9 +132,9 @@ def backfill_cmd(
 @app.command("files")
 @handles_errors
 def files_cmd(
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory of the log files.")] = Path(
-        "var/simulate/logs"
-    ),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Log directory [<var>/simulate/logs].")
+    ] = None,
     hours: Annotated[float, typer.Option(help="Hours of logs to write.", min=0.01)] = 1,
     end: Annotated[str | None, typer.Option(help="End (ISO 8601); default: this hour.")] = None,
     seed: SeedOpt = 1,
@@ -140,7 +145,7 @@ def files_cmd(
     """Write log files in the systems' own formats (for the collectors), with a manifest."""
     from soc.simulate.flows import write_files
 
-    _settings()
+    out_dir = out_dir or _settings().var_dir / "simulate" / "logs"
     stop = _when(end, floor_hour(datetime.now(UTC)))
     start = stop - timedelta(hours=hours)
     plan = _plan(seed, scale, scenario, province, local_midnight(start))
@@ -169,9 +174,9 @@ def check_cmd(files: list[Path]) -> None:
 @app.command("evaluate")
 @handles_errors
 def evaluate_cmd(
-    labels: Annotated[Path, typer.Option(help="Ground-truth labels of the run.")] = Path(
-        "var/simulate/labels.jsonl"
-    ),
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels of the run [<var>/simulate/labels.jsonl].")
+    ] = None,
     grace: Annotated[str, typer.Option(help="Late detections still count (e.g. 30m).")] = "30m",
     start: Annotated[str | None, typer.Option(help="Only alerts after (ISO 8601).")] = None,
     end: Annotated[str | None, typer.Option(help="Only alerts before (ISO 8601).")] = None,
@@ -180,15 +185,13 @@ def evaluate_cmd(
     """Compare the alerts in Elasticsearch with a run's ground truth: detected, missed, false."""
     import json
 
-    from rich.markup import escape  # labels files are user-edited: never read as markup
-    from rich.table import Table
-
     from soc.es.client import make_client, wait_until_healthy
     from soc.es.indices import Indices
     from soc.simulate import labels as labels_file
     from soc.simulate.evaluate import evaluate, fetch_alerts
 
     settings = _settings()
+    labels = labels or settings.var_dir / "simulate" / "labels.jsonl"
     truth = labels_file.read(labels)  # a broken file fails before any waiting on the cluster
     es = make_client(settings)
     wait_until_healthy(es, timeout=settings.es_wait_timeout)
@@ -208,26 +211,10 @@ def evaluate_cmd(
         }  # fmt: skip
         out.print_json(json.dumps(body))
         return
-    table = Table("scenario", "kind", "result", "time to detect", "alerts")
-    for o in result.outcomes:
-        ttd = str(o.time_to_detect) if o.time_to_detect is not None else "—"
-        verdict = "detected" if o.detected else "[red]missed[/]"
-        table.add_row(escape(o.scenario_id), escape(o.kind), verdict, ttd, str(len(o.alerts)))
-    out.print(table)
-    kinds = Table("kind", "scenarios", "detected", "recall", "median time to detect (s)")
-    for row in result.by_kind():
-        ttd = f"{row['median_ttd_s']:.0f}" if row["median_ttd_s"] is not None else "—"
-        kinds.add_row(escape(row["kind"]), str(row["scenarios"]), str(row["detected"]),
-                      f"{row['recall']:.0%}", ttd)  # fmt: skip
-    out.print(kinds)
-    precision = f"{result.precision:.1%}" if result.precision is not None else "— (no alerts)"
-    recall = f"{result.recall:.1%}" if result.recall is not None else "— (no scenarios)"
-    out.print(f"alerts: {result.alerts_total}, false alerts (outside any scenario): "
-              f"{len(result.false_alerts)}; precision {precision}, recall {recall}",
-              highlight=False)  # fmt: skip
+    _print_evaluation(result)
 
 
-SCENARIO_DIR = Path("scenarios")
+SCENARIO_DIR = PROJECT_ROOT / "scenarios"
 
 
 def _scenario_path(name: str) -> Path:
@@ -266,42 +253,24 @@ def live_cmd(
     seed: SeedOpt = 1,
     scale: ScaleOpt = 1.0,
     province: ProvinceOpt = None,
-    labels: Annotated[Path, typer.Option(help="Ground-truth labels file.")] = Path(
-        "var/simulate/live-labels.jsonl"
-    ),
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels file [<var>/simulate/live-labels.jsonl].")
+    ] = None,
 ) -> None:
     """Run traffic now, in real time (or faster), with the chosen scenarios; Ctrl-C stops."""
     import json
 
     from soc.simulate import labels as labels_file
     from soc.simulate.fleet import Fleet
-    from soc.simulate.live import EsSink, Sink, run_live
-    from soc.simulate.sinks import FileSink, HttpPushSink, SyslogSink
+    from soc.simulate.live import run_live
 
     settings = _settings()
+    labels = labels or settings.var_dir / "simulate" / "live-labels.jsonl"
     start = datetime.now(UTC)
     files = [_scenario_path(name) for name in scenario or []]
     plan = _plan(seed, scale, files, province, start)
     labels_file.write(labels, plan.labels())
-    sinks: list[Sink] = []
-    if out_dir is not None or not (to_es or syslog or http_push):
-        sinks.append(FileSink(out_dir or Path("var/simulate/live")))
-    if to_es:
-        from soc.demo.flows import ensure_elasticsearch
-        from soc.es.indices import Indices
-        from soc.es.templates import setup
-
-        es, _ = ensure_elasticsearch(settings)
-        indices = Indices(settings.index_prefix)
-        setup(es, indices, replicas=settings.replicas)
-        sinks.append(EsSink(es, indices))
-    if syslog:
-        host, _, port = syslog.rpartition(":")
-        if not port.isdigit():
-            raise SimulationError(f"--syslog {syslog!r}: expected host:port")
-        sinks.append(SyslogSink(host or "127.0.0.1", int(port)))
-    if http_push:
-        sinks.append(HttpPushSink(http_push))
+    sinks = _live_sinks(settings, out_dir, to_es=to_es, syslog=syslog, http_push=http_push)
     mock = Fleet(tuple(province or ()), base_port=fleet_port) if fleet else None
     if mock is not None:
         mock.start()
@@ -324,3 +293,54 @@ def live_cmd(
     finally:
         if mock is not None:
             mock.stop()
+
+
+def _live_sinks(settings: Settings, out_dir: Path | None, *, to_es: bool, syslog: str | None,
+                http_push: str | None) -> list[Sink]:  # fmt: skip
+    """The sinks a live run writes to; log files when nothing else is asked for."""
+    from soc.simulate.live import EsSink
+    from soc.simulate.sinks import FileSink, HttpPushSink, SyslogSink
+
+    sinks: list[Sink] = []
+    if out_dir is not None or not (to_es or syslog or http_push):
+        sinks.append(FileSink(out_dir or settings.var_dir / "simulate" / "live"))
+    if to_es:
+        from soc.demo.flows import ensure_elasticsearch
+        from soc.es.indices import Indices
+        from soc.es.templates import setup
+
+        es, _ = ensure_elasticsearch(settings)
+        indices = Indices(settings.index_prefix)
+        setup(es, indices, replicas=settings.replicas)
+        sinks.append(EsSink(es, indices))
+    if syslog:
+        host, _, port = syslog.rpartition(":")
+        if not port.isdigit():
+            raise SimulationError(f"--syslog {syslog!r}: expected host:port")
+        sinks.append(SyslogSink(host or "127.0.0.1", int(port)))
+    if http_push:
+        sinks.append(HttpPushSink(http_push))
+    return sinks
+
+
+def _print_evaluation(result: Evaluation) -> None:
+    from rich.markup import escape  # labels files are user-edited: never read as markup
+    from rich.table import Table
+
+    table = Table("scenario", "kind", "result", "time to detect", "alerts")
+    for o in result.outcomes:
+        ttd = str(o.time_to_detect) if o.time_to_detect is not None else "—"
+        verdict = "detected" if o.detected else "[red]missed[/]"
+        table.add_row(escape(o.scenario_id), escape(o.kind), verdict, ttd, str(len(o.alerts)))
+    out.print(table)
+    kinds = Table("kind", "scenarios", "detected", "recall", "median time to detect (s)")
+    for row in result.by_kind():
+        ttd = f"{row['median_ttd_s']:.0f}" if row["median_ttd_s"] is not None else "—"
+        kinds.add_row(escape(row["kind"]), str(row["scenarios"]), str(row["detected"]),
+                      f"{row['recall']:.0%}", ttd)  # fmt: skip
+    out.print(kinds)
+    precision = f"{result.precision:.1%}" if result.precision is not None else "— (no alerts)"
+    recall = f"{result.recall:.1%}" if result.recall is not None else "— (no scenarios)"
+    out.print(f"alerts: {result.alerts_total}, false alerts (outside any scenario): "
+              f"{len(result.false_alerts)}; precision {precision}, recall {recall}",
+              highlight=False)  # fmt: skip

@@ -21,7 +21,7 @@ from elasticsearch import Elasticsearch
 from soc.es.indices import Indices
 from soc.events.service import index_events
 from soc.simulate import labels as labels_file
-from soc.simulate.formats import LOCAL
+from soc.simulate.profile import LOCAL
 from soc.simulate.service import Plan, events, records
 from soc.simulate.sinks import FileSink
 

@@ -7,15 +7,14 @@ values or writes files: records come from ``traffic``/``scenarios``, sinks live 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from soc.services import Service
 from soc.simulate.models import AccessRecord, AppRecord, Record
-
-LOCAL = timezone(timedelta(hours=7), "ICT")
+from soc.simulate.profile import LOCAL
 
 DATASETS: dict[Service, str] = {
     Service.VNEID: "vneid.auth",

@@ -16,8 +16,9 @@ from typing import Any
 from soc.localities import Catalogue, catalogue
 from soc.services import Service
 from soc.simulate import effects
-from soc.simulate.formats import LOCAL, to_ecs, utc_iso
+from soc.simulate.formats import to_ecs, utc_iso
 from soc.simulate.models import Label, Record
+from soc.simulate.profile import LOCAL
 from soc.simulate.scenarios import Scenario
 from soc.simulate.traffic import HOUR, hour_records, stream
 

@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 
 from soc.errors import SimulationError
-from soc.simulate.formats import LOCAL, to_line
+from soc.simulate.formats import to_line
 from soc.simulate.models import AccessRecord, Record
+from soc.simulate.profile import LOCAL
 
 
 def relative_path(rec: Record) -> str:

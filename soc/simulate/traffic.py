@@ -13,6 +13,7 @@ import math
 import random
 from bisect import bisect_left
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from soc.localities import Catalogue, Locality, Province, Ward
@@ -206,10 +207,8 @@ def _payment(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) 
     return [_with(rec, user=people.citizen(rng, w, wt), ip=people.ip(rng))]
 
 
-def _with(rec: AppRecord, **changes: object) -> AppRecord:
-    from dataclasses import replace
-
-    return replace(rec, **changes)  # type: ignore[arg-type]
+def _with(rec: AppRecord, *, user: str | None = None, ip: str | None = None) -> AppRecord:
+    return replace(rec, user=user, ip=ip)
 
 
 MAKERS: dict[Service, Maker] = {
