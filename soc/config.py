@@ -136,6 +136,27 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="Seconds of probe results the status board looks at."
     )
 
+    # --- anomaly model (detectors/anomaly) ---
+    anomaly_bucket_minutes: int = Field(
+        default=15, ge=1, le=60, description="Scoring bucket of the anomaly model, minutes."
+    )
+    anomaly_training_days: int = Field(default=7, ge=1, description="History the model learns.")
+    anomaly_lateness_seconds: float = Field(
+        default=120.0, ge=0, description="Ingest delay awaited before a bucket is scored."
+    )
+    anomaly_alpha: float = Field(
+        default=1e-7, gt=0, lt=0.01, description="Tail probability below which a bucket deviates."
+    )
+    anomaly_min_events: int = Field(
+        default=10, ge=1, description="Fewest events in a bucket before a ratio is judged."
+    )
+    anomaly_min_failures: int = Field(
+        default=5, ge=1, description="Fewest failures in a bucket before a failure surge is raised."
+    )
+    anomaly_silence_lookback_minutes: int = Field(
+        default=180, ge=15, description="How far back silence detection looks for the last event."
+    )
+
     # --- logging ---
     log_level: str = "INFO"
 

@@ -1,0 +1,1 @@
+"""The seasonal baseline model: fitting (``model``) and its files (``persistence``)."""

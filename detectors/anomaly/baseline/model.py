@@ -1,0 +1,204 @@
+"""The learnt normal: a seasonal baseline per (locality, service), fitted from hourly features.
+
+Traffic of a key is modelled as ``level * shape[service][hour of week]``: the *shape* (168 factors,
+mean 1) is pooled over every province for a service, so it is well estimated from one week; the
+*level* (events per hour) is the key's own. Ratios (5xx, 401/403, failures, OTP failures) keep
+their training totals, shrunk towards the service's national rate so a commune with few events
+does not get an extreme baseline. Latency keeps the median and MAD of the hourly 95th percentile.
+
+Cold start: a key the model has not seen (or has seen for less than a day) borrows the median
+level of its province's communes for that service, and the province's ratios and latency (see
+:meth:`Model.baseline`). This module is pure computation: no Elasticsearch, no files.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from detectors.anomaly.features import RATIOS, Features, Key, Level
+
+#: Bumped whenever the persisted shape or the meaning of a field changes.
+MODEL_VERSION = 1
+HOURS_OF_WEEK = 168
+HOUR = timedelta(hours=1)
+#: Pseudo-events of the national rate added to a key's ratio totals (empirical Bayes shrinkage).
+PRIOR_WEIGHT = 20.0
+#: A key needs this many hours of history before its own level is trusted over its peers'.
+MIN_HISTORY_HOURS = 24
+#: Floor of a shape factor: an hour that was empty in training is quiet, not impossible.
+SHAPE_FLOOR = 0.02
+
+
+def hour_of_week(when: datetime) -> int:
+    """0 = Monday 00:00 UTC. Vietnam has no daylight saving, so UTC hours map 1:1 to local."""
+    utc = when.astimezone(UTC)
+    return utc.weekday() * 24 + utc.hour
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What is normal for one key, at a shape factor of 1."""
+
+    level: float
+    hours: int
+    ratios: dict[str, float]
+    p95_median: float | None = None
+    p95_mad: float | None = None
+    collectors: tuple[str, ...] = ()
+    source: str = "own history"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    version: int
+    trained_at: datetime
+    start: datetime
+    end: datetime
+    shapes: dict[str, tuple[float, ...]]
+    baselines: dict[Key, Baseline]
+    priors: dict[str, dict[str, float]]
+    peers: dict[str, float] = field(default_factory=dict)
+
+    def factor(self, service: str, when: datetime) -> float:
+        shape = self.shapes.get(service)
+        return shape[hour_of_week(when)] if shape else 1.0
+
+    def expected(self, key: Key, base: Baseline, start: datetime, end: datetime) -> float:
+        """Expected events of ``key`` in ``[start, end)``, integrating the shape hour by hour."""
+        total, at = 0.0, start
+        while at < end:
+            step_end = min(end, at.replace(minute=0, second=0, microsecond=0) + HOUR)
+            total += base.level * self.factor(key.service, at) * ((step_end - at) / HOUR)
+            at = step_end
+        return total
+
+    def baseline(self, key: Key) -> Baseline | None:
+        """The key's own baseline, or its province peers' for a new or young key."""
+        own = self.baselines.get(key)
+        if own is not None and own.hours >= MIN_HISTORY_HOURS:
+            return own
+        province = self.baselines.get(Key(Level.PROVINCE, key.province, None, key.service))
+        peer_level = self.peers.get(f"{key.province}/{key.service}")
+        if key.level is Level.PROVINCE or province is None or peer_level is None:
+            return own
+        return Baseline(
+            level=peer_level,
+            hours=own.hours if own else 0,
+            ratios=province.ratios,
+            p95_median=province.p95_median,
+            p95_mad=province.p95_mad,
+            collectors=own.collectors if own else province.collectors,
+            source="province peers (new or young locality)",
+        )
+
+
+def _shapes(rows: list[Features], start: datetime, end: datetime) -> dict[str, tuple[float, ...]]:
+    """Per service, the mean hour-of-week profile of its province-level traffic, mean 1."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * HOURS_OF_WEEK)
+    seen = [0] * HOURS_OF_WEEK
+    at = start
+    while at < end:
+        seen[hour_of_week(at)] += 1
+        at += HOUR
+    for row in rows:
+        if row.key.level is Level.PROVINCE:
+            sums[row.key.service][hour_of_week(row.bucket)] += row.count
+    shapes: dict[str, tuple[float, ...]] = {}
+    for service, values in sums.items():
+        per = [v / seen[h] if seen[h] else 0.0 for h, v in enumerate(values)]
+        present = [v for h, v in enumerate(per) if seen[h]]
+        mean = sum(present) / len(present) if present else 0.0
+        if mean <= 0:
+            continue
+        # Hours never covered by the training period take the average, not zero.
+        shapes[service] = tuple(
+            max(SHAPE_FLOOR, v / mean) if seen[h] else 1.0 for h, v in enumerate(per)
+        )
+    return shapes
+
+
+def _mad(values: list[float]) -> tuple[float | None, float | None]:
+    if len(values) < 3:
+        return None, None
+    median = statistics.median(values)
+    return median, statistics.median(abs(v - median) for v in values)
+
+
+def fit(rows: Iterable[Features], start: datetime, end: datetime, *, min_events: int = 10) -> Model:
+    """Fit the model on hourly feature rows of ``[start, end)`` (both levels)."""
+    rows = list(rows)
+    shapes = _shapes(rows, start, end)
+    by_key: dict[Key, list[Features]] = defaultdict(list)
+    for row in rows:
+        by_key[row.key].append(row)
+    priors = _priors(rows)
+    baselines = {
+        key: _baseline(key, keyed, shapes, priors.get(key.service, {}), end, min_events)
+        for key, keyed in by_key.items()
+    }
+    return Model(
+        version=MODEL_VERSION,
+        trained_at=datetime.now(UTC),
+        start=start,
+        end=end,
+        shapes=shapes,
+        baselines=baselines,
+        priors=priors,
+        peers=_peers(baselines),
+    )
+
+
+def _priors(rows: list[Features]) -> dict[str, dict[str, float]]:
+    """National rate of every ratio per service, from province-level rows."""
+    totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for row in rows:
+        if row.key.level is Level.PROVINCE:
+            for name in RATIOS:
+                num, den = row.ratio(name)
+                totals[row.key.service][name][0] += num
+                totals[row.key.service][name][1] += den
+    return {
+        service: {name: (n + 0.5) / (d + 1.0) for name, (n, d) in ratios.items()}
+        for service, ratios in totals.items()
+    }
+
+
+def _baseline(
+    key: Key,
+    rows: list[Features],
+    shapes: dict[str, tuple[float, ...]],
+    prior: dict[str, float],
+    end: datetime,
+    min_events: int,
+) -> Baseline:
+    first = min(r.bucket for r in rows)
+    shape = shapes.get(key.service)
+    exposure, at = 0.0, first
+    while at < end:
+        exposure += shape[hour_of_week(at)] if shape else 1.0
+        at += HOUR
+    level = sum(r.count for r in rows) / exposure if exposure > 0 else 0.0
+    ratios: dict[str, float] = {}
+    for name in RATIOS:
+        num = sum(r.ratio(name)[0] for r in rows)
+        den = sum(r.ratio(name)[1] for r in rows)
+        base = prior.get(name, 0.01)
+        ratios[name] = (num + PRIOR_WEIGHT * base) / (den + PRIOR_WEIGHT)
+    p95s = [r.p95_ms for r in rows if r.p95_ms is not None and r.count >= min_events]
+    median, mad = _mad(p95s)
+    collectors = tuple(sorted({c for r in rows for c in r.collectors}))
+    hours = int((end - first) / HOUR)
+    return Baseline(level, hours, ratios, median, mad, collectors)
+
+
+def _peers(baselines: dict[Key, Baseline]) -> dict[str, float]:
+    """Median commune level per (province, service): a new commune's starting point."""
+    levels: dict[str, list[float]] = defaultdict(list)
+    for key, base in baselines.items():
+        if key.level is Level.COMMUNE and base.hours >= MIN_HISTORY_HOURS:
+            levels[f"{key.province}/{key.service}"].append(base.level)
+    return {k: statistics.median(v) for k, v in levels.items()}

@@ -1,0 +1,130 @@
+"""Trained anomaly models on disk: ``<var_dir>/models/anomaly-v<version>-<trained>.json``.
+
+A model is plain numbers, so it is stored as JSON rather than a pickle: loading a file can never
+run code, and an administrator can read what the model learnt. Every file carries its format
+version; a file of another version is refused with :class:`~soc.errors.ModelVersionError` (retrain
+rather than guess). Writes go to a temporary file renamed into place, so a crash never leaves half
+a model. This module must not talk to Elasticsearch.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.anomaly.baseline.model import MODEL_VERSION, Baseline, Model
+from detectors.anomaly.features import Key
+from detectors.base import iso
+from soc.errors import ModelNotFoundError, ModelVersionError
+
+FORMAT = "soc-anomaly-model"
+
+
+def models_dir(var_dir: Path) -> Path:
+    return var_dir / "models"
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def to_dict(model: Model) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": model.version,
+        "trained_at": iso(model.trained_at),
+        "start": iso(model.start),
+        "end": iso(model.end),
+        "shapes": {s: list(v) for s, v in model.shapes.items()},
+        "priors": model.priors,
+        "peers": model.peers,
+        "baselines": {
+            key.text(): {
+                "level": b.level,
+                "hours": b.hours,
+                "ratios": b.ratios,
+                "p95_median": b.p95_median,
+                "p95_mad": b.p95_mad,
+                "collectors": list(b.collectors),
+            }
+            for key, b in model.baselines.items()
+        },
+    }
+
+
+def from_dict(data: dict[str, Any], where: str) -> Model:
+    if data.get("format") != FORMAT:
+        raise ModelVersionError(f"{where}: not a soc anomaly model (format {data.get('format')!r})")
+    version = data.get("version")
+    if version != MODEL_VERSION:
+        raise ModelVersionError(
+            f"{where}: model format version {version!r}, but this soc reads version "
+            f"{MODEL_VERSION}; retrain it with `soc anomaly train`"
+        )
+    try:
+        baselines = {
+            Key.parse(text): Baseline(
+                level=float(b["level"]),
+                hours=int(b["hours"]),
+                ratios={k: float(v) for k, v in b["ratios"].items()},
+                p95_median=b["p95_median"],
+                p95_mad=b["p95_mad"],
+                collectors=tuple(b["collectors"]),
+            )
+            for text, b in data["baselines"].items()
+        }
+        return Model(
+            version=MODEL_VERSION,
+            trained_at=_parse(data["trained_at"]),
+            start=_parse(data["start"]),
+            end=_parse(data["end"]),
+            shapes={s: tuple(float(x) for x in v) for s, v in data["shapes"].items()},
+            baselines=baselines,
+            priors=data["priors"],
+            peers=data["peers"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelVersionError(f"{where}: damaged model file ({exc!r}); retrain it") from None
+
+
+def save(model: Model, var_dir: Path) -> Path:
+    """Write the model next to the earlier ones and return its path."""
+    folder = models_dir(var_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = model.trained_at.strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"anomaly-v{model.version}-{stamp}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(to_dict(model)))
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: Path) -> Model:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{path}: no such model file") from None
+    except orjson.JSONDecodeError as exc:
+        raise ModelVersionError(f"{path}: not a model file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelVersionError(f"{path}: not a soc anomaly model")
+    return from_dict(data, str(path))
+
+
+def latest(var_dir: Path) -> Path:
+    """The most recently trained model file (of any version, so an old one fails loudly)."""
+    folder = models_dir(var_dir)
+    found = sorted(folder.glob("anomaly-v*.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ModelNotFoundError(
+            f"no trained anomaly model in {folder}; train one with `soc anomaly train`"
+        )
+    return found[-1]
+
+
+def load_latest(var_dir: Path) -> Model:
+    return load(latest(var_dir))

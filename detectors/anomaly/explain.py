@@ -1,0 +1,273 @@
+"""Turn findings into alerts a provincial IT team can act on: what, where, how far off, since when.
+
+Each alert's ``explanation`` lists the deviating features with the observed value, the expected
+value and the band the baseline allowed, the baseline used (own history or province peers), and
+since when the key has been deviating. Titles and summaries are built from soc's own vocabulary
+(catalogue names, service labels) and numbers; codes read from events are shown through
+``repr``-free plain formatting and escaped by whatever renders them. No I/O here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from detectors.anomaly import scoring
+from detectors.anomaly.features import Features, Key, Level
+from detectors.anomaly.scoring import Deviation
+from detectors.anomaly.silence import CollectorSilence, Silence
+from detectors.base import iso
+from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef, Severity, Window
+from soc.errors import LocalityError
+from soc.localities import catalogue
+from soc.services import Service
+
+RULE_VERSION = "1"
+TITLES: dict[str, str] = {
+    "outage": "Traffic stopped (possible outage)",
+    "collector-silence": "Collector silent (no events, no heartbeat)",
+    "error-storm": "Surge of server errors (5xx)",
+    "access-denied-surge": "Surge of access denied (401/403)",
+    "failure-surge": "Surge of failed operations",
+    "otp-verify-failure": "Surge of failed OTP verifications",
+    "otp-send-failure": "Surge of failed OTP sends",
+    "slowdown": "Slowdown (95th percentile latency)",
+    "volume-surge": "Unusual surge of requests",
+    "traffic-drop": "Traffic collapsed",
+}
+SEVERITY: dict[str, Severity] = {
+    "outage": Severity.HIGH,
+    "collector-silence": Severity.MEDIUM,
+    "error-storm": Severity.HIGH,
+    "failure-surge": Severity.HIGH,
+    "otp-verify-failure": Severity.HIGH,
+    "otp-send-failure": Severity.HIGH,
+    "access-denied-surge": Severity.MEDIUM,
+    "slowdown": Severity.MEDIUM,
+    "volume-surge": Severity.MEDIUM,
+    "traffic-drop": Severity.MEDIUM,
+}
+
+
+def rule(kind: str) -> RuleRef:
+    return RuleRef(
+        id=f"anomaly-{kind}",
+        name=f"Anomaly: {TITLES[kind]}",
+        level=SEVERITY[kind],
+        tags=("anomaly", kind),
+        version=RULE_VERSION,
+    )
+
+
+def place(key: Key) -> Place:
+    """The catalogue's names for a key; unknown codes are kept as they are, marked unknown."""
+    cat = catalogue()
+    try:
+        province_name = cat.province(key.province).name
+    except LocalityError:
+        province_name = f"unknown province {key.province}"
+    if key.ward is None:
+        return Place(province_code=key.province, province_name=province_name)
+    try:
+        ward_name = cat.ward(key.ward).name
+    except LocalityError:
+        ward_name = f"unknown commune {key.ward}"
+    return Place(
+        province_code=key.province,
+        province_name=province_name,
+        ward_code=key.ward,
+        ward_name=ward_name,
+    )
+
+
+def service_label(service: str) -> str:
+    try:
+        return Service(service).label_en
+    except ValueError:
+        return service
+
+
+def group(key: Key) -> dict[str, str]:
+    return {
+        "level": key.level.value,
+        "province": key.province,
+        "ward": key.ward or "-",
+        "service": key.service,
+    }
+
+
+def severity(kind: str, score: float, key: Key) -> Severity:
+    """The kind's level, one up when very sure, one more when a whole province is hit."""
+    level = SEVERITY[kind].rank + (1 if score >= 0.8 else 0)
+    level += 1 if key.level is Level.PROVINCE and kind != "collector-silence" else 0
+    return list(Severity)[min(level, Severity.CRITICAL.rank)]
+
+
+def _number(value: float) -> float:
+    return round(value, 4)
+
+
+def deviation_doc(d: Deviation) -> dict[str, Any]:
+    return {
+        "feature": d.feature,
+        "label": d.label,
+        "unit": d.unit,
+        "observed": _number(d.observed),
+        "expected": _number(d.expected),
+        "band": [_number(d.low), _number(d.high)],
+        "events": d.events,
+        "p_value": float(f"{d.p_value:.3g}"),
+    }
+
+
+def _where(p: Place) -> str:
+    return f"{p.ward_name}, {p.province_name}" if p.ward_name else p.province_name
+
+
+def _shown(d: Deviation) -> str:
+    if d.unit == "ratio":
+        return f"{d.label} {d.observed:.0%} (expected {d.expected:.1%}, at most {d.high:.1%})"
+    return (
+        f"{d.label} {d.observed:.0f} {d.unit} (expected {d.expected:.1f}, band "
+        f"{d.low:.0f}-{d.high:.0f})"
+    )
+
+
+def deviation_alert(
+    row: Features,
+    deviations: list[Deviation],
+    score: float,
+    window: Window,
+    since: datetime,
+    baseline_source: str,
+    created: datetime,
+) -> Alert:
+    kind = scoring.primary(deviations).kind
+    where = place(row.key)
+    explanation = {
+        "kind": kind,
+        "level": row.key.level.value,
+        "since": iso(since),
+        "baseline": baseline_source,
+        "features": [deviation_doc(d) for d in deviations],
+        "context": {
+            "events": row.count,
+            "p50_ms": row.p50_ms,
+            "p95_ms": row.p95_ms,
+            "distinct_users": row.users,
+            "distinct_ips": row.ips,
+        },
+    }
+    summary = (
+        f"{service_label(row.key.service)} at {_where(where)}: "
+        + "; ".join(_shown(d) for d in deviations)
+        + f". Deviating since {iso(since)}."
+    )
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule(kind),
+        severity=severity(kind, score, row.key),
+        title=f"{TITLES[kind]}: {service_label(row.key.service)}, {_where(where)}",
+        summary=summary,
+        window=window,
+        place=where,
+        service=row.key.service,
+        entity=Entity(type="service", value=row.key.service),
+        group=group(row.key),
+        count=row.count,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
+def silence_alert(s: Silence, score: float, window: Window, created: datetime) -> Alert:
+    where = place(s.key)
+    minutes = (window.end - s.since).total_seconds() / 60
+    explanation = {
+        "kind": "outage",
+        "level": s.key.level.value,
+        "since": iso(s.since),
+        "features": [
+            {
+                "feature": "count",
+                "label": "events since the last one",
+                "unit": "events",
+                "observed": 0,
+                "expected": _number(s.expected),
+                "band": [1, None],
+                "events": 0,
+                "p_value": float(f"{s.p_value:.3g}"),
+            }
+        ],
+        "collectors": list(s.collectors),
+        "collector_heard": bool(s.collectors),
+    }
+    heard = (
+        " Its collector is alive (heartbeat received), so the service itself is silent."
+        if s.collectors
+        else " No collector is known for this traffic."
+    )
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule("outage"),
+        severity=severity("outage", score, s.key),
+        title=f"{TITLES['outage']}: {service_label(s.key.service)}, {_where(where)}",
+        summary=(
+            f"No {service_label(s.key.service)} events from {_where(where)} for "
+            f"{minutes:.0f} min (since {iso(s.since)}); about {s.expected:.0f} were "
+            f"expected at this hour of the week.{heard}"
+        ),
+        window=window,
+        place=where,
+        service=s.key.service,
+        entity=Entity(type="service", value=s.key.service),
+        group=group(s.key),
+        count=0,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
+def collector_alert(c: CollectorSilence, score: float, window: Window, created: datetime) -> Alert:
+    provinces = sorted({k.province for k in c.keys})
+    where = place(Key(Level.PROVINCE, provinces[0], None, "-")) if len(provinces) == 1 else None
+    affected = [k.text() for k in c.keys[:50]]
+    explanation = {
+        "kind": "collector-silence",
+        "since": iso(c.since),
+        "collector": c.collector,
+        "affected_keys": affected,
+        "affected_count": len(c.keys),
+        "features": [
+            {
+                "feature": "count",
+                "label": "events and heartbeats from the collector",
+                "unit": "events",
+                "observed": 0,
+                "expected": _number(c.expected),
+                "band": [1, None],
+                "events": 0,
+            }
+        ],
+    }
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule("collector-silence"),
+        severity=SEVERITY["collector-silence"],
+        title=f"{TITLES['collector-silence']}: collector {c.collector}",
+        summary=(
+            f"Collector {c.collector} sent neither events nor heartbeats since about "
+            f"{iso(c.since)}; {len(c.keys)} locality/service series it carries are blind "
+            "(this is a monitoring gap, not evidence of a service outage)."
+        ),
+        window=window,
+        place=where,
+        entity=Entity(type="collector", value=c.collector),
+        group={"collector": c.collector},
+        count=0,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )

@@ -1,0 +1,237 @@
+"""Features of the anomaly model: one row per (locality, service, time bucket), from aggregations.
+
+Every number comes from Elasticsearch composite aggregations over ``soc-events-*`` (paged with
+``after_key``), never from scrolling raw events, so the cost grows with the number of localities
+and services, not with the traffic. Two levels are extracted: *commune* (events that carry a
+``locality.ward.code``) and *province* (all events of the province, commune or not).
+
+Collector heartbeats (``event.dataset: collector.heartbeat``) are not traffic and are excluded
+here; :mod:`detectors.anomaly.silence` reads them. This module must not score anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from detectors.base import iso
+from soc.es.indices import Indices
+
+HEARTBEAT_DATASET = "collector.heartbeat"
+PAGE_SIZE = 5000
+
+
+class Level(StrEnum):
+    COMMUNE = "commune"
+    PROVINCE = "province"
+
+
+#: Ratio features: name -> (numerator aggregation, denominator aggregation).
+RATIOS: dict[str, tuple[str, str]] = {
+    "error_5xx": ("e5xx", "http"),
+    "access_denied": ("denied", "http"),
+    "failure": ("failed", "judged"),
+    "otp_verify_failure": ("otp_verify_failed", "otp_verify"),
+    "otp_send_failure": ("otp_send_failed", "otp_send"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """Where a feature row belongs: a province or a commune, and one service."""
+
+    level: Level
+    province: str
+    ward: str | None
+    service: str
+
+    def text(self) -> str:
+        return f"{self.level.value}/{self.province}/{self.ward or '-'}/{self.service}"
+
+    @classmethod
+    def parse(cls, text: str) -> Key:
+        level, province, ward, service = text.split("/", 3)
+        return cls(Level(level), province, None if ward == "-" else ward, service)
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What one key did in one bucket. ``counts`` holds the raw counts behind every ratio."""
+
+    key: Key
+    bucket: datetime
+    count: int
+    counts: dict[str, int] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    users: int = 0
+    ips: int = 0
+    collectors: tuple[str, ...] = ()
+
+    def ratio(self, name: str) -> tuple[int, int]:
+        """``(numerator, denominator)`` of a ratio feature (see :data:`RATIOS`)."""
+        num, den = RATIOS[name]
+        return self.counts.get(num, 0), self.counts.get(den, 0)
+
+
+def _filter(query: dict[str, Any], **subs: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"filter": query}
+    if subs:
+        body["aggs"] = subs
+    return body
+
+
+_FAILED = {"term": {"event.outcome": "failure"}}
+
+
+def _metrics(with_collectors: bool) -> dict[str, Any]:
+    """Sub-aggregations computed for every composite bucket."""
+    aggs: dict[str, Any] = {
+        "http": _filter({"exists": {"field": "http.response.status_code"}}),
+        "e5xx": _filter({"range": {"http.response.status_code": {"gte": 500, "lte": 599}}}),
+        "denied": _filter({"terms": {"http.response.status_code": [401, 403]}}),
+        "judged": _filter({"terms": {"event.outcome": ["success", "failure"]}}),
+        "failed": _filter(_FAILED),
+        "otp_verify": _filter({"term": {"event.action": "otp-verify"}}, failed={"filter": _FAILED}),
+        "otp_send": _filter({"term": {"event.action": "otp-send"}}, failed={"filter": _FAILED}),
+        "latency": {
+            "percentiles": {
+                "field": "event.duration",
+                "percents": [50, 95],
+                "tdigest": {"compression": 50},
+            }
+        },
+        "users": {"cardinality": {"field": "user.name", "precision_threshold": 200}},
+        "ips": {"cardinality": {"field": "source.ip", "precision_threshold": 200}},
+    }
+    if with_collectors:
+        # Which collectors carry a key's traffic: silence detection asks them for a heartbeat.
+        aggs["collectors"] = {"terms": {"field": "soc.collector.id", "size": 4}}
+    return aggs
+
+
+def _sources(level: Level, bucket: timedelta) -> list[dict[str, Any]]:
+    minutes = int(bucket.total_seconds() // 60)
+    sources: list[dict[str, Any]] = [
+        {"bucket": {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{minutes}m"}}},
+        {"province": {"terms": {"field": "locality.province.code"}}},
+    ]
+    if level is Level.COMMUNE:
+        sources.append({"ward": {"terms": {"field": "locality.ward.code"}}})
+    sources.append({"service": {"terms": {"field": "service.name"}}})
+    return sources
+
+
+def traffic_query(start: datetime, end: datetime, level: Level) -> dict[str, Any]:
+    """Events of ``[start, end)`` that count as traffic at ``level``."""
+    must: list[dict[str, Any]] = [
+        {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
+        {"exists": {"field": "service.name"}},
+        {"exists": {"field": "locality.province.code"}},
+    ]
+    if level is Level.COMMUNE:
+        must.append({"exists": {"field": "locality.ward.code"}})
+    return {"bool": {"filter": must, "must_not": [{"term": {"event.dataset": HEARTBEAT_DATASET}}]}}
+
+
+def composite_pages(
+    es: Elasticsearch,
+    index: str,
+    query: dict[str, Any],
+    sources: list[dict[str, Any]],
+    aggs: dict[str, Any] | None = None,
+    size: int = PAGE_SIZE,
+) -> Iterator[dict[str, Any]]:
+    """Every bucket of a composite aggregation, page after page."""
+    after: dict[str, Any] | None = None
+    while True:
+        composite: dict[str, Any] = {"size": size, "sources": sources}
+        if after is not None:
+            composite["after"] = after
+        body: dict[str, Any] = {"composite": composite}
+        if aggs:
+            body["aggs"] = aggs
+        answer = es.search(
+            index=index,
+            size=0,
+            query=query,
+            aggs={"rows": body},
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        rows = answer.get("aggregations", {}).get("rows")
+        if not rows or not rows["buckets"]:
+            return
+        yield from rows["buckets"]
+        after = rows.get("after_key")
+        if after is None or len(rows["buckets"]) < size:
+            return
+
+
+def event_indices(indices: Indices, start: datetime, end: datetime) -> str:
+    """The daily event indices ``[start, end)`` touches: fewer shards to ask than ``events-*``."""
+    day, last = start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC)
+    names = []
+    while day <= last.date():
+        names.append(indices.events_for(day))
+        day += timedelta(days=1)
+    return ",".join(names)
+
+
+def _ms(value: Any) -> float | None:
+    # event.duration is in nanoseconds (ECS); people read milliseconds.
+    return None if value is None else float(value) / 1e6
+
+
+def _row(level: Level, bucket: dict[str, Any]) -> Features:
+    k = bucket["key"]
+    counts = {
+        name: int(bucket[name]["doc_count"])
+        for name in ("http", "e5xx", "denied", "judged", "failed", "otp_verify", "otp_send")
+    }
+    counts["otp_verify_failed"] = int(bucket["otp_verify"]["failed"]["doc_count"])
+    counts["otp_send_failed"] = int(bucket["otp_send"]["failed"]["doc_count"])
+    values = bucket["latency"]["values"]
+    collectors = tuple(str(b["key"]) for b in bucket.get("collectors", {}).get("buckets", []))
+    return Features(
+        key=Key(level, str(k["province"]), k.get("ward"), str(k["service"])),
+        bucket=datetime.fromtimestamp(int(k["bucket"]) / 1000, tz=UTC),
+        count=int(bucket["doc_count"]),
+        counts=counts,
+        p50_ms=_ms(values.get("50.0")),
+        p95_ms=_ms(values.get("95.0")),
+        users=int(bucket["users"]["value"]),
+        ips=int(bucket["ips"]["value"]),
+        collectors=collectors,
+    )
+
+
+def extract(
+    es: Elasticsearch,
+    indices: Indices,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+    level: Level,
+    *,
+    with_collectors: bool = False,
+) -> Iterator[Features]:
+    """The feature rows of ``[start, end)`` cut into ``bucket``-long buckets, at one level.
+
+    Buckets are aligned on the epoch (as the composite ``date_histogram`` aligns them); keys with
+    no event in a bucket have no row: an absent row means zero traffic.
+    """
+    query = traffic_query(start, end, level)
+    for raw in composite_pages(
+        es,
+        event_indices(indices, start, end),
+        query,
+        _sources(level, bucket),
+        _metrics(with_collectors),
+    ):
+        yield _row(level, raw)

@@ -1,0 +1,281 @@
+"""The anomaly detector's runs: train on history, evaluate windows, catch up from a checkpoint.
+
+:func:`evaluate` is the scheduler's entry point: it scores every bucket of ``[window_start,
+window_end)`` and writes one alert per deviating (locality, service, bucket) with
+``op_type=create`` and the deterministic id of :class:`soc.alerts.models.Alert`, so evaluating a
+window twice doubles nothing. :func:`run_due` keeps its own checkpoint document in
+``<prefix>-state`` (kind ``checkpoint``, key ``anomaly``), advanced only after a bucket's alerts
+are stored: after downtime it evaluates each missed bucket once, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from elasticsearch import Elasticsearch, NotFoundError, helpers
+
+from detectors.anomaly import explain, scoring, silence
+from detectors.anomaly.baseline import persistence
+from detectors.anomaly.baseline.model import Model, fit
+from detectors.anomaly.features import Features, Level, extract
+from detectors.base import aligned_windows, floor, iso
+from soc.alerts.models import Alert, Detector, Window
+from soc.config import Settings
+from soc.errors import ConfigError
+from soc.es.indices import Indices
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "checkpoint"
+CHECKPOINT_KEY = "anomaly"
+CHECKPOINT_ID = "anomaly.checkpoint:anomaly"
+#: On a first run (no checkpoint) or after a very long stop, catch up at most this far back.
+MAX_CATCH_UP = timedelta(days=1)
+
+
+def bucket_of(settings: Settings) -> timedelta:
+    minutes = settings.anomaly_bucket_minutes
+    if 60 % minutes:
+        raise ConfigError(
+            f"SOC_ANOMALY_BUCKET_MINUTES: {minutes} must divide 60 (1, 5, 15, 30 ...)"
+        )
+    return timedelta(minutes=minutes)
+
+
+# ------------------------------------------------------------------ training
+def training_rows(
+    es: Elasticsearch,
+    indices: Indices,
+    start: datetime,
+    end: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Features]:
+    """Hourly features of both levels over ``[start, end)``, a day at a time (for progress)."""
+    day = start
+    while day < end:
+        stop = min(end, day + timedelta(days=1))
+        for level in Level:
+            yield from extract(
+                es, indices, day, stop, timedelta(hours=1), level, with_collectors=True
+            )
+        if progress:
+            progress(int((stop - day) / timedelta(hours=1)))
+        day = stop
+
+
+def train(
+    es: Elasticsearch,
+    indices: Indices,
+    settings: Settings,
+    end: datetime,
+    *,
+    days: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Model, Path]:
+    """Fit a model on the ``days`` (default: the setting) before ``end``, and save it."""
+    end = floor(end, timedelta(hours=1))
+    start = end - timedelta(days=days or settings.anomaly_training_days)
+    rows = list(training_rows(es, indices, start, end, progress))
+    model = fit(rows, start, end, min_events=settings.anomaly_min_events)
+    path = persistence.save(model, settings.var_dir)
+    log.info("trained anomaly model on %d rows, %d keys: %s", len(rows), len(model.baselines), path)
+    return model, path
+
+
+# ------------------------------------------------------------------ scoring
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """The deviating rows of one bucket, before they become alerts."""
+
+    row: Features
+    deviations: list[scoring.Deviation]
+    score: float
+    baseline_source: str
+
+
+def judge_bucket(
+    model: Model, rows: list[Features], start: datetime, end: datetime, settings: Settings
+) -> list[Judged]:
+    out: list[Judged] = []
+    for row in rows:
+        base = model.baseline(row.key)
+        if base is None:
+            continue
+        expected = model.expected(row.key, base, start, end)
+        found = scoring.judge(
+            row,
+            base,
+            expected,
+            alpha=settings.anomaly_alpha,
+            min_events=settings.anomaly_min_events,
+            min_failures=settings.anomaly_min_failures,
+        )
+        if found:
+            out.append(
+                Judged(row, found, scoring.score(found, settings.anomaly_alpha), base.source)
+            )
+    return out
+
+
+def _previous_since(es: Elasticsearch, indices: Indices, start: datetime) -> dict[str, str]:
+    """``since`` of the anomaly alerts of the bucket just before, by group: deviations chain."""
+    query = {
+        "bool": {
+            "filter": [
+                {"term": {"detector": Detector.ANOMALY.value}},
+                {"term": {"window.end": iso(start)}},
+            ]
+        }
+    }
+    try:
+        answer = es.search(
+            index=indices.alerts,
+            query=query,
+            size=10000,
+            source_includes=["group", "alert.explanation.since", "rule.id"],
+        )
+    except NotFoundError:
+        return {}
+    found: dict[str, str] = {}
+    for hit in answer["hits"]["hits"]:
+        src = hit["_source"]
+        since = src.get("alert", {}).get("explanation", {}).get("since")
+        if since:
+            found[_chain_key(src["rule"]["id"], src.get("group", {}))] = since
+    return found
+
+
+def _chain_key(rule_id: str, group: dict[str, str]) -> str:
+    return rule_id + "|" + "|".join(f"{k}={group[k]}" for k in sorted(group))
+
+
+def bucket_alerts(
+    es: Elasticsearch,
+    indices: Indices,
+    model: Model,
+    settings: Settings,
+    window: Window,
+    created: datetime,
+) -> list[Alert]:
+    """Score one bucket: deviations of the keys with traffic, then silences."""
+    start, end = window.start, window.end
+    rows = [r for level in Level for r in extract(es, indices, start, end, end - start, level)]
+    judged = judge_bucket(model, rows, start, end, settings)
+    chained = _previous_since(es, indices, start)
+    alerts: list[Alert] = []
+    for j in judged:
+        kind = scoring.primary(j.deviations).kind
+        since_text = chained.get(_chain_key(f"anomaly-{kind}", explain.group(j.row.key)))
+        since = datetime.fromisoformat(since_text.replace("Z", "+00:00")) if since_text else start
+        alerts.append(
+            explain.deviation_alert(
+                j.row, j.deviations, j.score, window, since, j.baseline_source, created
+            )
+        )
+    lookback = timedelta(minutes=settings.anomaly_silence_lookback_minutes)
+    outages, collectors = silence.find(
+        es, indices, model, start, end, lookback=lookback, alpha=settings.anomaly_alpha
+    )
+    alpha = settings.anomaly_alpha
+    for s in outages:
+        score = scoring.score([_as_deviation(s.p_value)], alpha)
+        alerts.append(explain.silence_alert(s, score, window, created))
+    for c in collectors:
+        alerts.append(explain.collector_alert(c, 1.0, window, created))
+    return alerts
+
+
+def _as_deviation(p_value: float) -> scoring.Deviation:
+    return scoring.Deviation("count", "outage", "events", 0, 0, 0, 0, p_value)
+
+
+def write(es: Elasticsearch, indices: Indices, alerts: list[Alert]) -> tuple[int, int]:
+    """Create each alert once; return (created, already present)."""
+    actions = (
+        {"_op_type": "create", "_index": indices.alerts, "_id": a.id, "_source": a.to_doc()}
+        for a in alerts
+    )
+    created = duplicates = 0
+    for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False, max_retries=3):
+        info = item["create"]
+        if ok:
+            created += 1
+        elif info.get("status") == 409:
+            duplicates += 1
+        else:
+            raise RuntimeError(f"alert {info.get('_id')} not stored: {info.get('error')}")
+    if alerts:
+        es.indices.refresh(index=indices.alerts)
+    return created, duplicates
+
+
+def evaluate(
+    es: Elasticsearch,
+    indices: Indices,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    model: Model,
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[Alert]:
+    """Score every complete bucket of the window and store its alerts; idempotent per window.
+
+    Buckets are aligned on the epoch, so a window evaluated as one piece or bucket by bucket
+    yields the same alerts with the same ids.
+    """
+    bucket = bucket_of(settings)
+    created_at = now or datetime.now(UTC)
+    alerts: list[Alert] = []
+    for w in aligned_windows(window_start, window_end, bucket):
+        found = bucket_alerts(es, indices, model, settings, w.for_alert(), created_at)
+        write(es, indices, found)
+        alerts.extend(found)
+    return alerts
+
+
+# ------------------------------------------------------------------ checkpoint
+def done_until(es: Elasticsearch, indices: Indices) -> datetime | None:
+    try:
+        doc = es.get(index=indices.state, id=CHECKPOINT_ID)
+    except NotFoundError:
+        return None
+    text = doc["_source"].get("data", {}).get("done_until")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def save_checkpoint(es: Elasticsearch, indices: Indices, until: datetime, alerts: int) -> None:
+    now = datetime.now(UTC)
+    doc = {
+        "kind": CHECKPOINT_KIND,
+        "key": CHECKPOINT_KEY,
+        "updated": iso(now),
+        "data": {"done_until": iso(until), "alerts": alerts},
+    }
+    es.index(index=indices.state, id=CHECKPOINT_ID, document=doc, refresh=True)
+
+
+def run_due(
+    es: Elasticsearch,
+    indices: Indices,
+    settings: Settings,
+    *,
+    model: Model,
+    now: datetime | None = None,
+) -> list[Alert]:
+    """Evaluate every bucket completed (plus lateness) since the checkpoint, one at a time."""
+    bucket = bucket_of(settings)
+    now = now or datetime.now(UTC)
+    ready = floor(now - timedelta(seconds=settings.anomaly_lateness_seconds), bucket)
+    start = done_until(es, indices) or ready - bucket
+    start = max(start, ready - MAX_CATCH_UP)
+    alerts: list[Alert] = []
+    for w in aligned_windows(start, ready, bucket):
+        found = evaluate(es, indices, w.start, w.end, model=model, settings=settings, now=now)
+        save_checkpoint(es, indices, w.end, len(found))
+        alerts.extend(found)
+    return alerts

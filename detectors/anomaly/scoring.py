@@ -1,0 +1,188 @@
+"""Judge one bucket of one key against its baseline: which features deviate, and how surely.
+
+Every test is a tail probability under the baseline (Poisson for volumes, binomial for ratios,
+a robust z for latency) *and* a minimum effect, so small counts are handled honestly: a commune
+with 3 requests of which 1 failed has a binomial tail of several percent, far above
+``anomaly_alpha``, and fewer than ``anomaly_min_failures`` failures are never a surge.
+Silence (no events at all) is :mod:`detectors.anomaly.silence`'s business. No I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+from detectors.anomaly.baseline.model import Baseline
+from detectors.anomaly.features import RATIOS, Features
+
+#: What each ratio's surge means to people, and the alert kind it raises.
+RATIO_KINDS: dict[str, tuple[str, str]] = {
+    "error_5xx": ("error-storm", "share of 5xx server errors"),
+    "access_denied": ("access-denied-surge", "share of 401/403 access denied"),
+    "failure": ("failure-surge", "share of failed operations"),
+    "otp_verify_failure": ("otp-verify-failure", "share of failed OTP verifications"),
+    "otp_send_failure": ("otp-send-failure", "share of failed OTP sends"),
+}
+#: A volume must at least triple (or drop below a fifth) to matter, however sure the test is.
+SURGE_FACTOR = 3.0
+DROP_FACTOR = 0.2
+#: A failure ratio must rise this much above its baseline (absolute) as well as double.
+MIN_RATIO_RISE = 0.1
+#: Latency: the 95th percentile must exceed the median by this share as well as by 6 MADs.
+MIN_SLOWDOWN = 0.5
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """One feature of one bucket outside its band."""
+
+    feature: str
+    kind: str
+    label: str
+    observed: float
+    expected: float
+    low: float
+    high: float
+    p_value: float
+    unit: str = ""
+    events: int = 0
+
+    @property
+    def surprise(self) -> float:
+        """``-log10`` of the tail probability: how many orders of magnitude it is unlikely."""
+        return -math.log10(max(self.p_value, 1e-300))
+
+
+def label_for(feature: str, service: str) -> str:
+    if feature == "failure" and service == "vneid":
+        return "VNeID login failure ratio"
+    return RATIO_KINDS[feature][1]
+
+
+def volume(row: Features, expected: float, alpha: float) -> Deviation | None:
+    """Request volume far above, or far below (but not zero), what the hour of week brings."""
+    low = float(stats.poisson.ppf(alpha, expected)) if expected > 0 else 0.0
+    high = float(stats.poisson.isf(alpha, expected)) if expected > 0 else 0.0
+    if row.count >= SURGE_FACTOR * max(expected, 1.0):
+        p = float(stats.poisson.sf(row.count - 1, max(expected, 1e-3)))
+        if p < alpha:
+            return Deviation(
+                "count",
+                "volume-surge",
+                "requests in the bucket",
+                row.count,
+                expected,
+                low,
+                high,
+                p,
+                "events",
+                row.count,
+            )
+    if 0 < row.count <= DROP_FACTOR * expected:
+        p = float(stats.poisson.cdf(row.count, expected))
+        if p < alpha:
+            return Deviation(
+                "count",
+                "traffic-drop",
+                "requests in the bucket",
+                row.count,
+                expected,
+                low,
+                high,
+                p,
+                "events",
+                row.count,
+            )
+    return None
+
+
+def ratio(
+    row: Features, name: str, base: Baseline, alpha: float, min_events: int, min_failures: int
+) -> Deviation | None:
+    """A failure-like ratio far above its baseline, with enough events to say so."""
+    num, den = row.ratio(name)
+    if den < min_events or num < min_failures:
+        return None
+    p0 = min(max(base.ratios.get(name, 0.01), 1e-4), 0.99)
+    observed = num / den
+    if observed < max(2 * p0, p0 + MIN_RATIO_RISE):
+        return None
+    p = float(stats.binom.sf(num - 1, den, p0))
+    if p >= alpha:
+        return None
+    high = float(stats.binom.isf(alpha, den, p0)) / den
+    kind = RATIO_KINDS[name][0]
+    return Deviation(
+        name, kind, label_for(name, row.key.service), observed, p0, 0.0, high, p, "ratio", den
+    )
+
+
+def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Deviation | None:
+    """The 95th percentile latency far above its usual level."""
+    if row.p95_ms is None or row.count < min_events or base.p95_median is None:
+        return None
+    median, mad = base.p95_median, base.p95_mad or 0.0
+    sigma = max(MAD_TO_SIGMA * mad, 0.05 * median, 1.0)
+    z = (row.p95_ms - median) / sigma
+    p = float(stats.norm.sf(z))
+    high = median + max(stats.norm.isf(alpha) * sigma, MIN_SLOWDOWN * median)
+    if row.p95_ms <= high or p >= alpha:
+        return None
+    return Deviation(
+        "p95_ms",
+        "slowdown",
+        "95th percentile latency",
+        row.p95_ms,
+        median,
+        0.0,
+        high,
+        p,
+        "ms",
+        row.count,
+    )
+
+
+#: Which kind names an alert when several features deviate at once: the most specific cause
+#: first (a 5xx storm also raises the failure ratio; it is still an error storm).
+PRIORITY = (
+    "error-storm",
+    "otp-verify-failure",
+    "otp-send-failure",
+    "access-denied-surge",
+    "failure-surge",
+    "slowdown",
+    "traffic-drop",
+    "volume-surge",
+)
+
+
+def primary(deviations: list[Deviation]) -> Deviation:
+    """The deviation that names the alert (see :data:`PRIORITY`)."""
+    return min(deviations, key=lambda d: PRIORITY.index(d.kind))
+
+
+def judge(
+    row: Features,
+    base: Baseline,
+    expected: float,
+    *,
+    alpha: float,
+    min_events: int,
+    min_failures: int,
+) -> list[Deviation]:
+    """Every deviating feature of ``row``, most surprising first."""
+    found = [volume(row, expected, alpha), latency(row, base, alpha, min_events)]
+    found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
+    return sorted((d for d in found if d is not None), key=lambda d: -d.surprise)
+
+
+def score(deviations: list[Deviation], alpha: float) -> float:
+    """Map the strongest surprise to [0, 1]: 0.5 at the alerting threshold, towards 1 beyond."""
+    if not deviations:
+        return 0.0
+    threshold = -math.log10(alpha)
+    strongest = max(d.surprise for d in deviations)
+    return round(strongest / (strongest + threshold), 4)

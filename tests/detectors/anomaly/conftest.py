@@ -1,0 +1,101 @@
+"""A week of seasonal history plus known incidents, indexed once per module that asks for it.
+
+Communes of Hà Nội (01) with two services each:
+- A: busiest; an error storm (half of the requests 5xx) in ``[T+2h, T+2h30)``.
+- B: busy; its collector ``col-b`` stops at ``T+1h`` (no events, no heartbeats).
+- C: small (3 requests an hour by day).
+- D: busy; its one-stop-shop traffic stops at ``T+1h`` while ``col-a`` keeps beating.
+The model is trained on the week before ``T`` (a Monday, 07:00 in Vietnam).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from detectors.anomaly.baseline.model import Model
+from detectors.anomaly.flows import train
+from soc.config import Settings, load_settings
+from soc.es.indices import Indices
+from soc.es.templates import setup
+from soc.events.service import index_events
+from tests.detectors.anomaly.history import Series, heartbeats, traffic, wards
+
+T = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
+END = T + timedelta(hours=20)
+
+
+@dataclass(frozen=True)
+class World:
+    settings: Settings
+    indices: Indices
+    model: Model
+    model_path: Path
+    series: dict[str, Series]
+
+
+def _series() -> dict[str, Series]:
+    a, b, c, d = wards("01", 4)
+    out: dict[str, Series] = {}
+    for name, ward, collector, day, night in (
+        ("A", a, "col-a", 100, 2),
+        ("B", b, "col-b", 60, 1),
+        ("C", c, "col-a", 3, 0.2),
+        ("D", d, "col-a", 60, 1),
+    ):
+        out[name] = Series(ward, "one-stop-shop", collector, day, night)
+        out[name + "otp"] = Series(ward, "otp-gateway", collector, day / 2, night, 0.03)
+    return out
+
+
+def _events(series: dict[str, Series]) -> Iterator[dict[str, Any]]:
+    start = T - timedelta(days=7)
+    for name, s in series.items():
+        yield from traffic(s, start, T, seed=1)
+        stop = T + timedelta(hours=1) if name in ("B", "Botp", "D") else END
+        if name == "A":
+            yield from traffic(s, T, T + timedelta(hours=2), seed=2)
+            yield from traffic(
+                s, T + timedelta(hours=2), T + timedelta(minutes=150), seed=3, error_rate=0.5
+            )
+            yield from traffic(s, T + timedelta(minutes=150), END, seed=4)
+        else:
+            yield from traffic(s, T, stop, seed=2)
+    yield from heartbeats("col-a", "01", start, END)
+    yield from heartbeats("col-b", "01", start, T + timedelta(hours=1))
+
+
+@pytest.fixture(scope="module")
+def world(
+    es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    var_dir = tmp_path_factory.mktemp("anomaly")
+    settings = load_settings(es_url=es_url, index_prefix=prefix, var_dir=var_dir)
+    indices = Indices(prefix)
+    setup(es, indices)
+    series = _series()
+    result = index_events(es, indices, _events(series), refresh=True, chunk_size=5000)
+    assert not result.errors
+    model, path = train(es, indices, settings, T)
+    try:
+        yield World(settings, indices, model, path, series)
+    finally:
+        names = list(es.indices.get(index=f"{prefix}-*", expand_wildcards="all"))
+        if names:
+            es.indices.delete(index=",".join(names), ignore_unavailable=True)
+        quiet = es.options(ignore_status=404)
+        quiet.indices.delete_index_template(name=f"{prefix}-*")
+        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
+            "component_templates", []
+        ):
+            quiet.cluster.delete_component_template(name=item["name"])
+        shutil.rmtree(var_dir, ignore_errors=True)
