@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from detectors.cli import detect_app, rules_app
 from soc import logs
 from soc.config import Settings, load_settings
 from soc.errors import SocError
@@ -39,6 +40,8 @@ app.add_typer(es_app, name="es")
 app.add_typer(config_app, name="config")
 app.add_typer(localities_app, name="localities")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(rules_app, name="rules")
+app.add_typer(detect_app, name="detect")
 
 out = Console()
 err = Console(stderr=True)

@@ -136,6 +136,22 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="Seconds of probe results the status board looks at."
     )
 
+    # --- Sigma detection (detectors.sigma, `soc detect`, `soc rules`) ---
+    rules_dir: Path | None = Field(default=None, description="Sigma rules (default: ./rules).")
+    detect_tick: float = Field(default=15.0, gt=0, description="Seconds between scheduler ticks.")
+    detect_settle: float = Field(
+        default=5.0, ge=0, description="Seconds a window waits after its end for ingest/refresh."
+    )
+    detect_lookback: float = Field(
+        default=86400.0, gt=0, description="Oldest @timestamp (seconds before a window) searched."
+    )
+    detect_correlation_lookback: float = Field(
+        default=120.0, ge=0, description="Seconds of past correlation slots re-checked each tick."
+    )
+    detect_max_catchup: int = Field(default=60, ge=1, description="Windows per rule per tick.")
+    detect_lease_ttl: float = Field(default=60.0, gt=0, description="Seconds a lease is held.")
+    detect_msearch_chunk: int = Field(default=200, ge=1, description="Searches per _msearch.")
+
     # --- anomaly model (detectors/anomaly) ---
     anomaly_bucket_minutes: int = Field(
         default=15, ge=1, le=60, description="Scoring bucket of the anomaly model, minutes."

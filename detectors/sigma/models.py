@@ -46,6 +46,9 @@ class Condition:
         if self.op not in _OPS:
             raise ValueError(f"unsupported correlation condition {self.op!r}")
 
+    def __str__(self) -> str:
+        return f"{self.op} {self.count}"
+
     def holds(self, value: int) -> bool:
         return _OPS[self.op](value, self.count)
 

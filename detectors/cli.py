@@ -1,0 +1,255 @@
+"""``soc rules …`` and ``soc detect …``: the command line of the Sigma detection engine.
+
+Commands parse arguments, call :mod:`detectors.sigma.service` or :mod:`detectors.scheduling`
+and print; no detection logic lives here. Registered in ``soc/cli.py``.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+
+from detectors.base import parse_duration
+from detectors.sigma import service
+from detectors.sigma.search import Exception_
+from soc import logs
+from soc.config import Settings, load_settings
+from soc.errors import ConfigError, SocError
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+P = ParamSpec("P")
+R = TypeVar("R")
+out = Console()
+err = Console(stderr=True)
+
+rules_app = typer.Typer(help="Sigma rules: validate, test, convert, backtest, tune.",
+                        no_args_is_help=True)  # fmt: skip
+detect_app = typer.Typer(help="Run the Sigma rules on schedule.", no_args_is_help=True)
+
+RuleArg = Annotated[str, typer.Argument(help="Rule id or name.")]
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    return settings
+
+
+def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print a :class:`SocError` plainly (file:line included) and exit 1 instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SocError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _es() -> tuple[Settings, Elasticsearch]:
+    from soc.es.client import make_client, wait_until_healthy
+
+    settings = _settings()
+    es = make_client(settings)
+    wait_until_healthy(es, timeout=30)
+    return settings, es
+
+
+@rules_app.command("list")
+@handles_errors
+def rules_list() -> None:
+    """List the rules: id, name, kind, level, file."""
+    loaded = service.load(settings=_settings())
+    for r in loaded.rules:
+        role = "" if r.alerts else "  (feeds a correlation)"
+        out.print(f"{r.id}  {r.name or '-'}  {r.kind.value}  {r.level.value}  {r.where}{role}",
+                  highlight=False, markup=False)  # fmt: skip
+
+
+@rules_app.command("validate")
+@handles_errors
+def rules_validate() -> None:
+    """Load and compile every rule; report errors with file and line, and pySigma's findings."""
+    settings = _settings()
+    loaded = service.load(settings=settings)
+    for error in loaded.errors:
+        typer.echo(f"error: {error}", err=True)
+    issues = service.lint(settings=settings)
+    for issue in issues:
+        typer.echo(f"warning: {issue}", err=True)
+    out.print(f"{len(loaded.rules)} rules loaded, {len(loaded.errors)} with errors, "
+              f"{len(issues)} validator findings", highlight=False)  # fmt: skip
+    if loaded.errors:
+        raise typer.Exit(1)
+
+
+@rules_app.command("convert")
+@handles_errors
+def rules_convert(rule: RuleArg) -> None:
+    """Show the Elasticsearch query of a rule (correlations: each base query and the grouping)."""
+    r = service.load(settings=_settings()).get(rule)
+    if not r.kind.is_correlation:
+        typer.echo(r.query)
+        return
+    out.print(f"{r.kind.value} by {', '.join(r.group_by) or '-'} within {r.timespan}, "
+              f"condition {r.condition}", highlight=False, markup=False)  # fmt: skip
+    for rule_id, query in r.base:
+        typer.echo(f"  {rule_id}: {query}")
+
+
+@rules_app.command("test")
+@handles_errors
+def rules_test(
+    rule: Annotated[str | None, typer.Argument(help="Rule id or name; all when omitted.")] = None,
+) -> None:
+    """Run rules' must-fire / must-not test events against Elasticsearch (scratch indices)."""
+    settings, es = _es()
+    loaded = service.load(settings=settings)
+    chosen = [loaded.get(rule)] if rule else list(loaded.rules)
+    failed = 0
+    for r in chosen:
+        for result in service.test_rule(es=es, settings=settings, rule=r):
+            mark = "ok  " if result.passed else "FAIL"
+            failed += not result.passed
+            out.print(f"{mark} {r.name or r.id}  {result.expect}: {escape(result.name)} "
+                      f"({result.findings} alerts)", highlight=False)  # fmt: skip
+    if failed:
+        raise typer.Exit(1)
+
+
+@rules_app.command("backtest")
+@handles_errors
+def rules_backtest(
+    rule: RuleArg,
+    since: Annotated[str, typer.Option(help="How far back: 30m, 24h, 7d.")] = "7d",
+) -> None:
+    """How many alerts a rule would have raised, per locality (writes nothing)."""
+    settings, es = _es()
+    r = service.load(settings=settings).get(rule)
+    span = _duration(since)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("evaluating windows", total=None)
+        result = service.backtest(es=es, settings=settings, rule=r, since=span,
+                                  progress=lambda done, total: bar.update(task, completed=done,
+                                                                          total=total))  # fmt: skip
+    out.print(f"{r.title}: {result.alerts} alerts over {result.windows} windows of "
+              f"{r.interval}", highlight=False, markup=False)  # fmt: skip
+    for place, count in result.by_locality:
+        out.print(f"  {count:6d}  {place}", highlight=False, markup=False)
+
+
+@rules_app.command("enable")
+@handles_errors
+def rules_enable(rule: RuleArg) -> None:
+    """Run the rule again."""
+    settings, es = _es()
+    r = service.load(settings=settings).get(rule)
+    service.set_enabled(es=es, settings=settings, rule=r, on=True, by=getpass.getuser())
+    out.print(f"enabled {r.title}", highlight=False, markup=False)
+
+
+@rules_app.command("disable")
+@handles_errors
+def rules_disable(rule: RuleArg) -> None:
+    """Stop running the rule (its checkpoint stays; enabling resumes from now on)."""
+    settings, es = _es()
+    r = service.load(settings=settings).get(rule)
+    service.set_enabled(es=es, settings=settings, rule=r, on=False, by=getpass.getuser())
+    out.print(f"disabled {r.title}", highlight=False, markup=False)
+
+
+@rules_app.command("threshold")
+@handles_errors
+def rules_threshold(
+    rule: RuleArg,
+    province: Annotated[str, typer.Argument(help="Province code or name.")],
+    count: Annotated[int | None, typer.Argument(help="New threshold; omit to reset.")] = None,
+) -> None:
+    """Override a correlation's threshold for one province."""
+    settings, es = _es()
+    r = service.load(settings=settings).get(rule)
+    service.set_threshold(es=es, settings=settings, rule=r, province=province, count=count,
+                          by=getpass.getuser())  # fmt: skip
+    out.print(f"{r.title}: threshold for {province} is now {count or 'the default'}",
+              highlight=False, markup=False)  # fmt: skip
+
+
+@rules_app.command("except")
+@handles_errors
+def rules_except(
+    rule: RuleArg,
+    field: Annotated[str, typer.Argument(help="ECS field, e.g. source.ip.")],
+    value: str,
+    reason: Annotated[str, typer.Option(help="Why (shown to analysts).")],
+    expires: Annotated[str, typer.Option(help="Lifetime from now: 2h, 7d …")],
+    author: Annotated[str | None, typer.Option(help="Who decided (default: you).")] = None,
+) -> None:
+    """Suppress a rule's matches where FIELD equals VALUE, with a reason and an expiry."""
+    settings, es = _es()
+    r = service.load(settings=settings).get(rule)
+    until = datetime.now(UTC) + _duration(expires)
+    service.add_exception(es=es, settings=settings, rule=r, exception=Exception_(
+        field=field, value=value, reason=reason, author=author or getpass.getuser(),
+        expires=until,
+    ))  # fmt: skip
+    out.print(f"{r.title}: {field}={value} suppressed until {until:%Y-%m-%d %H:%M} UTC",
+              highlight=False, markup=False)  # fmt: skip
+
+
+@rules_app.command("health")
+@handles_errors
+def rules_health() -> None:
+    """Per rule: last run, windows evaluated, alerts, windows behind, last error."""
+    settings, es = _es()
+    loaded = service.load(settings=settings)
+    checkpoints = service.health(es=es, settings=settings, rules=loaded)
+    for r in loaded.runnable:
+        cp = checkpoints[r.id]
+        last = f"{cp.last_run:%Y-%m-%d %H:%M:%S}" if cp.last_run else "never"
+        out.print(f"{r.name or r.id}: last run {last}, {cp.windows} windows, {cp.alerts} alerts, "
+                  f"{cp.behind} behind, error: {cp.error or '-'}", highlight=False,
+                  markup=False)  # fmt: skip
+
+
+@detect_app.command("run")
+@handles_errors
+def detect_run(
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
+) -> None:
+    """Run the rules on schedule (APScheduler), holding the lease; Ctrl-C stops."""
+    from detectors.scheduling import Detect
+
+    detect = Detect(_settings())
+    if not once:
+        detect.run_forever()
+        return
+    report = detect.tick()
+    if report is None:
+        out.print("standby: another soc detect holds the lease")
+        return
+    out.print(f"{report.searches} searches, {report.windows} windows, {report.alerts_created} "
+              f"alerts written, {report.alerts_existing} already there, {len(report.errors)} "
+              f"rule errors, {sum(report.behind.values())} windows behind",
+              highlight=False)  # fmt: skip
+    for rule_id, error in report.errors.items():
+        err.print(f"rule {rule_id}: {error}", highlight=False, markup=False)
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
