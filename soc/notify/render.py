@@ -202,7 +202,7 @@ def sample_notice(event: NoticeEvent = NoticeEvent.NEW) -> IncidentNotice:
         title="Lỗi đăng nhập VNeID tăng đột biến",
         severity=Severity.HIGH,
         province_code="04",
-        province_name="Tỉnh Cao Bằng",
+        province_name="Cao Bằng",
         wards=(WardRef(code="01273", name="Phường Thục Phán"),),
         service=Service.VNEID.value,
         status="new",
