@@ -21,6 +21,7 @@ from detectors.cli import detect_app, rules_app
 from soc import logs
 from soc.config import Settings, load_settings
 from soc.errors import SocError
+from soc.notify.cli import app as notify_app
 from soc.simulate.cli import app as simulate_app
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ app.add_typer(es_app, name="es")
 app.add_typer(config_app, name="config")
 app.add_typer(localities_app, name="localities")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(notify_app, name="notify")
 app.add_typer(rules_app, name="rules")
 app.add_typer(detect_app, name="detect")
 
