@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from detectors.anomaly.cli import app as anomaly_app
 from detectors.cli import detect_app, rules_app
 from soc import logs
 from soc.config import Settings, load_settings
@@ -40,6 +41,7 @@ localities_app = typer.Typer(help="The catalogue of provinces and communes/wards
 app.add_typer(es_app, name="es")
 app.add_typer(config_app, name="config")
 app.add_typer(localities_app, name="localities")
+app.add_typer(anomaly_app, name="anomaly")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(notify_app, name="notify")
 app.add_typer(rules_app, name="rules")

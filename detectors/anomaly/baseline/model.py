@@ -142,7 +142,7 @@ def fit(rows: Iterable[Features], start: datetime, end: datetime, *, min_events:
     }
     return Model(
         version=MODEL_VERSION,
-        trained_at=datetime.now(UTC),
+        trained_at=_now_ms(),
         start=start,
         end=end,
         shapes=shapes,
@@ -150,6 +150,12 @@ def fit(rows: Iterable[Features], start: datetime, end: datetime, *, min_events:
         priors=priors,
         peers=_peers(baselines),
     )
+
+
+def _now_ms() -> datetime:
+    # Persisted times have millisecond precision; a loaded model must equal the saved one.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _priors(rows: list[Features]) -> dict[str, dict[str, float]]:

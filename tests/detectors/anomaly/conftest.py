@@ -1,4 +1,4 @@
-"""A week of seasonal history plus known incidents, indexed once per module that asks for it.
+"""A week of seasonal history plus known incidents, indexed once per session (on first use).
 
 Communes of Hà Nội (01) with two services each:
 - A: busiest; an error storm (half of the requests 5xx) in ``[T+2h, T+2h30)``.
@@ -73,7 +73,7 @@ def _events(series: dict[str, Series]) -> Iterator[dict[str, Any]]:
     yield from heartbeats("col-b", "01", start, T + timedelta(hours=1))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:

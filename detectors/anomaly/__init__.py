@@ -1,0 +1,15 @@
+"""The anomaly model: learns what normal traffic looks like per locality, service and hour of week,
+and alerts on what departs from it (error storms, auth-failure surges, slowdowns, silence).
+
+    features     composite aggregations -> one row per (locality, service, bucket)
+    baseline/    the seasonal model (fit) and its versioned files (persistence)
+    scoring      per-feature tests with small-count guards
+    silence      outages told apart from silent collectors and quiet hours
+    explain      alerts with observed vs expected, band, since when
+    flows        train, evaluate (the scheduler's entry point), run_due with a checkpoint
+    csvscore     offline scoring of any ``timestamp,value[,value...]`` series
+    cli          ``soc anomaly train | score | score-csv``
+
+It must not import the Sigma engine, and writes only ``<prefix>-alerts`` (its alerts) and its own
+checkpoint document in ``<prefix>-state``.
+"""

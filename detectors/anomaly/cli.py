@@ -1,0 +1,150 @@
+"""``soc anomaly ...``: train the model, score a past period, score a CSV (registered in soc.cli).
+
+Commands only parse options, show progress and call :mod:`detectors.anomaly.flows` or
+:mod:`detectors.anomaly.csvscore`; the work is there.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from elasticsearch import Elasticsearch
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+
+from detectors.anomaly import csvscore, flows
+from detectors.anomaly.baseline import persistence
+from detectors.base import aligned_windows
+from soc import logs
+from soc.config import Settings, load_settings
+from soc.errors import AnomalyError, SocError
+from soc.es.client import make_client, wait_until_healthy
+from soc.es.indices import Indices
+from soc.es.templates import setup
+
+P = ParamSpec("P")
+R = TypeVar("R")
+out = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(help="The anomaly model: train it, score past periods or any CSV series.",
+                  no_args_is_help=True)  # fmt: skip
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    return settings
+
+
+def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print a :class:`SocError` plainly and exit 1 (as ``soc.cli`` does, without importing it)."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SocError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _when(text: str | None, default: datetime, option: str) -> datetime:
+    if text is None:
+        return default
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AnomalyError(f"{option} {text!r}: not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise AnomalyError(f"{option} {text!r}: needs an offset, e.g. +07:00 or Z")
+    return value.astimezone(UTC)
+
+
+def _client(settings: Settings) -> tuple[Elasticsearch, Indices]:
+
+    es = make_client(settings)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout)
+    indices = Indices(settings.index_prefix)
+    setup(es, indices, replicas=settings.replicas)
+    return es, indices
+
+
+@app.command("train")
+@handles_errors
+def train(
+    end: Annotated[str | None, typer.Option(help="End of history (ISO 8601); default now.")] = None,
+    days: Annotated[int | None, typer.Option(min=1, help="Days of history to learn.")] = None,
+) -> None:
+    """Learn the seasonal baseline from the history before END and save a new model version."""
+    settings = _settings()
+    es, indices = _client(settings)
+    until = _when(end, datetime.now(UTC), "--end")
+    total = (days or settings.anomaly_training_days) * 24
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("aggregating hours", total=total)
+        model, path = flows.train(es, indices, settings, until, days=days,
+                                  progress=lambda n: progress.advance(task, n))  # fmt: skip
+    out.print(f"trained on {model.start:%Y-%m-%d %H:%M} - {model.end:%Y-%m-%d %H:%M} UTC: "
+              f"{len(model.baselines)} locality/service series, model version {model.version}",
+              highlight=False)  # fmt: skip
+    out.print(f"saved {escape(str(path))}", highlight=False)
+
+
+@app.command("score")
+@handles_errors
+def score(
+    start: Annotated[str, typer.Option(help="Start of the period (ISO 8601 with offset).")],
+    end: Annotated[str, typer.Option(help="End of the period (ISO 8601 with offset).")],
+    model_file: Annotated[Path | None, typer.Option("--model", help="Model file.")] = None,
+) -> None:
+    """Score a past period bucket by bucket and store its alerts (re-running doubles nothing)."""
+    settings = _settings()
+    model = (
+        persistence.load(model_file) if model_file else persistence.load_latest(settings.var_dir)
+    )
+    es, indices = _client(settings)
+    now = datetime.now(UTC)
+    since, until = _when(start, now, "--start"), _when(end, now, "--end")
+    windows = list(aligned_windows(since, until, flows.bucket_of(settings)))
+    kinds: Counter[str] = Counter()
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("scoring buckets", total=len(windows))
+        for w in windows:
+            for alert in flows.evaluate(
+                es, indices, w.start, w.end, model=model, settings=settings
+            ):
+                kinds[alert.rule.id] += 1
+            progress.advance(task)
+    out.print(f"{len(windows)} buckets scored, {sum(kinds.values())} alerts", highlight=False)
+    for rule_id, count in sorted(kinds.items()):
+        out.print(f"  {escape(rule_id)}: {count}", highlight=False)
+
+
+@app.command("score-csv")
+@handles_errors
+def score_csv(
+    path: Annotated[Path, typer.Argument(help="CSV file: timestamp,value[,value...]")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
+    method: Annotated[str, typer.Option(help="robust or iforest.")] = "robust",
+    threshold: Annotated[float, typer.Option(min=0.5, help="Robust z of the flag line.")] = 5.0,
+) -> None:
+    """Write every row with an anomaly score in [0, 1] and a flag (1 = anomalous)."""
+    scored = csvscore.score(csvscore.read(path), method=method, threshold=threshold)
+    if output is None:
+        csvscore.write(scored, sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            csvscore.write(scored, handle)
+    flagged = int(scored.flags.sum())
+    err.print(f"{len(scored.scores)} rows scored ({method}), {flagged} flagged", highlight=False)
