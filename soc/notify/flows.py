@@ -22,6 +22,8 @@ from elasticsearch import Elasticsearch
 
 from soc.config import Settings
 from soc.es.indices import Indices
+from soc.incidents.models import Incident, IncidentStatus
+from soc.localities import catalogue
 from soc.notify import service
 from soc.notify.models import (
     Frozen,
@@ -30,6 +32,7 @@ from soc.notify.models import (
     OutboxMessage,
     OutboxStatus,
     Recipient,
+    WardRef,
     message_id,
 )
 from soc.notify.render import Renderer
@@ -263,3 +266,65 @@ def escalations_due(
                     item.notice.model_copy(update={"event": NoticeEvent.ESCALATION, "level": level})
                 )
     return due
+
+
+# ------------------------------------------------------------ from soc.incidents to notices
+def notice_from_incident(incident: Incident, event: NoticeEvent) -> IncidentNotice:
+    """The notice of one incident as it is now (a parent lists all its communes)."""
+    cat = catalogue()
+    codes = incident.ward_codes if incident.is_parent else ()
+    wards = [WardRef(code=c, name=cat.ward(c, incident.province_code).name) for c in codes]
+    if not wards and incident.ward_code:
+        wards = [WardRef(code=incident.ward_code, name=incident.ward_name or incident.ward_code)]
+    return IncidentNotice(
+        incident_id=incident.id,
+        event=event,
+        title=incident.title,
+        severity=incident.severity,
+        province_code=incident.province_code,
+        province_name=incident.province_name,
+        wards=tuple(wards),
+        service=incident.service,
+        status=incident.status.value,
+        first_seen=incident.first_seen,
+        last_seen=incident.last_seen,
+        alert_count=incident.alert_count,
+        first_steps=_FIRST_STEPS.get(incident.service or "", "generic"),
+    )
+
+
+#: Which first steps (soc.notify.texts) fit an incident on each watched system.
+_FIRST_STEPS = {"otp-gateway": "otp", "vneid": "login", "portal-sync": "sync",
+                "web-portal": "web-attack", "national-portal": "outage"}  # fmt: skip
+
+
+def incident_notices(notifier: Notifier, incident: Incident) -> list[IncidentNotice]:
+    """The notices an incident's current state implies. Asking again is harmless: each one has a
+    stable Message-ID per recipient, so only what was never queued is queued."""
+    if incident.parent_id is not None:
+        return []  # its parent speaks for every commune: one email, not one per commune
+    earlier = [
+        n.severity
+        for s in service.listing(notifier.es, notifier.indices, incident_id=incident.id)
+        for n in s.message.notices
+        if n.incident_id == incident.id
+    ]
+    if incident.status is IncidentStatus.FALSE_POSITIVE:
+        return []
+    if incident.status is IncidentStatus.RESOLVED:
+        return [notice_from_incident(incident, NoticeEvent.RESOLVED)] if earlier else []
+    found = [notice_from_incident(incident, NoticeEvent.NEW)]
+    if earlier and incident.severity.rank > min(s.rank for s in earlier):
+        found.append(notice_from_incident(incident, NoticeEvent.SEVERITY_RAISED))
+    if incident.acknowledged is None and incident.status is IncidentStatus.NEW:
+        sla = timedelta(seconds=notifier.settings.notify_ack_sla)
+        # Level 1 exactly when the incident's own acknowledgement deadline passes.
+        item = OpenIncident(notice=found[0], notified_at=incident.ack_due - sla)
+        found.extend(escalations_due([item], notifier.clock(), sla))
+    return found
+
+
+def notify_incidents(notifier: Notifier, incidents: Iterable[Incident]) -> NotifyReport:
+    """Queue whatever emails these incidents call for (new, raised, escalated, resolved)."""
+    notices = [n for incident in incidents for n in incident_notices(notifier, incident)]
+    return notifier.notify(notices)
