@@ -37,10 +37,12 @@ def test_alerts_of_one_key_within_the_window_make_one_incident(
     [incident] = _all(es, ready)
     assert incident.alert_count == 2
     assert set(incident.alert_ids) == {first.id, second.id}
-    assert incident.ward_code == w and incident.status is IncidentStatus.NEW
+    assert incident.ward_code == w
+    assert incident.status is IncidentStatus.NEW
     for a in (first, second):
         stored = alerts.get(es, ready, a.id, user=None)
-        assert stored.incident_id == incident.id and stored.status is AlertStatus.ATTACHED
+        assert stored.incident_id == incident.id
+        assert stored.status is AlertStatus.ATTACHED
     # Grouping again finds nothing left to do and changes nothing.
     assert group_pending(es, ready, settings) == 0
     assert _all(es, ready)[0].alert_count == 2
@@ -52,12 +54,13 @@ def test_a_late_alert_other_entity_or_other_commune_opens_its_own_incident(
     w1, w2 = wards("01", 2)
     window_min = int(settings.incident_group_window // 60)
     write(
-        es, ready,
+        es,
+        ready,
         make_alert(ward=w1, minute=0),
         make_alert(ward=w1, minute=window_min + 30),  # after the window
         make_alert(ward=w1, minute=1, entity="citizen-7"),  # another entity
         make_alert(ward=w2, minute=2),  # another commune (below the parent threshold)
-    )  # fmt: skip
+    )
     group_pending(es, ready, settings)
     found = _all(es, ready)
     assert len(found) == 4
@@ -84,7 +87,8 @@ def test_a_flood_across_communes_of_one_province_becomes_one_parent(
     assert attached <= {parent.id, *(c.id for c in children)}
     # The other province's alert is not swallowed by Hanoi's parent.
     [other] = _all(es, ready, province="79")
-    assert not other.is_parent and other.parent_id is None
+    assert not other.is_parent
+    assert other.parent_id is None
     # Filtering by a commune finds the parent that lists it.
     last = communes[-1]
     assert [i.id for i in _all(es, ready, ward=last)] == [parent.id]
@@ -96,19 +100,30 @@ def test_a_resolved_incident_reopens_when_its_alert_fires_again_soon(
     w = wards("01", 1)[0]
     first = make_alert(ward=w, minute=0)
     incident = group_alert(es, ready, settings, first)
-    resolved = incidents.replace(es, ready, lifecycle.transition(
-        incident, IncidentStatus.RESOLVED, actor="ana", now=first.created + timedelta(minutes=1)))  # fmt: skip
+    resolved = incidents.replace(
+        es,
+        ready,
+        lifecycle.transition(
+            incident, IncidentStatus.RESOLVED, actor="ana", now=first.created + timedelta(minutes=1)
+        ),
+    )
     soon = make_alert(ward=w, minute=30)
     again = group_alert(es, ready, settings, soon)
     assert again.id == resolved.id
-    assert again.status is IncidentStatus.NEW and again.reopened == 1 and again.resolved is None
+    assert again.status is IncidentStatus.NEW
+    assert again.reopened == 1
+    assert again.resolved is None
     assert [e.action for e in again.timeline][-1] == "reopen"
     # Resolved again, then an alert long after the reopen window: a fresh incident.
-    closed = incidents.replace(es, ready, lifecycle.transition(
-        again, IncidentStatus.RESOLVED, actor="ana", now=soon.created))  # fmt: skip
+    closed = incidents.replace(
+        es,
+        ready,
+        lifecycle.transition(again, IncidentStatus.RESOLVED, actor="ana", now=soon.created),
+    )
     late_minute = 30 + int(settings.incident_reopen_window // 60) + 60
     late = group_alert(es, ready, settings, make_alert(ward=w, minute=late_minute))
-    assert late.id != closed.id and late.reopened == 0
+    assert late.id != closed.id
+    assert late.reopened == 0
 
 
 def test_a_false_positive_is_not_reopened_by_the_next_alert(
@@ -116,10 +131,16 @@ def test_a_false_positive_is_not_reopened_by_the_next_alert(
 ) -> None:
     w = wards("01", 1)[0]
     incident = group_alert(es, ready, settings, make_alert(ward=w, minute=0))
-    incidents.replace(es, ready, lifecycle.transition(
-        incident, IncidentStatus.FALSE_POSITIVE, actor="ana", now=incident.created))  # fmt: skip
+    incidents.replace(
+        es,
+        ready,
+        lifecycle.transition(
+            incident, IncidentStatus.FALSE_POSITIVE, actor="ana", now=incident.created
+        ),
+    )
     nxt = group_alert(es, ready, settings, make_alert(ward=w, minute=10))
-    assert nxt.id != incident.id and nxt.status is IncidentStatus.NEW
+    assert nxt.id != incident.id
+    assert nxt.status is IncidentStatus.NEW
 
 
 def test_regrouping_an_alert_after_a_crash_counts_it_once(

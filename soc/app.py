@@ -1,0 +1,140 @@
+"""``create_app``: the FastAPI application of ``soc api`` (JSON API under ``/api/v1``).
+
+At start-up it connects to Elasticsearch, waits for it to be healthy, installs soc's index
+templates (idempotent) and loads the users directory, refusing demo users or placeholder secrets
+outside development. Request counts and latencies per route go to ``/api/v1/metrics``
+(Prometheus text format; route templates only, never ids or localities). The app is stateless:
+run as many as needed. This module wires routers; it must not hold business rules.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from elasticsearch import Elasticsearch
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel
+from starlette.routing import Match
+
+from soc import problems
+from soc.alerts import views as alert_views
+from soc.auth import service as auth
+from soc.auth import views as auth_views
+from soc.config import Settings, get_settings
+from soc.deps import EsDep
+from soc.es.client import make_client, wait_until_healthy
+from soc.es.indices import Indices
+from soc.es.templates import setup
+from soc.incidents import views as incident_views
+from soc.status import views as status_views
+
+API_PREFIX = "/api/v1"
+
+
+class Health(BaseModel):
+    status: str
+    elasticsearch: str
+
+
+def create_app(settings: Settings | None = None, es: Elasticsearch | None = None) -> FastAPI:
+    """The application; ``es`` lets tests and benchmarks share one client."""
+    settings = settings or get_settings()
+    directory = auth.load_directory(settings)  # fails fast on a bad users file or demo in prod
+    owns_client = es is None
+    client = es if es is not None else make_client(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        wait_until_healthy(client, timeout=settings.es_wait_timeout)
+        setup(client, app.state.indices, replicas=settings.replicas)
+        yield
+        if owns_client:
+            client.close()
+
+    app = FastAPI(
+        title="soc API",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.es = client
+    app.state.indices = Indices(settings.index_prefix)
+    app.state.directory = directory
+    problems.install(app)
+    _metrics(app)
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_views.router)
+    api.include_router(alert_views.router)
+    api.include_router(incident_views.router)
+    api.include_router(status_views.router)
+    # TODO(issue #7 → detection): /rules (list, enable/disable, upload, test, backtest,
+    # exceptions) once the detection engineer's rules service layer exposes those operations.
+    api.include_router(_ops)
+    app.include_router(api)
+    return app
+
+
+_ops = APIRouter(tags=["operations"])
+
+
+@_ops.get("/health", response_model=Health)
+def health(es: EsDep) -> Health:
+    """Liveness and the store's health; no credentials needed, no data revealed."""
+    try:
+        status = str(es.cluster.health(timeout="2s")["status"])
+    except Exception:  # any failure to answer means "unavailable" here
+        status = "unavailable"
+    return Health(
+        status="ok" if status in ("green", "yellow") else "degraded", elasticsearch=status
+    )
+
+
+def _metrics(app: FastAPI) -> None:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "soc_api_requests", "API requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "soc_api_request_seconds", "API latency", ["method", "route"], registry=registry
+    )
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_of(request)
+        latency.labels(request.method, route).observe(time.perf_counter() - started)
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+    @app.get(
+        f"{API_PREFIX}/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
+    def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _route_of(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"

@@ -1,0 +1,258 @@
+"""Who is asking: the users directory (YAML), passwords, API tokens and login sessions.
+
+* Users and roles come from the YAML file named by ``SOC_AUTH_USERS_FILE``; passwords only as
+  scrypt hashes (``soc auth hash-password`` makes one). Demo users are created only when
+  ``SOC_AUTH_DEMO_PASSWORD`` is set, and only in development; production refuses them, as it refuses
+  placeholder passwords.
+* API tokens and login sessions are random secrets shown once; ``<prefix>-state`` keeps only their
+  SHA-256 (a high-entropy secret needs no slow hash), so a leaked index reveals no credential.
+  Tokens are revocable; sessions expire and carry a CSRF token for the dashboards' forms.
+* The role of a token or session is read from the directory at every request, so removing a user
+  from the YAML file cuts off all their tokens at once.
+
+This module must not log secrets, and must not decide what a role may do (``soc.deps``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from elasticsearch import Elasticsearch, NotFoundError
+from pydantic import ValidationError
+
+from soc.auth.models import Role, TokenInfo, User, UserRecord
+from soc.config import Settings
+from soc.errors import ConfigError, NotAuthenticated, NotFound
+from soc.es.indices import Indices
+
+_PLACEHOLDERS = frozenset({"changethis", "changeme", "password", "admin", "secret"})
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_TOKEN_KIND = "api-token"  # noqa: S105 (a document kind, not a secret)
+_SESSION_KIND = "session"
+
+
+# ------------------------------------------------------------------ passwords
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    b64 = base64.b64encode
+    return f"scrypt${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_b64, digest_b64 = stored.split("$")
+        salt, digest = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=salt, dklen=len(digest), **_SCRYPT)
+    return hmac.compare_digest(got, digest)
+
+
+# ------------------------------------------------------------------ directory
+@dataclass(frozen=True)
+class Directory:
+    """The known users by name."""
+
+    records: dict[str, UserRecord]
+
+    def user(self, name: str) -> User | None:
+        record = self.records.get(name)
+        return record.user() if record else None
+
+    def check_password(self, name: str, password: str) -> User:
+        record = self.records.get(name)
+        # Hash even for an unknown user so timing does not reveal which names exist.
+        stored = record.password_hash if record and record.password_hash else _DUMMY_HASH
+        if not verify_password(password, stored) or record is None:
+            raise NotAuthenticated("wrong user name or password")
+        return record.user()
+
+
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def load_directory(settings: Settings) -> Directory:
+    """Users from the YAML file and, in development only, the demo users."""
+    records: dict[str, UserRecord] = {}
+    if settings.auth_users_file is not None:
+        records.update(_read_users(settings.auth_users_file))
+    demo = settings.auth_demo_password
+    if demo is not None:
+        if settings.environment != "development":
+            raise ConfigError(
+                "SOC_AUTH_DEMO_PASSWORD is set while SOC_ENVIRONMENT=production: demo users are "
+                "for development only; configure users in SOC_AUTH_USERS_FILE"
+            )
+        hashed = hash_password(demo.get_secret_value())
+        for name, role, provinces in _DEMO_USERS:
+            records.setdefault(
+                name, UserRecord(name=name, role=role, provinces=provinces, password_hash=hashed)
+            )
+    return Directory(records)
+
+
+_DEMO_USERS: tuple[tuple[str, Role, tuple[str, ...]], ...] = (
+    ("admin", Role.ADMIN, ()),
+    ("analyst", Role.ANALYST, ()),
+    ("hanoi-it", Role.PROVINCIAL_IT, ("01",)),
+)
+
+
+def _read_users(path: Path) -> dict[str, UserRecord]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the users file: {exc}") from None
+    entries = raw.get("users") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: expected a mapping with a 'users' list")
+    records: dict[str, UserRecord] = {}
+    for n, entry in enumerate(entries, start=1):
+        try:
+            record = UserRecord.model_validate(entry)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"{path}: users[{n}]: {problems}") from None
+        if record.role is Role.PROVINCIAL_IT and not record.provinces:
+            raise ConfigError(f"{path}: users[{n}] ({record.name}): provincial_it needs provinces")
+        if record.name in records:
+            raise ConfigError(f"{path}: users[{n}]: user {record.name!r} is listed twice")
+        records[record.name] = record
+    return records
+
+
+def refuse_placeholder(password: str, settings: Settings) -> None:
+    """Refuse well-known placeholder passwords outside development."""
+    if settings.environment != "development" and password.lower() in _PLACEHOLDERS:
+        raise ConfigError("refusing a placeholder password outside development")
+
+
+# ------------------------------------------------------------------ tokens and sessions
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(
+    es: Elasticsearch, indices: Indices, user: User, label: str, now: datetime
+) -> tuple[str, TokenInfo]:
+    """A new API token for ``user``; the secret is returned once and never stored."""
+    secret = "soc_" + secrets.token_urlsafe(32)
+    digest = _digest(secret)
+    info = TokenInfo(id=digest[:16], user=user.name, label=label, created=now.isoformat())
+    es.index(
+        index=indices.state,
+        id=f"{_TOKEN_KIND}:{digest}",
+        document={
+            "kind": _TOKEN_KIND,
+            "key": info.id,
+            "owner": user.name,
+            "updated": now.isoformat(),
+            "data": info.model_dump(),
+        },
+        refresh=True,
+    )
+    return secret, info
+
+
+def list_tokens(es: Elasticsearch, indices: Indices, *, owner: str | None) -> list[TokenInfo]:
+    flt: list[dict[str, Any]] = [{"term": {"kind": _TOKEN_KIND}}]
+    if owner is not None:
+        flt.append({"term": {"owner": owner}})
+    found = es.search(index=indices.state, query={"bool": {"filter": flt}}, size=1000)
+    return [TokenInfo.model_validate(h["_source"]["data"]) for h in found["hits"]["hits"]]
+
+
+def revoke_token(
+    es: Elasticsearch, indices: Indices, token_id: str, *, owner: str | None, now: datetime
+) -> TokenInfo:
+    """Revoke by public id; ``owner`` limits it to one user's tokens (None: an admin)."""
+    flt: list[dict[str, Any]] = [{"term": {"kind": _TOKEN_KIND}}, {"term": {"key": token_id}}]
+    if owner is not None:
+        flt.append({"term": {"owner": owner}})
+    found = es.search(index=indices.state, query={"bool": {"filter": flt}}, size=1)
+    hits = found["hits"]["hits"]
+    if not hits:
+        raise NotFound(f"no token {token_id!r}")
+    info = TokenInfo.model_validate(hits[0]["_source"]["data"]).model_copy(update={"revoked": True})
+    es.update(
+        index=indices.state,
+        id=hits[0]["_id"],
+        refresh=True,
+        doc={"updated": now.isoformat(), "data": info.model_dump()},
+    )
+    return info
+
+
+def user_for_token(es: Elasticsearch, indices: Indices, directory: Directory, secret: str) -> User:
+    try:
+        found = es.get(index=indices.state, id=f"{_TOKEN_KIND}:{_digest(secret)}")
+    except NotFoundError:
+        raise NotAuthenticated("invalid or revoked API token") from None
+    data = found["_source"]["data"]
+    user = directory.user(data["user"])
+    if data.get("revoked") or user is None:
+        raise NotAuthenticated("invalid or revoked API token")
+    return user
+
+
+@dataclass(frozen=True)
+class Session:
+    user: User
+    csrf: str
+
+
+def create_session(
+    es: Elasticsearch, indices: Indices, user: User, settings: Settings, now: datetime
+) -> tuple[str, Session]:
+    secret = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    expires = now + timedelta(seconds=settings.auth_session_ttl)
+    es.index(
+        index=indices.state,
+        id=f"{_SESSION_KIND}:{_digest(secret)}",
+        document={
+            "kind": _SESSION_KIND,
+            "owner": user.name,
+            "updated": now.isoformat(),
+            "expires": expires.isoformat(),
+            "data": {"user": user.name, "csrf": csrf},
+        },
+    )
+    return secret, Session(user, csrf)
+
+
+def session_for(
+    es: Elasticsearch, indices: Indices, directory: Directory, secret: str, now: datetime
+) -> Session:
+    try:
+        found = es.get(index=indices.state, id=f"{_SESSION_KIND}:{_digest(secret)}")
+    except NotFoundError:
+        raise NotAuthenticated("session expired or signed out; sign in again") from None
+    src = found["_source"]
+    user = directory.user(src["data"]["user"])
+    if user is None or datetime.fromisoformat(src["expires"]) <= now:
+        raise NotAuthenticated("session expired or signed out; sign in again")
+    return Session(user, src["data"]["csrf"])
+
+
+def end_session(es: Elasticsearch, indices: Indices, secret: str) -> None:
+    es.options(ignore_status=404).delete(
+        index=indices.state, id=f"{_SESSION_KIND}:{_digest(secret)}"
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

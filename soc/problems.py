@@ -1,0 +1,145 @@
+"""RFC 9457 problem details: the one place that turns errors into HTTP responses.
+
+Every error the API returns is ``application/problem+json`` with ``type``, ``title``, ``status``,
+``detail`` and, for invalid input, ``errors`` naming each bad field (``body.to``, ``query.size``).
+:class:`~soc.errors.SocError` subclasses map to statuses in :data:`STATUS`; anything else is a bug
+and becomes a logged 500 whose body reveals nothing. Input values are never echoed back (they are
+attacker-controlled and may be huge); only field locations and messages are. This module must not
+decide who may see what: a handler only formats the error the service raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+
+from soc import errors
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+#: Most specific class first: the first ``isinstance`` match wins.
+STATUS: tuple[tuple[type[errors.SocError], int], ...] = (
+    (errors.NotAuthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.UnknownLocalityError, 404),
+    (errors.InvalidTransition, 409),
+    (errors.StaleVersion, 412),
+    (errors.PreconditionRequired, 428),
+    (errors.RequestError, 400),
+    (errors.LocalityError, 400),
+    (errors.ElasticsearchUnavailable, 503),
+)
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldProblem] | None = None
+
+
+#: OpenAPI ``responses`` for routers, so clients (and schemathesis) know every error shape.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": title, "content": {MEDIA_TYPE: {}}}
+    for code, title in (
+        (400, "Bad request"),
+        (401, "No or invalid credentials"),
+        (403, "Role not allowed"),
+        (404, "Not found (or not in your provinces)"),
+        (409, "Transition not allowed"),
+        (412, "Stale If-Match"),
+        (422, "Invalid input"),
+        (428, "If-Match required"),
+    )
+}
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    422: "Invalid input",
+    428: "Precondition required",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    field_errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=_TITLES.get(status, "Error"), status=status, detail=detail, errors=field_errors
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def status_of(exc: errors.SocError) -> int:
+    return next((code for cls, code in STATUS if isinstance(exc, cls)), 500)
+
+
+async def _soc_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.SocError)
+    status = status_of(exc)
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(status, str(exc), headers=headers)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    found = [
+        FieldProblem(field=".".join(str(p) for p in e.get("loc", ())), message=str(e.get("msg")))
+        for e in exc.errors()
+    ]
+    names = ", ".join(f.field for f in found[:5])
+    return problem(422, f"invalid input: {names}", field_errors=found)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}) or None)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(500, "internal error; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.SocError, _soc_error)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""The GREEN/YELLOW/RED status board of provinces and communes (see ``service``)."""
