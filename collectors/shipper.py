@@ -1,0 +1,209 @@
+"""The shipper: spool → ``_bulk`` (``op_type=create``), retried until Elasticsearch has answered.
+
+It reads batches from the :class:`~collectors.spool.Spool` (by count, or whatever arrived within
+``flush_interval``), sends them as one ``_bulk`` body built from the spooled bytes, and only then
+moves the spool cursor. Per item:
+
+* 201 created → ``indexed``; 409 → ``duplicates`` (a replay: the deterministic ``_id`` is there);
+* 429 / 5xx, or the whole request failing (timeout, connection refused, 429) → retried with
+  exponential back-off, in order, for as long as it takes (the spool holds everything meanwhile);
+* any other rejection (a mapping conflict) → the event becomes a dead letter with the reason and
+  the document as raw text, sent in the same batch's next attempt.
+
+The only index names it writes are those already in the records. This module must not parse.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
+from elasticsearch import ApiError, Elasticsearch
+
+from collectors.metrics import Metrics
+from collectors.normalise import MAX_RAW_KEPT
+from collectors.spool import Record, Spool
+from soc.errors import ElasticsearchError
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class Shipper:
+    """Moves spooled records into Elasticsearch; :meth:`run` in a thread, :meth:`stop` it."""
+
+    def __init__(
+        self,
+        es: Elasticsearch,
+        spool: Spool,
+        metrics: Metrics,
+        *,
+        deadletter_index: str,
+        batch_size: int = 2000,
+        flush_interval: float = 1.0,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
+        self.es = es
+        self.spool = spool
+        self.metrics = metrics
+        self.deadletter_index = deadletter_index
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._stop = threading.Event()
+        # Run once before the first bulk (install templates): its failure is retried like a bulk's.
+        self._prepare = prepare
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def resume(self) -> None:
+        self._stop.clear()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.ship_once(wait=self.flush_interval)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Ship until the spool is empty (tests, shutdown); False if time ran out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ship_once(wait=0.0, deadline=deadline) == 0 and self.spool.pending_bytes() == 0:
+                return True
+        return False
+
+    def ship_once(self, wait: float, deadline: float | None = None) -> int:
+        """Send one batch (retrying until answered or stopped); the number of records shipped."""
+        batch = self.spool.read(self.batch_size, wait=wait)
+        self.metrics.pending(self.spool.pending_bytes())
+        if not batch.records:
+            return 0
+        pending = list(batch.records)
+        delay = self.retry_initial
+        while pending:
+            if self._stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                return 0  # not committed: the next run resends this batch, nothing is lost
+            try:
+                if self._prepare is not None:
+                    self._prepare()
+                    self._prepare = None
+                pending = self._attempt(pending)
+            except (
+                TransportConnectionError,
+                ConnectionTimeout,
+                TransportError,
+                ApiError,
+                ElasticsearchError,
+            ) as exc:
+                self._retry_wait(pending, exc, delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            if pending:
+                self._retry_wait(pending, "items refused with 429/5xx", delay)
+                delay = min(delay * 2, self.retry_max)
+        self.spool.commit(batch.end)
+        self.metrics.pending(self.spool.pending_bytes())
+        return len(batch.records)
+
+    def _retry_wait(self, pending: list[Record], why: object, delay: float) -> None:
+        sources = sorted({r.source_id for r in pending})
+        for source in sources:
+            self.metrics.inc(source, "retries")
+        log.warning(
+            "bulk of %d actions not accepted (%s); retrying in %.1fs",
+            len(pending),
+            str(why)[:200],
+            delay,
+        )
+        self._stop.wait(delay)
+
+    def _attempt(self, records: list[Record]) -> list[Record]:
+        """One ``_bulk``; returns the records to send again (retryable or newly dead-lettered)."""
+        body = bytearray()
+        for r in records:
+            body += b'{"create":{"_index":"%s","_id":"%s"}}\n' % (r.index.encode(), r.id.encode())
+            body += r.document + b"\n"
+        resp = self.es.bulk(
+            body=bytes(body),  # type: ignore[arg-type]  # pre-encoded NDJSON, sent as is
+            filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason",
+        )
+        items = resp.get("items", [])
+        if len(items) != len(records):
+            raise TransportError(f"bulk answered {len(items)} items for {len(records)} actions")
+        again: list[Record] = []
+        now = time.time()
+        for record, item in zip(records, items, strict=True):
+            info = next(iter(item.values()))
+            self._settle(record, info, again, now)
+        return again
+
+    def _settle(
+        self, record: Record, info: dict[str, Any], again: list[Record], now: float
+    ) -> None:
+        status = int(info.get("status", 0))
+        counter = "deadlettered" if record.kind == "deadletter" else "indexed"
+        if status in (200, 201):
+            self.metrics.inc(record.source_id, counter)
+            self.metrics.lag(record.source_id, now - record.ingested)
+        elif status == 409:
+            self.metrics.inc(
+                record.source_id, "deadlettered" if record.kind == "deadletter" else "duplicates"
+            )
+        elif status in _RETRY_STATUSES:
+            again.append(record)
+        elif record.kind == "event":
+            error = info.get("error") or {}
+            reason = f"{error.get('type', status)}: {error.get('reason', '')}"
+            log.warning(
+                "event %s refused by %s (%s); dead-lettered", record.id, record.index, reason[:200]
+            )
+            again.append(self._deadletter(record, reason))
+        else:
+            # A dead letter refused is a bug in soc's own mapping, not in the input: say it loudly.
+            log.error("dead letter %s refused by %s: %s", record.id, record.index, info)
+            self.metrics.inc(record.source_id, "dropped")
+
+    def _deadletter(self, record: Record, reason: str) -> Record:
+        doc = orjson.loads(record.document)
+        raw = record.document[:MAX_RAW_KEPT]
+        letter: dict[str, Any] = {
+            "@timestamp": doc.get("event", {}).get("ingested") or doc.get("@timestamp"),
+            "deadletter": {
+                "stage": "index",
+                "reason": reason[:1000],
+                "raw": raw.decode("utf-8", "replace"),
+                "raw_bytes": len(record.document),
+                "truncated": len(record.document) > MAX_RAW_KEPT,
+            },
+            "soc": {
+                k: v for k, v in (doc.get("soc") or {}).items() if k in ("source", "collector")
+            },
+            "event": {"ingested": doc.get("event", {}).get("ingested")},
+        }
+        if isinstance(doc.get("locality"), dict):
+            letter["locality"] = doc["locality"]
+        if raw != raw.decode("utf-8", "replace").encode():
+            letter["deadletter"]["raw_base64"] = base64.b64encode(raw).decode()
+        ident = hashlib.blake2b(
+            f"index\0{record.index}\0{record.id}".encode(), digest_size=16
+        ).hexdigest()
+        return Record(
+            self.deadletter_index,
+            ident,
+            record.source_id,
+            "deadletter",
+            orjson.dumps(letter),
+            record.ingested,
+        )

@@ -1,0 +1,210 @@
+"""The disk spool: every action waits here, in order, until Elasticsearch has acknowledged it.
+
+Segment files ``seg-<n>.spool`` hold one record per line (``meta<TAB>document``, both JSON, so
+a tab can only be the separator). A persisted cursor (``cursor.json``, written atomically) says
+how far the shipper got. Sources write before they checkpoint their own position, and the shipper
+moves the cursor only after Elasticsearch answered for every record of a batch, so a crash
+anywhere replays records rather than losing them; deterministic ``_id`` s with
+``op_type=create`` make the replay harmless.
+
+The spool is bounded (``max_bytes``): :meth:`Spool.append` blocks until the shipper frees space
+(backpressure on the tailer and TCP), or with ``block=False`` raises :class:`SpoolFull` so that
+UDP can count a drop. A new process always writes a new segment; a torn last line of an old
+segment (a crash mid-write) is skipped because its source never checkpointed past it.
+This module must not talk to Elasticsearch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from collectors.models import Action
+from soc.errors import CollectorError
+
+
+class SpoolFull(CollectorError):
+    """The spool is at ``max_bytes`` and the caller asked not to wait."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One spooled action, its document kept as the bytes that go into ``_bulk``."""
+
+    index: str
+    id: str
+    source_id: str
+    kind: str
+    document: bytes
+    ingested: float
+
+
+@dataclass(frozen=True)
+class Position:
+    segment: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    records: tuple[Record, ...]
+    end: Position
+
+
+class Spool:
+    """An on-disk FIFO of actions with a persisted read cursor, shared by threads of one process."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = 512 * 1024 * 1024,
+        segment_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self._lock = threading.Condition()
+        self._cursor = self._load_cursor()
+        existing = self._segments()
+        self._write_seg = max([*existing, self._cursor.segment]) + 1
+        self._write_fd = self._open_segment(self._write_seg)
+        self._write_off = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ writing
+    def append(
+        self, actions: Iterable[Action], *, block: bool = True, timeout: float | None = None
+    ) -> None:
+        """Write actions at the end; wait (or raise :class:`SpoolFull`) while the spool is full."""
+        now = time.time()
+        data = b"".join(_encode(a, now) for a in actions)
+        if not data:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self.pending_bytes() + len(data) > self.max_bytes and self.pending_bytes() > 0:
+                if not block:
+                    raise SpoolFull(f"spool {self.dir} is full ({self.max_bytes} bytes)")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise SpoolFull(f"spool {self.dir} stayed full for {timeout}s")
+                self._lock.wait(remaining if remaining is not None else 1.0)
+                if self._closed:
+                    raise CollectorError("spool closed while waiting for space")
+            if self._write_off >= self.segment_bytes:
+                os.close(self._write_fd)
+                self._write_seg += 1
+                self._write_fd = self._open_segment(self._write_seg)
+                self._write_off = 0
+            os.write(self._write_fd, data)
+            self._write_off += len(data)
+            self._lock.notify_all()
+
+    # ------------------------------------------------------------------ reading
+    def read(self, max_records: int, max_bytes: int = 16 * 1024 * 1024, wait: float = 0.0) -> Batch:
+        """Up to ``max_records`` records from the cursor; waits up to ``wait`` s to fill a batch."""
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while True:
+                batch = self._read_locked(max_records, max_bytes)
+                remaining = deadline - time.monotonic()
+                if len(batch.records) >= max_records or remaining <= 0 or self._closed:
+                    return batch
+                self._lock.wait(min(remaining, 0.05))
+
+    def commit(self, end: Position) -> None:
+        """Everything before ``end`` is acknowledged: persist the cursor, free whole segments."""
+        with self._lock:
+            tmp = self.dir / "cursor.json.tmp"
+            tmp.write_bytes(orjson.dumps({"segment": end.segment, "offset": end.offset}))
+            tmp.replace(self.dir / "cursor.json")
+            self._cursor = end
+            for seg in self._segments():
+                if seg < end.segment:
+                    (self.dir / _name(seg)).unlink(missing_ok=True)
+            self._lock.notify_all()
+
+    def pending_bytes(self) -> int:
+        total = 0
+        for seg in self._segments():
+            if seg < self._cursor.segment:
+                continue
+            size = self._size(seg)
+            total += size - (self._cursor.offset if seg == self._cursor.segment else 0)
+        return max(total, 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            os.close(self._write_fd)
+            self._lock.notify_all()
+
+    # ------------------------------------------------------------------ internals
+    def _read_locked(self, max_records: int, max_bytes: int) -> Batch:
+        records: list[Record] = []
+        seg, off = self._cursor.segment, self._cursor.offset
+        used = 0
+        for current in [s for s in self._segments() if s >= seg]:
+            if current != seg:
+                seg, off = current, 0
+            with (self.dir / _name(current)).open("rb") as fh:
+                fh.seek(off)
+                for line in fh:
+                    if not line.endswith(b"\n"):
+                        break  # torn or still being written: not a record (yet)
+                    records.append(_decode(line))
+                    off += len(line)
+                    used += len(line)
+                    if len(records) >= max_records or used >= max_bytes:
+                        return Batch(tuple(records), Position(seg, off))
+        return Batch(tuple(records), Position(seg, off))
+
+    def _segments(self) -> list[int]:
+        return sorted(int(p.name[4:-6]) for p in self.dir.glob("seg-*.spool"))
+
+    def _size(self, seg: int) -> int:
+        try:
+            return (self.dir / _name(seg)).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _open_segment(self, seg: int) -> int:
+        return os.open(self.dir / _name(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+
+    def _load_cursor(self) -> Position:
+        path = self.dir / "cursor.json"
+        if not path.exists():
+            return Position(0, 0)
+        try:
+            body = orjson.loads(path.read_bytes())
+            return Position(int(body["segment"]), int(body["offset"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise CollectorError(
+                f"spool cursor {path} is unreadable ({exc}); move the spool "
+                "directory aside to start over (its records would be resent)"
+            ) from None
+
+
+def _name(seg: int) -> str:
+    return f"seg-{seg:012d}.spool"
+
+
+def _encode(action: Action, now: float) -> bytes:
+    meta = orjson.dumps(
+        {"i": action.index, "d": action.id, "s": action.source_id, "k": action.kind, "t": now}
+    )
+    return meta + b"\t" + orjson.dumps(action.document) + b"\n"
+
+
+def _decode(line: bytes) -> Record:
+    meta, _, doc = line.rstrip(b"\n").partition(b"\t")
+    m = orjson.loads(meta)
+    return Record(m["i"], m["d"], m["s"], m["k"], doc, float(m["t"]))

@@ -1,0 +1,73 @@
+"""Helpers for the collector tests: a config file written from a dict, a running collector, counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from elasticsearch import Elasticsearch
+
+from collectors.config import load_config
+from collectors.flows import Collector
+from soc.es.indices import Indices
+
+INVENTORY: dict[str, Any] = {
+    "systems": [
+        {"id": "sim", "paths": ["**/{province}/{service}/{ward}.access.log",
+                                "**/{province}/{service}.access.log",
+                                "**/{province}/{service}.app.log"]},
+        {"id": "hn-portal", "service": "web-portal", "province": "01", "ward": "00070",
+         "paths": ["**/hn/*.log*"], "hosts": ["portal-hn-01"],
+         # sha256("push-token-hn")
+         "token_sha256": "PLACEHOLDER"},
+    ]
+}  # fmt: skip
+
+PUSH_TOKEN = "push-token-hn"
+
+
+def write_config(tmp_path: Path, sources: list[dict[str, Any]], **collector: Any) -> Path:
+    import hashlib
+
+    inventory = yaml.safe_load(yaml.safe_dump(INVENTORY))
+    inventory["systems"][1]["token_sha256"] = hashlib.sha256(PUSH_TOKEN.encode()).hexdigest()
+    body = {
+        "collector": {"id": "test-collector", "state_dir": str(tmp_path / "state"),
+                      "flush_interval": 0.1, "batch_size": 500, "retry_max": 0.5, **collector},
+        "inventory": inventory,
+        "sources": sources,
+    }  # fmt: skip
+    path = tmp_path / "collector.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False), "utf-8")
+    return path
+
+
+def count(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> int:
+    es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
+    body = {"query": query} if query else {}
+    return int(
+        es.count(index=index, allow_no_indices=True, ignore_unavailable=True, **body)["count"]
+    )
+
+
+@pytest.fixture
+def run_collector(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> Iterator[Callable[..., Collector]]:
+    """Start a collector from source specs; it is stopped (and drained) after the test."""
+    started: list[Collector] = []
+
+    def start(sources: list[dict[str, Any]], **collector: Any) -> Collector:
+        config = load_config(write_config(tmp_path, sources, **collector))
+        running = Collector(config, es, ready)
+        running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if not running._stopping.is_set():
+            running.stop(drain_timeout=5)

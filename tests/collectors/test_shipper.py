@@ -1,0 +1,166 @@
+"""Spool and shipper against the real Elasticsearch: exact counts, no doubles on replay, mapping
+rejections dead-lettered, a full spool pushes back, an unreachable cluster loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from elasticsearch import Elasticsearch
+
+from collectors.inventory import loads_inventory
+from collectors.metrics import Metrics
+from collectors.models import Action, RawLine, SourceType
+from collectors.normalise import Normaliser
+from collectors.parsers import parse_auto
+from collectors.shipper import Shipper
+from collectors.spool import Spool, SpoolFull
+from soc.es.indices import Indices
+from soc.es.templates import setup
+from tests.collectors.conftest import count
+from tests.conftest import free_port
+
+INV = 'systems: [{id: s, service: payment, province: "01", paths: ["/f/*"]}]'
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+
+
+def _lines(n: int, bad_every: int = 0) -> list[RawLine]:
+    out = []
+    for i in range(n):
+        body = {"ts": (T0 + timedelta(milliseconds=i)).isoformat(), "system": "payment",
+                "event": "payment", "result": "success", "request_id": f"r{i}"}  # fmt: skip
+        data = orjson.dumps(body)
+        if bad_every and i % bad_every == 0:
+            data = data[:20]  # truncated JSON
+        out.append(RawLine("src", SourceType.FILE, data, T0, path="/f/a.log", offset=i * 100))
+    return out
+
+
+def _pipeline(tmp_path: Path, indices: Indices) -> tuple[Normaliser, Spool, Metrics]:
+    norm = Normaliser(loads_inventory(INV), indices, "c1")
+    return norm, Spool(tmp_path / "spool"), Metrics("c1")
+
+
+def _spool_all(norm: Normaliser, spool: Spool, metrics: Metrics, lines: list[RawLine]) -> None:
+    actions = [norm.normalise(line, parse_auto) for line in lines]
+    metrics.inc("src", "read", len(lines))
+    spool.append(actions)
+
+
+def test_exact_counts_accounting_identity_and_replay(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    norm, spool, metrics = _pipeline(tmp_path, ready)
+    _spool_all(norm, spool, metrics, _lines(1000, bad_every=10))
+    shipper = Shipper(es, spool, metrics, deadletter_index=ready.deadletter, batch_size=300)
+    assert shipper.drain(30)
+    assert count(es, ready.events) == 900
+    assert count(es, ready.deadletter) == 100
+    m = {k: metrics.get("src", k) for k in ("read", "indexed", "deadlettered", "duplicates")}
+    assert m == {"read": 1000, "indexed": 900, "deadlettered": 100, "duplicates": 0}
+    # a crash before the cursor moved: the whole spool is sent again; nothing doubles
+    spool.close()
+    (tmp_path / "spool" / "cursor.json").unlink()
+    again = Spool(tmp_path / "spool")
+    replay = Metrics("c1")
+    assert Shipper(es, again, replay, deadletter_index=ready.deadletter).drain(30)
+    assert count(es, ready.events) == 900
+    assert count(es, ready.deadletter) == 100
+    assert replay.get("src", "duplicates") == 900
+
+
+def test_mapping_rejection_becomes_a_dead_letter(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    _norm, spool, metrics = _pipeline(tmp_path, ready)
+    good = {"@timestamp": T0.isoformat(), "event": {"ingested": T0.isoformat()},
+            "soc": {"source": {"id": "src"}}, "http": {"response": {"status_code": 200}}}  # fmt: skip
+    bad = {**good, "http": {"response": {"status_code": "not-a-number"}}}
+    index = ready.events_for(T0)
+    spool.append(
+        [Action(index, "good", "src", "event", good), Action(index, "bad", "src", "event", bad)]
+    )
+    assert Shipper(es, spool, metrics, deadletter_index=ready.deadletter).drain(30)
+    assert count(es, ready.events) == 1
+    es.indices.refresh(index=ready.deadletter)
+    hits = es.search(index=ready.deadletter)["hits"]["hits"]
+    assert len(hits) == 1
+    letter = hits[0]["_source"]
+    assert letter["deadletter"]["stage"] == "index"
+    assert "status_code" in letter["deadletter"]["reason"]
+    assert "not-a-number" in letter["deadletter"]["raw"]
+    assert letter["soc"]["source"]["id"] == "src"
+    assert metrics.get("src", "indexed") == 1
+    assert metrics.get("src", "deadlettered") == 1
+
+
+def test_full_spool_refuses_without_blocking_and_frees_space_when_shipped(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    norm = Normaliser(loads_inventory(INV), ready, "c1")
+    spool = Spool(tmp_path / "spool", max_bytes=20_000, segment_bytes=4_000)
+    actions = [norm.normalise(line, parse_auto) for line in _lines(200)]
+    written = 0
+    with pytest.raises(SpoolFull):
+        for action in actions:
+            spool.append([action], block=False)
+            written += 1
+    assert 0 < written < 200
+    assert spool.pending_bytes() <= 20_000
+    with pytest.raises(SpoolFull, match="stayed full"):
+        spool.append(actions[written : written + 1], timeout=0.2)
+    assert Shipper(es, spool, Metrics("c1"), deadletter_index=ready.deadletter).drain(30)
+    assert spool.pending_bytes() == 0
+    assert len(list((tmp_path / "spool").glob("seg-*"))) == 1  # shipped segments deleted
+    assert count(es, ready.events) == written
+
+
+def test_unreachable_cluster_keeps_everything_in_order_until_it_is_back(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    from soc.es.client import make_client
+    from soc.config import load_settings
+
+    norm, spool, metrics = _pipeline(tmp_path, ready)
+    _spool_all(norm, spool, metrics, _lines(300))
+    nowhere = make_client(load_settings(es_url=f"http://127.0.0.1:{free_port()}",
+                                        es_request_timeout=1))  # fmt: skip
+    down = Shipper(nowhere, spool, metrics, deadletter_index=ready.deadletter, retry_initial=0.05)
+    assert not down.drain(timeout=1.0)
+    assert metrics.get("src", "retries") >= 2
+    assert spool.pending_bytes() > 0
+    assert count(es, ready.events) == 0
+    up = Shipper(es, spool, metrics, deadletter_index=ready.deadletter)
+    assert up.drain(30)
+    assert count(es, ready.events) == 300
+    assert metrics.get("src", "indexed") == 300
+
+
+def test_torn_last_line_of_a_crashed_segment_is_skipped(tmp_path: Path, ready: Indices) -> None:
+    norm = Normaliser(loads_inventory(INV), ready, "c1")
+    spool = Spool(tmp_path / "spool")
+    spool.append([norm.normalise(line, parse_auto) for line in _lines(3)])
+    spool.close()
+    segment = next((tmp_path / "spool").glob("seg-*"))
+    with segment.open("ab") as fh:
+        fh.write(b'{"i": "torn')  # the process died mid-write
+    reopened = Spool(tmp_path / "spool")
+    batch = reopened.read(100)
+    assert len(batch.records) == 3
+    reopened.close()
+    shutil.rmtree(tmp_path / "spool")
+
+
+def test_prepare_runs_before_first_bulk(
+    es: Elasticsearch, indices: Indices, tmp_path: Path
+) -> None:
+    norm, spool, metrics = _pipeline(tmp_path, indices)
+    _spool_all(norm, spool, metrics, _lines(5))
+    shipper = Shipper(es, spool, metrics, deadletter_index=indices.deadletter,
+                      prepare=lambda: setup(es, indices) and None)  # fmt: skip
+    assert shipper.drain(30)
+    mapping = es.indices.get_mapping(index=indices.events_for(T0))
+    assert next(iter(mapping.body.values()))["mappings"]["dynamic"] == "false"
