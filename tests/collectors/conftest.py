@@ -1,4 +1,4 @@
-"""Helpers for the collector tests: a config file written from a dict, a running collector, counts."""
+"""Collector test helpers: a config file written from a dict, a running collector, counts."""
 
 from __future__ import annotations
 
@@ -16,15 +16,26 @@ from soc.es.indices import Indices
 
 INVENTORY: dict[str, Any] = {
     "systems": [
-        {"id": "sim", "paths": ["**/{province}/{service}/{ward}.access.log",
-                                "**/{province}/{service}.access.log",
-                                "**/{province}/{service}.app.log"]},
-        {"id": "hn-portal", "service": "web-portal", "province": "01", "ward": "00070",
-         "paths": ["**/hn/*.log*"], "hosts": ["portal-hn-01"],
-         # sha256("push-token-hn")
-         "token_sha256": "PLACEHOLDER"},
+        {
+            "id": "sim",
+            "paths": [
+                "**/{province}/{service}/{ward}.access.log",
+                "**/{province}/{service}.access.log",
+                "**/{province}/{service}.app.log",
+            ],
+        },
+        {
+            "id": "hn-portal",
+            "service": "web-portal",
+            "province": "01",
+            "ward": "00070",
+            "paths": ["**/hn/*.log*"],
+            "hosts": ["portal-hn-01"],
+            # sha256("push-token-hn")
+            "token_sha256": "PLACEHOLDER",
+        },
     ]
-}  # fmt: skip
+}
 
 PUSH_TOKEN = "push-token-hn"
 
@@ -35,11 +46,17 @@ def write_config(tmp_path: Path, sources: list[dict[str, Any]], **collector: Any
     inventory = yaml.safe_load(yaml.safe_dump(INVENTORY))
     inventory["systems"][1]["token_sha256"] = hashlib.sha256(PUSH_TOKEN.encode()).hexdigest()
     body = {
-        "collector": {"id": "test-collector", "state_dir": str(tmp_path / "state"),
-                      "flush_interval": 0.1, "batch_size": 500, "retry_max": 0.5, **collector},
+        "collector": {
+            "id": "test-collector",
+            "state_dir": str(tmp_path / "state"),
+            "flush_interval": 0.1,
+            "batch_size": 500,
+            "retry_max": 0.5,
+            **collector,
+        },
         "inventory": inventory,
         "sources": sources,
-    }  # fmt: skip
+    }
     path = tmp_path / "collector.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False), "utf-8")
     return path
