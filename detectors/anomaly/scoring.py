@@ -62,41 +62,27 @@ def label_for(feature: str, service: str) -> str:
     return RATIO_KINDS[feature][1]
 
 
-def volume(row: Features, expected: float, alpha: float) -> Deviation | None:
-    """Request volume far above, or far below (but not zero), what the hour of week brings."""
-    low = float(stats.poisson.ppf(alpha, expected)) if expected > 0 else 0.0
-    high = float(stats.poisson.isf(alpha, expected)) if expected > 0 else 0.0
+def volume(
+    row: Features, expected: float, alpha: float, dispersion: float = 1.0
+) -> Deviation | None:
+    """Request volume far above, or far below (but not zero), what the hour of week brings.
+
+    Quasi-Poisson: counts and expectation are divided by the key's dispersion, so clumpy
+    traffic needs a proportionally bigger departure.
+    """
+    d = max(dispersion, 1.0)
+    scaled = expected / d
+    low = d * float(stats.poisson.ppf(alpha, scaled)) if expected > 0 else 0.0
+    high = d * float(stats.poisson.isf(alpha, scaled)) if expected > 0 else 0.0
+    kind, p = "", 1.0
     if row.count >= SURGE_FACTOR * max(expected, 1.0):
-        p = float(stats.poisson.sf(row.count - 1, max(expected, 1e-3)))
-        if p < alpha:
-            return Deviation(
-                "count",
-                "volume-surge",
-                "requests in the bucket",
-                row.count,
-                expected,
-                low,
-                high,
-                p,
-                "events",
-                row.count,
-            )
-    if 0 < row.count <= DROP_FACTOR * expected:
-        p = float(stats.poisson.cdf(row.count, expected))
-        if p < alpha:
-            return Deviation(
-                "count",
-                "traffic-drop",
-                "requests in the bucket",
-                row.count,
-                expected,
-                low,
-                high,
-                p,
-                "events",
-                row.count,
-            )
-    return None
+        kind, p = "volume-surge", float(stats.poisson.sf(row.count / d - 1, max(scaled, 1e-3)))
+    elif 0 < row.count <= DROP_FACTOR * expected:
+        kind, p = "traffic-drop", float(stats.poisson.cdf(row.count / d, scaled))
+    if not kind or p >= alpha:
+        return None
+    return Deviation("count", kind, "requests in the bucket", row.count, expected, low, high, p,
+                     "events", row.count)  # fmt: skip
 
 
 def ratio(
@@ -174,7 +160,7 @@ def judge(
     min_failures: int,
 ) -> list[Deviation]:
     """Every deviating feature of ``row``, most surprising first."""
-    found = [volume(row, expected, alpha), latency(row, base, alpha, min_events)]
+    found = [volume(row, expected, alpha, base.dispersion), latency(row, base, alpha, min_events)]
     found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
     return sorted((d for d in found if d is not None), key=lambda d: -d.surprise)
 

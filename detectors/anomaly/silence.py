@@ -3,7 +3,8 @@
 For every key the model knows, the last event within the look-back is fetched with one composite
 aggregation (max ``@timestamp`` per key). A key with no event in the scored bucket is *silent*
 since its last event; the events the baseline expected over that silent run give the tail
-probability ``exp(-expected)`` of such a silence under Poisson traffic. A quiet hour has a small
+probability ``exp(-expected / dispersion)`` of such a silence (quasi-Poisson: traffic comes in
+clumps). A quiet hour has a small
 expectation, so it never reaches ``anomaly_alpha``; a busy commune falls silent within a bucket,
 a small one after a longer run.
 
@@ -23,7 +24,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly.baseline.model import Model
+from detectors.anomaly.baseline.model import MIN_HISTORY_HOURS, Model
 from detectors.anomaly.features import Key, Level, composite_pages, event_indices, traffic_query
 from detectors.base import iso
 from soc.es.indices import Indices
@@ -105,13 +106,15 @@ def find(
         last = seen.get(key)
         if last is not None and last >= bucket_start:
             continue
-        base = model.baseline(key)
-        if base is None or base.level <= 0:
+        base = model.baselines[key]
+        # Only a key's own history can say its traffic stopped: a new commune borrowing its
+        # peers' level was never seen sending, so its silence proves nothing.
+        if base.level <= 0 or base.hours < MIN_HISTORY_HOURS:
             continue
         # The run starts just after the last event (or at the look-back's edge if none was seen).
         since = last + timedelta(milliseconds=1) if last is not None else since_floor
         expected = model.expected(key, base, since, bucket_end)
-        p = math.exp(-expected)
+        p = math.exp(-expected / base.dispersion)  # quasi-Poisson: clumps make silence likelier
         if p >= alpha:
             continue
         silent = bool(base.collectors) and not (set(base.collectors) & heard)

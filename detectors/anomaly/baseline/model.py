@@ -29,6 +29,7 @@ HOUR = timedelta(hours=1)
 PRIOR_WEIGHT = 20.0
 #: A key needs this many hours of history before its own level is trusted over its peers'.
 MIN_HISTORY_HOURS = 24
+PEERS = "province peers (new or young locality)"
 #: Floor of a shape factor: an hour that was empty in training is quiet, not impossible.
 SHAPE_FLOOR = 0.02
 
@@ -50,6 +51,7 @@ class Baseline:
     p95_mad: float | None = None
     collectors: tuple[str, ...] = ()
     source: str = "own history"
+    dispersion: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ class Model:
             p95_median=province.p95_median,
             p95_mad=province.p95_mad,
             collectors=own.collectors if own else province.collectors,
-            source="province peers (new or young locality)",
+            source=PEERS,
         )
 
 
@@ -114,11 +116,22 @@ def _shapes(rows: list[Features], start: datetime, end: datetime) -> dict[str, t
         mean = sum(present) / len(present) if present else 0.0
         if mean <= 0:
             continue
-        # Hours never covered by the training period take the average, not zero.
-        shapes[service] = tuple(
-            max(SHAPE_FLOOR, v / mean) if seen[h] else 1.0 for h, v in enumerate(per)
-        )
+        shapes[service] = tuple(max(SHAPE_FLOOR, v / mean) for v in _fill_days(per, seen))
     return shapes
+
+
+def _fill_days(per: list[float], seen: list[int]) -> list[float]:
+    """Hours of the week training never covered take the same hour of the covered days.
+
+    With less than a week of history, Saturday 01:00 is then as quiet as the nights seen,
+    not as busy as the average hour.
+    """
+    filled = list(per)
+    for h in range(HOURS_OF_WEEK):
+        if not seen[h]:
+            same = [per[d * 24 + h % 24] for d in range(7) if seen[d * 24 + h % 24]]
+            filled[h] = sum(same) / len(same) if same else sum(per) / max(1, sum(map(bool, seen)))
+    return filled
 
 
 def _mad(values: list[float]) -> tuple[float | None, float | None]:
@@ -136,10 +149,13 @@ def fit(rows: Iterable[Features], start: datetime, end: datetime, *, min_events:
     for row in rows:
         by_key[row.key].append(row)
     priors = _priors(rows)
+    exposures = {service: _exposure(shape, start, end) for service, shape in shapes.items()}
+    flat = _exposure(None, start, end)
     baselines = {
-        key: _baseline(key, keyed, shapes, priors.get(key.service, {}), end, min_events)
+        key: _baseline(key, keyed, shapes.get(key.service), exposures.get(key.service, flat),
+                       (start, end), priors.get(key.service, {}), min_events)
         for key, keyed in by_key.items()
-    }
+    }  # fmt: skip
     return Model(
         version=MODEL_VERSION,
         trained_at=_now_ms(),
@@ -173,21 +189,29 @@ def _priors(rows: list[Features]) -> dict[str, dict[str, float]]:
     }
 
 
+def _exposure(shape: tuple[float, ...] | None, start: datetime, end: datetime) -> float:
+    """Sum of the shape over the training hours: what a level of 1 event/hour would have sent."""
+    total, at = 0.0, start
+    while at < end:
+        total += shape[hour_of_week(at)] if shape else 1.0
+        at += HOUR
+    return total
+
+
 def _baseline(
     key: Key,
     rows: list[Features],
-    shapes: dict[str, tuple[float, ...]],
+    shape: tuple[float, ...] | None,
+    exposure: float,
+    span: tuple[datetime, datetime],
     prior: dict[str, float],
-    end: datetime,
     min_events: int,
 ) -> Baseline:
-    first = min(r.bucket for r in rows)
-    shape = shapes.get(key.service)
-    exposure, at = 0.0, first
-    while at < end:
-        exposure += shape[hour_of_week(at)] if shape else 1.0
-        at += HOUR
-    level = sum(r.count for r in rows) / exposure if exposure > 0 else 0.0
+    # The level counts the whole training period, hours without events included, so a sparse
+    # key gets a low level rather than the rate of the few hours it was seen in.
+    start, end = span
+    total = sum(r.count for r in rows)
+    level = total / exposure if exposure > 0 else 0.0
     ratios: dict[str, float] = {}
     for name in RATIOS:
         num = sum(r.ratio(name)[0] for r in rows)
@@ -197,8 +221,27 @@ def _baseline(
     p95s = [r.p95_ms for r in rows if r.p95_ms is not None and r.count >= min_events]
     median, mad = _mad(p95s)
     collectors = tuple(sorted({c for r in rows for c in r.collectors}))
-    hours = int((end - first) / HOUR)
-    return Baseline(level, hours, ratios, median, mad, collectors)
+    first = min(r.bucket for r in rows)
+    return Baseline(
+        level, int((end - first) / HOUR), ratios, median, mad, collectors,
+        dispersion=_dispersion(rows, shape, level, total, int((end - start) / HOUR)),
+    )  # fmt: skip
+
+
+def _dispersion(
+    rows: list[Features], shape: tuple[float, ...] | None, level: float, total: int, hours: int
+) -> float:
+    """Pearson dispersion of the hourly counts around the baseline (1 = Poisson, floored at 1).
+
+    Real traffic comes in clumps (a page load is several requests), so silences and surges are
+    likelier than Poisson says; tests divide counts by this factor (quasi-Poisson).
+    """
+    if level <= 0 or hours < 2:
+        return 1.0
+    # sum over all hours of (c - e)^2 / e, with c = 0 in the hours without a row.
+    squares = sum(r.count**2 / (level * (shape[hour_of_week(r.bucket)] if shape else 1.0))
+                  for r in rows)  # fmt: skip
+    return max(1.0, (squares - total) / (hours - 1))
 
 
 def _peers(baselines: dict[Key, Baseline]) -> dict[str, float]:

@@ -50,6 +50,7 @@ def to_dict(model: Model) -> dict[str, Any]:
                 "p95_median": b.p95_median,
                 "p95_mad": b.p95_mad,
                 "collectors": list(b.collectors),
+                "dispersion": b.dispersion,
             }
             for key, b in model.baselines.items()
         },
@@ -74,6 +75,7 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
                 p95_median=b["p95_median"],
                 p95_mad=b["p95_mad"],
                 collectors=tuple(b["collectors"]),
+                dispersion=float(b["dispersion"]),
             )
             for text, b in data["baselines"].items()
         }
