@@ -1,35 +1,58 @@
-"""The notifier's periodic jobs: batch digests, then send what is due, every few seconds.
+"""The notifier's periodic job: look at incidents, queue the emails they call for, batch digests,
+send what is due.
 
-Thin on purpose: each tick builds nothing new, calls :meth:`Notifier.flush_digests` and
-:meth:`Notifier.send_pending`, and logs the outcome; a failing tick is logged and the next one
-runs. Escalations need incidents, so whoever owns the incident scheduler calls
-:func:`soc.notify.flows.escalations_due` and :meth:`Notifier.notify` (see docs/notify.md).
+Thin on purpose: every step is a flow elsewhere, and every step is idempotent (stable Message-IDs,
+compare-and-set updates), so a tick that dies half-way is simply finished by the next one. A
+failing tick is logged and the next one runs; the outbox is the state, nothing lives in memory.
+Incidents are read through ``soc.incidents.service`` only (it owns that index).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from elasticsearch import ApiError, TransportError
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from soc.auth.models import Role, User
 from soc.errors import SocError
-from soc.notify.flows import Notifier
+from soc.es.indices import Indices
+from soc.incidents import service as incidents
+from soc.incidents.models import Incident, IncidentStatus
+from soc.notify.flows import Notifier, notify_incidents
 from soc.notify.smtp import SmtpSender
 
 log = logging.getLogger(__name__)
 
+IncidentSource = Callable[[], Iterable[Incident]]
+#: The notifier reads every province's incidents; it is not a person and has no session.
+_NOTIFIER = User(name="soc-notifier", role=Role.ADMIN)
 
-def tick(notifier: Notifier) -> None:
-    """One round: digests first (so they go out in this round), then every due email once."""
+
+def incidents_to_check(es: Elasticsearch, indices: Indices, limit: int = 500) -> list[Incident]:
+    """Open incidents (new, raised, escalating) and the latest resolved ones (their notices)."""
+    es.indices.refresh(index=indices.incidents)
+    open_now = incidents.IncidentFilter(open_only=True, size=limit)
+    resolved = incidents.IncidentFilter(status=IncidentStatus.RESOLVED.value, size=limit)
+    found = incidents.search(es, indices, open_now, user=_NOTIFIER).items
+    found += incidents.search(es, indices, resolved, user=_NOTIFIER).items
+    return found
+
+
+def tick(notifier: Notifier, source: IncidentSource | None = None) -> None:
+    """One round: incidents → outbox, digests, then every due email once."""
     try:
+        queued = notify_incidents(notifier, source()) if source is not None else None
         digests = notifier.flush_digests()
         with SmtpSender(notifier.settings) as sender:
             report = notifier.send_pending(sender)
     except (SocError, ApiError, TransportError):
-        # Elasticsearch away or a bad route: nothing was lost (the outbox is the state); retry.
+        # Elasticsearch away or a bad route: nothing is lost (the outbox is the state); retry.
         log.exception("notify tick failed; the next tick retries")
         return
+    if queued is not None and (queued.queued or queued.held):
+        log.info("notify: queued=%d held=%d", queued.queued, queued.held)
     if digests or report.sent or report.retrying or report.failed:
         log.info(
             "notify: digests=%d sent=%d retrying=%d failed=%d",
@@ -39,10 +62,14 @@ def tick(notifier: Notifier) -> None:
 
 def register(scheduler: Any, notifier: Notifier, every_seconds: float = 15.0) -> None:
     """Add the notifier's job to an APScheduler scheduler (one at a time, coalesced, jittered)."""
+
+    def source() -> list[Incident]:
+        return incidents_to_check(notifier.es, notifier.indices)
+
     scheduler.add_job(
         tick,
         "interval",
-        args=[notifier],
+        args=[notifier, source],
         seconds=every_seconds,
         id="notify-send",
         max_instances=1,

@@ -83,10 +83,14 @@ class SmtpSender:
             )  # fmt: skip
         else:
             conn = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
-            if s.smtp_starttls:
+        try:
+            if s.smtp_starttls and not s.smtp_tls:
                 conn.starttls(context=ssl.create_default_context())
-        if s.smtp_username and s.smtp_password is not None:
-            conn.login(s.smtp_username, s.smtp_password.get_secret_value())
+            if s.smtp_username and s.smtp_password is not None:
+                conn.login(s.smtp_username, s.smtp_password.get_secret_value())
+        except BaseException:
+            conn.close()  # a refused STARTTLS or login must not leak the socket
+            raise
         return conn
 
     def send(self, msg: OutboxMessage) -> None:

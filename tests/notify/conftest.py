@@ -87,10 +87,15 @@ class Mailbox:
     port: int
     handler: Handler = field(default_factory=Handler)
     controller: Controller | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, server_hostname="localhost"
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="localhost",
+            **self.options,
         )
         self.controller.start()
 
