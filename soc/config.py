@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     anomaly_silence_lookback_minutes: int = Field(
         default=180, ge=15, description="How far back silence detection looks for the last event."
     )
+    anomaly_retrain_hours: int = Field(
+        default=24, ge=1, description="Age at which the scheduled job retrains the model (drift)."
+    )
 
     # --- logging ---
     log_level: str = "INFO"
