@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +48,10 @@ def users_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def api(es: Elasticsearch, settings: Settings, tmp_path: Path) -> Iterator[Api]:
+@contextmanager
+def running_api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> Iterator[Api]:
     settings = load_settings(
-        es_url=settings.es_url,
-        index_prefix=settings.index_prefix,
-        var_dir=tmp_path,
-        auth_users_file=users_file(tmp_path),
+        es_url=es_url, index_prefix=prefix, var_dir=tmp_path, auth_users_file=users_file(tmp_path)
     )
     app = create_app(settings, es)
     indices = Indices(settings.index_prefix)
@@ -63,3 +62,29 @@ def api(es: Elasticsearch, settings: Settings, tmp_path: Path) -> Iterator[Api]:
             user = directory.user(name)
             tokens[name], _ = auth.create_token(es, indices, user, "tests", auth.utcnow())
         yield Api(client, tokens, settings, indices, es)
+
+
+@pytest.fixture
+def api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> Iterator[Api]:
+    with running_api(es, es_url, prefix, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared_api(
+    es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """One app and prefix for a whole module (the access matrix), deleted afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    try:
+        with running_api(es, es_url, prefix, tmp_path_factory.mktemp("api")) as running:
+            yield running
+    finally:
+        quiet = es.options(ignore_status=404)
+        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
+        if names:
+            quiet.indices.delete(index=",".join(names))
+        quiet.indices.delete_index_template(name=f"{prefix}-*")
+        found = quiet.cluster.get_component_template(name=f"{prefix}-*")
+        for item in found.get("component_templates", []):
+            quiet.cluster.delete_component_template(name=item["name"])
