@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         default=24, ge=1, description="Age at which the scheduled job retrains the model (drift)."
     )
 
+    # --- simulator (soc/simulate) ---
+    simulate_push_token: SecretStr | None = Field(
+        default=None, description="Bearer token `soc simulate live --http-push` sends."
+    )
+
     # --- logging ---
     log_level: str = "INFO"
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from soc import logs
 from soc.config import PROJECT_ROOT, Settings, load_settings
@@ -48,7 +49,8 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except SocError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            # Messages quote file names and values from the user: never read them as markup.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -245,7 +247,10 @@ def live_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write log files here.")] = None,
     to_es: Annotated[bool, typer.Option("--es", help="Index ECS events directly.")] = False,
     syslog: Annotated[str | None, typer.Option(help="Send syslog to host:port (UDP).")] = None,
-    http_push: Annotated[str | None, typer.Option(help="POST NDJSON batches here.")] = None,
+    http_push: Annotated[
+        str | None,
+        typer.Option(help="POST NDJSON to a collector (token: SOC_SIMULATE_PUSH_TOKEN)."),
+    ] = None,
     fleet: Annotated[bool, typer.Option(help="Run the mock endpoints for the probes.")] = True,
     fleet_port: Annotated[
         int, typer.Option(help="First port of the fleet (0: any free).", min=0, max=65_000)
@@ -319,13 +324,13 @@ def _live_sinks(settings: Settings, out_dir: Path | None, *, to_es: bool, syslog
             raise SimulationError(f"--syslog {syslog!r}: expected host:port")
         sinks.append(SyslogSink(host or "127.0.0.1", int(port)))
     if http_push:
-        sinks.append(HttpPushSink(http_push))
+        token = settings.simulate_push_token
+        sinks.append(HttpPushSink(http_push, token=token.get_secret_value() if token else None))
     return sinks
 
 
 def _print_evaluation(result: Evaluation) -> None:
-    from rich.markup import escape  # labels files are user-edited: never read as markup
-    from rich.table import Table
+    from rich.table import Table  # cells are escaped: labels files are user-edited
 
     table = Table("scenario", "kind", "result", "time to detect", "alerts")
     for o in result.outcomes:

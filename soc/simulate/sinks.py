@@ -10,9 +10,11 @@ generate traffic.
 from __future__ import annotations
 
 import socket
+import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +112,11 @@ def syslog_frame(rec: Record) -> bytes:
 
 
 class SyslogSink:
-    """Sends each record as one syslog message over UDP, or TCP with octet counting."""
+    """Sends each application record as one syslog message over UDP, or TCP with octet counting.
+
+    Access lines are not sent: they name neither service nor locality, and the simulated hosts
+    are not in any inventory; they travel as files or HTTP pushes, which carry both.
+    """
 
     def __init__(self, host: str, port: int, *, tcp: bool = False) -> None:
         self.address = (host, port)
@@ -126,6 +132,8 @@ class SyslogSink:
 
     def write(self, batch: Iterable[Record]) -> None:
         for rec in batch:
+            if isinstance(rec, AccessRecord):
+                continue
             frame = syslog_frame(rec)
             if self.tcp:
                 self._sock.sendall(f"{len(frame)} ".encode() + frame)
@@ -138,33 +146,59 @@ class SyslogSink:
 
 
 class HttpPushSink:
-    """POSTs lines as NDJSON batches; each line wrapped with the metadata access logs lack."""
+    """POSTs NDJSON batches to a collector's push endpoint (``collectors/sources/http.py``).
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    Each line is the wrapper ``{"line", "service", "province", "ward"}`` (access lines carry
+    neither service nor locality). A full collector spool answers 503 with ``Retry-After``: the
+    batch is sent again, a few times, before giving up with an error.
+    """
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0,
+                 chunk: int = 5000, attempts: int = 5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
         if not url.startswith(("http://", "https://")):
             raise SimulationError(f"HTTP push URL {url!r} must start with http:// or https://")
-        self.url = url
-        self.timeout = timeout
+        self.url, self.token, self.timeout = url, token, timeout
+        self.chunk, self.attempts, self.sleep = chunk, attempts, sleep
         self.lines = 0
 
     def write(self, batch: Iterable[Record]) -> None:
-        body = b"".join(
-            orjson.dumps({
-                "line": to_line(rec), "service": rec.service.value,
-                "province": rec.where.province.code,
-                "ward": rec.where.ward.code if rec.where.ward else None,
-            }) + b"\n"
-            for rec in batch
-        )  # fmt: skip
-        if not body:
-            return
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
-            self.url, data=body, method="POST",
-            headers={"Content-Type": "application/x-ndjson"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                response.read()
-        except OSError as exc:
-            raise SimulationError(f"HTTP push to {self.url} failed: {exc}") from None
-        self.lines += body.count(b"\n")
+        items = list(batch)
+        for i in range(0, len(items), self.chunk):
+            part = items[i : i + self.chunk]
+            body = b"".join(
+                orjson.dumps({
+                    "line": to_line(rec), "service": rec.service.value,
+                    "province": rec.where.province.code,
+                    "ward": rec.where.ward.code if rec.where.ward else None,
+                }) + b"\n"
+                for rec in part
+            )  # fmt: skip
+            self._post(body)
+            self.lines += len(part)
+
+    def _post(self, body: bytes) -> None:
+        headers = {"Content-Type": "application/x-ndjson"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        for attempt in range(1, self.attempts + 1):
+            request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)  # noqa: S310 - scheme checked in __init__
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                    response.read()
+                    return
+            except urllib.error.HTTPError as exc:
+                detail = exc.read()[:300].decode("utf-8", "replace")
+                if exc.code == 503 and attempt < self.attempts:
+                    self.sleep(_retry_after(exc.headers.get("Retry-After")))
+                    continue
+                raise SimulationError(f"HTTP push to {self.url}: {exc.code} {detail}") from None
+            except OSError as exc:
+                raise SimulationError(f"HTTP push to {self.url} failed: {exc}") from None
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 1), 0.0), 30.0)
+    except ValueError:
+        return 1.0
