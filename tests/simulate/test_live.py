@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from soc.errors import SimulationError
 from soc.localities import catalogue
 from soc.simulate import scenarios
 from soc.simulate.formats import to_line
@@ -94,3 +95,39 @@ def test_live_run_writes_what_a_backfill_would(
     pushed = [json.loads(x) for body in posted for x in body.splitlines()]
     assert sorted(p["line"] for p in pushed) == sorted(expected)
     assert {p["province"] for p in pushed} == {"46"}
+
+
+def test_http_push_retries_a_full_spool_then_gives_up_clearly() -> None:
+    answers = [503, 200, 503, 503, 401]
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # the name http.server dispatches POST requests to
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Authorization"))
+            status = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Retry-After", "0")
+            body = b'{"detail": "spool full"}' if status != 200 else b"{}"
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/push"
+        start = ORIGIN + timedelta(hours=10)
+        batch = list(records(Plan(seed=1, provinces=("12",)), start, start + timedelta(minutes=5)))
+        sink = HttpPushSink(url, token="t0k", attempts=3, sleep=lambda _: None)
+        sink.write(batch)  # 503, then accepted
+        assert sink.lines == len(batch)
+        with pytest.raises(SimulationError, match="401"):
+            sink.write(batch)  # 503, 503, then refused: an error naming the status
+        assert seen == ["Bearer t0k"] * 5
+    finally:
+        server.shutdown()
+        server.server_close()
