@@ -63,7 +63,7 @@ def label_for(feature: str, service: str) -> str:
 
 
 def volume(
-    row: Features, expected: float, alpha: float, dispersion: float = 1.0
+    row: Features, expected: float, alpha: float, dispersion: float = 1.0, min_events: int = 10
 ) -> Deviation | None:
     """Request volume far above, or far below (but not zero), what the hour of week brings.
 
@@ -75,7 +75,8 @@ def volume(
     low = d * float(stats.poisson.ppf(alpha, scaled)) if expected > 0 else 0.0
     high = d * float(stats.poisson.isf(alpha, scaled)) if expected > 0 else 0.0
     kind, p = "", 1.0
-    if row.count >= SURGE_FACTOR * max(expected, 1.0):
+    # A surge needs volume as well as a ratio: 5 logins in a quiet night hour are one user.
+    if row.count >= SURGE_FACTOR * max(expected, min_events):
         kind, p = "volume-surge", float(stats.poisson.sf(row.count / d - 1, max(scaled, 1e-3)))
     elif 0 < row.count <= DROP_FACTOR * expected:
         kind, p = "traffic-drop", float(stats.poisson.cdf(row.count / d, scaled))
@@ -160,7 +161,10 @@ def judge(
     min_failures: int,
 ) -> list[Deviation]:
     """Every deviating feature of ``row``, most surprising first."""
-    found = [volume(row, expected, alpha, base.dispersion), latency(row, base, alpha, min_events)]
+    found = [
+        volume(row, expected, alpha, base.dispersion, min_events),
+        latency(row, base, alpha, min_events),
+    ]
     found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
     return sorted((d for d in found if d is not None), key=lambda d: -d.surprise)
 
