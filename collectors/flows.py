@@ -65,6 +65,8 @@ class Collector:
         limits = Limits(max_line_bytes=c.max_line_kb * 1024)
         self.normaliser = Normaliser(config.inventory, indices, config.id, limits)
         self.pipeline = Pipeline(self.normaliser, self.spool, self.metrics)
+        for source, waiting in self.spool.pending_by_source().items():
+            self.metrics.inc(source, "resumed", waiting)
         self.shipper = Shipper(
             es,
             self.spool,

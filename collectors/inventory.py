@@ -161,7 +161,7 @@ def build(data: Any, locator: Locator, base: tuple[str | int, ...] = ()) -> Inve
     try:
         spec = _InventorySpec.model_validate(data or {})
     except ValidationError as exc:
-        raise _shifted(locator, base, exc) from None
+        raise locator.error(exc, base) from None
     seen: dict[str, int] = {}
     systems = []
     for n, item in enumerate(spec.systems):
@@ -200,14 +200,4 @@ def _resolve(item: _SystemSpec, locator: Locator, where: tuple[str | int, ...]) 
         path_patterns=tuple(path_regex(p) for p in item.paths),
         hosts=frozenset(h.lower() for h in item.hosts),
         token_sha256=item.token_sha256,
-    )
-
-
-def _shifted(locator: Locator, base: tuple[str | int, ...], exc: ValidationError) -> Exception:
-    problems = exc.errors()
-    loc = [*base, *(p for p in problems[0]["loc"] if isinstance(p, str | int))]
-    key = ".".join(str(p) for p in loc)
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return CollectorConfigError(
-        f"{key}: {problems[0]['msg']}{more}", locator.path, locator.line(loc)
     )

@@ -1,7 +1,8 @@
 """Per-source counters of one collector, as Prometheus metrics and as a plain snapshot.
 
 The names are the accounting identity of the issue: for every source,
-``read = indexed + duplicates + deadlettered + dropped + (still in the spool)``. ``duplicates``
+``read + resumed = indexed + duplicates + deadlettered + dropped + (still in the spool)``, where
+``resumed`` counts what an earlier run left in the spool. ``duplicates``
 are events Elasticsearch already had (a replay after a crash); ``dropped`` is only ever UDP syslog
 that arrived while the spool was full. The snapshot is what ``soc collect status`` shows (the
 runner writes it to ``status.json``). This module must not do I/O other than serving metrics.
@@ -15,9 +16,19 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-COUNTERS = ("read", "indexed", "duplicates", "deadlettered", "dropped", "retries", "spooled")
+COUNTERS = (
+    "read",
+    "resumed",
+    "indexed",
+    "duplicates",
+    "deadlettered",
+    "dropped",
+    "retries",
+    "spooled",
+)
 _HELP = {
     "read": "Lines, messages or probe results read by the source.",
+    "resumed": "Actions found in the spool at start-up (read by an earlier run, not yet shipped).",
     "indexed": "Events (and dead letters) Elasticsearch created.",
     "duplicates": "Actions Elasticsearch already had (replays after a crash or retry).",
     "deadlettered": "Inputs kept in the dead-letter index instead of the events.",

@@ -132,6 +132,21 @@ class Spool:
                     (self.dir / _name(seg)).unlink(missing_ok=True)
             self._lock.notify_all()
 
+    def pending_by_source(self) -> dict[str, int]:
+        """Records not yet acknowledged, per source (read once at start-up, for the accounting)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            cursor = self._cursor
+            while True:
+                batch = self._read_locked(10_000, 64 * 1024 * 1024)
+                if not batch.records:
+                    break
+                for record in batch.records:
+                    counts[record.source_id] = counts.get(record.source_id, 0) + 1
+                self._cursor = batch.end
+            self._cursor = cursor
+        return counts
+
     def pending_bytes(self) -> int:
         total = 0
         for seg in self._segments():

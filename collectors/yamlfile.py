@@ -26,23 +26,36 @@ class Locator:
     path: str
     lines: dict[tuple[str | int, ...], int] = field(default_factory=dict)
 
-    def line(self, loc: Sequence[str | int]) -> int | None:
-        """The line of ``loc`` or of its nearest known parent."""
-        key = tuple(loc)
-        while key:
-            if key in self.lines:
-                return self.lines[key]
-            key = key[:-1]
-        return self.lines.get((), None)
+    def resolve(self, loc: Sequence[Any]) -> tuple[tuple[str | int, ...], int | None]:
+        """The file's own key path for a validation ``loc`` and the line of its deepest part.
 
-    def error(self, exc: ValidationError) -> CollectorConfigError:
-        """One :class:`CollectorConfigError` naming the first problem's key and line."""
-        problems = exc.errors()
-        first = problems[0]
-        loc = [p for p in first["loc"] if isinstance(p, str | int)]
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        return CollectorConfigError(f"{key}: {first['msg']}{more}", self.path, self.line(loc))
+        A part the file lacks is either a union's tag (``syslog-udp``, more parts follow: left
+        out) or a missing key (the last part: named, located at its parent).
+        """
+        parts = [p for p in loc if isinstance(p, str | int)]
+        key: tuple[str | int, ...] = ()
+        line = self.lines.get(())
+        for n, part in enumerate(parts):
+            candidate = (*key, part)
+            if candidate in self.lines:
+                key, line = candidate, self.lines[candidate]
+            elif n == len(parts) - 1:
+                key = candidate
+        return key, line
+
+    def line(self, loc: Sequence[Any]) -> int | None:
+        return self.resolve(loc)[1]
+
+    def error(self, exc: ValidationError, base: tuple[str | int, ...] = ()) -> CollectorConfigError:
+        """A :class:`CollectorConfigError` naming the first problem's key and line (and others')."""
+        found = []
+        for problem in exc.errors()[:5]:
+            key, line = self.resolve((*base, *problem["loc"]))
+            found.append((line, ".".join(str(p) for p in key) or "(top level)", problem["msg"]))
+        line, key, msg = found[0]
+        others = "; ".join(f"line {ln}: {k}: {m}" for ln, k, m in found[1:])
+        more = f" (also {others})" if others else ""
+        return CollectorConfigError(f"{key}: {msg}{more}", self.path, line)
 
 
 def load(path: Path) -> tuple[Any, Locator]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from collectors.cli import app as collect_app
 from detectors.anomaly.cli import app as anomaly_app
 from detectors.cli import detect_app, rules_app
 from soc import logs
@@ -46,6 +47,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(notify_app, name="notify")
 app.add_typer(rules_app, name="rules")
 app.add_typer(detect_app, name="detect")
+app.add_typer(collect_app, name="collect")
 
 out = Console()
 err = Console(stderr=True)

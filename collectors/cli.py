@@ -1,0 +1,161 @@
+"""``soc collect ...``: run a collector, show its counters, check its configuration.
+
+Registered in ``soc.cli``. Commands parse options and call :mod:`collectors.flows`; no collecting
+logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from soc import logs
+from soc.config import load_settings
+from soc.errors import SocError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Collectors: ship public-service logs into Elasticsearch.", no_args_is_help=True
+)
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The collector's YAML file.")]
+
+
+def _errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SocError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command("check")
+@_errors
+def check(config: ConfigOpt) -> None:
+    """Validate the configuration and inventory (errors name file, line and key)."""
+    from collectors.config import load_config
+
+    cfg = load_config(config)
+    out.print(
+        f"ok: collector {escape(cfg.id)}, {len(cfg.spec.sources)} sources, "
+        f"{len(cfg.inventory.systems)} inventory systems, state in {cfg.state_dir}",
+        highlight=False,
+    )
+
+
+@app.command("run")
+@_errors
+def run(
+    config: ConfigOpt,
+    duration: Annotated[
+        float, typer.Option(help="Stop after this many seconds; 0 = until SIGTERM/Ctrl-C.", min=0)
+    ] = 0,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to ship the spool on stop.")] = 30,
+) -> None:
+    """Run the collector in the foreground until stopped."""
+    from collectors.config import load_config
+    from collectors.flows import Collector
+    from soc.es.client import make_client
+    from soc.es.indices import Indices
+    from soc.es.templates import setup
+
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    cfg = load_config(config)
+    es = make_client(settings)
+    indices = Indices(settings.index_prefix)
+    collector = Collector(
+        cfg, es, indices, prepare=lambda: _setup(setup, es, indices, settings.replicas)
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    collector.start()
+    out.print(
+        f"collector {escape(cfg.id)} running ({len(collector.sources)} sources) → "
+        f"{settings.effective_es_url}; status: soc collect status -c {config}",
+        highlight=False,
+    )
+    for source in collector.sources:
+        out.print(f"  {escape(source.id)}: {source.type_name} {source.health()}", highlight=False)
+    if collector.metrics_port:
+        out.print(f"  metrics: http://127.0.0.1:{collector.metrics_port}/metrics")
+    stop.wait(duration or None)
+    drained = collector.stop(drain_timeout=drain_timeout)
+    if not drained:
+        err.print(
+            f"stopped with {collector.spool.pending_bytes()} bytes still spooled in "
+            f"{cfg.state_dir}; they go out on the next run",
+            highlight=False,
+        )
+
+
+def _setup(setup: Callable[..., Any], es: Any, indices: Any, replicas: int) -> None:
+    setup(es, indices, replicas=replicas)
+
+
+@app.command("status")
+@_errors
+def status(
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Per-source counters of the collector (from its status file). Exit 3 if it never ran."""
+    from collectors.config import load_config
+    from collectors.flows import read_status
+
+    cfg = load_config(config)
+    snap = read_status(cfg.state_dir)
+    if snap is None:
+        err.print(f"no status in {cfg.state_dir}: the collector has not run yet", highlight=False)
+        raise typer.Exit(3)
+    if as_json:
+        out.print_json(json.dumps(snap))
+        return
+    age = time.time() - float(snap.get("written_at", 0))
+    out.print(
+        f"collector {escape(str(snap['collector']))} (pid {snap.get('pid')}), status "
+        f"written {age:.0f}s ago, spool {snap.get('spool_bytes', 0)} bytes",
+        highlight=False,
+    )
+    cols = (
+        "read",
+        "resumed",
+        "indexed",
+        "duplicates",
+        "deadlettered",
+        "dropped",
+        "retries",
+        "lag_seconds",
+    )
+    table = Table("source", *cols, "in flight")
+    for source, values in sorted(snap["sources"].items()):
+        taken = int(values.get("read", 0)) + int(values.get("resumed", 0))
+        settled = sum(int(values.get(k, 0)) for k in cols[2:6])
+        table.add_row(
+            escape(source), *(str(values.get(k, "-")) for k in cols), str(taken - settled)
+        )
+    out.print(table)
