@@ -48,14 +48,14 @@ class Locator:
 
     def error(self, exc: ValidationError, base: tuple[str | int, ...] = ()) -> CollectorConfigError:
         """A :class:`CollectorConfigError` naming the first problem's key and line (and others')."""
-        found = []
+        found: list[tuple[int | None, str, str]] = []
         for problem in exc.errors()[:5]:
-            key, line = self.resolve((*base, *problem["loc"]))
-            found.append((line, ".".join(str(p) for p in key) or "(top level)", problem["msg"]))
-        line, key, msg = found[0]
+            path, at = self.resolve((*base, *problem["loc"]))
+            found.append((at, ".".join(str(p) for p in path) or "(top level)", problem["msg"]))
+        line, name, msg = found[0]
         others = "; ".join(f"line {ln}: {k}: {m}" for ln, k, m in found[1:])
         more = f" (also {others})" if others else ""
-        return CollectorConfigError(f"{key}: {msg}{more}", self.path, line)
+        return CollectorConfigError(f"{name}: {msg}{more}", self.path, line)
 
 
 def load(path: Path) -> tuple[Any, Locator]:
