@@ -1,0 +1,91 @@
+"""Bad input gets a 4xx problem response naming the field, never a 5xx."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.api.seed import etag, incident
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def api(shared_api: Api) -> Api:
+    """One app for the module: every test makes its own incidents, so they stay independent."""
+    return shared_api
+
+
+def _is_problem(answer, status: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    body = answer.json()
+    assert body["status"] == status
+    assert body["title"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_malformed_json_wrong_types_and_unknown_fields_name_the_field(api: Api) -> None:
+    made = incident(api)
+    url = f"/api/v1/incidents/{made.id}/transition"
+    headers = api.headers(
+        "analyst", **{"If-Match": etag(api, made.id), "Content-Type": "application/json"}
+    )
+    broken = _is_problem(api.client.post(url, content=b'{"to": ', headers=headers), 422)
+    assert broken["errors"][0]["field"].startswith("body")
+    wrong = _is_problem(api.client.post(url, json={"to": 5}, headers=headers), 422)
+    assert [e["field"] for e in wrong["errors"]] == ["body.to"]
+    unknown = _is_problem(
+        api.client.post(url, json={"to": "acknowledged", "x": 1}, headers=headers), 422
+    )
+    assert [e["field"] for e in unknown["errors"]] == ["body.x"]
+    assert "x" in unknown["detail"]
+
+
+def test_the_input_value_is_never_echoed_back(api: Api) -> None:
+    hostile = "<script>alert(1)</script>"
+    answer = api.client.get(
+        "/api/v1/incidents", params={"severity": hostile}, headers=api.headers("admin")
+    )
+    body = _is_problem(answer, 422)
+    assert hostile not in answer.text
+    assert body["errors"][0]["field"] == "query.severity"
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"size": 100000}, 422),
+        ({"page": 0}, 422),
+        ({"page": 9000, "size": 200}, 400),
+        ({"since": "yesterday"}, 422),
+        ({"province": "1; drop"}, 422),
+        ({"q": "x" * 1000}, 422),
+        ({"since": "2026-01-01T00:00:00"}, 422),
+    ],
+)
+def test_huge_pages_and_bad_filters_are_refused(
+    api: Api, params: dict[str, object], status: int
+) -> None:
+    _is_problem(
+        api.client.get("/api/v1/incidents", params=params, headers=api.headers("admin")), status
+    )
+
+
+def test_odd_search_syntax_is_not_an_error(api: Api) -> None:
+    for q in ('"unclosed', "a AND (", "*?~/[", "\\"):
+        answer = api.client.get("/api/v1/incidents", params={"q": q}, headers=api.headers("admin"))
+        assert answer.status_code == 200, (q, answer.text)
+
+
+def test_unknown_ids_routes_and_methods_are_problems(api: Api) -> None:
+    admin = api.headers("admin")
+    _is_problem(api.client.get("/api/v1/incidents/does-not-exist", headers=admin), 404)
+    _is_problem(api.client.get("/api/v1/incidents/bad%20id", headers=admin), 422)
+    _is_problem(api.client.get("/api/v1/nowhere", headers=admin), 404)
+    _is_problem(api.client.delete("/api/v1/incidents", headers=admin), 405)
+    _is_problem(api.client.get("/api/v1/localities/status/99", headers=admin), 404)
+    _is_problem(api.client.get("/api/v1/incidents"), 401)
+    bad_token = api.client.get("/api/v1/incidents", headers={"Authorization": "Bearer nope"})
+    assert _is_problem(bad_token, 401)["detail"] == "invalid or revoked API token"
+    assert bad_token.headers["WWW-Authenticate"] == "Bearer"
