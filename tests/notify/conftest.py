@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import socket
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from elasticsearch import Elasticsearch
 
 from soc.config import Settings
 from soc.es.indices import Indices
+from soc.es.templates import setup
 from soc.notify.flows import Notifier
 from soc.notify.render import Renderer
 from soc.notify.routing import Routes, parse_routes
@@ -141,10 +143,39 @@ def routes() -> Routes:
     return parse_routes(ROUTES_YAML, "national-soc@soc.local", source="routes.yaml")
 
 
+@pytest.fixture(scope="session")
+def notify_prefix(es: Elasticsearch) -> Iterator[str]:
+    """One prefix with soc's templates for all notify tests: installing every template and index
+    per test took most of this package's run time on a busy node."""
+    value = f"tn{uuid.uuid4().hex[:10]}"
+    setup(es, Indices(value))
+    yield value
+    names = list(es.indices.get(index=f"{value}-*", allow_no_indices=True, expand_wildcards="all"))
+    if names:
+        es.indices.delete(index=",".join(names), ignore_unavailable=True)
+    quiet = es.options(ignore_status=404)
+    quiet.indices.delete_index_template(name=f"{value}-*")
+    found = quiet.cluster.get_component_template(name=f"{value}-*")
+    for item in found.get("component_templates", []):
+        quiet.cluster.delete_component_template(name=item["name"])
+
+
 @pytest.fixture
-def notify_settings(settings: Settings, mailbox: Mailbox) -> Settings:
+def fresh(es: Elasticsearch, notify_prefix: str) -> Indices:
+    """The notify prefix with an empty outbox and incidents index (recreated from the templates),
+    so each test starts from nothing."""
+    indices = Indices(notify_prefix)
+    for name in (indices.outbox, indices.incidents):
+        es.options(ignore_status=404).indices.delete(index=name)
+        es.indices.create(index=name)
+    return indices
+
+
+@pytest.fixture
+def notify_settings(settings: Settings, mailbox: Mailbox, fresh: Indices) -> Settings:
     return settings.model_copy(
         update={
+            "index_prefix": fresh.prefix,
             "smtp_port": mailbox.port,
             "smtp_timeout": 2.0,
             "notify_rate_limit": 3,
@@ -157,10 +188,10 @@ def notify_settings(settings: Settings, mailbox: Mailbox) -> Settings:
 
 @pytest.fixture
 def notifier(
-    es: Elasticsearch, ready: Indices, notify_settings: Settings, routes: Routes, clock: Clock
+    es: Elasticsearch, fresh: Indices, notify_settings: Settings, routes: Routes, clock: Clock
 ) -> Notifier:
     renderer = Renderer("https://soc.example.vn")
-    return Notifier(es, ready, notify_settings, routes, renderer, clock)
+    return Notifier(es, fresh, notify_settings, routes, renderer, clock)
 
 
 @pytest.fixture

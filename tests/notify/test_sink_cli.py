@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from elasticsearch import Elasticsearch
 from typer.testing import CliRunner
 
 from soc.cli import app
@@ -23,14 +24,14 @@ runner = CliRunner()
 
 
 def test_emails_sent_to_the_sink_can_be_read_back(
-    es: object, ready: Indices, settings: Settings, routes: Routes, tmp_path: Path
+    es: Elasticsearch, fresh: Indices, notify_settings: Settings, routes: Routes, tmp_path: Path
 ) -> None:
     port = _free_port()
     maildir = tmp_path / "mail"
     controller = start_sink(maildir, "127.0.0.1", port)
     try:
-        local = settings.model_copy(update={"smtp_port": port, "var_dir": tmp_path})
-        notifier = Notifier(es, ready, local, routes, Renderer(), Clock())  # type: ignore[arg-type]
+        local = notify_settings.model_copy(update={"smtp_port": port, "var_dir": tmp_path})
+        notifier = Notifier(es, fresh, local, routes, Renderer(), Clock())
         notifier.notify([notice("cb-1", "04"), notice("lc-1", "12")])
         with SmtpSender(local) as sender:
             assert notifier.send_pending(sender).sent == 2
