@@ -71,10 +71,58 @@ class Options:
     correlation_lookback: timedelta = timedelta(minutes=2)
 
 
-def body(rule: Rule, window: Window, tuning: Tuning, options: Options) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A rule's search split in three: the time scope (shared by rules over the same window and
+    sliding ranges, so they can share one search: ``batch``), the rule's own filter, its aggs."""
+
+    key: tuple[Any, ...]
+    scope: tuple[dict[str, Any], ...]
+    match: dict[str, Any]
+    aggs: dict[str, Any]
+    ranges: tuple[dict[str, str], ...] = ()
+
+
+def parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
     if rule.kind is Kind.QUERY:
-        return _plain_body(rule, window, tuning, options)
-    return _correlation_body(rule, window, tuning, options)
+        return _plain_parts(rule, window, tuning, options)
+    return _correlation_parts(rule, window, tuning, options)
+
+
+def body(rule: Rule, window: Window, tuning: Tuning, options: Options) -> dict[str, Any]:
+    """The search of one rule over one window on its own."""
+    return compose([parts(rule, window, tuning, options)])
+
+
+def compose(batch: Sequence[Parts]) -> dict[str, Any]:
+    """One search for rules sharing a scope: each rule's aggs under a ``filter`` on its match.
+
+    The answer holds one ``r<n>`` bucket per rule; :func:`split` gives each rule its own answer.
+    """
+    scope = list(batch[0].scope)
+    per_rule = {f"r{n}": {"filter": p.match, "aggs": p.aggs} for n, p in enumerate(batch)}
+    if len(batch) == 1:
+        scope.append(batch[0].match)
+    # With several rules the top query is the window alone: repeating every rule's match there
+    # would evaluate each (wildcard) query twice; the window holds few events anyway.
+    query = {"bool": {"filter": scope}}
+    if not batch[0].ranges:
+        return {"size": 0, "query": query, "aggs": per_rule}
+    slide = {"date_range": {"field": "@timestamp", "keyed": True, "ranges": list(batch[0].ranges)},
+             "aggs": per_rule}  # fmt: skip
+    return {"size": 0, "query": query, "aggs": {"slide": slide}}
+
+
+def split(count: int, answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The answer of a composed search as ``count`` answers shaped like single-rule searches."""
+    aggs = answer.get("aggregations", {})
+    if "slide" not in aggs:
+        return [{"aggregations": aggs.get(f"r{n}", {})} for n in range(count)]
+    buckets = aggs["slide"].get("buckets", {})
+    return [
+        {"aggregations": {"slide": {"buckets": {k: b[f"r{n}"] for k, b in buckets.items()}}}}
+        for n in range(count)
+    ]
 
 
 def findings(
@@ -86,12 +134,10 @@ def findings(
 
 
 # ----------------------------------------------------------------------------- plain rules
-def _filters(query: str, tuning: Tuning, at: datetime) -> dict[str, Any]:
+def _match(query: str, tuning: Tuning, at: datetime) -> dict[str, Any]:
     must_not = [{"term": {e.field: e.value}} for e in tuning.active_exceptions(at)]
-    return {
-        "filter": [{"query_string": {"query": query, "analyze_wildcard": True}}],
-        "must_not": must_not,
-    }
+    qs = {"query_string": {"query": query, "analyze_wildcard": True}}
+    return {"bool": {"filter": [qs], "must_not": must_not}}
 
 
 def _samples() -> dict[str, Any]:
@@ -99,26 +145,21 @@ def _samples() -> dict[str, Any]:
                          "sort": [{"@timestamp": "asc"}]}}  # fmt: skip
 
 
-def _plain_body(rule: Rule, window: Window, tuning: Tuning, options: Options) -> dict[str, Any]:
+def _plain_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
     start, end = window.iso()
-    query = _filters(rule.query, tuning, window.end)
-    query["filter"] += [
+    scope = (
         {"range": {"event.ingested": {"gte": start, "lt": end}}},
         # Bounds the daily indices searched; events later than this are out of scope by design.
         {"range": {"@timestamp": {"gte": iso(window.start - options.lookback), "lt": end}}},
-    ]
-    return {
-        "size": 0,
-        "track_total_hits": True,
-        "query": {"bool": query},
-        "aggs": {"province": {
-            "terms": {"field": "locality.province.code", "size": GROUP_SIZE, "missing": NONE},
-            "aggs": {"ward": {
-                "terms": {"field": "locality.ward.code", "size": GROUP_SIZE, "missing": NONE},
-                "aggs": {"samples": _samples()},
-            }},
+    )
+    aggs = {"province": {
+        "terms": {"field": "locality.province.code", "size": GROUP_SIZE, "missing": NONE},
+        "aggs": {"ward": {
+            "terms": {"field": "locality.ward.code", "size": GROUP_SIZE, "missing": NONE},
+            "aggs": {"samples": _samples()},
         }},
-    }  # fmt: skip
+    }}  # fmt: skip
+    return Parts(("plain", start, end), scope, _match(rule.query, tuning, window.end), aggs)
 
 
 def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Finding]:
@@ -157,19 +198,15 @@ def _positions(rule: Rule, window: Window, options: Options) -> list[datetime]:
     return ends
 
 
-def _correlation_body(
-    rule: Rule, window: Window, tuning: Tuning, options: Options
-) -> dict[str, Any]:
+def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
     assert rule.timespan is not None
-    assert rule.condition is not None
     ends = _positions(rule, window, options)
-    query = _filters(rule.combined_query, tuning, window.end)
-    query["filter"] += [
+    scope = (
         {"range": {"@timestamp": {"gte": iso(ends[0] - rule.timespan), "lt": iso(ends[-1])}}},
         # What a live run at the window's end could have seen: a catch-up run gives the same answer.
         {"range": {"event.ingested": {"lt": iso(window.end)}}},
-    ]
-    ranges = [{"key": iso(p), "from": iso(p - rule.timespan), "to": iso(p)} for p in ends]
+    )
+    ranges = tuple({"key": iso(p), "from": iso(p - rule.timespan), "to": iso(p)} for p in ends)
     # The newest event of a sub-window tells in which slot the condition became true, so a burst
     # alerts in the slots where it happens, not for a whole timespan after it ended.
     inner: dict[str, Any] = {"samples": _samples(), "last": {"max": {"field": "@timestamp"}}}
@@ -184,12 +221,9 @@ def _correlation_body(
     for name in reversed(rule.group_by):
         aggs = {"g": {"terms": {"field": name, "size": GROUP_SIZE, "min_doc_count": minimum},
                       "aggs": aggs}}  # fmt: skip
-    return {
-        "size": 0,
-        "query": {"bool": query},
-        "aggs": {"slide": {"date_range": {"field": "@timestamp", "keyed": True, "ranges": ranges},
-                           "aggs": aggs}},
-    }  # fmt: skip
+    key = ("correlation", iso(window.end), *(r["key"] + r["from"] for r in ranges))
+    match = _match(rule.combined_query, tuning, window.end)
+    return Parts(key, scope, match, aggs, ranges)
 
 
 def _min_docs(rule: Rule, tuning: Tuning) -> int:
