@@ -90,6 +90,9 @@ def main() -> None:
     settings = load_settings(index_prefix=prefix, index_replicas=0, var_dir=var_dir)
     es, _ = ensure_elasticsearch(settings)
     indices = Indices(prefix)
+    if args.skip_backfill:
+        # Re-scoring kept events: the alerts and checkpoint of an earlier run must not count.
+        es.options(ignore_status=404).indices.delete(index=f"{indices.alerts},{indices.state}")
     setup(es, indices, replicas=0)
     lines: list[str] = []
     if not args.skip_backfill:
