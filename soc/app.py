@@ -35,6 +35,7 @@ from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.incidents import views as incident_views
+from soc.notify import views as notify_views
 from soc.status import views as status_views
 
 API_PREFIX = "/api/v1"
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     api.include_router(auth_views.router)
     api.include_router(alert_views.router)
     api.include_router(incident_views.router)
+    api.include_router(notify_views.router)
     api.include_router(status_views.router)
     # TODO(issue #7 → detection): /rules (list, enable/disable, upload, test, backtest,
     # exceptions) once the detection engineer's rules service layer exposes those operations.

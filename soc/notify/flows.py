@@ -21,6 +21,7 @@ from email.utils import parseaddr
 from elasticsearch import Elasticsearch
 
 from soc.config import Settings
+from soc.errors import RouteError
 from soc.es.indices import Indices
 from soc.incidents.models import Incident, IncidentStatus
 from soc.localities import catalogue
@@ -90,6 +91,16 @@ class Notifier:
         )
         renderer = Renderer(settings.notify_dashboard_url, settings.notify_template_dir)
         return cls(es, Indices(settings.index_prefix), settings, routes, renderer, clock)
+
+    def reload_routes(self) -> None:
+        """Pick up an edited routes file; a broken one is refused and the current routes kept."""
+        path = self.settings.notify_routes_file
+        if path is None:
+            return
+        try:
+            self.routes = load_routes(path, self.settings.notify_national_soc)
+        except RouteError as exc:
+            log.error("routes file refused, the previous routes stay in use: %s", exc)
 
     @property
     def _domain(self) -> str:

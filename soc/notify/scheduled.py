@@ -43,6 +43,7 @@ def incidents_to_check(es: Elasticsearch, indices: Indices, limit: int = 500) ->
 def tick(notifier: Notifier, source: IncidentSource | None = None) -> None:
     """One round: incidents → outbox, digests, then every due email once."""
     try:
+        notifier.reload_routes()
         queued = notify_incidents(notifier, source()) if source is not None else None
         digests = notifier.flush_digests()
         with SmtpSender(notifier.settings) as sender:

@@ -175,10 +175,14 @@ def listing(
     *,
     status: OutboxStatus | None = None,
     incident_id: str | None = None,
+    provinces: list[str] | None = None,
     limit: int = 100,
 ) -> list[Stored]:
-    """Messages for people to look at (failures first of all), filtered by status / incident."""
+    """Messages for people to look at (failures first of all), filtered by status / incident;
+    ``provinces`` (a caller's scope) keeps only emails about those provinces."""
     filters: list[dict[str, Any]] = []
+    if provinces is not None:
+        filters.append({"terms": {"province_codes": provinces}})
     if status is not None:
         filters.append({"term": {"status": status.value}})
     if incident_id is not None:
