@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 
 from soc.auth.models import User
+from soc.errors import ElasticsearchError
 from soc.es.indices import Indices
 from soc.incidents.models import OPEN_STATUSES
 from soc.localities import catalogue
@@ -223,51 +224,55 @@ def _probe_signals(
 
 
 def record_changes(es: Elasticsearch, indices: Indices, current: Board, now: datetime) -> int:
-    """Store a change document for every locality whose colour changed; returns how many."""
-    changed = 0
+    """Store a change document for every locality whose colour changed; returns how many.
+
+    The last recorded colour of each locality is one ``status-current`` document; a locality
+    never recorded counts as GREEN, so only real changes become history.
+    """
+    es.indices.refresh(index=indices.state)
+    found = es.search(
+        index=indices.state, query={"term": {"kind": "status-current"}}, size=5000, source=["data"]
+    )
+    before = {h["_id"]: h["_source"]["data"]["to"] for h in found["hits"]["hits"]}
     rows: list[tuple[str, str, str, Colour]] = [
         ("province", p.code, p.code, p.status) for p in current.provinces
     ]
     for code, communes in current.communes.items():
         rows.extend(("commune", c.code, code, c.status) for c in communes)
+    operations: list[dict[str, Any]] = []
+    stamp = now.isoformat()
     for level, code, province, colour in rows:
         key = f"status-current:{level}:{code}"
-        try:
-            before = es.get(index=indices.state, id=key)["_source"]["data"]["status"]
-        except NotFoundError:
-            before = Colour.GREEN.value  # the board starts green: only real changes are history
-        if before == colour.value:
+        was = before.get(key, Colour.GREEN.value)
+        if was == colour.value:
             continue
-        data = {
-            "level": level,
-            "code": code,
-            "province": province,
-            "from": before,
-            "to": colour.value,
-        }
-        es.index(
-            index=indices.state,
-            id=key,
-            document={
+        data = {"level": level, "code": code, "province": province, "from": was, "to": colour.value}
+        operations += [
+            {"index": {"_index": indices.state, "_id": key}},
+            {
                 "kind": "status-current",
-                "key": code,
-                "updated": now.isoformat(),
+                "key": province,
+                "owner": code,
+                "updated": stamp,
                 "data": data,
             },
-        )
-        es.index(
-            index=indices.state,
-            id=f"status-change:{level}:{code}:{now.isoformat()}",
-            document={
+            {"index": {"_index": indices.state, "_id": f"status-change:{level}:{code}:{stamp}"}},
+            {
                 "kind": "status-change",
                 "key": province,
                 "owner": code,
-                "updated": now.isoformat(),
+                "updated": stamp,
                 "data": data,
             },
-        )
-        changed += 1
-    return changed
+        ]
+    if operations:
+        result = es.bulk(operations=operations, refresh=True)
+        if result["errors"]:
+            raise ElasticsearchError(
+                "recording status changes failed: "
+                + str(next(i for i in result["items"] if "error" in next(iter(i.values()))))
+            )
+    return len(operations) // 4
 
 
 def history(
