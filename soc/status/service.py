@@ -231,7 +231,10 @@ def record_changes(es: Elasticsearch, indices: Indices, current: Board, now: dat
     """
     es.indices.refresh(index=indices.state)
     found = es.search(
-        index=indices.state, query={"term": {"kind": "status-current"}}, size=5000, source=["data"]
+        index=indices.state,
+        query={"term": {"kind": "status-current"}},
+        size=5000,
+        source_includes=["data"],
     )
     before = {h["_id"]: h["_source"]["data"]["to"] for h in found["hits"]["hits"]}
     rows: list[tuple[str, str, str, Colour]] = [
