@@ -224,6 +224,10 @@ def resolve(spec: ScenarioSpec, cat: Catalogue, origin: datetime, *, where: str)
         raise ScenarioError(f"{where}.ward: a {spec.kind.value} scenario needs a ward")
     wards = _sync_wards(spec, cat, province.code, where) if spec.kind is Kind.SYNC_STOPPED else ()
     service = KIND_SERVICE[spec.kind] or spec.service
+    if spec.service is not None and service is not spec.service:
+        fixed = service.value if service else "every service"
+        raise ScenarioError(f"{where}.service: a {spec.kind.value} scenario is about {fixed}; "
+                            "only slow_degradation takes a service")  # fmt: skip
     if spec.kind is Kind.SLOW_DEGRADATION and spec.service is None:
         raise ScenarioError(f"{where}.service: a slow_degradation scenario needs a service")
     if spec.kind is Kind.OTP_CARRIER_FAILURE and spec.carrier is None:

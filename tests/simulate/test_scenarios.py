@@ -169,6 +169,11 @@ def test_outside_its_window_a_scenario_changes_nothing() -> None:
             "needs an offset",
         ),
         ("scenarios: [\n", "not valid YAML"),
+        (
+            "scenarios:\n  - {id: a, kind: vneid_outage, province: '01', service: payment, "
+            "start: '+1h', duration: 1h}\n",
+            "scenarios[0].service: a vneid_outage scenario is about",
+        ),
     ],
 )
 def test_bad_files_are_refused_naming_file_and_key(tmp_path: Path, body: str, message: str) -> None:
