@@ -164,7 +164,7 @@ def rules_enable(rule: RuleArg) -> None:
 @rules_app.command("disable")
 @handles_errors
 def rules_disable(rule: RuleArg) -> None:
-    """Stop running the rule (its checkpoint stays; enabling resumes from now on)."""
+    """Stop running the rule; `enable` later resumes from that moment (no replay)."""
     settings, es = _es()
     r = service.load(settings=settings).get(rule)
     service.set_enabled(es=es, settings=settings, rule=r, on=False, by=getpass.getuser())

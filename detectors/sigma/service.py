@@ -16,7 +16,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from detectors.base import aligned_windows
+from detectors.base import aligned_windows, floor
 from detectors.sigma.compiler import RuleSet, load_rules
 from detectors.sigma.models import Rule
 from detectors.sigma.pipeline import RULES_DIR
@@ -114,8 +114,15 @@ def _store(es: Elasticsearch, settings: Settings) -> StateStore:
 
 
 def set_enabled(*, es: Elasticsearch, settings: Settings, rule: Rule, on: bool, by: str) -> None:
+    """Run or stop a rule. Re-enabled, it starts from now: the disabled period is not replayed
+    (it was disabled to stop its alerts; ``soc rules backtest`` shows what it would have said)."""
     store = _store(es, settings)
-    store.save_tuning(rule.id, replace(store.tuning(rule.id), enabled=on), by=by)
+    current = store.tuning(rule.id)
+    if on and not current.enabled:
+        now = datetime.now(UTC)
+        checkpoint = store.checkpoints([rule.id])[rule.id]
+        store.save_checkpoints([replace(checkpoint, done_until=floor(now, rule.interval))], now)
+    store.save_tuning(rule.id, replace(current, enabled=on), by=by)
 
 
 def set_threshold(

@@ -67,3 +67,18 @@ def test_tuning_refuses_bad_input(es: Elasticsearch, settings: Settings, ready: 
     stored = service.tuning(es=es, settings=settings, rule=brute)
     assert stored.enabled is False
     assert stored.thresholds == (("04", 3),), "disabling keeps the thresholds"
+
+
+def test_a_re_enabled_rule_resumes_from_now_without_replaying(
+    es: Elasticsearch, settings: Settings, ready: Indices
+) -> None:
+    from detectors.state import Checkpoint, StateStore
+
+    rule = service.load(settings=settings).get("web_scanner_user_agent")
+    store = StateStore(es, ready)
+    store.save_checkpoints([Checkpoint(rule.id, done_until=NOW)], NOW)
+    service.set_enabled(es=es, settings=settings, rule=rule, on=False, by="an")
+    service.set_enabled(es=es, settings=settings, rule=rule, on=True, by="an")
+    resumed = store.checkpoints([rule.id])[rule.id].done_until
+    assert resumed is not None
+    assert datetime.now(UTC) - resumed < timedelta(minutes=2)
