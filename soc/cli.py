@@ -21,9 +21,13 @@ from collectors.cli import app as collect_app
 from detectors.anomaly.cli import app as anomaly_app
 from detectors.cli import detect_app, rules_app
 from soc import logs
+from soc.auth.cli import app as auth_app
 from soc.config import Settings, load_settings
+from soc.demo.cli import app as demo_app
 from soc.errors import SocError
+from soc.incidents.cli import app as incidents_app
 from soc.notify.cli import app as notify_app
+from soc.serve import app as api_app
 from soc.simulate.cli import app as simulate_app
 
 if TYPE_CHECKING:
@@ -48,6 +52,10 @@ app.add_typer(notify_app, name="notify")
 app.add_typer(rules_app, name="rules")
 app.add_typer(detect_app, name="detect")
 app.add_typer(collect_app, name="collect")
+app.add_typer(demo_app, name="demo")
+app.add_typer(api_app, name="api")
+app.add_typer(auth_app, name="auth")
+app.add_typer(incidents_app, name="incidents")
 
 out = Console()
 err = Console(stderr=True)
@@ -213,37 +221,6 @@ def localities_find(
     else:
         p = cat.province(query)
         out.print(f"{p.code}  {p.name}  ({len(cat.wards_of(p))} wards)", highlight=False)
-
-
-# ----------------------------------------------------------------------- demo
-@app.command("demo")
-@handles_errors
-def demo(
-    samples: Annotated[int, typer.Option(help="Sample events to index.", min=0)] = 300,
-) -> None:
-    """Run the main job on the embedded defaults (see the README)."""
-    from soc.demo.flows import run_demo
-
-    settings = _settings()
-    with out.status("starting Elasticsearch and installing templates…"):
-        report = run_demo(settings, sample_count=samples)
-    es_line = "started" if report.started_node else "already running"
-    out.print(f"[bold]soc demo[/]  Elasticsearch {settings.effective_es_url} ({es_line})")
-    for line in report.setup.lines():
-        out.print(f"  {line}", highlight=False)
-    out.print(f"  sample events: {report.bulk.created} new, {report.bulk.duplicates} already "
-              f"indexed, {len(report.bulk.errors)} rejected")  # fmt: skip
-    out.print(f"  events in {settings.index_prefix}-events-*: {report.events_in_index} "
-              f"covering {report.provinces_covered} provinces and "
-              f"{report.wards_covered} wards")  # fmt: skip
-    if settings.managed_es:
-        out.print(f"  Elasticsearch data: {settings.es_node_dir / 'data'}")
-        out.print(f"  Elasticsearch logs: {settings.es_node_dir / 'logs'}")
-        out.print("  stop it with: .venv/bin/soc es stop")
-    out.print(f"  try: curl '{settings.effective_es_url}/{settings.index_prefix}-events-*/_search"
-              "?size=1&pretty'")  # fmt: skip
-    if report.bulk.errors:
-        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -181,6 +181,26 @@ class Settings(BaseSettings):
         default=None, description="Bearer token `soc simulate live --http-push` sends."
     )
 
+    # --- the main job `soc demo` (soc/demo): supervisor of every process, bounded footprint ---
+    demo_backfill_days: float = Field(
+        default=7.0, ge=0, description="Days of simulated history the demo backfills (0: none)."
+    )
+    demo_scale: float = Field(
+        default=1.0, gt=0, le=100, description="Traffic volume of the demo (1.0 ≈ 280k/weekday)."
+    )
+    demo_scenario_every: float = Field(
+        default=240.0, ge=10, description="Seconds between two scenarios of the live demo."
+    )
+    demo_pipeline_tick: float = Field(
+        default=5.0, gt=0, description="Seconds between grouping/notify rounds of the demo worker."
+    )
+    demo_stop_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds per stop signal (Ctrl-C, SIGTERM) before the next."
+    )
+    demo_spool_max_mb: float = Field(
+        default=256.0, gt=0, description="Bound of the demo collector's disk spool."
+    )
+
     # --- logging ---
     log_level: str = "INFO"
 

@@ -1,36 +1,51 @@
-"""The main job on the embedded defaults.
+"""The main job's preparation: Elasticsearch, templates, history, model, and the demo's own files.
 
-For now: make sure Elasticsearch runs (the managed node, unless ``SOC_ES_URL`` is set), install
-the templates, index a few hundred sample events for real localities, and say where everything is.
-Later issues grow this into the whole SOC (simulated traffic, detectors, incidents, emails,
-dashboards).
+Each step is idempotent so that a second ``soc demo`` reuses what the first one left: the history
+is recorded in ``var/demo/backfill.json`` and checked against the store, the anomaly model is
+trained only when none exists, the generated files are rewritten identically. Progress goes to a
+callback; this module prints nothing and starts no long-running process (see ``supervisor``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import yaml
 from elasticsearch import Elasticsearch
 
 from soc.config import Settings
-from soc.demo.samples import sample_events
+from soc.demo.models import DemoOptions, DemoPaths
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.launcher import LocalNode
 from soc.es.templates import SetupReport, setup
-from soc.events.service import BulkResult, index_events
-from soc.localities import catalogue
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class DemoReport:
-    started_node: bool
-    setup: SetupReport
-    bulk: BulkResult
-    events_in_index: int
-    provinces_covered: int
-    wards_covered: int
+#: (done, total) hours of history indexed so far.
+Progress = Callable[[int, int], None]
+
+#: Scenario kinds the live demo cycles through: each one is caught by a Sigma rule within a
+#: minute or two, so a visitor sees alert → incident → email while watching.
+ROTATION: tuple[dict[str, Any], ...] = (
+    {"kind": "web_attack", "rate_per_minute": 30},
+    {"kind": "otp_brute_force", "rate_per_minute": 20},
+    {"kind": "vneid_outage"},
+    {"kind": "credential_stuffing", "rate_per_minute": 40},
+)
+#: Scenarios are written for this much of a live run; a longer run simply has calm traffic after.
+SCHEDULE_SPAN = timedelta(hours=24)
+SCENARIO_LENGTH = "4m"
+MAX_SCENARIOS = 360
 
 
 def ensure_elasticsearch(settings: Settings) -> tuple[Elasticsearch, bool]:
@@ -43,32 +58,205 @@ def ensure_elasticsearch(settings: Settings) -> tuple[Elasticsearch, bool]:
     return es, started
 
 
-def run_demo(settings: Settings, *, sample_count: int = 300) -> DemoReport:
+@dataclass(frozen=True)
+class Prepared:
+    es_started: bool
+    setup: SetupReport
+    backfill: str
+    model: str
+
+
+def prepare(
+    settings: Settings, options: DemoOptions, *, on_progress: Progress | None = None
+) -> Prepared:
+    """Everything before the processes start; safe to repeat."""
     es, started = ensure_elasticsearch(settings)
     indices = Indices(settings.index_prefix)
     report = setup(es, indices, replicas=settings.replicas)
-    # Samples end at the start of the current hour: a re-run within the hour finds them already
-    # indexed (same ids) instead of adding copies.
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    ingested = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    events = []
-    for ev in sample_events(catalogue(), count=sample_count, end=end):
-        ev["event"]["ingested"] = ingested
-        events.append(ev)
-    bulk = index_events(es, indices, events, refresh=True)
-    total = int(es.count(index=indices.events)["count"])
-    aggs = es.search(
-        index=indices.events, size=0,
-        aggs={
-            "provinces": {"cardinality": {"field": "locality.province.code"}},
-            "wards": {"cardinality": {"field": "locality.ward.code"}},
-        },
-    )["aggregations"]  # fmt: skip
-    return DemoReport(
-        started_node=started,
-        setup=report,
-        bulk=bulk,
-        events_in_index=total,
-        provinces_covered=int(aggs["provinces"]["value"]),
-        wards_covered=int(aggs["wards"]["value"]),
+    history = ensure_history(es, indices, settings, options, on_progress=on_progress)
+    model = ensure_model(es, indices, settings) if options.train else "not trained (--no-train)"
+    return Prepared(es_started=started, setup=report, backfill=history, model=model)
+
+
+def ensure_history(
+    es: Elasticsearch,
+    indices: Indices,
+    settings: Settings,
+    options: DemoOptions,
+    *,
+    on_progress: Progress | None = None,
+) -> str:
+    """Backfill ``options.backfill_days`` of history unless a previous run left it there."""
+    from soc.simulate.flows import backfill
+    from soc.simulate.service import Plan, floor_hour
+
+    if options.backfill_days <= 0:
+        return "no history asked for"
+    paths = DemoPaths.of(settings)
+    found = _recorded_history(es, indices, paths.backfill_record, settings.index_prefix)
+    if found is not None:
+        return found
+    end = floor_hour(datetime.now(UTC))
+    start = end - timedelta(days=options.backfill_days)
+    # No scenarios in the history: the anomaly model's baseline must be clean traffic.
+    plan = Plan(seed=1, scale=options.scale)
+    steps = _hour_steps(start, end)
+    created = duplicates = 0
+    for n, (a, b) in enumerate(steps, start=1):
+        done = backfill(es, indices, plan, a, b)
+        if done.rejected:
+            from soc.errors import SocError
+
+            raise SocError(f"backfill {a:%Y-%m-%d %H:%M}: {len(done.rejected)} events rejected, "
+                           f"first: {done.rejected[0]}")  # fmt: skip
+        created, duplicates = created + done.created, duplicates + done.duplicates
+        if on_progress is not None:
+            on_progress(n, len(steps))
+    record = {"prefix": settings.index_prefix, "start": start.isoformat(),
+              "end": end.isoformat(), "events": created + duplicates}  # fmt: skip
+    _write(paths.backfill_record, json.dumps(record, indent=1))
+    return (f"{created:,} events indexed ({duplicates:,} already there), "
+            f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+def _hour_steps(start: datetime, end: datetime, hours: int = 6) -> list[tuple[datetime, datetime]]:
+    steps, at = [], start
+    while at < end:
+        nxt = min(at + timedelta(hours=hours), end)
+        steps.append((at, nxt))
+        at = nxt
+    return steps
+
+
+def _recorded_history(es: Elasticsearch, indices: Indices, record: Path, prefix: str) -> str | None:
+    """The previous run's history if its record matches this prefix and the store still has it."""
+    try:
+        done = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if done.get("prefix") != prefix:
+        return None
+    window = {"range": {"@timestamp": {"gte": done["start"], "lt": done["end"]}}}
+    es.indices.refresh(index=indices.events, allow_no_indices=True, ignore_unavailable=True)
+    count = es.count(index=indices.events, query=window, allow_no_indices=True,
+                     ignore_unavailable=True)["count"]  # fmt: skip
+    if count < int(done["events"]):
+        return None
+    return f"reused: {count:,} events from {done['start'][:16]} to {done['end'][:16]} UTC"
+
+
+def ensure_model(es: Elasticsearch, indices: Indices, settings: Settings) -> str:
+    """Train the anomaly model unless one is saved already."""
+    try:
+        from detectors.anomaly import flows as anomaly
+        from detectors.anomaly.baseline import persistence
+    except ImportError as exc:
+        return f"anomaly model unavailable: {exc}"
+    from soc.errors import ModelNotFoundError, ModelVersionError
+
+    try:
+        path = persistence.latest(settings.var_dir)
+        persistence.load(path)
+        return f"reused {path}"
+    except (ModelNotFoundError, ModelVersionError):
+        pass
+    _, path = anomaly.train(es, indices, settings, datetime.now(UTC))
+    return f"trained {path}"
+
+
+# ------------------------------------------------------------------ generated files
+def secret_file(path: Path) -> str:
+    """A random secret kept in a 0600 file, so a second run reuses the same one."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    except OSError:
+        pass
+    value = secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def write_scenarios(paths: DemoPaths, options: DemoOptions) -> Path:
+    """The live demo's schedule: one scenario every ``scenario_every`` seconds, from minute 1,
+    rotating kind and province; checked with the simulator's own loader before use."""
+    from soc.localities import catalogue
+    from soc.simulate import scenarios
+
+    cat = catalogue()
+    provinces = cat.provinces
+    count = max(1, min(MAX_SCENARIOS, int(SCHEDULE_SPAN.total_seconds() // options.scenario_every)))
+    entries = []
+    for n in range(count):
+        province = provinces[(n * 7) % len(provinces)]  # stride 7: neighbours differ
+        base = ROTATION[n % len(ROTATION)]
+        ward = cat.wards_of(province.code)[0].code
+        offset = 60 + int(n * options.scenario_every)
+        entry = {"id": f"demo-{n:04d}-{base['kind'].replace('_', '-')}", **base,
+                 "province": province.code, "start": f"+{offset}s",
+                 "duration": SCENARIO_LENGTH}  # fmt: skip
+        if base["kind"] in ("web_attack", "otp_brute_force"):
+            entry["ward"] = ward
+        entries.append(entry)
+    text = "# Written by soc demo: the live scenarios, one every few minutes.\n"
+    _write(paths.scenarios, text + yaml.safe_dump({"scenarios": entries}, sort_keys=False))
+    scenarios.load(paths.scenarios, cat, datetime.now(UTC))  # raises ScenarioError with file:key
+    return paths.scenarios
+
+
+def probe_targets(options: DemoOptions) -> list[dict[str, Any]]:
+    """Province-level endpoints of the simulator's mock fleet (``--fleet-port``: province i on
+    port + i); commune portals are left out so the probes stay a few per second."""
+    from soc.localities import catalogue
+    from soc.simulate.fleet import KEYWORD, PROVINCE_SERVICES
+
+    out = []
+    for i, province in enumerate(catalogue().provinces):
+        port = options.fleet_port + i
+        for service in PROVINCE_SERVICES:
+            out.append({"name": f"{service.value}-{province.code}", "service": service.value,
+                        "province": province.code, "keyword": KEYWORD,
+                        "url": f"http://127.0.0.1:{port}/{service.value}/health"})  # fmt: skip
+    return out
+
+
+def write_collector_config(paths: DemoPaths, settings: Settings, options: DemoOptions) -> Path:
+    """The demo collector: the live log files, HTTP push, and probes of the mock fleet."""
+    from soc.simulate.sinks import inventory_yaml
+
+    paths.live_logs.mkdir(parents=True, exist_ok=True)
+    inventory = yaml.safe_load(inventory_yaml(paths.live_logs))
+    token = secret_file(paths.push_token)
+    inventory["systems"].append(
+        {"id": "simulator-push", "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
     )
+    sources: list[dict[str, Any]] = [
+        {"id": "files", "type": "file", "paths": [f"{paths.live_logs.resolve()}/**/*.log"],
+         "poll_interval": 0.5},
+        {"id": "push", "type": "http", "port": options.push_port},
+    ]  # fmt: skip
+    if options.live:
+        sources.append({"id": "probes", "type": "probe", "interval": options.probe_interval,
+                        "timeout": 5, "targets": probe_targets(options)})  # fmt: skip
+    body = {
+        "collector": {"id": "demo", "state_dir": str(paths.collector_state.resolve()),
+                      "spool_max_mb": settings.demo_spool_max_mb, "flush_interval": 0.5,
+                      "batch_size": 2000, "retry_max": 5.0},
+        "inventory": inventory,
+        "sources": sources,
+    }  # fmt: skip
+    text = "# Written by soc demo (rewritten on every run).\n"
+    _write(paths.collector_config, text + yaml.safe_dump(body, sort_keys=False,
+                                                         allow_unicode=True))  # fmt: skip
+    return paths.collector_config
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
