@@ -147,9 +147,17 @@ def _shown(path: Path) -> str:
 
 
 def _line_of(item: SigmaRule | SigmaCorrelationRule, text: str) -> int:
-    source = getattr(item.errors[0], "source", None)
-    line = getattr(source, "line", None)
-    return int(line) if isinstance(line, int) else 1
+    """The line of a pySigma error: its own location when it has one, else the first line
+    naming what it quotes (``Unknown modifier 'explode'`` -> the line with ``explode``)."""
+    error = item.errors[0]
+    line = getattr(getattr(error, "source", None), "line", None)
+    if isinstance(line, int):
+        return line
+    for quoted in re.findall(r"'([^']+)'", str(error)):
+        found = _find_line(text, quoted, 0)
+        if found:
+            return found
+    return 1
 
 
 # ----------------------------------------------------------------------------- plain rules

@@ -54,7 +54,7 @@ level: low
     [
         ("title: x\nlevel: low\n  id: [a\n", 3, "broken YAML"),
         (GOOD.replace("cs-method: POST", "no_such.field: 1"), 9, "unknown field 'no_such.field'"),
-        (GOOD.replace("cs-method: POST", "cs-method|explode: POST"), 1, "invalid rule"),
+        (GOOD.replace("cs-method: POST", "cs-method|explode: POST"), 9, "modifier 'explode'"),
         (GOOD.replace("cs-method: POST", "cs-uri-query|re: '(a+)+b'"), 9, "could explode"),
     ],
     ids=["yaml", "unknown-field", "unknown-modifier", "regex"],
