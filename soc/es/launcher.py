@@ -21,7 +21,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -31,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from soc.config import Settings
-from soc.errors import LauncherError, PortInUseError, StartupFailedError
+from soc.errors import LauncherError, StartupFailedError
+from soc.es import host
 from soc.es.java import JavaRuntime, find_java
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,7 @@ MAVEN_ARTIFACT = "elasticsearch"
 #: The old dependency plugin that ships with Debian's Maven cannot copy a typed artifact by
 #: coordinates; this one can.
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-MIN_FREE_BYTES = 1 << 30
 _LOG_TAIL_LINES = 40
-#: Nodes this process launched: polling their Popen reaps them and records their exit, so a
-#: node stopped by this process is not reported as a leaked child.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ class LocalNode:
         if self.installed:
             return self.home
         self.dist_dir.mkdir(parents=True, exist_ok=True)
-        _require_free_space(self.dist_dir)
+        host.require_free_space(self.dist_dir)
         archive = self._fetch_archive()
         staging = self.dist_dir / f".unpack-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -119,7 +115,7 @@ class LocalNode:
         shutil.rmtree(self.home, ignore_errors=True)
         unpacked.rename(self.home)
         shutil.rmtree(staging, ignore_errors=True)
-        _make_world_readable(self.home)
+        host.make_world_readable(self.home)
         (self.home / ".soc-installed").write_text(self.version + "\n", encoding="utf-8")
         log.info("installed Elasticsearch %s in %s", self.version, self.home)
         return self.home
@@ -163,7 +159,7 @@ class LocalNode:
             pid = int(self.pid_file.read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             return None
-        if _is_our_process(pid, self.home):
+        if host.is_our_process(pid, self.home):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -208,18 +204,18 @@ class LocalNode:
             self.version, explicit=self.settings.es_java_home, java_home=self.settings.java_home
         )
         for port in (self.settings.es_http_port, self.settings.es_transport_port):
-            _require_free_port(self.settings.es_host, port)
-        _require_free_space(self.node_dir.parent if self.node_dir.exists() else self.dist_dir)
+            host.require_free_port(self.settings.es_host, port)
+        host.require_free_space(self.node_dir.parent if self.node_dir.exists() else self.dist_dir)
         run_user = self._run_user()
         self._write_config(java)
         if run_user is not None:
-            _check_traversable(self.home, run_user)
-            _check_traversable(java.home, run_user)
-            _check_traversable(self.node_dir.parent, run_user)
-            _chown_tree(self.node_dir, run_user)
+            host.check_traversable(self.home, run_user)
+            host.check_traversable(java.home, run_user)
+            host.check_traversable(self.node_dir.parent, run_user)
+            host.chown_tree(self.node_dir, run_user)
         self.console_log.unlink(missing_ok=True)
         proc = self._spawn(java, run_user)
-        _CHILDREN[proc.pid] = proc
+        host.adopt(proc)
         self.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
         self._wait_healthy(proc)
         log.info("Elasticsearch %s is up at %s (pid %s)", self.version, self.url, proc.pid)
@@ -352,15 +348,15 @@ class LocalNode:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and host.alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
+        if host.alive(pid):
             log.warning(
                 "Elasticsearch (pid %s) ignored SIGTERM for %.0fs; killing it", pid, timeout
             )
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while _alive(pid):
+            while host.alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
 
@@ -369,88 +365,3 @@ class LocalNode:
         self.stop()
         for d in (self.data_dir, self.log_dir, self.tmp_dir):
             shutil.rmtree(d, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------- helpers
-def _alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone; reap it.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
-def _is_our_process(pid: int, home: Path) -> bool:
-    if not _alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return True  # no /proc: trust the pid file
-    return str(home).encode() in cmdline or b"elasticsearch" in cmdline
-
-
-def _require_free_port(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise PortInUseError(
-                f"port {host}:{port} is already in use by another process ({exc.strerror}); "
-                "stop it, or choose other ports with SOC_ES_HTTP_PORT / SOC_ES_TRANSPORT_PORT"
-            ) from exc
-
-
-def _require_free_space(path: Path) -> None:
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < MIN_FREE_BYTES:
-        raise LauncherError(
-            f"disk full: only {free // (1 << 20)} MiB free at {probe}; Elasticsearch needs at "
-            f"least {MIN_FREE_BYTES >> 20} MiB. Free space or set SOC_VAR_DIR to another disk."
-        )
-
-
-def _make_world_readable(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames:
-            p = Path(dirpath) / name
-            p.chmod(p.stat().st_mode | 0o755)
-        for name in filenames:
-            p = Path(dirpath) / name
-            p.chmod(p.stat().st_mode | 0o444)
-
-
-def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
-    """Refuse early, with a fix, when the run user cannot reach ``path``."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if parent.stat().st_uid != user.pw_uid and not mode & 0o001:
-            raise LauncherError(
-                f"user {user.pw_name!r} (who runs Elasticsearch, since it refuses root) cannot "
-                f"enter {parent}; `chmod o+x {parent}` or set SOC_VAR_DIR / SOC_ES_INSTALL_DIR "
-                "to a directory outside it"
-            )
-
-
-def _chown_tree(root: Path, user: pwd.struct_passwd) -> None:
-    os.chown(root, user.pw_uid, user.pw_gid)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            os.chown(Path(dirpath) / name, user.pw_uid, user.pw_gid, follow_symlinks=False)
