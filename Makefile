@@ -23,6 +23,7 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/soc es install
 	@scripts/ensure-compose-client.sh
+	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

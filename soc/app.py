@@ -25,6 +25,7 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.routing import Match
 
+from dashboards import views as dashboards
 from soc import problems
 from soc.alerts import views as alert_views
 from soc.auth import service as auth
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     # exceptions) once the detection engineer's rules service layer exposes those operations.
     api.include_router(_ops)
     app.include_router(api)
+    dashboards.install(app)  # the console's pages under / and its /static files
     return app
 
 

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     status_probe_window: float = Field(
         default=900.0, gt=0, description="Seconds of probe results the status board looks at."
     )
+    dashboards_poll_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds between live refreshes of the console alert queue."
+    )
 
     # --- Sigma detection (detectors.sigma, `soc detect`, `soc rules`) ---
     rules_dir: Path | None = Field(default=None, description="Sigma rules (default: ./rules).")

@@ -33,6 +33,7 @@ API's problem-details handler) catch ``SocError`` and show ``str(error)``; anyth
     SocError (continued: the API's errors, each mapped to one HTTP status by soc.problems)
     ├── AuthError                   who is asking cannot be established or may not do this
     │   ├── NotAuthenticated            no or invalid credentials (401)
+    │   │   └── LoginRequired               a dashboard page without a session (redirect)
     │   └── Forbidden                   a known user lacks the role for the action (403)
     └── RequestError                an API request cannot be carried out as asked
         ├── NotFound                    no such item visible to the caller (404)
@@ -190,6 +191,10 @@ class AuthError(SocError):
 
 class NotAuthenticated(AuthError):
     """No credentials, or credentials that match no user (never says which part failed)."""
+
+
+class LoginRequired(NotAuthenticated):
+    """A dashboard page asked for without a valid session: the console sends people to log in."""
 
 
 class Forbidden(AuthError):

@@ -78,3 +78,21 @@ def index_events(
     if refresh:
         es.indices.refresh(index=indices.events)
     return result
+
+
+def by_ids(
+    es: Elasticsearch, indices: Indices, ids: Iterable[str], *, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Stored events by id (an alert's evidence), oldest first; ids that are gone are skipped."""
+    wanted = list(dict.fromkeys(ids))[:limit]
+    if not wanted:
+        return []
+    found = es.search(
+        index=indices.events,
+        query={"ids": {"values": wanted}},
+        sort=[{"@timestamp": "asc"}],
+        size=len(wanted),
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
+    return [dict(hit["_source"], _id=hit["_id"]) for hit in found["hits"]["hits"]]

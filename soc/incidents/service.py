@@ -225,3 +225,47 @@ def durations_by_province(
         }
         for b in found["aggregations"]["p"]["buckets"]
     ]
+
+
+@dataclass(frozen=True)
+class OpenCounts:
+    """Open incidents within a user's scope, counted per province, severity, commune and service."""
+
+    by_province: dict[str, dict[str, int]]
+    by_ward: dict[str, int]
+    by_service: dict[str, int]
+
+
+def open_counts(
+    es: Elasticsearch,
+    indices: Indices,
+    *,
+    user: User,
+    service: str | None = None,
+    province: str | None = None,
+) -> OpenCounts:
+    """Open incidents by province and severity (and by commune, service): the status board's
+    numbers, optionally for one service or one province."""
+    flt = IncidentFilter(service=service, province=province, open_only=True)
+    found = es.search(
+        index=indices.incidents,
+        query=query(flt, user),
+        size=0,
+        aggs={
+            "p": {
+                "terms": {"field": "locality.province.code", "size": 100},
+                "aggs": {"s": {"terms": {"field": "incident.severity", "size": 10}}},
+            },
+            "w": {"terms": {"field": "locality.ward.code", "size": 5000}},
+            "svc": {"terms": {"field": "service.name", "size": 100}},
+        },
+    )
+    aggs = found["aggregations"]
+    return OpenCounts(
+        by_province={
+            b["key"]: {s["key"]: int(s["doc_count"]) for s in b["s"]["buckets"]}
+            for b in aggs["p"]["buckets"]
+        },
+        by_ward={b["key"]: int(b["doc_count"]) for b in aggs["w"]["buckets"]},
+        by_service={b["key"]: int(b["doc_count"]) for b in aggs["svc"]["buckets"]},
+    )

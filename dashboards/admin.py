@@ -1,0 +1,81 @@
+"""Administrators' pages: detection rules (health, enable/disable, upload, backtest) and the outbox.
+
+Rules come from ``detectors.sigma.service`` (load, health checkpoints, tuning, enable/disable,
+backtest) and uploads are validated by :mod:`dashboards.flows`; emails from
+``soc.notify.service.listing``. Every route here is for the ``admin`` role only. Routes only
+validate and call those services.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dashboards import flows
+from dashboards.pages import Page, PageDep, form, render
+from detectors.sigma import service as rules
+from soc.notify import service as outbox
+from soc.notify.models import OutboxStatus
+
+router = APIRouter()
+
+BACKTEST_SPAN = timedelta(hours=24)
+
+
+def _rules_context(page: Page) -> dict[str, Any]:
+    loaded = rules.load(settings=page.settings)
+    health = rules.health(es=page.es, settings=page.settings, rules=loaded)
+    tuning = {r.id: rules.tuning(es=page.es, settings=page.settings, rule=r) for r in loaded.rules}
+    return {"rules": loaded.rules, "load_errors": loaded.errors, "health": health,
+            "tuning": tuning, "upload": None, "text": "", "file_name": "", "backtest": None,
+            "saved": ""}  # fmt: skip
+
+
+@router.get("/rules", response_class=HTMLResponse)
+def rules_page(page: PageDep, request: Request) -> HTMLResponse:
+    page.require_admin()
+    context = _rules_context(page)
+    context["saved"] = request.query_params.get("saved", "")
+    return render(page, "rules.html", **context)
+
+
+@router.post("/rules/upload")
+async def upload(request: Request, page: PageDep) -> Response:
+    posted = await form(request, page)
+    page.require_admin()
+    name, text = posted.get("file_name").strip(), posted.get("text")
+    result = flows.validate(settings=page.settings, file_name=name, text=text)
+    if not result.ok:
+        context = _rules_context(page)
+        context.update(upload=result, text=text, file_name=name)
+        return render(page, "rules.html", 422, **context)
+    flows.save(es=page.es, settings=page.settings, upload=result, text=text, by=page.user.name)
+    return RedirectResponse(f"/rules?saved={name}", status_code=303)
+
+
+@router.post("/rules/{rule_id}/{action}")
+async def rule_action(request: Request, page: PageDep, rule_id: str, action: str) -> Response:
+    await form(request, page)
+    page.require_admin()
+    rule = rules.load(settings=page.settings).get(rule_id)
+    if action == "backtest":
+        result = rules.backtest(es=page.es, settings=page.settings, rule=rule, since=BACKTEST_SPAN)
+        context = _rules_context(page)
+        context["backtest"] = result
+        return render(page, "rules.html", **context)
+    if action not in ("enable", "disable"):
+        return render(page, "error.html", 400, status_code=400, detail="unknown rule action")
+    rules.set_enabled(es=page.es, settings=page.settings, rule=rule, on=action == "enable",
+                      by=page.user.name)  # fmt: skip
+    return RedirectResponse("/rules", status_code=303)
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+def outbox_page(page: PageDep, status: OutboxStatus | None = None) -> HTMLResponse:
+    page.require_admin()
+    found = outbox.listing(page.es, page.indices, status=status, limit=200)
+    return render(page, "outbox.html", messages=[s.message for s in found], status=status,
+                  statuses=list(OutboxStatus))  # fmt: skip

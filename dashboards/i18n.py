@@ -1,0 +1,120 @@
+"""Vietnamese and English labels of the console; Vietnamese is the default.
+
+A label missing in one language falls back to English, then to its key, so a forgotten translation
+shows up as readable text instead of an error. This module must not format data (templates do).
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("vi", "en")
+DEFAULT = "vi"
+
+_LABELS: dict[str, tuple[str, str]] = {
+    # key: (vi, en)
+    "app": ("Trung tâm giám sát an toàn thông tin", "Security monitoring centre"),
+    "board": ("Bảng trạng thái quốc gia", "National status board"),
+    "alerts": ("Hàng đợi cảnh báo", "Alert queue"),
+    "incidents": ("Sự cố", "Incidents"),
+    "incident": ("Sự cố", "Incident"),
+    "rules": ("Luật phát hiện", "Detection rules"),
+    "outbox": ("Hộp thư đi", "Outbox"),
+    "durations": ("MTTA/MTTR theo tỉnh", "MTTA/MTTR per province"),
+    "login": ("Đăng nhập", "Sign in"),
+    "logout": ("Đăng xuất", "Sign out"),
+    "username": ("Tên đăng nhập", "User name"),
+    "password": ("Mật khẩu", "Password"),
+    "province": ("Tỉnh/thành phố", "Province"),
+    "provinces": ("Tỉnh/thành phố", "Provinces"),
+    "commune": ("Xã/phường", "Commune"),
+    "communes": ("Xã/phường", "Communes"),
+    "service": ("Dịch vụ", "Service"),
+    "services": ("Dịch vụ", "Services"),
+    "all": ("Tất cả", "All"),
+    "status": ("Trạng thái", "Status"),
+    "severity": ("Mức độ", "Severity"),
+    "rule": ("Luật", "Rule"),
+    "time": ("Thời gian", "Time"),
+    "title": ("Tiêu đề", "Title"),
+    "open_incidents": ("Sự cố đang mở", "Open incidents"),
+    "probes_down": ("Thăm dò lỗi", "Probes down"),
+    "green_ratio": ("Tỉ lệ xanh", "Green share"),
+    "filter": ("Lọc", "Filter"),
+    "acknowledge": ("Xác nhận", "Acknowledge"),
+    "false_positive": ("Báo động giả", "False positive"),
+    "attach": ("Gắn vào sự cố", "Attach to incident"),
+    "incident_id": ("Mã sự cố", "Incident id"),
+    "selected": ("đã chọn", "selected"),
+    "new_alerts": ("cảnh báo mới, bấm để tải lại", "new alerts, click to reload"),
+    "shortcuts": (
+        "Phím tắt: j/k di chuyển, x chọn, a xác nhận, f báo động giả, r tải lại",
+        "Keys: j/k move, x select, a acknowledge, f false positive, r reload",
+    ),
+    "summary": ("Tóm tắt", "Summary"),
+    "timeline": ("Diễn biến", "Timeline"),
+    "evidence": ("Bằng chứng", "Evidence"),
+    "raw_events": ("Sự kiện gốc (mẫu)", "Raw events (sample)"),
+    "chart": ("Chỉ số quanh sự cố", "Metric around the incident"),
+    "observed": ("Quan sát", "Observed"),
+    "expected": ("Kỳ vọng", "Expected"),
+    "band": ("Khoảng cho phép", "Expected band"),
+    "transition": ("Chuyển trạng thái", "Change status"),
+    "reason": ("Lý do", "Reason"),
+    "assign": ("Giao cho", "Assign to"),
+    "assignee": ("Người phụ trách", "Assignee"),
+    "comments": ("Bình luận", "Comments"),
+    "add_comment": ("Thêm bình luận", "Add comment"),
+    "emails": ("Email đã gửi", "Emails"),
+    "recipient": ("Người nhận", "Recipient"),
+    "subject": ("Chủ đề", "Subject"),
+    "none": ("Không có", "None"),
+    "count": ("Số lượng", "Count"),
+    "enabled": ("Bật", "Enabled"),
+    "disabled": ("Tắt", "Disabled"),
+    "enable": ("Bật", "Enable"),
+    "disable": ("Tắt", "Disable"),
+    "last_run": ("Lần chạy cuối", "Last run"),
+    "duration": ("Thời lượng", "Duration"),
+    "errors": ("Lỗi", "Errors"),
+    "behind": ("Cửa sổ tồn đọng", "Windows behind"),
+    "upload_rule": ("Tải lên luật Sigma", "Upload a Sigma rule"),
+    "file_name": ("Tên tệp", "File name"),
+    "rule_text": ("Nội dung YAML", "YAML text"),
+    "validate_save": ("Kiểm tra và lưu (ở trạng thái tắt)", "Validate and save (disabled)"),
+    "rule_saved": ("Đã lưu luật (đang tắt)", "Rule saved (disabled)"),
+    "backtest": ("Chạy thử 24 giờ", "Backtest 24 h"),
+    "backtest_result": ("Kết quả chạy thử", "Backtest result"),
+    "windows": ("Cửa sổ", "Windows"),
+    "attempts": ("Số lần thử", "Attempts"),
+    "last_error": ("Lỗi cuối", "Last error"),
+    "mtta": ("MTTA (phút)", "MTTA (min)"),
+    "mttr": ("MTTR (phút)", "MTTR (min)"),
+    "back": ("Quay lại", "Back"),
+    "done": ("Đã thực hiện", "Done"),
+    "error": ("Lỗi", "Error"),
+    "not_found": ("Không tìm thấy", "Not found"),
+    "signed_in_as": ("Đăng nhập với", "Signed in as"),
+    "apply": ("Áp dụng", "Apply"),
+    "alert_count": ("Số cảnh báo", "Alerts"),
+    "first_seen": ("Thấy lần đầu", "First seen"),
+    "last_seen": ("Thấy lần cuối", "Last seen"),
+    "actor": ("Người thực hiện", "Actor"),
+    "action": ("Hành động", "Action"),
+    "detail": ("Chi tiết", "Detail"),
+    "open_only": ("Chỉ sự cố đang mở", "Open only"),
+    "status_colours_note": (
+        "Màu trạng thái tính trên mọi dịch vụ; số sự cố theo bộ lọc dịch vụ.",
+        "Colours cover every service; incident counts follow the service filter.",
+    ),
+}
+
+
+def label(key: str, lang: str) -> str:
+    """The label of ``key`` in ``lang`` (``vi`` or ``en``)."""
+    pair = _LABELS.get(key)
+    if pair is None:
+        return key
+    return pair[0] if lang == "vi" else pair[1]
+
+
+def pick(lang: str | None) -> str:
+    return lang if lang in LANGUAGES else DEFAULT

@@ -1,0 +1,121 @@
+"""Incidents: the list, and one incident's page with its evidence, chart, emails and actions.
+
+Reads go through ``soc.incidents.service`` (scoped: another province's incident is "not found"),
+its alerts through ``soc.alerts.service``, sample raw events through ``soc.events.service.by_ids``
+and its emails through ``soc.notify.service.listing``. Changes go through
+``soc.incidents.flows.change`` with the version the page was rendered at, so a change made by
+someone else in between is refused instead of overwritten. Routes only validate and call those.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dashboards import charts
+from dashboards.pages import Page, PageDep, form, render
+from soc.alerts import service as alerts
+from soc.alerts.models import Detector
+from soc.deps import client_ip
+from soc.errors import PreconditionRequired, RequestError
+from soc.events import service as events
+from soc.incidents import flows, lifecycle
+from soc.incidents import service as incidents
+from soc.incidents.models import TRANSITIONS, Incident, IncidentStatus, utcnow
+from soc.notify import service as outbox
+
+router = APIRouter()
+
+IncidentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+_ASSIGNEE = r"^[A-Za-z0-9_.@-]{1,128}$"
+#: Raw events shown as a sample; the full set stays one query away in Elasticsearch.
+SAMPLE_EVENTS = 10
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def listing(
+    page: PageDep,
+    status: IncidentStatus | None = None,
+    open_only: Annotated[bool, Query(alias="open")] = True,
+    q: Annotated[str | None, Query(max_length=256)] = None,
+) -> HTMLResponse:
+    flt = incidents.IncidentFilter(
+        status=status.value if status else None, open_only=open_only and status is None,
+        q=q or None, size=100,
+    )  # fmt: skip
+    found = incidents.search(page.es, page.indices, flt, user=page.user)
+    return render(page, "incidents.html", found=found, status=status, open_only=open_only, q=q)
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def show(page: PageDep, incident_id: IncidentId) -> HTMLResponse:
+    incident = incidents.get(page.es, page.indices, incident_id, user=page.user)
+    return render(page, "incident.html", **_evidence(page, incident))
+
+
+def _evidence(page: Page, incident: Incident) -> dict[str, Any]:
+    flt = alerts.AlertFilter(incident_id=incident.id, size=200)
+    found, total = alerts.search(page.es, page.indices, flt, user=page.user)
+    event_ids = [e for s in found for e in s.alert.event_ids]
+    anomaly = [(s.alert.window.start, s.alert.explanation) for s in found
+               if s.alert.detector is Detector.ANOMALY and s.alert.explanation]  # fmt: skip
+    feature, unit, pts = charts.points(anomaly)
+    emails = (
+        [s.message for s in outbox.listing(page.es, page.indices, incident_id=incident.id)]
+        if page.can_triage
+        else []
+    )
+    return {
+        "incident": incident,
+        "alerts": found,
+        "alert_total": total,
+        "events": events.by_ids(page.es, page.indices, event_ids, limit=SAMPLE_EVENTS),
+        "chart": charts.chart(feature, unit, pts),
+        "emails": emails,
+        "next_statuses": sorted(TRANSITIONS[incident.status], key=list(IncidentStatus).index),
+    }
+
+
+@router.post("/incidents/{incident_id}/{action}")
+async def act(request: Request, page: PageDep, incident_id: IncidentId, action: str) -> Response:
+    posted = await form(request, page)
+    etag = posted.get("etag")
+    if not etag:
+        raise PreconditionRequired("the form lacks the version it was read at; reload the page")
+    now, name = utcnow(), page.user.name
+    details: dict[str, object] | None = None
+    if action == "transition":
+        try:
+            to = IncidentStatus(posted.get("to"))
+        except ValueError:
+            raise RequestError("choose the status to move to") from None
+        reason = posted.get("reason")[:2000]
+        apply: flows.Change = lambda i: lifecycle.transition(  # noqa: E731
+            i, to, actor=name, now=now, reason=reason
+        )
+        details = {"to": to.value}
+    elif action == "assign":
+        page.require_triage()
+        assignee = posted.get("assignee").strip() or None
+        if assignee is not None and not _valid_assignee(assignee):
+            raise RequestError("assignee: letters, digits and . _ @ - only, at most 128")
+        apply = lambda i: lifecycle.assign(i, assignee, actor=name, now=now)  # noqa: E731
+        details = {"assignee": assignee}
+    elif action == "comment":
+        text = posted.get("text")
+        if not text.strip() or len(text) > 10_000:
+            raise RequestError("a comment needs 1 to 10000 characters")
+        apply = lambda i: lifecycle.comment(i, text, actor=name, now=now)  # noqa: E731
+    else:
+        raise RequestError(f"unknown incident action {action[:40]!r}")
+    flows.change(page.es, page.indices, incident_id, caller=flows.Caller(page.user,
+                 client_ip(request)), if_match=etag, action=action,
+                 apply=apply, details=details)  # fmt: skip
+    return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
+
+
+def _valid_assignee(value: str) -> bool:
+    return re.fullmatch(_ASSIGNEE, value) is not None

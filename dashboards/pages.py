@@ -1,0 +1,184 @@
+"""What every console page shares: the signed-in session, CSRF on forms, rendering, time zones.
+
+A page needs the ``soc_session`` cookie of a login; without one it raises
+:class:`~soc.errors.LoginRequired`, which :mod:`dashboards.views` turns into a redirect to the login
+page. Every form carries the session's CSRF token in a hidden ``csrf_token`` field and
+:func:`form` refuses a post without it. Templates are autoescaped (log content is attacker
+controlled), and times are shown in Asia/Ho_Chi_Minh. This module must not read incidents or alerts.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
+
+from elasticsearch import Elasticsearch
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from dashboards import i18n
+from soc.auth import service as auth
+from soc.auth.models import Role, User
+from soc.config import Settings
+from soc.deps import SESSION_COOKIE, DirectoryDep, EsDep, IndicesDep, SettingsDep
+from soc.errors import Forbidden, LoginRequired, NotAuthenticated, RequestError
+from soc.es.indices import Indices
+from soc.services import Service
+
+HERE = Path(__file__).parent
+LANG_COOKIE = "soc_lang"
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+#: A form body larger than this is refused: the biggest legitimate one is a rule upload.
+MAX_FORM_BYTES = 256 * 1024
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def local_time(value: datetime | str | None) -> str:
+    """A stored UTC time as people read it: Vietnam time, to the second."""
+    if value is None or value == "":
+        return ""
+    when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    return when.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_env.filters["local"] = local_time
+
+
+@dataclass(frozen=True)
+class Page:
+    """The signed-in person asking for a page, with what every template needs."""
+
+    user: User
+    csrf: str
+    lang: str
+    path: str
+    es: Elasticsearch
+    indices: Indices
+    settings: Settings
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role is Role.ADMIN
+
+    @property
+    def can_triage(self) -> bool:
+        return self.user.role in (Role.ADMIN, Role.ANALYST)
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("this page is for administrators")
+
+    def require_triage(self) -> None:
+        if not self.can_triage:
+            raise Forbidden("triage is for analysts and administrators")
+
+    def t(self, key: str) -> str:
+        return i18n.label(key, self.lang)
+
+    def service_label(self, name: str | None) -> str:
+        if not name:
+            return ""
+        try:
+            svc = Service(name)
+        except ValueError:
+            return name
+        return svc.label_vi if self.lang == "vi" else svc.label_en
+
+
+def _page(
+    request: Request,
+    es: EsDep,
+    indices: IndicesDep,
+    directory: DirectoryDep,
+    settings: SettingsDep,
+) -> Page:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        raise LoginRequired("sign in to use the console")
+    try:
+        session = auth.session_for(es, indices, directory, secret, auth.utcnow())
+    except NotAuthenticated:
+        raise LoginRequired("session expired or signed out; sign in again") from None
+    return Page(
+        user=session.user,
+        csrf=session.csrf,
+        lang=i18n.pick(request.cookies.get(LANG_COOKIE)),
+        path=request.url.path,
+        es=es,
+        indices=indices,
+        settings=settings,
+    )
+
+
+PageDep = Annotated[Page, Depends(_page)]
+
+
+def render(page: Page | None, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    lang = page.lang if page else i18n.DEFAULT
+    html = _env.get_template(template).render(
+        page=page,
+        t=lambda key: i18n.label(key, lang),
+        lang=lang,
+        services=list(Service),
+        **context,
+    )
+    return HTMLResponse(html, status_code=code)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A posted form: every value of every field, as text."""
+
+    fields: dict[str, list[str]]
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.fields.get(name)
+        return values[0] if values else default
+
+    def all(self, name: str) -> list[str]:
+        return list(self.fields.get(name, []))
+
+
+async def read_form(request: Request) -> Form:
+    """The urlencoded body of a form post; refuses other encodings and oversized bodies."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind != "application/x-www-form-urlencoded":
+        raise RequestError(
+            f"expected a form post (application/x-www-form-urlencoded), got {kind!r}"
+        )
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise RequestError(f"form too large: at most {MAX_FORM_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("form body is not UTF-8") from None
+    return Form(parse_qs(text, keep_blank_values=True, max_num_fields=1000))
+
+
+async def form(request: Request, page: Page) -> Form:
+    """The posted form, after checking its CSRF token against the session's."""
+    posted = await read_form(request)
+    sent = posted.get("csrf_token")
+    if not hmac.compare_digest(sent.encode(), page.csrf.encode()):
+        raise Forbidden("the form has no valid CSRF token: reload the page and try again")
+    return posted
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A local path to go back to after a login or a form; anything else is the default."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target

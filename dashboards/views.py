@@ -1,0 +1,177 @@
+"""Mount the console into the app: its routers, ``/static``, login/logout and HTML error pages.
+
+:func:`install` is the one call ``soc.app.create_app`` makes. Errors on console pages become HTML
+pages (a missing session becomes a redirect to the login page); errors under ``/api/`` keep their
+problem-details JSON, so the API's contract is untouched. Every HTML response gets a strict Content
+Security Policy as a second line of defence behind autoescaping. Routes here only validate and call
+``soc.auth`` services.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from dashboards import admin, board, i18n, incident, triage
+from dashboards.pages import HERE, LANG_COOKIE, PageDep, form, read_form, render, safe_next
+from soc import problems
+from soc.auth import audit
+from soc.auth import service as auth
+from soc.config import Settings
+from soc.deps import SESSION_COOKIE, DirectoryDep, EsDep, IndicesDep, SettingsDep, client_ip
+from soc.errors import LoginRequired, NotAuthenticated, SocError
+
+LOGIN_CSRF_COOKIE = "soc_login_csrf"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console's pages, static files and HTML error handling to ``app``."""
+    router.include_router(board.router)
+    router.include_router(triage.router)
+    router.include_router(incident.router)
+    router.include_router(admin.router)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for kind in (SocError, RequestValidationError, HTTPException):
+        api_handler = app.exception_handlers[kind]
+        app.add_exception_handler(kind, _html_errors(api_handler))
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Referrer-Policy"] = "same-origin"
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _html_errors(api_handler: Callable[..., object]) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            response = await api_handler(request, exc)  # type: ignore[misc]
+            assert isinstance(response, Response)
+            return response
+        if isinstance(exc, LoginRequired):
+            target = quote(safe_next(request.url.path), safe="/")
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        if isinstance(exc, SocError):
+            status, detail = problems.status_of(exc), str(exc)
+        elif isinstance(exc, HTTPException):
+            status, detail = exc.status_code, str(exc.detail)
+        else:
+            status, detail = 422, "invalid input: check the filters and the form"
+        lang = i18n.pick(request.cookies.get(LANG_COOKIE))
+        page = render(None, "error.html", status, status_code=status, detail=detail)
+        page.set_cookie(LANG_COOKIE, lang, samesite="strict")
+        return page
+
+    return handle
+
+
+# ----------------------------------------------------------------------------- login
+def _secure(settings: Settings) -> bool:
+    # Production always sends cookies over HTTPS only, whatever SOC_AUTH_COOKIE_SECURE says.
+    return settings.auth_cookie_secure or settings.environment == "production"
+
+
+@router.get("/login")
+def login_page(
+    settings: SettingsDep, next_: Annotated[str | None, Query(alias="next")] = None
+) -> Response:
+    token = secrets.token_urlsafe(24)
+    page = render(None, "login.html", csrf=token, next=safe_next(next_), failed=False)
+    _login_cookie(page, token, secure=_secure(settings))
+    return page
+
+
+def _login_cookie(response: Response, token: str, *, secure: bool) -> None:
+    # Login CSRF: a double-submit cookie, because there is no session to hold a token yet.
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/login"
+    )
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    es: EsDep,
+    indices: IndicesDep,
+    directory: DirectoryDep,
+    settings: SettingsDep,
+) -> Response:
+    posted = await read_form(request)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    sent = posted.get("csrf_token")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        token = secrets.token_urlsafe(24)
+        page = render(None, "login.html", 403, csrf=token, next="/", failed=True)
+        _login_cookie(page, token, secure=_secure(settings))
+        return page
+    name, now = posted.get("username")[:128], auth.utcnow()
+    try:
+        user = directory.check_password(name, posted.get("password"))
+    except NotAuthenticated:
+        audit.record(es, indices, actor=None, action="auth.login", target_type="user",
+                     target_id=name, provinces=[], now=now, outcome="failure",
+                     ip=client_ip(request))  # fmt: skip
+        token = secrets.token_urlsafe(24)
+        page = render(None, "login.html", 401, csrf=token, next=posted.get("next"), failed=True)
+        _login_cookie(page, token, secure=_secure(settings))
+        return page
+    secret, _ = auth.create_session(es, indices, user, settings, now)
+    audit.record(es, indices, actor=user, action="auth.login", target_type="user",
+                 target_id=user.name, provinces=list(user.provinces), now=now,
+                 ip=client_ip(request))  # fmt: skip
+    response = RedirectResponse(safe_next(posted.get("next")), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(settings.auth_session_ttl),
+        httponly=True,
+        samesite="strict",
+        secure=_secure(settings),
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, page: PageDep) -> Response:
+    await form(request, page)
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        auth.end_session(page.es, page.indices, secret)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/lang/{code}")
+def language(code: str, next_: Annotated[str | None, Query(alias="next")] = None) -> Response:
+    """Switch the console's language (a preference cookie, nothing else)."""
+    response = RedirectResponse(safe_next(next_), status_code=303)
+    response.set_cookie(LANG_COOKIE, i18n.pick(code), samesite="strict", path="/")
+    return response

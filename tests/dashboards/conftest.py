@@ -1,0 +1,128 @@
+"""The console in a real browser: uvicorn serving ``create_app`` against the session's
+Elasticsearch, and Debian's Chromium driven by Playwright (never a downloaded browser).
+
+One app, one index prefix, one browser for the whole package (browser start-up is the slow part);
+each test opens fresh browser contexts (own cookies) and logs in through the login form.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+import yaml
+from elasticsearch import Elasticsearch
+
+from soc.app import create_app
+from soc.auth import service as auth
+from soc.config import PROJECT_ROOT, Settings, load_settings
+from soc.es.indices import Indices
+from tests.conftest import free_port
+from tests.dashboards.seed import Seeded, seed
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+PASSWORD = "correct horse battery staple"
+USERS = {
+    "admin": {"role": "admin"},
+    "analyst": {"role": "analyst"},
+    "hanoi-it": {"role": "provincial_it", "provinces": ["01"]},
+    "hcm-it": {"role": "provincial_it", "provinces": ["79"]},
+}
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    settings: Settings
+    indices: Indices
+    es: Elasticsearch
+    data: Seeded
+
+
+def _users_file(directory: Path) -> Path:
+    hashed = auth.hash_password(PASSWORD)
+    path = directory / "users.yaml"
+    entries = [{"name": n, "password_hash": hashed, **spec} for n, spec in USERS.items()]
+    path.write_text(yaml.safe_dump({"users": entries}), encoding="utf-8")
+    return path
+
+
+def _drop(es: Elasticsearch, prefix: str) -> None:
+    quiet = es.options(ignore_status=404)
+    names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all"))
+    if names:
+        quiet.indices.delete(index=",".join(names))
+    quiet.indices.delete_index_template(name=f"{prefix}-*")
+    found = quiet.cluster.get_component_template(name=f"{prefix}-*")
+    for item in found.get("component_templates", []):
+        quiet.cluster.delete_component_template(name=item["name"])
+
+
+@pytest.fixture(scope="package")
+def console(es: Elasticsearch, es_url: str) -> Iterator[Console]:
+    """uvicorn on a free port of 127.0.0.1 serving the real app, with seeded data."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    work = Path(tempfile.mkdtemp(prefix="soc-dashboards-"))
+    rules = work / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    settings = load_settings(
+        es_url=es_url,
+        index_prefix=prefix,
+        var_dir=work,
+        auth_users_file=_users_file(work),
+        rules_dir=rules,
+        dashboards_poll_seconds=0.5,
+    )
+    app = create_app(settings, es)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        indices = Indices(prefix)
+        yield Console(
+            f"http://127.0.0.1:{port}", settings, indices, es, seed(es, indices, settings)
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        _drop(es, prefix)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (scripts/ensure-chromium.sh installs Debian's)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # launch() gives the browser a fresh temporary profile, removed when it closes.
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
