@@ -23,7 +23,6 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel
-from starlette.routing import Match
 
 from dashboards import views as dashboards
 from soc import problems
@@ -137,8 +136,6 @@ def _metrics(app: FastAPI) -> None:
 
 
 def _route_of(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    """The route template (``/api/v1/incidents/{incident_id}``): ids never become labels."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))

@@ -21,10 +21,13 @@ from collectors.cli import app as collect_app
 from detectors.anomaly.cli import app as anomaly_app
 from detectors.cli import detect_app, rules_app
 from soc import logs
+from soc.auth.cli import app as auth_app
 from soc.config import Settings, load_settings
 from soc.demo.cli import app as demo_app
 from soc.errors import SocError
+from soc.incidents.cli import app as incidents_app
 from soc.notify.cli import app as notify_app
+from soc.serve import app as api_app
 from soc.simulate.cli import app as simulate_app
 
 if TYPE_CHECKING:
@@ -50,6 +53,9 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(detect_app, name="detect")
 app.add_typer(collect_app, name="collect")
 app.add_typer(demo_app, name="demo")
+app.add_typer(api_app, name="api")
+app.add_typer(auth_app, name="auth")
+app.add_typer(incidents_app, name="incidents")
 
 out = Console()
 err = Console(stderr=True)

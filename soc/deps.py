@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from elasticsearch import Elasticsearch
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, AwareDatetime
 
 from soc.auth import service as auth
 from soc.auth.models import Role, User
@@ -111,3 +113,15 @@ IfMatch = Annotated[str, Depends(_if_match)]
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+#: A query time: must carry an offset, and is converted to UTC, which is what Elasticsearch stores
+#: and the only form it parses whatever the offset (``+18:01`` is valid ISO but not for it).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

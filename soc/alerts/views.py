@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from soc import problems
 from soc.alerts import service
 from soc.alerts.models import Alert, AlertStatus, Severity
 from soc.auth import audit
-from soc.deps import Analyst, AnyUser, EsDep, IndicesDep, client_ip
+from soc.deps import Analyst, AnyUser, EsDep, IndicesDep, UtcDatetime, client_ip
 from soc.errors import RequestError
 from soc.incidents import flows
 from soc.incidents.models import Incident, utcnow
@@ -70,8 +70,8 @@ def list_alerts(
     status: AlertStatus | None = None,
     rule_id: Annotated[str | None, Query(max_length=256)] = None,
     incident_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AlertList:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from soc import problems
 from soc.alerts.models import Severity
-from soc.deps import Analyst, AnyUser, EsDep, IfMatch, IndicesDep, client_ip
+from soc.deps import Analyst, AnyUser, EsDep, IfMatch, IndicesDep, UtcDatetime, client_ip
 from soc.errors import RequestError
 from soc.incidents import flows, lifecycle, service
 from soc.incidents.models import Incident, IncidentStatus, utcnow
@@ -93,8 +93,8 @@ def list_incidents(
     assignee: Annotated[str | None, Query(max_length=128)] = None,
     parent_id: Annotated[str | None, Query(max_length=64)] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
     q: Annotated[str | None, Query(max_length=256, description="Full-text search")] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,

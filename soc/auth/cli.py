@@ -1,0 +1,59 @@
+"""``soc auth``: make password hashes for the users file, and create or revoke API tokens.
+
+Commands only parse arguments and call ``soc.auth.service``; a token is printed once, never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from soc.auth import service as auth
+from soc.config import load_settings
+from soc.errors import SocError
+from soc.es.client import make_client, wait_until_healthy
+from soc.es.indices import Indices
+from soc.es.templates import setup
+
+app = typer.Typer(help="Users, password hashes and API tokens.", no_args_is_help=True)
+
+
+def _fail(exc: SocError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@app.command("hash-password")
+def hash_password(
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Print a scrypt hash for a user's ``password_hash`` in SOC_AUTH_USERS_FILE."""
+    try:
+        auth.refuse_placeholder(password, load_settings())
+    except SocError as exc:
+        raise _fail(exc) from None
+    typer.echo(auth.hash_password(password))
+
+
+@app.command("token")
+def create_token(
+    user: Annotated[str, typer.Option(help="A user of SOC_AUTH_USERS_FILE.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token for a user and print it (shown once)."""
+    settings = load_settings()
+    try:
+        directory = auth.load_directory(settings)
+        found = directory.user(user)
+        if found is None:
+            raise SocError(f"no user {user!r} in the users file or demo users")
+        es = make_client(settings)
+        wait_until_healthy(es, timeout=settings.es_wait_timeout)
+        indices = Indices(settings.index_prefix)
+        setup(es, indices, replicas=settings.replicas)
+        secret, info = auth.create_token(es, indices, found, label, auth.utcnow())
+    except SocError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"token id {info.id} for {info.user} ({found.role.value}); store it now:")
+    typer.echo(secret)
