@@ -1,4 +1,5 @@
-"""``soc incidents group``: group the alerts not yet in an incident (once, or every N seconds).
+"""``soc incidents group``: group the alerts not yet in an incident (once, or every N seconds),
+then record the status board's colour changes.
 
 ``soc detect`` is where grouping runs in production, next to the detectors; this command is for
 operators and the demo. It only parses options and calls ``soc.incidents.grouping``.
@@ -7,17 +8,23 @@ operators and the demo. It only parses options and calls ``soc.incidents.groupin
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from soc import logs
+from soc.auth.models import Role, User
 from soc.config import load_settings
 from soc.errors import SocError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.incidents.grouping import group_pending
+from soc.status import service as status
+
+#: The board is recorded for the whole country, whoever runs the command.
+_BOARD = User(name="soc-status", role=Role.ADMIN)
 
 app = typer.Typer(help="Incidents: group alerts into incidents.", no_args_is_help=True)
 
@@ -36,7 +43,12 @@ def group(
         setup(es, indices, replicas=settings.replicas)
         while True:
             grouped = group_pending(es, indices, settings)
-            typer.echo(f"grouped {grouped} alert(s)")
+            now = datetime.now(UTC)
+            current = status.board(
+                es, indices, user=_BOARD, now=now, probe_window=settings.status_probe_window
+            )
+            changed = status.record_changes(es, indices, current, now)
+            typer.echo(f"grouped {grouped} alert(s); {changed} status change(s)")
             if not every:
                 return
             time.sleep(every)
