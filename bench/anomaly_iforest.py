@@ -19,7 +19,6 @@ from sklearn.ensemble import IsolationForest
 
 from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.features import RATIOS, Features, Level, extract
-from detectors.anomaly.flows import training_rows
 from detectors.base import Window
 from soc.simulate.evaluate import SeenAlert, evaluate
 from soc.simulate.models import Label
@@ -34,8 +33,8 @@ def vector(model: Model, row: Features, start: datetime, end: datetime) -> list[
     for name in RATIOS:
         num, den = row.ratio(name)
         out.append((num / den - base.ratios[name]) if den else 0.0)
-    if row.p95_ms is not None and base.p95_median:
-        out.append(row.p95_ms / base.p95_median - 1.0)
+    if row.p95_ms is not None and base.p95_ms:
+        out.append(row.p95_ms / base.p95_ms - 1.0)
     else:
         out.append(0.0)
     return out
@@ -53,11 +52,13 @@ def compare(
     top_n: int,
 ) -> dict[str, Any]:
     hour = timedelta(hours=1)
-    train = [
-        v
-        for r in training_rows(es, indices, train_start, train_end)
-        if (v := vector(model, r, r.bucket, r.bucket + hour)) is not None
-    ]
+    rows = (
+        r
+        for day in _days(train_start, train_end)
+        for level in Level
+        for r in extract(es, indices, day, day + timedelta(days=1), hour, level)
+    )
+    train = [v for r in rows if (v := vector(model, r, r.bucket, r.bucket + hour)) is not None]
     forest = IsolationForest(n_estimators=200, random_state=0).fit(np.array(train))
     candidates: list[tuple[float, SeenAlert]] = []
     rows = 0
@@ -96,3 +97,11 @@ def compare(
         "top": top,
         "top_n": top_n,
     }
+
+
+def _days(start: datetime, end: datetime) -> list[datetime]:
+    out, day = [], start
+    while day < end:
+        out.append(day)
+        day += timedelta(days=1)
+    return out

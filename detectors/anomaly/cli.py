@@ -35,8 +35,9 @@ R = TypeVar("R")
 out = Console()
 err = Console(stderr=True)
 
-app = typer.Typer(help="The anomaly model: train it, score past periods or any CSV series.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="The anomaly model: train it, score past periods or any CSV series.", no_args_is_help=True
+)
 
 
 def _settings() -> Settings:
@@ -93,11 +94,14 @@ def train(
     total = (days or settings.anomaly_training_days) * 24
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("aggregating hours", total=total)
-        model, path = flows.train(es, indices, settings, until, days=days,
-                                  progress=lambda n: progress.advance(task, n))  # fmt: skip
-    out.print(f"trained on {model.start:%Y-%m-%d %H:%M} - {model.end:%Y-%m-%d %H:%M} UTC: "
-              f"{len(model.baselines)} locality/service series, model version {model.version}",
-              highlight=False)  # fmt: skip
+        model, path = flows.train(
+            es, indices, settings, until, days=days, progress=lambda n: progress.advance(task, n)
+        )
+    out.print(
+        f"trained on {model.start:%Y-%m-%d %H:%M} - {model.end:%Y-%m-%d %H:%M} UTC: "
+        f"{len(model.baselines)} locality/service series, model version {model.version}",
+        highlight=False,
+    )
     out.print(f"saved {escape(str(path))}", highlight=False)
 
 

@@ -24,6 +24,8 @@ from soc.es.indices import Indices
 
 HEARTBEAT_DATASET = "collector.heartbeat"
 PAGE_SIZE = 5000
+#: Count-only pages can be much bigger (Elasticsearch's default bucket limit is 65,536).
+COUNT_PAGE_SIZE = 20000
 
 
 class Level(StrEnum):
@@ -69,6 +71,7 @@ class Features:
     counts: dict[str, int] = field(default_factory=dict)
     p50_ms: float | None = None
     p95_ms: float | None = None
+    p99_ms: float | None = None
     users: int = 0
     ips: int = 0
     collectors: tuple[str, ...] = ()
@@ -89,8 +92,12 @@ def _filter(query: dict[str, Any], **subs: Any) -> dict[str, Any]:
 _FAILED = {"term": {"event.outcome": "failure"}}
 
 
-def _metrics(with_collectors: bool) -> dict[str, Any]:
-    """Sub-aggregations computed for every composite bucket."""
+def _metrics(training: bool) -> dict[str, Any]:
+    """Sub-aggregations computed for every composite bucket.
+
+    Training skips the distinct users/IPs (context for people, not part of the baseline, and the
+    costliest part of a week of aggregations) and asks which collectors carry each key.
+    """
     aggs: dict[str, Any] = {
         "http": _filter({"exists": {"field": "http.response.status_code"}}),
         "e5xx": _filter({"range": {"http.response.status_code": {"gte": 500, "lte": 599}}}),
@@ -102,25 +109,28 @@ def _metrics(with_collectors: bool) -> dict[str, Any]:
         "latency": {
             "percentiles": {
                 "field": "event.duration",
-                "percents": [50, 95],
+                "percents": [50, 95, 99] if training else [50, 95],
                 "tdigest": {"compression": 50},
             }
         },
-        "users": {"cardinality": {"field": "user.name", "precision_threshold": 200}},
-        "ips": {"cardinality": {"field": "source.ip", "precision_threshold": 200}},
     }
-    if with_collectors:
+    if not training:
+        aggs["users"] = {"cardinality": {"field": "user.name", "precision_threshold": 200}}
+        aggs["ips"] = {"cardinality": {"field": "source.ip", "precision_threshold": 200}}
+    else:
         # Which collectors carry a key's traffic: silence detection asks them for a heartbeat.
         aggs["collectors"] = {"terms": {"field": "soc.collector.id", "size": 4}}
     return aggs
 
 
-def _sources(level: Level, bucket: timedelta) -> list[dict[str, Any]]:
-    minutes = int(bucket.total_seconds() // 60)
-    sources: list[dict[str, Any]] = [
-        {"bucket": {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{minutes}m"}}},
-        {"province": {"terms": {"field": "locality.province.code"}}},
-    ]
+def _sources(level: Level, bucket: timedelta | None) -> list[dict[str, Any]]:
+    """Composite sources: the time bucket (none for totals), province, commune, service."""
+    sources: list[dict[str, Any]] = []
+    if bucket is not None:
+        minutes = int(bucket.total_seconds() // 60)
+        histogram = {"field": "@timestamp", "fixed_interval": f"{minutes}m"}
+        sources.append({"bucket": {"date_histogram": histogram}})
+    sources.append({"province": {"terms": {"field": "locality.province.code"}}})
     if level is Level.COMMUNE:
         sources.append({"ward": {"terms": {"field": "locality.ward.code"}}})
     sources.append({"service": {"terms": {"field": "service.name"}}})
@@ -188,7 +198,7 @@ def _ms(value: Any) -> float | None:
     return None if value is None else float(value) / 1e6
 
 
-def _row(level: Level, bucket: dict[str, Any]) -> Features:
+def _row(level: Level, bucket: dict[str, Any], start: datetime) -> Features:
     k = bucket["key"]
     counts = {
         name: int(bucket[name]["doc_count"])
@@ -200,13 +210,14 @@ def _row(level: Level, bucket: dict[str, Any]) -> Features:
     collectors = tuple(str(b["key"]) for b in bucket.get("collectors", {}).get("buckets", []))
     return Features(
         key=Key(level, str(k["province"]), k.get("ward"), str(k["service"])),
-        bucket=datetime.fromtimestamp(int(k["bucket"]) / 1000, tz=UTC),
+        bucket=datetime.fromtimestamp(int(k["bucket"]) / 1000, tz=UTC) if "bucket" in k else start,
         count=int(bucket["doc_count"]),
         counts=counts,
         p50_ms=_ms(values.get("50.0")),
         p95_ms=_ms(values.get("95.0")),
-        users=int(bucket["users"]["value"]),
-        ips=int(bucket["ips"]["value"]),
+        p99_ms=_ms(values.get("99.0")),
+        users=int(bucket.get("users", {}).get("value", 0)),
+        ips=int(bucket.get("ips", {}).get("value", 0)),
         collectors=collectors,
     )
 
@@ -219,7 +230,7 @@ def extract(
     bucket: timedelta,
     level: Level,
     *,
-    with_collectors: bool = False,
+    training: bool = False,
 ) -> Iterator[Features]:
     """The feature rows of ``[start, end)`` cut into ``bucket``-long buckets, at one level.
 
@@ -232,6 +243,31 @@ def extract(
         event_indices(indices, start, end),
         query,
         _sources(level, bucket),
-        _metrics(with_collectors),
+        _metrics(training),
     ):
-        yield _row(level, raw)
+        yield _row(level, raw, start)
+
+
+def totals(
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, level: Level
+) -> Iterator[Features]:
+    """One row per key over the whole of ``[start, end)``: what training learns ratios, latency
+    percentiles and collectors from (``bucket`` is ``start``)."""
+    query = traffic_query(start, end, level)
+    index = event_indices(indices, start, end)
+    for raw in composite_pages(es, index, query, _sources(level, None), _metrics(True)):
+        yield _row(level, raw, start)
+
+
+def hourly_counts(
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, level: Level
+) -> Iterator[tuple[Key, datetime, int]]:
+    """``(key, hour, events)`` for every key and hour with traffic: counts only, so a week of
+    3,321 communes pages quickly (big pages, no sub-aggregations)."""
+    query = traffic_query(start, end, level)
+    index = event_indices(indices, start, end)
+    sources = _sources(level, timedelta(hours=1))
+    for raw in composite_pages(es, index, query, sources, None, size=COUNT_PAGE_SIZE):
+        k = raw["key"]
+        key = Key(level, str(k["province"]), k.get("ward"), str(k["service"]))
+        yield key, datetime.fromtimestamp(int(k["bucket"]) / 1000, tz=UTC), int(raw["doc_count"])

@@ -11,7 +11,7 @@ are stored: after downtime it evaluates each missed bucket once, in order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +20,8 @@ from elasticsearch import Elasticsearch, NotFoundError, helpers
 
 from detectors.anomaly import explain, scoring, silence
 from detectors.anomaly.baseline import persistence
-from detectors.anomaly.baseline.model import Model, fit
-from detectors.anomaly.features import Features, Level, extract
+from detectors.anomaly.baseline.model import Hourly, Model, fit
+from detectors.anomaly.features import Features, Level, extract, hourly_counts, totals
 from detectors.base import aligned_windows, floor, iso
 from soc.alerts.models import Alert, Detector, Window
 from soc.config import Settings
@@ -47,24 +47,25 @@ def bucket_of(settings: Settings) -> timedelta:
 
 
 # ------------------------------------------------------------------ training
-def training_rows(
+def training_data(
     es: Elasticsearch,
     indices: Indices,
     start: datetime,
     end: datetime,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[Features]:
-    """Hourly features of both levels over ``[start, end)``, a day at a time (for progress)."""
+) -> tuple[list[Hourly], list[Features]]:
+    """Hourly counts (a day at a time, for progress) and per-key totals of ``[start, end)``."""
+    hourly: list[Hourly] = []
     day = start
     while day < end:
         stop = min(end, day + timedelta(days=1))
         for level in Level:
-            yield from extract(
-                es, indices, day, stop, timedelta(hours=1), level, with_collectors=True
-            )
+            hourly.extend(hourly_counts(es, indices, day, stop, level))
         if progress:
             progress(int((stop - day) / timedelta(hours=1)))
         day = stop
+    rows = [row for level in Level for row in totals(es, indices, start, end, level)]
+    return hourly, rows
 
 
 def train(
@@ -79,10 +80,10 @@ def train(
     """Fit a model on the ``days`` (default: the setting) before ``end``, and save it."""
     end = floor(end, timedelta(hours=1))
     start = end - timedelta(days=days or settings.anomaly_training_days)
-    rows = list(training_rows(es, indices, start, end, progress))
-    model = fit(rows, start, end, min_events=settings.anomaly_min_events)
+    hourly, rows = training_data(es, indices, start, end, progress)
+    model = fit(hourly, rows, start, end)
     path = persistence.save(model, settings.var_dir)
-    log.info("trained anomaly model on %d rows, %d keys: %s", len(rows), len(model.baselines), path)
+    log.info("trained anomaly model: %d series, %s", len(model.baselines), path)
     return model, path
 
 

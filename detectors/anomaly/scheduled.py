@@ -51,8 +51,9 @@ class AnomalyJob:
                 log.warning("retraining: %s", exc)
                 self.model = None
         if self.model is None or now - self.model.trained_at > self.retrain_every:
-            log.info("training the anomaly model (none usable, or older than %s)",
-                     self.retrain_every)  # fmt: skip
+            log.info(
+                "training the anomaly model (none usable, or older than %s)", self.retrain_every
+            )
             self.model, self.path = flows.train(self.es, self.indices, self.settings, now)
         return self.model
 

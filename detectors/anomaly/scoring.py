@@ -1,9 +1,10 @@
 """Judge one bucket of one key against its baseline: which features deviate, and how surely.
 
-Every test is a tail probability under the baseline (Poisson for volumes, binomial for ratios,
-a robust z for latency) *and* a minimum effect, so small counts are handled honestly: a commune
-with 3 requests of which 1 failed has a binomial tail of several percent, far above
-``anomaly_alpha``, and fewer than ``anomaly_min_failures`` failures are never a surge.
+Every test is a tail probability under the baseline (Poisson for volumes, binomial for ratios;
+latency against a band from the period's percentiles) *and* a minimum effect, so small counts
+are handled honestly: a commune with 3 requests of which 1 failed has a binomial tail of several
+percent, far above ``anomaly_alpha``, and fewer than ``anomaly_min_failures`` failures are never
+a surge.
 Silence (no events at all) is :mod:`detectors.anomaly.silence`'s business. No I/O here.
 """
 
@@ -30,9 +31,9 @@ SURGE_FACTOR = 3.0
 DROP_FACTOR = 0.2
 #: A failure ratio must rise this much above its baseline (absolute) as well as double.
 MIN_RATIO_RISE = 0.1
-#: Latency: the 95th percentile must exceed the median by this share as well as by 6 MADs.
-MIN_SLOWDOWN = 0.5
-MAD_TO_SIGMA = 1.4826
+#: Latency: a bucket's 95th percentile must exceed the usual one this many times (and the usual
+#: 99th percentile) to be a slowdown.
+SLOW_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,18 @@ def volume(
         kind, p = "traffic-drop", float(stats.poisson.cdf(row.count / d, scaled))
     if not kind or p >= alpha:
         return None
-    return Deviation("count", kind, "requests in the bucket", row.count, expected, low, high, p,
-                     "events", row.count)  # fmt: skip
+    return Deviation(
+        "count",
+        kind,
+        "requests in the bucket",
+        row.count,
+        expected,
+        low,
+        high,
+        p,
+        "events",
+        row.count,
+    )
 
 
 def ratio(
@@ -108,22 +119,21 @@ def ratio(
 
 
 def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Deviation | None:
-    """The 95th percentile latency far above its usual level."""
-    if row.p95_ms is None or row.count < min_events or base.p95_median is None:
+    """The bucket's 95th percentile latency above the band: the period's 99th percentile, and
+    at least :data:`SLOW_FACTOR` times its 95th. Beyond the band the surprise grows with the
+    overshoot (``alpha ** (observed / band)``)."""
+    if row.p95_ms is None or row.count < min_events or not base.p95_ms:
         return None
-    median, mad = base.p95_median, base.p95_mad or 0.0
-    sigma = max(MAD_TO_SIGMA * mad, 0.05 * median, 1.0)
-    z = (row.p95_ms - median) / sigma
-    p = float(stats.norm.sf(z))
-    high = median + max(stats.norm.isf(alpha) * sigma, MIN_SLOWDOWN * median)
-    if row.p95_ms <= high or p >= alpha:
+    high = max(SLOW_FACTOR * base.p95_ms, base.p99_ms or 0.0)
+    if row.p95_ms <= high:
         return None
+    p = alpha ** (row.p95_ms / high)
     return Deviation(
         "p95_ms",
         "slowdown",
         "95th percentile latency",
         row.p95_ms,
-        median,
+        base.p95_ms,
         0.0,
         high,
         p,

@@ -4,7 +4,7 @@ Traffic of a key is modelled as ``level * shape[service][hour of week]``: the *s
 mean 1) is pooled over every province for a service, so it is well estimated from one week; the
 *level* (events per hour) is the key's own. Ratios (5xx, 401/403, failures, OTP failures) keep
 their training totals, shrunk towards the service's national rate so a commune with few events
-does not get an extreme baseline. Latency keeps the median and MAD of the hourly 95th percentile.
+does not get an extreme baseline. Latency keeps the 95th and 99th percentiles of the period.
 
 Cold start: a key the model has not seen (or has seen for less than a day) borrows the median
 level of its province's communes for that service, and the province's ratios and latency (see
@@ -34,6 +34,10 @@ PEERS = "province peers (new or young locality)"
 SHAPE_FLOOR = 0.02
 
 
+#: ``(key, hour, events)``: one hour of one key's traffic.
+Hourly = tuple[Key, datetime, int]
+
+
 def hour_of_week(when: datetime) -> int:
     """0 = Monday 00:00 UTC. Vietnam has no daylight saving, so UTC hours map 1:1 to local."""
     utc = when.astimezone(UTC)
@@ -47,8 +51,8 @@ class Baseline:
     level: float
     hours: int
     ratios: dict[str, float]
-    p95_median: float | None = None
-    p95_mad: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
     collectors: tuple[str, ...] = ()
     source: str = "own history"
     dispersion: float = 1.0
@@ -91,14 +95,14 @@ class Model:
             level=peer_level,
             hours=own.hours if own else 0,
             ratios=province.ratios,
-            p95_median=province.p95_median,
-            p95_mad=province.p95_mad,
+            p95_ms=province.p95_ms,
+            p99_ms=province.p99_ms,
             collectors=own.collectors if own else province.collectors,
             source=PEERS,
         )
 
 
-def _shapes(rows: list[Features], start: datetime, end: datetime) -> dict[str, tuple[float, ...]]:
+def _shapes(hourly: list[Hourly], start: datetime, end: datetime) -> dict[str, tuple[float, ...]]:
     """Per service, the mean hour-of-week profile of its province-level traffic, mean 1."""
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * HOURS_OF_WEEK)
     seen = [0] * HOURS_OF_WEEK
@@ -106,9 +110,9 @@ def _shapes(rows: list[Features], start: datetime, end: datetime) -> dict[str, t
     while at < end:
         seen[hour_of_week(at)] += 1
         at += HOUR
-    for row in rows:
-        if row.key.level is Level.PROVINCE:
-            sums[row.key.service][hour_of_week(row.bucket)] += row.count
+    for key, hour, count in hourly:
+        if key.level is Level.PROVINCE:
+            sums[key.service][hour_of_week(hour)] += count
     shapes: dict[str, tuple[float, ...]] = {}
     for service, values in sums.items():
         per = [v / seen[h] if seen[h] else 0.0 for h, v in enumerate(values)]
@@ -134,28 +138,31 @@ def _fill_days(per: list[float], seen: list[int]) -> list[float]:
     return filled
 
 
-def _mad(values: list[float]) -> tuple[float | None, float | None]:
-    if len(values) < 3:
-        return None, None
-    median = statistics.median(values)
-    return median, statistics.median(abs(v - median) for v in values)
-
-
-def fit(rows: Iterable[Features], start: datetime, end: datetime, *, min_events: int = 10) -> Model:
-    """Fit the model on hourly feature rows of ``[start, end)`` (both levels)."""
-    rows = list(rows)
-    shapes = _shapes(rows, start, end)
-    by_key: dict[Key, list[Features]] = defaultdict(list)
-    for row in rows:
-        by_key[row.key].append(row)
-    priors = _priors(rows)
+def fit(
+    hourly: Iterable[Hourly], totals: Iterable[Features], start: datetime, end: datetime
+) -> Model:
+    """Fit the model on ``[start, end)``: hourly counts per key (both levels) give the shape, the
+    levels and the dispersion; one totals row per key gives ratios, latency and collectors."""
+    hourly = list(hourly)
+    shapes = _shapes(hourly, start, end)
+    by_key: dict[Key, list[tuple[datetime, int]]] = defaultdict(list)
+    for key, hour, count in hourly:
+        by_key[key].append((hour, count))
+    rows = {row.key: row for row in totals}
+    priors = _priors(rows.values())
     exposures = {service: _exposure(shape, start, end) for service, shape in shapes.items()}
     flat = _exposure(None, start, end)
     baselines = {
-        key: _baseline(key, keyed, shapes.get(key.service), exposures.get(key.service, flat),
-                       (start, end), priors.get(key.service, {}), min_events)
-        for key, keyed in by_key.items()
-    }  # fmt: skip
+        key: _baseline(
+            row,
+            by_key.get(key, []),
+            shapes.get(key.service),
+            exposures.get(key.service, flat),
+            (start, end),
+            priors.get(key.service, {}),
+        )
+        for key, row in rows.items()
+    }
     return Model(
         version=MODEL_VERSION,
         trained_at=_now_ms(),
@@ -174,8 +181,8 @@ def _now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _priors(rows: list[Features]) -> dict[str, dict[str, float]]:
-    """National rate of every ratio per service, from province-level rows."""
+def _priors(rows: Iterable[Features]) -> dict[str, dict[str, float]]:
+    """National rate of every ratio per service, from province-level totals."""
     totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for row in rows:
         if row.key.level is Level.PROVINCE:
@@ -199,49 +206,52 @@ def _exposure(shape: tuple[float, ...] | None, start: datetime, end: datetime) -
 
 
 def _baseline(
-    key: Key,
-    rows: list[Features],
+    row: Features,
+    hours: list[tuple[datetime, int]],
     shape: tuple[float, ...] | None,
     exposure: float,
     span: tuple[datetime, datetime],
     prior: dict[str, float],
-    min_events: int,
 ) -> Baseline:
     # The level counts the whole training period, hours without events included, so a sparse
     # key gets a low level rather than the rate of the few hours it was seen in.
     start, end = span
-    total = sum(r.count for r in rows)
-    level = total / exposure if exposure > 0 else 0.0
+    level = row.count / exposure if exposure > 0 else 0.0
     ratios: dict[str, float] = {}
     for name in RATIOS:
-        num = sum(r.ratio(name)[0] for r in rows)
-        den = sum(r.ratio(name)[1] for r in rows)
-        base = prior.get(name, 0.01)
-        ratios[name] = (num + PRIOR_WEIGHT * base) / (den + PRIOR_WEIGHT)
-    p95s = [r.p95_ms for r in rows if r.p95_ms is not None and r.count >= min_events]
-    median, mad = _mad(p95s)
-    collectors = tuple(sorted({c for r in rows for c in r.collectors}))
-    first = min(r.bucket for r in rows)
+        num, den = row.ratio(name)
+        ratios[name] = (num + PRIOR_WEIGHT * prior.get(name, 0.01)) / (den + PRIOR_WEIGHT)
+    first = min((h for h, _ in hours), default=start)
     return Baseline(
-        level, int((end - first) / HOUR), ratios, median, mad, collectors,
-        dispersion=_dispersion(rows, shape, level, total, int((end - start) / HOUR)),
-    )  # fmt: skip
+        level=level,
+        hours=int((end - first) / HOUR),
+        ratios=ratios,
+        p95_ms=row.p95_ms,
+        p99_ms=row.p99_ms,
+        collectors=tuple(sorted(row.collectors)),
+        dispersion=_dispersion(hours, shape, level, row.count, int((end - start) / HOUR)),
+    )
 
 
 def _dispersion(
-    rows: list[Features], shape: tuple[float, ...] | None, level: float, total: int, hours: int
+    hours: list[tuple[datetime, int]],
+    shape: tuple[float, ...] | None,
+    level: float,
+    total: int,
+    span_hours: int,
 ) -> float:
     """Pearson dispersion of the hourly counts around the baseline (1 = Poisson, floored at 1).
 
     Real traffic comes in clumps (a page load is several requests), so silences and surges are
     likelier than Poisson says; tests divide counts by this factor (quasi-Poisson).
     """
-    if level <= 0 or hours < 2:
+    if level <= 0 or span_hours < 2:
         return 1.0
     # sum over all hours of (c - e)^2 / e, with c = 0 in the hours without a row.
-    squares = sum(r.count**2 / (level * (shape[hour_of_week(r.bucket)] if shape else 1.0))
-                  for r in rows)  # fmt: skip
-    return max(1.0, (squares - total) / (hours - 1))
+    squares = sum(
+        count**2 / (level * (shape[hour_of_week(hour)] if shape else 1.0)) for hour, count in hours
+    )
+    return max(1.0, (squares - total) / (span_hours - 1))
 
 
 def _peers(baselines: dict[Key, Baseline]) -> dict[str, float]:

@@ -47,8 +47,8 @@ def to_dict(model: Model) -> dict[str, Any]:
                 "level": b.level,
                 "hours": b.hours,
                 "ratios": b.ratios,
-                "p95_median": b.p95_median,
-                "p95_mad": b.p95_mad,
+                "p95_ms": b.p95_ms,
+                "p99_ms": b.p99_ms,
                 "collectors": list(b.collectors),
                 "dispersion": b.dispersion,
             }
@@ -72,8 +72,8 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
                 level=float(b["level"]),
                 hours=int(b["hours"]),
                 ratios={k: float(v) for k, v in b["ratios"].items()},
-                p95_median=b["p95_median"],
-                p95_mad=b["p95_mad"],
+                p95_ms=b["p95_ms"],
+                p99_ms=b["p99_ms"],
                 collectors=tuple(b["collectors"]),
                 dispersion=float(b["dispersion"]),
             )

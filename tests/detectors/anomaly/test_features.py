@@ -74,5 +74,7 @@ def test_collectors_are_reported_for_training(es: Elasticsearch, ready: Indices)
     (ward,) = wards("04", 1)
     s = Series(ward, "one-stop-shop", "col-x", 0, 0)
     index_events(es, ready, [event(s, T0, n) for n in range(3)], refresh=True)
-    (row,) = extract(es, ready, T0, T0 + BUCKET, BUCKET, Level.COMMUNE, with_collectors=True)
+    (row,) = extract(es, ready, T0, T0 + BUCKET, BUCKET, Level.COMMUNE, training=True)
     assert row.collectors == ("col-x",)
+    assert row.count == 3
+    assert row.users == 0  # distinct people are context for alerts, not part of the baseline
