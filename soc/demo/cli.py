@@ -41,6 +41,11 @@ def demo(
     anomaly: Annotated[bool, typer.Option(help="Run the anomaly model in the worker.")] = True,
     live: Annotated[bool, typer.Option(help="Run live simulated traffic.")] = True,
     probe_interval: Annotated[float, typer.Option(help="Seconds between probes.", min=1)] = 60,
+    fleet_port: Annotated[int, typer.Option(
+        help="First port of the simulator's mock endpoints (34, one per province).")] = 18300,
+    push_port: Annotated[int, typer.Option(help="The collector's HTTP push port.")] = 18088,
+    first_scenario: Annotated[float, typer.Option(
+        help="Seconds from the start of live traffic to the first scenario.", min=1)] = 60,
     duration: Annotated[float, typer.Option(
         help="Stop after this many seconds (0: until Ctrl-C).", min=0)] = 0,
 ) -> None:  # fmt: skip
@@ -55,6 +60,7 @@ def demo(
     options = DemoOptions.from_settings(
         settings, backfill_days=backfill_days, scale=scale, scenario_every=scenario_every,
         train=train, live=live, probe_interval=probe_interval, duration=duration,
+        fleet_port=fleet_port, push_port=push_port, first_scenario=first_scenario,
     )  # fmt: skip
     columns = (TextColumn("  history"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     try:

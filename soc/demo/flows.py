@@ -182,7 +182,8 @@ def secret_file(path: Path) -> str:
 
 
 def write_scenarios(paths: DemoPaths, options: DemoOptions) -> Path:
-    """The live demo's schedule: one scenario every ``scenario_every`` seconds, from minute 1,
+    """The live demo's schedule: one scenario every ``scenario_every`` seconds from
+    ``first_scenario``,
     rotating kind and province; checked with the simulator's own loader before use."""
     from soc.localities import catalogue
     from soc.simulate import scenarios
@@ -195,7 +196,7 @@ def write_scenarios(paths: DemoPaths, options: DemoOptions) -> Path:
         province = provinces[(n * 7) % len(provinces)]  # stride 7: neighbours differ
         base = ROTATION[n % len(ROTATION)]
         ward = cat.wards_of(province.code)[0].code
-        offset = 60 + int(n * options.scenario_every)
+        offset = int(options.first_scenario + n * options.scenario_every)
         entry = {"id": f"demo-{n:04d}-{base['kind'].replace('_', '-')}", **base,
                  "province": province.code, "start": f"+{offset}s",
                  "duration": SCENARIO_LENGTH}  # fmt: skip

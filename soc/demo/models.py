@@ -76,6 +76,8 @@ class DemoOptions:
     push_port: int = 18088
     syslog_port: int = 15514
     probe_interval: float = 60.0
+    #: Seconds from the live start to the first scenario (the others follow every scenario_every).
+    first_scenario: float = 60.0
     #: Stop on its own after this many seconds (0: until Ctrl-C/SIGTERM). Tests use it.
     duration: float = 0.0
 

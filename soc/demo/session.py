@@ -137,8 +137,8 @@ def _tell_where(settings: Settings, options: DemoOptions, paths: DemoPaths, pass
         say(f"    {cred.user:<9} {cred.role:<14} {cred.scope}")
     if options.live:
         say(f"  live traffic: scale {options.scale:g} (≈{280_000 * options.scale / 86400:.1f} "
-            f"events/s on average), a scenario every {options.scenario_every:.0f} s from minute "
-            f"1 ({paths.scenarios})")  # fmt: skip
+            f"events/s on average), a scenario every {options.scenario_every:.0f} s from "
+            f"{options.first_scenario:.0f} s ({paths.scenarios})")  # fmt: skip
     say("  Ctrl-C stops everything.")
 
 
