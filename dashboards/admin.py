@@ -17,21 +17,26 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dashboards import flows
 from dashboards.pages import Page, PageDep, form, render
 from detectors.sigma import service as rules
+from soc.alerts import service as alerts
+from soc.incidents.models import utcnow
 from soc.notify import service as outbox
 from soc.notify.models import OutboxStatus
 
 router = APIRouter()
 
 BACKTEST_SPAN = timedelta(hours=24)
+#: "Alerts per day" on the rules page counts the last day.
+STATS_SPAN = timedelta(days=1)
 
 
 def _rules_context(page: Page) -> dict[str, Any]:
     loaded = rules.load(settings=page.settings)
     health = rules.health(es=page.es, settings=page.settings, rules=loaded)
     tuning = {r.id: rules.tuning(es=page.es, settings=page.settings, rule=r) for r in loaded.rules}
+    stats = alerts.stats_by_rule(page.es, page.indices, since=utcnow() - STATS_SPAN)
     return {"rules": loaded.rules, "load_errors": loaded.errors, "health": health,
-            "tuning": tuning, "upload": None, "text": "", "file_name": "", "backtest": None,
-            "saved": ""}  # fmt: skip
+            "tuning": tuning, "stats": stats, "now": utcnow(), "upload": None, "text": "",
+            "file_name": "", "backtest": None, "saved": ""}  # fmt: skip
 
 
 @router.get("/rules", response_class=HTMLResponse)

@@ -178,3 +178,44 @@ def triage(
             "triage": {"by": actor, "at": now.isoformat(), "verdict": verdict.value},
         },
     )
+
+
+@dataclass(frozen=True)
+class RuleStats:
+    """How one rule's alerts fared: raised recently, and the analysts' verdicts so far."""
+
+    recent: int = 0
+    acknowledged: int = 0
+    false_positive: int = 0
+
+    @property
+    def false_positive_rate(self) -> float | None:
+        judged = self.acknowledged + self.false_positive
+        return self.false_positive / judged if judged else None
+
+
+def stats_by_rule(es: Elasticsearch, indices: Indices, *, since: datetime) -> dict[str, RuleStats]:
+    """Per rule id: alerts created since ``since`` and all-time verdicts (for the rules page)."""
+    verdicts = [AlertStatus.ACKNOWLEDGED.value, AlertStatus.FALSE_POSITIVE.value]
+    found = es.search(
+        index=indices.alerts,
+        size=0,
+        aggs={
+            "rule": {
+                "terms": {"field": "rule.id", "size": 1000},
+                "aggs": {
+                    "recent": {"filter": {"range": {"@timestamp": {"gte": since.isoformat()}}}},
+                    "verdict": {"terms": {"field": "triage.verdict", "include": verdicts}},
+                },
+            }
+        },
+    )
+    out: dict[str, RuleStats] = {}
+    for bucket in found["aggregations"]["rule"]["buckets"]:
+        judged = {b["key"]: int(b["doc_count"]) for b in bucket["verdict"]["buckets"]}
+        out[bucket["key"]] = RuleStats(
+            recent=int(bucket["recent"]["doc_count"]),
+            acknowledged=judged.get(AlertStatus.ACKNOWLEDGED.value, 0),
+            false_positive=judged.get(AlertStatus.FALSE_POSITIVE.value, 0),
+        )
+    return out

@@ -22,6 +22,19 @@ from tests.dashboards.seed import IMG, SCRIPT
 
 pytestmark = pytest.mark.timeout(120)
 
+FIXED_RULE = """title: Uploaded VNeID login failure
+id: 7f1b9d7e-0000-4000-8000-000000000001
+status: test
+logsource:
+  product: soc
+  service: vneid
+detection:
+  selection:
+    event.action: login
+    event.outcome: failure
+  condition: selection
+level: low
+"""
 HANOI = catalogue().province("01").name
 HCMC = catalogue().province("79").name
 
@@ -136,7 +149,6 @@ def test_bulk_triage_with_the_keyboard_and_the_buttons(console: Console, login: 
     page.goto("/alerts?province=01&severity=medium")
     rows = page.locator("#queue tbody tr[data-id]")
     expect(rows).to_have_count(3)
-    shot(page, "alert-queue")
     ids = [rows.nth(i).get_attribute("data-id") for i in range(3)]
     # Keyboard: j moves, x selects, a acknowledges the selection.
     page.locator("body").press("j")
@@ -202,8 +214,19 @@ def test_an_uploaded_rule_with_an_error_shows_the_error_in_place(
     expect(errors).to_be_visible()
     expect(errors).to_contain_text("broken-rule.yml:")
     expect(page.locator("#upload-form textarea")).to_have_value(broken)  # kept for fixing
+    page.locator("#upload").scroll_into_view_if_needed()
     shot(page, "rules")
-    assert not (console.settings.rules_dir / "uploaded" / "broken-rule.yml").exists()  # type: ignore[operator]
+    uploaded = console.settings.rules_dir / "uploaded"  # type: ignore[operator]
+    assert not (uploaded / "broken-rule.yml").exists()
+    # Fixed, it validates against every other rule and is saved disabled, waiting for review.
+    page.fill("#upload-form textarea", FIXED_RULE)
+    page.click("#upload-form button[type=submit]")
+    expect(page.locator(".flash.good")).to_contain_text("broken-rule.yml")
+    row = page.locator("#rules tr[data-rule='7f1b9d7e-0000-4000-8000-000000000001']")
+    expect(row.locator("td.enabled")).to_have_text("Disabled")
+    assert (uploaded / "broken-rule.yml").read_text(encoding="utf-8") == FIXED_RULE
+    row.locator("button", has_text="Enable").click()
+    expect(row.locator("td.enabled")).to_have_text("Enabled")
 
 
 def test_planted_script_in_events_and_alerts_is_shown_as_text(
@@ -219,10 +242,11 @@ def test_planted_script_in_events_and_alerts_is_shown_as_text(
     expect(page.locator("#evidence")).to_contain_text(IMG)
     assert page.locator("img[src=x]").count() == 0
     assert not xss_fired(page)
-    page.goto("/alerts?province=01&severity=critical")
+    page.goto("/alerts")
     expect(page.locator("#queue")).to_contain_text(SCRIPT)
+    shot(page, "alert-queue")
     expect(page.locator("#live")).to_be_visible()  # the rows were redrawn from the JSON feed
-    expect(page.locator("#queue .title").first).to_contain_text(SCRIPT)
+    expect(page.locator("#queue .title", has_text=SCRIPT)).to_have_count(1)
     assert page.locator("img[src=x], #queue script").count() == 0
     assert not xss_fired(page)
 
