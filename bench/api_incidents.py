@@ -1,0 +1,299 @@
+"""Benchmark of the incident API: p50/p95 latency of the filtered incident list and of a transition
+at N concurrent clients with M incidents in the index, next to the raw Elasticsearch time of the
+same search in the same run.
+
+One command, one report (``bench/reports/api-incidents.md``)::
+
+    SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/api_incidents.py
+    .venv/bin/python bench/api_incidents.py --incidents 5000 --requests 500   # quicker
+
+It starts `soc api` (uvicorn, one worker) as a subprocess on a free port, writes into a fresh
+index prefix (``apibench-<time>``) and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import yaml
+from elasticsearch import Elasticsearch, helpers
+
+from soc.alerts.models import Severity
+from soc.auth import service as auth
+from soc.auth.models import Role, User
+from soc.config import load_settings
+from soc.es.client import make_client, wait_until_healthy
+from soc.es.indices import Indices
+from soc.es.templates import setup
+from soc.incidents.models import Incident, IncidentStatus, TimelineEntry
+from soc.incidents.service import IncidentFilter, query
+from soc.localities import catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "bench" / "reports" / "api-incidents.md"
+ADMIN = User(name="bench", role=Role.ADMIN)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+SERVICES = ["vneid", "otp-gateway", "one-stop-shop", "portal-sync", "web-portal", "payment"]
+#: The filtered list every client asks for (open incidents of one province and service).
+LIST_PARAMS = {"province": "01", "service": "vneid", "open": "true", "size": "50"}
+
+
+def _incidents(n: int) -> Any:
+    rng = random.Random(7)
+    wards = catalogue().wards
+    severities = list(Severity)
+    statuses = [IncidentStatus.NEW] * 6 + [IncidentStatus.ACKNOWLEDGED, IncidentStatus.RESOLVED]
+    for i in range(n):
+        w = rng.choice(wards)
+        p = catalogue().province_of(w)
+        at = T0 + timedelta(seconds=rng.randrange(30 * 86400))
+        inc = Incident(
+            id=f"bench-{i:07d}",
+            title=f"{rng.choice(SERVICES)} failures in {w.name}",
+            summary="generated for the benchmark",
+            status=rng.choice(statuses),
+            severity=rng.choice(severities),
+            group_key=f"k{i}",
+            cause_key=f"c{i % 500}",
+            detector="sigma",
+            rule_id=f"rule-{i % 40}",
+            rule_name="bench rule",
+            province_code=p.code,
+            province_name=p.name,
+            ward_code=w.code,
+            ward_name=w.name,
+            service=rng.choice(SERVICES),
+            alert_ids=(f"a{i}",),
+            alert_count=1,
+            first_seen=at,
+            last_seen=at,
+            created=at,
+            updated=at,
+            ack_due=at + timedelta(minutes=30),
+            resolve_due=at + timedelta(hours=4),
+            timeline=(TimelineEntry(at=at, actor="soc-grouping", action="open"),),
+        )
+        yield {"_index": "", "_id": inc.id, "_op_type": "create", "_source": inc.to_doc()}
+
+
+def load(es: Elasticsearch, indices: Indices, n: int) -> float:
+    started = time.perf_counter()
+    actions = ({**a, "_index": indices.incidents} for a in _incidents(n))
+    for ok, item in helpers.streaming_bulk(es, actions, chunk_size=2000, raise_on_error=False):
+        if not ok:
+            raise SystemExit(f"bulk load failed: {item}")
+    es.indices.refresh(index=indices.incidents)
+    return time.perf_counter() - started
+
+
+def _pct(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return (
+        statistics.median(ordered) * 1000,
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000,
+    )
+
+
+async def _clients(n_clients: int, jobs: list[Any], work: Any) -> list[float]:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        while not queue.empty():
+            job = queue.get_nowait()
+            latencies.append(await work(job))
+
+    await asyncio.gather(*(client() for _ in range(n_clients)))
+    return latencies
+
+
+async def api_runs(
+    base: str, token: str, clients: int, requests: int, ids: list[str]
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+
+        async def listing(_: int) -> float:
+            started = time.perf_counter()
+            r = await c.get("/api/v1/incidents", params=LIST_PARAMS)
+            assert r.status_code == 200, r.text
+            return time.perf_counter() - started
+
+        async def transition(incident_id: str) -> float:
+            got = await c.get(f"/api/v1/incidents/{incident_id}")
+            started = time.perf_counter()
+            r = await c.post(
+                f"/api/v1/incidents/{incident_id}/transition",
+                json={"to": "acknowledged"},
+                headers={"If-Match": got.headers["ETag"]},
+            )
+            assert r.status_code == 200, r.text
+            return time.perf_counter() - started
+
+        await _clients(clients, list(range(clients * 2)), listing)  # warm-up
+        t = time.perf_counter()
+        lists = await _clients(clients, list(range(requests)), listing)
+        list_rate = requests / (time.perf_counter() - t)
+        t = time.perf_counter()
+        moves = await _clients(clients, ids, transition)
+        move_rate = len(ids) / (time.perf_counter() - t)
+    return {
+        "list": _pct(lists),
+        "list_rate": list_rate,
+        "transition": _pct(moves),
+        "transition_rate": move_rate,
+    }
+
+
+def raw_es(es: Elasticsearch, indices: Indices, clients: int, requests: int) -> dict[str, Any]:
+    flt = IncidentFilter(province="01", service="vneid", open_only=True, size=50)
+    body = {
+        "query": query(flt, ADMIN),
+        "size": 50,
+        "track_total_hits": True,
+        "sort": [{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
+    }
+    took: list[float] = []
+
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        found = es.search(index=indices.incidents, **body)
+        took.append(found["took"] / 1000)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = list(pool.map(one, range(requests)))
+    total = es.count(index=indices.incidents, query=body["query"])["count"]
+    return {"client": _pct(latencies), "took": _pct(took), "matches": total}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--transitions", type=int, default=1000)
+    args = parser.parse_args()
+
+    prefix = f"apibench-{int(time.time())}"
+    settings = load_settings(index_prefix=prefix)
+    es = make_client(settings).options(request_timeout=120)
+    wait_until_healthy(es, timeout=60)
+    indices = Indices(prefix)
+    setup(es, indices, replicas=settings.replicas)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        load_s = load(es, indices, args.incidents)
+        tmp = Path(tempfile.mkdtemp())
+        users = tmp / "users.yaml"
+        users.write_text(yaml.safe_dump({"users": [{"name": "bench", "role": "admin"}]}))
+        token, _ = auth.create_token(es, indices, ADMIN, "bench", auth.utcnow())
+        port = _free_port()
+        env = {
+            **os.environ,
+            "SOC_INDEX_PREFIX": prefix,
+            "SOC_AUTH_USERS_FILE": str(users),
+            "SOC_ES_URL": settings.effective_es_url,
+            "SOC_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "soc"), "api", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx2.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                time.sleep(0.5)
+        new_ids = [
+            h["_id"]
+            for h in es.search(
+                index=indices.incidents,
+                query={"term": {"incident.status": "new"}},
+                size=args.transitions,
+                source=False,
+            )["hits"]["hits"]
+        ]
+        api = asyncio.run(api_runs(base, token, args.clients, args.requests, new_ids))
+        raw = raw_es(es, indices, args.clients, args.requests)
+        write_report(args, load_s, api, raw)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
+        if names:
+            es.indices.delete(index=",".join(names))
+        quiet = es.options(ignore_status=404)
+        quiet.indices.delete_index_template(name=f"{prefix}-*")
+        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
+            "component_templates", []
+        ):
+            quiet.cluster.delete_component_template(name=item["name"])
+
+
+def write_report(
+    args: argparse.Namespace, load_s: float, api: dict[str, Any], raw: dict[str, Any]
+) -> None:
+    lines = [
+        "# Incident API latency",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores),"
+        f" Python {platform.python_version()}. `bench/api_incidents.py --incidents {args.incidents}"
+        f" --clients {args.clients} --requests {args.requests} --transitions {args.transitions}`.",
+        "`soc api` with one uvicorn worker and the load generator share the machine with the"
+        f" Elasticsearch node; load average at the end {os.getloadavg()[0]:.1f}.",
+        "",
+        f"- incidents in the index: {args.incidents:,} (bulk-loaded in {load_s:.1f} s)",
+        f"- list filter: `{LIST_PARAMS}` → {raw['matches']:,} matches, page of 50",
+        "",
+        "| measurement | p50 ms | p95 ms | throughput |",
+        "| --- | --- | --- | --- |",
+        f"| API `GET /incidents` (filtered list), {args.clients} clients | {api['list'][0]:.1f} |"
+        f" {api['list'][1]:.1f} | {api['list_rate']:.0f} req/s |",
+        f"| API `POST /incidents/{{id}}/transition` (If-Match), {args.clients} clients |"
+        f" {api['transition'][0]:.1f} | {api['transition'][1]:.1f} |"
+        f" {api['transition_rate']:.0f} req/s |",
+        f"| raw ES search, same query, {args.clients} threads (client-side) |"
+        f" {raw['client'][0]:.1f} | {raw['client'][1]:.1f} | |",
+        f"| raw ES search, same query (`took`, server-side) | {raw['took'][0]:.1f} |"
+        f" {raw['took'][1]:.1f} | |",
+        "",
+        "The transition latency covers read, check, conditional write and the audit record (three",
+        "Elasticsearch requests); the list covers authentication (one token GET) and one search.",
+    ]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
