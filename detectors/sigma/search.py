@@ -21,7 +21,10 @@ from detectors.sigma.models import Condition, Kind, Rule
 NONE = "__none__"
 SAMPLES = 5
 GROUP_SIZE = 1000
-_SAMPLE_FIELDS = ["locality", "service.name", "source.ip", "user.name", "@timestamp"]
+#: Read from doc values, not ``_source``: loading stored ``_source`` for the samples of hundreds
+#: of rules was the largest cost of a cycle (bench/reports/detect-cycle.md).
+_SAMPLE_FIELDS = ["locality.province.code", "locality.ward.code", "service.name", "source.ip",
+                  "user.name"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,7 @@ def _match(query: str, tuning: Tuning, at: datetime) -> dict[str, Any]:
 
 
 def _samples() -> dict[str, Any]:
-    return {"top_hits": {"size": SAMPLES, "_source": _SAMPLE_FIELDS,
+    return {"top_hits": {"size": SAMPLES, "_source": False, "docvalue_fields": _SAMPLE_FIELDS,
                          "sort": [{"@timestamp": "asc"}]}}  # fmt: skip
 
 
@@ -174,10 +177,18 @@ def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Findi
 
 
 def _hits(samples: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
-    return tuple(
-        {"_id": h["_id"], "_index": h["_index"], **h.get("_source", {})}
-        for h in samples["hits"]["hits"]
-    )
+    """Sample events as nested documents (``{"locality": {"province": {"code": …}}}``)."""
+    found = []
+    for hit in samples["hits"]["hits"]:
+        doc: dict[str, Any] = {"_id": hit["_id"], "_index": hit["_index"]}
+        for dotted, values in hit.get("fields", {}).items():
+            node = doc
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = values[0] if values else None
+        found.append(doc)
+    return tuple(found)
 
 
 # ----------------------------------------------------------------------------- correlations
