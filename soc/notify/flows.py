@@ -110,25 +110,36 @@ class Notifier:
     def notify(self, notices: Iterable[IncidentNotice]) -> NotifyReport:
         """Queue one email per (notice, recipient); a notice already queued is not queued again."""
         report = NotifyReport()
+        service.refresh(self.es, self.indices)
+        # Emails each recipient got in the window, counted once per batch and then kept up to date
+        # here: searching after every write would need a refresh per email.
+        recent: dict[str, int] = {}
         for notice in notices:
             recipients = self.routes.recipients(notice)
             if not recipients:
                 report.unrouted.append(notice.incident_id)
             for recipient in recipients:
-                self._queue(notice, recipient, report)
+                self._queue(notice, recipient, report, recent)
+        service.refresh(self.es, self.indices)
         return report
 
-    def _queue(self, notice: IncidentNotice, recipient: Recipient, report: NotifyReport) -> None:
+    def _queue(
+        self,
+        notice: IncidentNotice,
+        recipient: Recipient,
+        report: NotifyReport,
+        recent: dict[str, int],
+    ) -> None:
         validate_only_own_provinces(self.routes, recipient.address, [notice])
         mid = message_id(notice.incident_id, notice.event_key, recipient.address, self._domain)
-        if service.get(self.es, self.indices, mid) is not None:
-            report.duplicates += 1
-            return
         now = self.clock()
         rendered = self.renderer.notice(notice, recipient)
+        if recipient.address not in recent:
+            recent[recipient.address] = self._recent(recipient, now)
         status = OutboxStatus.PENDING
         # Escalations are rare and exist to reach someone: they are never held back.
-        if notice.event is not NoticeEvent.ESCALATION and self._over_limit(recipient, now):
+        over = recent[recipient.address] >= self.settings.notify_rate_limit
+        if notice.event is not NoticeEvent.ESCALATION and over:
             status = OutboxStatus.HELD
         msg = OutboxMessage(
             message_id=mid,
@@ -150,25 +161,27 @@ class Notifier:
             report.held += 1
         else:
             report.queued += 1
+            recent[recipient.address] += 1
 
-    def _over_limit(self, recipient: Recipient, now: datetime) -> bool:
+    def _recent(self, recipient: Recipient, now: datetime) -> int:
         since = now - timedelta(seconds=self.settings.notify_rate_window)
-        recent = service.count_recent(self.es, self.indices, recipient.address, since)
-        return recent >= self.settings.notify_rate_limit
+        return service.count_recent(self.es, self.indices, recipient.address, since)
 
     def flush_digests(self) -> int:
         """One digest per recipient for its held messages, once its rate limit allows."""
         by_recipient: dict[str, list[service.Stored]] = defaultdict(list)
+        service.refresh(self.es, self.indices)
         for stored in service.held(self.es, self.indices):
             by_recipient[stored.message.recipient.address].append(stored)
         made = 0
         now = self.clock()
         for group in by_recipient.values():
             recipient = group[0].message.recipient
-            if self._over_limit(recipient, now):
+            if self._recent(recipient, now) >= self.settings.notify_rate_limit:
                 continue
             self._digest(recipient, group, now)
             made += 1
+        service.refresh(self.es, self.indices)
         return made
 
     def _digest(self, recipient: Recipient, group: Sequence[service.Stored], now: datetime) -> None:
@@ -201,8 +214,10 @@ class Notifier:
     def send_pending(self, sender: SmtpSender, limit: int = 200) -> SendReport:
         """Try every due message once; record sent, retry-later or failed for each."""
         report = SendReport()
+        service.refresh(self.es, self.indices)
         for stored in service.due(self.es, self.indices, self.clock(), limit):
             self._send_one(sender, stored, report)
+        service.refresh(self.es, self.indices)
         return report
 
     def _send_one(self, sender: SmtpSender, stored: service.Stored, report: SendReport) -> None:
