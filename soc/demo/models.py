@@ -62,6 +62,10 @@ class DemoPaths:
     def pids(self) -> Path:
         return self.root / "children.json"
 
+    @property
+    def hold(self) -> Path:
+        return self.root / "hold"
+
 
 @dataclass(frozen=True)
 class DemoOptions:

@@ -59,7 +59,7 @@ def run(settings: Settings, options: DemoOptions, *, say: Say,
     env = children.child_env(settings, os.environ, password=password, push_token=token)
     sup = Supervisor(children.child_specs(settings, options, paths, anomaly=anomaly),
                      logs=paths.process_logs, env=env, stop_timeout=settings.demo_stop_timeout,
-                     pid_file=paths.pids)  # fmt: skip
+                     pid_file=paths.pids, hold_dir=paths.hold)  # fmt: skip
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     # Ctrl-C must reach us even when started from a shell that ignores SIGINT (a background job).
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)

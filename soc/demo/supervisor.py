@@ -63,12 +63,16 @@ class Supervisor:
     """Start, watch and stop a set of children; see the module docstring."""
 
     def __init__(self, specs: list[ChildSpec], *, logs: Path, env: Mapping[str, str],
-                 stop_timeout: float, pid_file: Path | None = None) -> None:  # fmt: skip
+                 stop_timeout: float, pid_file: Path | None = None,
+                 hold_dir: Path | None = None) -> None:  # fmt: skip
         self.children = [Child(spec) for spec in specs]
         self.logs = logs
         self.env = dict(env)
         self.stop_timeout = stop_timeout
         self.pid_file = pid_file
+        #: A file ``<hold_dir>/<name>`` holds that child down: fault drills keep a killed child
+        #: away for minutes, then delete the file to let the supervisor restart it.
+        self.hold_dir = hold_dir
         logs.mkdir(parents=True, exist_ok=True)
 
     def log_path(self, name: str) -> Path:
@@ -108,12 +112,17 @@ class Supervisor:
                 child.next_start = now + delay
                 said.append(f"{child.spec.name} exited with {code}; restarting in {delay:.0f} s "
                             f"(output: {self.log_path(child.spec.name)})")  # fmt: skip
+            elif self._held(child.spec.name):
+                child.next_start = max(child.next_start, now)
             elif now >= child.next_start:
                 child.restarts += 1
                 child.next_start = 0.0
                 self._spawn(child)
                 self._write_pids()
         return said
+
+    def _held(self, name: str) -> bool:
+        return self.hold_dir is not None and (self.hold_dir / name).exists()
 
     def pids(self) -> dict[str, int]:
         return {c.spec.name: c.proc.pid for c in self.children if c.proc is not None}
