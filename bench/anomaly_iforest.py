@@ -23,6 +23,10 @@ from detectors.base import Window
 from soc.simulate.evaluate import SeenAlert, evaluate
 from soc.simulate.models import Label
 
+#: The forest learns from the last two days of the training week (hourly rows with every
+#: sub-aggregation are the slow path; two days are tens of thousands of rows, plenty for it).
+IFOREST_TRAIN = timedelta(days=2)
+
 
 def vector(model: Model, row: Features, start: datetime, end: datetime) -> list[float] | None:
     base = model.baseline(row.key)
@@ -54,7 +58,7 @@ def compare(
     hour = timedelta(hours=1)
     rows = (
         r
-        for day in _days(train_start, train_end)
+        for day in _days(max(train_start, train_end - IFOREST_TRAIN), train_end)
         for level in Level
         for r in extract(es, indices, day, day + timedelta(days=1), hour, level)
     )

@@ -33,7 +33,7 @@ DROP_FACTOR = 0.2
 MIN_RATIO_RISE = 0.1
 #: Latency: a bucket's 95th percentile must exceed the usual one this many times (and the usual
 #: 99th percentile) to be a slowdown.
-SLOW_FACTOR = 2.0
+SLOW_FACTOR = 4.0
 
 
 @dataclass(frozen=True, slots=True)
