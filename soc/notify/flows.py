@@ -38,7 +38,7 @@ from soc.notify.models import (
 )
 from soc.notify.render import Renderer
 from soc.notify.routing import Routes, default_routes, load_routes, validate_only_own_provinces
-from soc.notify.smtp import PermanentSmtpError, SmtpSender, TransientSmtpError
+from soc.notify.smtp import PermanentSmtpError, SmtpSender, SmtpUnavailable, TransientSmtpError
 
 log = logging.getLogger(__name__)
 
@@ -215,12 +215,22 @@ class Notifier:
         """Try every due message once; record sent, retry-later or failed for each."""
         report = SendReport()
         service.refresh(self.es, self.indices)
-        for stored in service.due(self.es, self.indices, self.clock(), limit):
-            self._send_one(sender, stored, report)
+        due = service.due(self.es, self.indices, self.clock(), limit)
+        for position, stored in enumerate(due):
+            down = self._send_one(sender, stored, report)
+            if down is not None:
+                # The server is down or silent: waiting a timeout per email would stall the tick,
+                # so the rest of the batch is recorded as failed with the same cause and retried.
+                for rest in due[position + 1 :]:
+                    self._retry_later(rest, rest.message.attempts + 1, f"not tried: {down}", report)
+                break
         service.refresh(self.es, self.indices)
         return report
 
-    def _send_one(self, sender: SmtpSender, stored: service.Stored, report: SendReport) -> None:
+    def _send_one(
+        self, sender: SmtpSender, stored: service.Stored, report: SendReport
+    ) -> str | None:
+        """Send one message and record the outcome; the error if the server is unavailable."""
         now = self.clock()
         attempts = stored.message.attempts + 1
         claimed = service.update(
@@ -230,7 +240,7 @@ class Notifier:
         )  # fmt: skip
         if claimed is None:
             report.skipped += 1
-            return
+            return None
         mid = stored.message.message_id
         try:
             sender.send(claimed.message)
@@ -240,13 +250,14 @@ class Notifier:
             report.failed += 1
             report.errors.append(f"{mid}: {exc}")
             log.warning("email %s failed permanently: %s", mid, exc)
-            return
+            return None
         except TransientSmtpError as exc:
             self._retry_later(claimed, attempts, str(exc), report)
-            return
+            return str(exc) if isinstance(exc, SmtpUnavailable) else None
         service.update(self.es, self.indices, claimed, status=OutboxStatus.SENT, sent=now,
                        last_error=None)  # fmt: skip
         report.sent += 1
+        return None
 
     def _retry_later(
         self, claimed: service.Stored, attempts: int, error: str, report: SendReport
@@ -255,13 +266,14 @@ class Notifier:
         report.errors.append(f"{claimed.message.message_id}: {error}")
         if attempts >= s.notify_max_attempts:
             service.update(self.es, self.indices, claimed, status=OutboxStatus.FAILED,
+                           attempts=attempts,
                            last_error=f"gave up after {attempts} attempts: {error}")  # fmt: skip
             report.failed += 1
             return
         delay = min(s.notify_retry_base * 2 ** (attempts - 1), s.notify_retry_max)
         service.update(
             self.es, self.indices, claimed, status=OutboxStatus.PENDING, last_error=error,
-            next_attempt=self.clock() + timedelta(seconds=delay),
+            attempts=attempts, next_attempt=self.clock() + timedelta(seconds=delay),
         )  # fmt: skip
         report.retrying += 1
 

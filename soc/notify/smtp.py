@@ -3,7 +3,8 @@
 :func:`build_email` makes the MIME message (text + HTML alternatives, the stable Message-ID);
 every header value is folded to one line first and the ``SMTP`` policy refuses CR/LF in headers
 anyway, so incident data cannot inject headers. :class:`SmtpSender` keeps one connection per batch
-and raises :class:`TransientSmtpError` (server down, slow, 4xx, auth refused: retry later) or
+and raises :class:`TransientSmtpError` (4xx; its subclass :class:`SmtpUnavailable` when the
+server is down, silent or refuses the login: retry later) or
 :class:`PermanentSmtpError` (5xx for this recipient or this message: do not retry). It must not
 touch the outbox; the flows record every outcome.
 """
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 class TransientSmtpError(Exception):
     """The server could not take the message now; a later attempt may succeed."""
+
+
+class SmtpUnavailable(TransientSmtpError):
+    """No usable session at all (down, silent, login refused): every email would fail alike."""
 
 
 class PermanentSmtpError(Exception):
@@ -106,13 +111,13 @@ class SmtpSender:
             raise _classify(code, answer, "recipient refused") from None
         except smtplib.SMTPAuthenticationError as exc:
             self.close_quietly()
-            raise TransientSmtpError(f"authentication refused: {exc.smtp_code}") from None
+            raise SmtpUnavailable(f"authentication refused: {exc.smtp_code}") from None
         except smtplib.SMTPResponseException as exc:
             self._reset()
             raise _classify(exc.smtp_code, exc.smtp_error, "refused") from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close_quietly()
-            raise TransientSmtpError(f"SMTP unavailable: {type(exc).__name__}: {exc}") from None
+            raise SmtpUnavailable(f"SMTP unavailable: {type(exc).__name__}: {exc}") from None
 
     def _reset(self) -> None:
         # After a refusal the session is still usable once RSET clears the transaction.

@@ -66,11 +66,13 @@ def test_a_server_that_never_answers_is_a_retry_not_a_hang(
         slow = notify_settings.model_copy(
             update={"smtp_port": silent.getsockname()[1], "smtp_timeout": 0.5}
         )
-        notifier.notify([notice("cb-1", "04")])
+        notifier.notify([notice("cb-1", "04"), notice("cb-2", "04"), notice("lc-1", "12")])
         with SmtpSender(slow) as sender:
             report = notifier.send_pending(sender)
-    assert (report.sent, report.retrying) == (0, 1)
+    # One timeout, not one per email: the others are recorded with the same cause, untried.
+    assert (report.sent, report.retrying) == (0, 3)
     assert "timed out" in report.errors[0]
+    assert all("not tried: SMTP unavailable" in e for e in report.errors[1:])
 
 
 @pytest.mark.parametrize("language", ["vi", "en"])
