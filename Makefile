@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/soc demo
 
+# Every benchmark under bench/, one report: bench/reports/latest.md (+ latest.json).
+bench: $(STAMP)
+	$(BIN)/python bench/run
+
 test: $(STAMP) lint typecheck
 	$(BIN)/soc es install
 	@scripts/ensure-compose-client.sh
