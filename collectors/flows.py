@@ -81,6 +81,7 @@ class Collector:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.metrics_port: int | None = None
+        self._metrics_server: Any = None
 
     def _source(self, spec: Any) -> Source:
         state = self.config.state_dir
@@ -135,7 +136,7 @@ class Collector:
     def start(self) -> None:
         c = self.config.spec.collector
         if c.metrics_port:
-            server, _thread = start_http_server(
+            server, _thread = self._metrics_server = start_http_server(
                 c.metrics_port, c.metrics_host, registry=self.metrics.registry
             )
             self.metrics_port = int(server.server_address[1])
@@ -167,6 +168,9 @@ class Collector:
         self._stopping.set()
         self.write_status()
         self.spool.close()
+        if self._metrics_server is not None:
+            self._metrics_server[0].shutdown()
+            self._metrics_server[0].server_close()
         return drained
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:

@@ -180,7 +180,10 @@ def test_http_push_with_per_source_token(
     run_collector: Callable[..., Collector], es: Elasticsearch, ready: Indices
 ) -> None:
     port = free_port()
-    c = run_collector([{"id": "push", "type": "http", "port": port, "max_body_mb": 0.01}])
+    c = run_collector(
+        [{"id": "push", "type": "http", "port": port, "max_body_mb": 0.01}],
+        metrics_port=free_port(),
+    )
     batch = b"\n".join(orjson.dumps(app(i, "payment")) for i in range(5)) + b"\n{truncated\n"
     assert _post(port, batch, PUSH_TOKEN) == (200, {"accepted": 6, "events": 5, "deadlettered": 1})
     status, body = _post(port, orjson.dumps(app(99, "otp-gateway")), PUSH_TOKEN, "application/json")
@@ -193,6 +196,13 @@ def test_http_push_with_per_source_token(
     assert "token" in body["detail"]
     assert _post(port, b"x" * 20_000, PUSH_TOKEN)[0] == 413
     assert _post(port, b"\n", PUSH_TOKEN)[0] == 400
+    wait_for(lambda: c.metrics.get("push", "indexed") == 7)
+    with urllib.request.urlopen(f"http://127.0.0.1:{c.metrics_port}/metrics") as resp:
+        scraped = resp.read().decode()
+    labels = 'collector="test-collector",source="push"'
+    assert f"soc_collector_read_total{{{labels}}} 8.0" in scraped
+    assert f"soc_collector_deadlettered_total{{{labels}}} 1.0" in scraped
+    assert f"soc_collector_indexed_total{{{labels}}} 7.0" in scraped
     assert c.stop(drain_timeout=20)
     identity_holds(c, "push")
     assert count(es, ready.events) == 7
