@@ -36,7 +36,8 @@ def _rules_context(page: Page) -> dict[str, Any]:
     stats = alerts.stats_by_rule(page.es, page.indices, since=utcnow() - STATS_SPAN)
     return {"rules": loaded.rules, "load_errors": loaded.errors, "health": health,
             "tuning": tuning, "stats": stats, "now": utcnow(), "upload": None, "text": "",
-            "file_name": "", "backtest": None, "saved": ""}  # fmt: skip
+            "file_name": "", "backtest": None, "saved": "",
+            "rules_root": f"{rules.rules_dir(page.settings)}/"}  # fmt: skip
 
 
 @router.get("/rules", response_class=HTMLResponse)

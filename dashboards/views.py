@@ -41,11 +41,11 @@ router = APIRouter(include_in_schema=False)
 
 def install(app: FastAPI) -> None:
     """Add the console's pages, static files and HTML error handling to ``app``."""
-    router.include_router(board.router)
-    router.include_router(triage.router)
-    router.include_router(incident.router)
-    router.include_router(admin.router)
-    app.include_router(router)
+    # A fresh router per app: create_app may run many times in one process (tests, benchmarks).
+    console = APIRouter(include_in_schema=False)
+    for part in (router, board.router, triage.router, incident.router, admin.router):
+        console.include_router(part)
+    app.include_router(console)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for kind in (SocError, RequestValidationError, HTTPException):
         api_handler = app.exception_handlers[kind]

@@ -21,6 +21,8 @@ from soc.es.templates import setup
 from soc.events.service import event_id, index_events
 from soc.incidents.grouping import group_pending
 from soc.localities import catalogue
+from soc.notify import service as outbox
+from soc.notify.models import OutboxMessage, OutboxStatus, Recipient
 from tests.incidents.factory import T0, make_alert, wards, write
 
 SCRIPT = "<script>window.__xss=1</script>"
@@ -88,6 +90,25 @@ def _anomaly(province: str, ward: str, step: int) -> Alert:
     )  # fmt: skip
 
 
+def _email(incident_id: str) -> OutboxMessage:
+    """An email queued for an incident, its subject carrying the planted title as notify does."""
+    return OutboxMessage(
+        message_id=f"<{incident_id}-new@soc.test>",
+        created=T0 + timedelta(minutes=11),
+        event="new",
+        incident_ids=(incident_id,),
+        province_codes=("01",),
+        recipient=Recipient(address="it-hanoi@soc.test"),
+        subject=f"[soc] critical: {SCRIPT} VNeID login failures",
+        text="see the console",
+        html="<p>see the console</p>",
+        status=OutboxStatus.SENT,
+        attempts=1,
+        next_attempt=T0 + timedelta(minutes=11),
+        sent=T0 + timedelta(minutes=11),
+    )
+
+
 def seed(es: Elasticsearch, indices: Indices, settings: Settings) -> Seeded:
     setup(es, indices)
     hanoi = wards("01", 3)
@@ -115,9 +136,11 @@ def seed(es: Elasticsearch, indices: Indices, settings: Settings) -> Seeded:
         for n in range(3)
     ]  # fmt: skip
     write(es, indices, *queue)
+    xss_id = incident_of(xss)
+    outbox.create(es, indices, _email(xss_id))
     es.indices.refresh(index=f"{indices.prefix}-*")
     return Seeded(
-        xss_incident=incident_of(xss),
+        xss_incident=xss_id,
         anomaly_incident=incident_of(anomalies[0]),
         hcm_incident=incident_of(hcm),
         hcm_title=hcm_title,
