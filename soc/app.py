@@ -36,6 +36,7 @@ from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.incidents import views as incident_views
 from soc.notify import views as notify_views
+from soc.rules import views as rules_views
 from soc.status import views as status_views
 
 API_PREFIX = "/api/v1"
@@ -81,8 +82,9 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     api.include_router(incident_views.router)
     api.include_router(notify_views.router)
     api.include_router(status_views.router)
-    # TODO(issue #7 → detection): /rules (list, enable/disable, upload, test, backtest,
-    # exceptions) once the detection engineer's rules service layer exposes those operations.
+    api.include_router(rules_views.router)
+    # TODO(issue #7 → detection): rule upload with validation, test, backtest and exceptions as
+    # routes, over the same detectors.sigma.service functions `soc rules` uses today.
     api.include_router(_ops)
     app.include_router(api)
     dashboards.install(app)  # the console's pages under / and its /static files

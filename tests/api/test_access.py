@@ -13,6 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from detectors.sigma.service import load
 from soc.auth import service as auth
 from tests.api.conftest import Api
 from tests.api.seed import etag, incident
@@ -20,6 +21,7 @@ from tests.api.seed import etag, incident
 WHO = ("admin", "analyst", "it_right", "it_wrong", "anonymous")
 ALL = frozenset({"admin", "analyst", "it_right", "it_wrong"})
 STAFF = frozenset({"admin", "analyst"})
+ADMIN = frozenset({"admin"})
 IT_TOO = frozenset({"admin", "analyst", "it_right", "it_wrong"})
 
 
@@ -95,6 +97,10 @@ ROUTES = [
     Route("GET", "/localities/status", ALL),
     Route("GET", "/localities/status/01", ALL, scoped=True),
     Route("GET", "/localities/status/history", ALL),
+    Route("GET", "/rules", STAFF),
+    Route("GET", "/rules/{rule}", STAFF),
+    Route("POST", "/rules/{rule}/disable", ADMIN),
+    Route("POST", "/rules/{rule}/enable", ADMIN),
     Route("GET", "/auth/me", ALL),
     Route("GET", "/auth/tokens", ALL),
     Route("POST", "/auth/tokens", ALL, body=lambda _: {"label": "ci"}, ok=201),
@@ -138,7 +144,8 @@ def _call(api: Api, route: Route, who: str, shared: dict[str, str]) -> httpx2.Re
 @pytest.fixture(scope="module")
 def shared(shared_api: Api) -> dict[str, str]:
     made, other = incident(shared_api, "01"), incident(shared_api, "01")
-    return {"incident": made.id, "alert": made.alert_ids[0], "other": other.id}
+    rule = load(settings=shared_api.settings).runnable[0].id
+    return {"incident": made.id, "alert": made.alert_ids[0], "other": other.id, "rule": rule}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")

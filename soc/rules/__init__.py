@@ -1,0 +1,1 @@
+"""The API face of the detection rules; the rules themselves live in ``detectors.sigma``."""
