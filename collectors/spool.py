@@ -55,6 +55,7 @@ class Position:
 class Batch:
     records: tuple[Record, ...]
     end: Position
+    size: int = 0
 
 
 class Spool:
@@ -73,6 +74,10 @@ class Spool:
         self.segment_bytes = segment_bytes
         self._lock = threading.Condition()
         self._cursor = self._load_cursor()
+        # Records decoded but not yet committed: a batch filling up is decoded once, not per wait.
+        self._buf: list[Record] = []
+        self._buf_end = self._cursor
+        self._buf_size = 0
         existing = self._segments()
         self._write_seg = max([*existing, self._cursor.segment]) + 1
         self._write_fd = self._open_segment(self._write_seg)
@@ -114,10 +119,17 @@ class Spool:
         deadline = time.monotonic() + wait
         with self._lock:
             while True:
-                batch = self._read_locked(max_records, max_bytes)
+                if len(self._buf) < max_records and self._buf_size < max_bytes:
+                    more = self._read_locked(
+                        self._buf_end, max_records - len(self._buf), max_bytes - self._buf_size
+                    )
+                    self._buf.extend(more.records)
+                    self._buf_end = more.end
+                    self._buf_size += more.size
                 remaining = deadline - time.monotonic()
-                if len(batch.records) >= max_records or remaining <= 0 or self._closed:
-                    return batch
+                full = len(self._buf) >= max_records or self._buf_size >= max_bytes
+                if full or remaining <= 0 or self._closed:
+                    return Batch(tuple(self._buf), self._buf_end, self._buf_size)
                 self._lock.wait(min(remaining, 0.05))
 
     def commit(self, end: Position) -> None:
@@ -127,6 +139,7 @@ class Spool:
             tmp.write_bytes(orjson.dumps({"segment": end.segment, "offset": end.offset}))
             tmp.replace(self.dir / "cursor.json")
             self._cursor = end
+            self._buf, self._buf_end, self._buf_size = [], end, 0
             for seg in self._segments():
                 if seg < end.segment:
                     (self.dir / _name(seg)).unlink(missing_ok=True)
@@ -136,15 +149,14 @@ class Spool:
         """Records not yet acknowledged, per source (read once at start-up, for the accounting)."""
         counts: dict[str, int] = {}
         with self._lock:
-            cursor = self._cursor
+            at = self._cursor
             while True:
-                batch = self._read_locked(10_000, 64 * 1024 * 1024)
+                batch = self._read_locked(at, 10_000, 64 * 1024 * 1024)
                 if not batch.records:
                     break
                 for record in batch.records:
                     counts[record.source_id] = counts.get(record.source_id, 0) + 1
-                self._cursor = batch.end
-            self._cursor = cursor
+                at = batch.end
         return counts
 
     def pending_bytes(self) -> int:
@@ -163,9 +175,9 @@ class Spool:
             self._lock.notify_all()
 
     # ------------------------------------------------------------------ internals
-    def _read_locked(self, max_records: int, max_bytes: int) -> Batch:
+    def _read_locked(self, start: Position, max_records: int, max_bytes: int) -> Batch:
         records: list[Record] = []
-        seg, off = self._cursor.segment, self._cursor.offset
+        seg, off = start.segment, start.offset
         used = 0
         for current in [s for s in self._segments() if s >= seg]:
             if current != seg:
@@ -179,8 +191,8 @@ class Spool:
                     off += len(line)
                     used += len(line)
                     if len(records) >= max_records or used >= max_bytes:
-                        return Batch(tuple(records), Position(seg, off))
-        return Batch(tuple(records), Position(seg, off))
+                        return Batch(tuple(records), Position(seg, off), used)
+        return Batch(tuple(records), Position(seg, off), used)
 
     def _segments(self) -> list[int]:
         return sorted(int(p.name[4:-6]) for p in self.dir.glob("seg-*.spool"))
