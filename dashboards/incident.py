@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards import charts
 from dashboards.pages import Page, PageDep, form, render
+from soc import problems
 from soc.alerts import service as alerts
 from soc.alerts.models import Detector
 from soc.deps import client_ip
@@ -41,13 +42,47 @@ def listing(
     status: IncidentStatus | None = None,
     open_only: Annotated[bool, Query(alias="open")] = True,
     q: Annotated[str | None, Query(max_length=256)] = None,
+    done: Annotated[int | None, Query(ge=0)] = None,
 ) -> HTMLResponse:
     flt = incidents.IncidentFilter(
         status=status.value if status else None, open_only=open_only and status is None,
         q=q or None, size=100,
     )  # fmt: skip
     found = incidents.search(page.es, page.indices, flt, user=page.user)
-    return render(page, "incidents.html", found=found, status=status, open_only=open_only, q=q)
+    return render(page, "incidents.html", found=found, status=status, open_only=open_only, q=q,
+                  done=done, statuses=list(IncidentStatus))  # fmt: skip
+
+
+@router.post("/incidents/bulk")
+async def bulk(request: Request, page: PageDep) -> Response:
+    """Move or assign many incidents at once; each applies on its own, failures are listed."""
+    posted = await form(request, page)
+    page.require_triage()
+    ids = [i for i in posted.all("ids") if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", i)]
+    if not ids or len(ids) > 100:
+        raise RequestError("select 1 to 100 incidents")
+    now, name = utcnow(), page.user.name
+    if posted.get("action") == "assign":
+        assignee = posted.get("assignee").strip() or None
+        if assignee is not None and not _valid_assignee(assignee):
+            raise RequestError("assignee: letters, digits and . _ @ - only, at most 128")
+        apply: flows.Change = lambda i: lifecycle.assign(i, assignee, actor=name, now=now)  # noqa: E731
+        action = "assign"
+    else:
+        try:
+            to = IncidentStatus(posted.get("to"))
+        except ValueError:
+            raise RequestError("choose the status to move to") from None
+        apply = lambda i: lifecycle.transition(i, to, actor=name, now=now)  # noqa: E731
+        action = "transition"
+    results = flows.bulk(page.es, page.indices, ids, caller=flows.Caller(page.user,
+                         client_ip(request)), action=action, apply=apply,
+                         status_of=problems.status_of)  # fmt: skip
+    failed = [f"{r.id}: {r.detail}" for r in results if not r.ok]
+    ok = len(results) - len(failed)
+    if failed:
+        return render(page, "bulk_result.html", 409, ok=ok, failed=failed, back="/incidents")
+    return RedirectResponse(f"/incidents?done={ok}", status_code=303)
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)

@@ -20,8 +20,6 @@ from soc.localities import catalogue
 from tests.dashboards.conftest import PASSWORD, SCREENSHOTS, Console
 from tests.dashboards.seed import IMG, SCRIPT
 
-pytestmark = pytest.mark.timeout(120)
-
 FIXED_RULE = """title: Uploaded VNeID login failure
 id: 7f1b9d7e-0000-4000-8000-000000000001
 status: test
@@ -174,6 +172,16 @@ def test_bulk_triage_with_the_keyboard_and_the_buttons(console: Console, login: 
         "false_positive", timeout=10_000
     )
     expect(page.locator("#live")).to_be_visible()
+    # Incidents in bulk: two provinces' incidents assigned at once.
+    page.goto("/incidents")
+    for incident_id in (console.data.xss_incident, console.data.hcm_incident):
+        page.locator(f"#incidents tr[data-id='{incident_id}'] input[type=checkbox]").check()
+    page.fill("#incident-bulk input[name=assignee]", "duty-analyst")
+    page.click("#bulk-assign")
+    expect(page.locator(".flash.good")).to_contain_text("2")
+    for incident_id in (console.data.xss_incident, console.data.hcm_incident):
+        stored = incidents.get(console.es, console.indices, incident_id, user=None)
+        assert stored.assignee == "duty-analyst"
 
 
 def test_an_incident_moves_through_its_lifecycle_with_its_evidence(
