@@ -20,6 +20,7 @@ from email.utils import parseaddr
 
 from elasticsearch import Elasticsearch
 
+from soc.alerts.models import Severity
 from soc.config import Settings
 from soc.errors import RouteError
 from soc.es.indices import Indices
@@ -114,24 +115,36 @@ class Notifier:
         # Emails each recipient got in the window, counted once per batch and then kept up to date
         # here: searching after every write would need a refresh per email.
         recent: dict[str, int] = {}
+        wanted: list[tuple[str, IncidentNotice, Recipient]] = []
         for notice in notices:
             recipients = self.routes.recipients(notice)
             if not recipients:
                 report.unrouted.append(notice.incident_id)
             for recipient in recipients:
-                self._queue(notice, recipient, report, recent)
+                key = notice.event_key
+                mid = message_id(notice.incident_id, key, recipient.address, self._domain)
+                wanted.append((mid, notice, recipient))
+        # A scheduler asks about the same incidents every tick: skip what is queued already in
+        # one multi-get instead of rendering and refusing each email again.
+        queued = service.existing(self.es, self.indices, [mid for mid, _, _ in wanted])
+        for mid, notice, recipient in wanted:
+            if mid in queued:
+                report.duplicates += 1
+                continue
+            queued.add(mid)
+            self._queue(mid, notice, recipient, report, recent)
         service.refresh(self.es, self.indices)
         return report
 
     def _queue(
         self,
+        mid: str,
         notice: IncidentNotice,
         recipient: Recipient,
         report: NotifyReport,
         recent: dict[str, int],
     ) -> None:
         validate_only_own_provinces(self.routes, recipient.address, [notice])
-        mid = message_id(notice.incident_id, notice.event_key, recipient.address, self._domain)
         now = self.clock()
         rendered = self.renderer.notice(notice, recipient)
         if recipient.address not in recent:
@@ -336,17 +349,17 @@ _FIRST_STEPS = {"otp-gateway": "otp", "vneid": "login", "portal-sync": "sync",
                 "web-portal": "web-attack", "national-portal": "outage"}  # fmt: skip
 
 
-def incident_notices(notifier: Notifier, incident: Incident) -> list[IncidentNotice]:
-    """The notices an incident's current state implies. Asking again is harmless: each one has a
-    stable Message-ID per recipient, so only what was never queued is queued."""
+def incident_notices(
+    notifier: Notifier, incident: Incident, earlier: Sequence[Severity] | None = None
+) -> list[IncidentNotice]:
+    """The notices an incident's current state implies, given the severities of the emails already
+    queued for it (looked up when not given). Asking again is harmless: each notice has a stable
+    Message-ID per recipient, so only what was never queued is queued."""
     if incident.parent_id is not None:
         return []  # its parent speaks for every commune: one email, not one per commune
-    earlier = [
-        n.severity
-        for s in service.listing(notifier.es, notifier.indices, incident_id=incident.id)
-        for n in s.message.notices
-        if n.incident_id == incident.id
-    ]
+    if earlier is None:
+        found_before = service.notified_severities(notifier.es, notifier.indices, [incident.id])
+        earlier = found_before.get(incident.id, [])
     if incident.status is IncidentStatus.FALSE_POSITIVE:
         return []
     if incident.status is IncidentStatus.RESOLVED:
@@ -364,5 +377,7 @@ def incident_notices(notifier: Notifier, incident: Incident) -> list[IncidentNot
 
 def notify_incidents(notifier: Notifier, incidents: Iterable[Incident]) -> NotifyReport:
     """Queue whatever emails these incidents call for (new, raised, escalated, resolved)."""
-    notices = [n for incident in incidents for n in incident_notices(notifier, incident)]
+    items = list(incidents)
+    before = service.notified_severities(notifier.es, notifier.indices, [i.id for i in items])
+    notices = [n for i in items for n in incident_notices(notifier, i, before.get(i.id, []))]
     return notifier.notify(notices)

@@ -9,12 +9,15 @@ claim one email. This module must not render, route or talk SMTP.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
+from soc.alerts.models import Severity
 from soc.es.indices import Indices
 from soc.notify.models import OutboxMessage, OutboxStatus
 
@@ -98,6 +101,34 @@ def refresh(es: Elasticsearch, indices: Indices) -> None:
     """Make every write so far visible to searches: once per batch, never per message (a refresh
     per write made queueing 30 times slower on a busy node)."""
     es.indices.refresh(index=indices.outbox)
+
+
+def existing(es: Elasticsearch, indices: Indices, message_ids: Iterable[str]) -> set[str]:
+    """Which of these Message-IDs are already in the outbox (one real-time multi-get)."""
+    wanted = {doc_id(m): m for m in message_ids}
+    if not wanted:
+        return set()
+    resp = es.mget(index=indices.outbox, ids=list(wanted), source=False)
+    return {wanted[d["_id"]] for d in resp["docs"] if d.get("found")}
+
+
+def notified_severities(
+    es: Elasticsearch, indices: Indices, incident_ids: Sequence[str]
+) -> dict[str, list[Severity]]:
+    """The severities each incident had in the emails queued for it so far."""
+    if not incident_ids:
+        return {}
+    resp = es.search(
+        index=indices.outbox,
+        query={"terms": {"incident.id": list(incident_ids)}},
+        source_includes=["body.notices.incident_id", "body.notices.severity"],
+        size=10_000,
+    )
+    found: dict[str, list[Severity]] = defaultdict(list)
+    for hit in resp["hits"]["hits"]:
+        for notice in hit["_source"].get("body", {}).get("notices", []):
+            found[notice["incident_id"]].append(Severity(notice["severity"]))
+    return dict(found)
 
 
 def get(es: Elasticsearch, indices: Indices, message_id: str) -> Stored | None:
