@@ -18,6 +18,7 @@ from dashboards import flows
 from dashboards.pages import Page, PageDep, form, render
 from detectors.sigma import service as rules
 from soc.alerts import service as alerts
+from soc.errors import NotFound, RequestError, RuleError, UnknownRuleError
 from soc.incidents.models import utcnow
 from soc.notify import service as outbox
 from soc.notify.models import OutboxStatus
@@ -66,9 +67,17 @@ async def upload(request: Request, page: PageDep) -> Response:
 async def rule_action(request: Request, page: PageDep, rule_id: str, action: str) -> Response:
     await form(request, page)
     page.require_admin()
-    rule = rules.load(settings=page.settings).get(rule_id)
+    try:
+        rule = rules.load(settings=page.settings).get(rule_id)
+    except UnknownRuleError:
+        raise NotFound(f"no rule {rule_id[:80]!r}") from None
     if action == "backtest":
-        result = rules.backtest(es=page.es, settings=page.settings, rule=rule, since=BACKTEST_SPAN)
+        try:
+            result = rules.backtest(
+                es=page.es, settings=page.settings, rule=rule, since=BACKTEST_SPAN
+            )
+        except RuleError as exc:
+            raise RequestError(f"backtest failed: {exc}") from None
         context = _rules_context(page)
         context["backtest"] = result
         return render(page, "rules.html", **context)

@@ -235,6 +235,13 @@ def test_an_uploaded_rule_with_an_error_shows_the_error_in_place(
     assert (uploaded / "broken-rule.yml").read_text(encoding="utf-8") == FIXED_RULE
     row.locator("button", has_text="Enable").click()
     expect(row.locator("td.enabled")).to_have_text("Enabled")
+    row.locator("button", has_text="Backtest").click()
+    expect(page.locator("#backtest")).to_contain_text("7f1b9d7e-0000-4000-8000-000000000001")
+    token = page.locator("#upload-form input[name=csrf_token]").input_value()
+    missing = page.request.post(
+        f"{console.url}/rules/no-such-rule/enable", form={"csrf_token": token}, max_redirects=0
+    )
+    assert missing.status == 404
 
 
 def test_planted_script_in_events_and_alerts_is_shown_as_text(
