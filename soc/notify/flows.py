@@ -176,12 +176,21 @@ class Notifier:
             report.queued += 1
             recent[recipient.address] += 1
 
-    def _recent(self, recipient: Recipient, now: datetime) -> int:
-        since = now - timedelta(seconds=self.settings.notify_rate_window)
+    def _recent(self, recipient: Recipient, now: datetime, seconds: float | None = None) -> int:
+        since = now - timedelta(seconds=seconds or self.settings.notify_rate_window)
         return service.count_recent(self.es, self.indices, recipient.address, since)
 
+    def _digest_allowed(self, recipient: Recipient, now: datetime) -> bool:
+        """Under the limit again, or nothing sent for window/limit seconds. The second condition
+        bounds how long a held notice waits (10 minutes with the defaults) during a long storm,
+        while the recipient still gets at most about ``limit`` digests per window."""
+        s = self.settings
+        if self._recent(recipient, now) < s.notify_rate_limit:
+            return True
+        return self._recent(recipient, now, s.notify_rate_window / s.notify_rate_limit) == 0
+
     def flush_digests(self) -> int:
-        """One digest per recipient for its held messages, once its rate limit allows."""
+        """One digest per recipient for its held messages, as soon as it may have one."""
         by_recipient: dict[str, list[service.Stored]] = defaultdict(list)
         service.refresh(self.es, self.indices)
         for stored in service.held(self.es, self.indices):
@@ -190,7 +199,7 @@ class Notifier:
         now = self.clock()
         for group in by_recipient.values():
             recipient = group[0].message.recipient
-            if self._recent(recipient, now) >= self.settings.notify_rate_limit:
+            if not self._digest_allowed(recipient, now):
                 continue
             self._digest(recipient, group, now)
             made += 1
