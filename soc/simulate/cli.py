@@ -206,6 +206,7 @@ def evaluate_cmd(
             "precision": result.precision, "recall": result.recall,
             "alerts": result.alerts_total, "false_alerts": len(result.false_alerts),
             "by_kind": result.by_kind(),
+            "false_by_rule": result.false_by_rule(),
             "scenarios": [{"id": o.scenario_id, "kind": o.kind, "detected": o.detected,
                            "time_to_detect_s": o.time_to_detect.total_seconds()
                            if o.time_to_detect is not None else None,
@@ -333,6 +334,8 @@ def _print_evaluation(result: Evaluation) -> None:
     from rich.table import Table  # cells are escaped: labels files are user-edited
 
     table = Table("scenario", "kind", "result", "time to detect", "alerts")
+    for column in table.columns[:2]:
+        column.overflow = "fold"  # ids are what people look up: wrap them, never cut them
     for o in result.outcomes:
         ttd = str(o.time_to_detect) if o.time_to_detect is not None else "—"
         verdict = "detected" if o.detected else "[red]missed[/]"
@@ -344,6 +347,9 @@ def _print_evaluation(result: Evaluation) -> None:
         kinds.add_row(escape(row["kind"]), str(row["scenarios"]), str(row["detected"]),
                       f"{row['recall']:.0%}", ttd)  # fmt: skip
     out.print(kinds)
+    noisy = ", ".join(f"{escape(rule)} {n}" for rule, n in result.false_by_rule().items())
+    if noisy:
+        out.print(f"false alerts by rule: {noisy}", highlight=False)
     precision = f"{result.precision:.1%}" if result.precision is not None else "— (no alerts)"
     recall = f"{result.recall:.1%}" if result.recall is not None else "— (no scenarios)"
     out.print(f"alerts: {result.alerts_total}, false alerts (outside any scenario): "

@@ -13,7 +13,7 @@ overlaps the scenario's time plus a grace period for late detectors.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
@@ -79,6 +79,11 @@ class Evaluation:
         if not self.outcomes:
             return None
         return sum(o.detected for o in self.outcomes) / len(self.outcomes)
+
+    def false_by_rule(self) -> dict[str, int]:
+        """False alerts per rule, noisiest first: where tuning pays off."""
+        counts = Counter(a.rule for a in self.false_alerts)
+        return dict(counts.most_common())
 
     def by_kind(self) -> list[dict[str, Any]]:
         """One row per scenario kind: scenarios, detected, recall, median time to detect."""

@@ -69,6 +69,7 @@ def test_detected_missed_false_and_time_to_detect(
     assert len(result.false_alerts) == 2
     assert result.precision == 0.5
     assert result.recall == 2 / 3
+    assert result.false_by_rule() == {"vneid-failures": 1, "otp-brute": 1}
 
     runner = CliRunner()
     env = {"SOC_ES_URL": es_url_of(es), "SOC_INDEX_PREFIX": ready.prefix}
