@@ -4,7 +4,8 @@ real collector reading the simulator's log files.
 A short history, fast intervals and a scenario every 10 s from second 5. The test waits until an
 injected scenario produced an alert, an incident and an email in the sink; kills ``soc detect`` with
 SIGKILL (the supervisor must restart it, and detection must go on without doubling anything);
-then sends SIGINT and checks that the supervisor and every child exited.
+holds the SMTP sink down for a while (emails wait in the outbox and are retried, then delivered
+exactly once); then sends SIGINT and checks that the supervisor and every child exited.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def demo(es_url: str, prefix: str, tmp_path: Path) -> Any:
         "SOC_ES_URL": es_url, "SOC_INDEX_PREFIX": prefix, "SOC_VAR_DIR": str(tmp_path),
         "SOC_API_PORT": str(free_port()), "SOC_SMTP_PORT": str(free_port()),
         "SOC_DETECT_TICK": "2", "SOC_DETECT_SETTLE": "1", "SOC_DEMO_PIPELINE_TICK": "1",
-        "SOC_DEMO_STOP_TIMEOUT": "10", "SOC_NOTIFY_RETRY_BASE": "1",
+        "SOC_DEMO_STOP_TIMEOUT": "10", "SOC_NOTIFY_RETRY_BASE": "1", "SOC_NOTIFY_RETRY_MAX": "5",
+        # Scenarios every 10 s would otherwise hit the per-recipient rate limit (digests).
+        "SOC_NOTIFY_RATE_LIMIT": "10000",
         "SOC_SIMULATE_PUSH_TOKEN": "", "SOC_AUTH_DEMO_PASSWORD": "",
     }  # fmt: skip
     env = {k: v for k, v in env.items() if v != ""}
@@ -107,6 +110,11 @@ def demo(es_url: str, prefix: str, tmp_path: Path) -> Any:
             proc.kill()
             proc.wait(30)
         out.close()
+
+
+def count(es: Elasticsearch, index: str, query: dict[str, Any]) -> int:
+    es.indices.refresh(index=index)
+    return int(es.count(index=index, query=query)["count"])
 
 
 def pids(var: Path) -> dict[str, int]:
@@ -127,6 +135,7 @@ def first_complete(es: Elasticsearch, indices: Indices, var: Path) -> Timing | N
     return None
 
 
+@pytest.mark.timeout(600)
 def test_demo_runs_the_whole_path_and_stops_cleanly(
     demo: Any, es: Elasticsearch, prefix: str
 ) -> None:
@@ -158,6 +167,24 @@ def test_demo_runs_the_whole_path_and_stops_cleanly(
         return int(es.count(index=indices.alerts, query=newer)["count"]) > 0
 
     wait_for("an alert from the restarted detector", alert_after_restart, 150, proc)
+
+    # Drill: the SMTP sink down for a while; emails wait in the outbox, then go exactly once.
+    hold = var / "demo" / "hold"
+    hold.mkdir(exist_ok=True)
+    (hold / "smtp-sink").touch()
+    os.killpg(pids(var)["smtp-sink"], signal.SIGKILL)
+    time.sleep(12)
+    (hold / "smtp-sink").unlink()
+    back = int(time.time() * 1000)
+
+    def outbox_drained() -> bool:
+        queued_before = {"bool": {"filter": {"range": {"@timestamp": {"lte": back}}},
+                                  "must_not": {"exists": {"field": "sent"}}}}  # fmt: skip
+        return count(es, indices.outbox, queued_before) == 0
+
+    wait_for("every queued email sent after the sink came back", outbox_drained, 120, proc)
+    retried = count(es, indices.outbox, {"range": {"attempts": {"gt": 1}}})
+    assert retried > 0, "no email was attempted while the sink was down"
     running = pids(var)
 
     proc.send_signal(signal.SIGINT)
@@ -176,5 +203,5 @@ def test_demo_runs_the_whole_path_and_stops_cleanly(
     caught = Counter(msg["Message-ID"] for msg in mailbox.Maildir(var / "mail", create=False))
     assert caught
     assert max(caught.values()) == 1, caught.most_common(3)
-    sent = es.count(index=indices.outbox, query={"exists": {"field": "sent"}})["count"]
+    sent = count(es, indices.outbox, {"exists": {"field": "sent"}})
     assert sent == sum(caught.values())
