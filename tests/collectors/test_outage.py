@@ -5,7 +5,6 @@ number of lines written. Nothing lost, nothing doubled."""
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,14 +69,12 @@ def test_outage_loses_nothing_and_doubles_nothing(node: LocalNode, tmp_path: Pat
         wait_for(lambda: collector.metrics.get("tail", "read") == 3000, timeout=30)
         wait_for(lambda: collector.metrics.get("tail", "retries") >= 2, timeout=30)
         assert collector.spool.pending_bytes() > 0
-        down_at = time.monotonic()
         node.start()
         wait_until_healthy(es, timeout=60)
         # A bulk cut off by the stop may have been applied without an answer: its replay finds
         # the events there (409, counted as duplicates), which is exactly what must not double.
         shipped = ("indexed", "duplicates")
-        wait_for(lambda: sum(collector.metrics.get("tail", k) for k in shipped) == 3000, 90)
-        assert time.monotonic() - down_at < 90
+        wait_for(lambda: sum(collector.metrics.get("tail", k) for k in shipped) == 3000, 180)
     finally:
         assert collector.stop(drain_timeout=30)
     assert count(es, indices.events) == 3000
