@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from detectors.anomaly import scoring
-from detectors.anomaly.features import Features, Key, Level
+from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
 from detectors.anomaly.scoring import Deviation
 from detectors.anomaly.silence import CollectorSilence, Silence
 from detectors.base import iso
@@ -81,6 +81,8 @@ def place(key: Key) -> Place:
 
 
 def service_label(service: str) -> str:
+    if service == ALL_SERVICES:
+        return "all services"
     try:
         return Service(service).label_en
     except ValueError:
@@ -181,6 +183,19 @@ def deviation_alert(
     )
 
 
+def _what(key: Key) -> str:
+    if key.service == ALL_SERVICES:
+        return "events of any service"
+    return f"{service_label(key.service)} events"
+
+
+def _entity(key: Key) -> Entity:
+    """The service, or the whole locality when every one of its services fell silent."""
+    if key.service == ALL_SERVICES:
+        return Entity(type="locality", value=key.ward or key.province)
+    return Entity(type="service", value=key.service)
+
+
 def silence_alert(s: Silence, score: float, window: Window, created: datetime) -> Alert:
     where = place(s.key)
     minutes = (window.end - s.since).total_seconds() / 60
@@ -214,14 +229,14 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         severity=severity("outage", score, s.key),
         title=f"{TITLES['outage']}: {service_label(s.key.service)}, {_where(where)}",
         summary=(
-            f"No {service_label(s.key.service)} events from {_where(where)} for "
+            f"No {_what(s.key)} from {_where(where)} for "
             f"{minutes:.0f} min (since {iso(s.since)}); about {s.expected:.0f} were "
             f"expected at this hour of the week.{heard}"
         ),
         window=window,
         place=where,
-        service=s.key.service,
-        entity=Entity(type="service", value=s.key.service),
+        service=None if s.key.service == ALL_SERVICES else s.key.service,
+        entity=_entity(s.key),
         group=group(s.key),
         count=0,
         score=score,

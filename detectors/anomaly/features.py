@@ -23,6 +23,9 @@ from detectors.base import iso
 from soc.es.indices import Indices
 
 HEARTBEAT_DATASET = "collector.heartbeat"
+#: The service of a key that counts every service of its locality: a one-stop shop that stops
+#: sending anything is a stronger signal than each of its small services alone.
+ALL_SERVICES = "*"
 PAGE_SIZE = 5000
 #: Every composite page re-reads the matching events, so fewer, bigger pages are faster:
 #: count-only pages stay under Elasticsearch's default bucket limit (65,536), totals pages (with
@@ -126,7 +129,9 @@ def _metrics(training: bool) -> dict[str, Any]:
     return aggs
 
 
-def _sources(level: Level, bucket: timedelta | None) -> list[dict[str, Any]]:
+def _sources(
+    level: Level, bucket: timedelta | None, by_service: bool = True
+) -> list[dict[str, Any]]:
     """Composite sources: the time bucket (none for totals), province, commune, service."""
     sources: list[dict[str, Any]] = []
     if bucket is not None:
@@ -136,7 +141,8 @@ def _sources(level: Level, bucket: timedelta | None) -> list[dict[str, Any]]:
     sources.append({"province": {"terms": {"field": "locality.province.code"}}})
     if level is Level.COMMUNE:
         sources.append({"ward": {"terms": {"field": "locality.ward.code"}}})
-    sources.append({"service": {"terms": {"field": "service.name"}}})
+    if by_service:
+        sources.append({"service": {"terms": {"field": "service.name"}}})
     return sources
 
 
@@ -264,14 +270,20 @@ def totals(
 
 
 def hourly_counts(
-    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, level: Level
+    es: Elasticsearch,
+    indices: Indices,
+    start: datetime,
+    end: datetime,
+    level: Level,
+    *,
+    by_service: bool = True,
 ) -> Iterator[tuple[Key, datetime, int]]:
     """``(key, hour, events)`` for every key and hour with traffic: counts only, so a week of
     3,321 communes pages quickly (big pages, no sub-aggregations)."""
     query = traffic_query(start, end, level)
     index = event_indices(indices, start, end)
-    sources = _sources(level, timedelta(hours=1))
+    sources = _sources(level, timedelta(hours=1), by_service)
     for raw in composite_pages(es, index, query, sources, None, size=COUNT_PAGE_SIZE):
         k = raw["key"]
-        key = Key(level, str(k["province"]), k.get("ward"), str(k["service"]))
+        key = Key(level, str(k["province"]), k.get("ward"), str(k.get("service", ALL_SERVICES)))
         yield key, datetime.fromtimestamp(int(k["bucket"]) / 1000, tz=UTC), int(raw["doc_count"])

@@ -60,7 +60,8 @@ def training_data(
     while day < end:
         stop = min(end, day + timedelta(days=1))
         for level in Level:
-            hourly.extend(hourly_counts(es, indices, day, stop, level))
+            for by_service in (True, False):
+                hourly.extend(hourly_counts(es, indices, day, stop, level, by_service=by_service))
         if progress:
             progress(int((stop - day) / timedelta(hours=1)))
         day = stop

@@ -73,8 +73,6 @@ def volume(
     """
     d = max(dispersion, 1.0)
     scaled = expected / d
-    low = d * float(stats.poisson.ppf(alpha, scaled)) if expected > 0 else 0.0
-    high = d * float(stats.poisson.isf(alpha, scaled)) if expected > 0 else 0.0
     kind, p = "", 1.0
     # A surge needs volume as well as a ratio: 5 logins in a quiet night hour are one user.
     if row.count >= SURGE_FACTOR * max(expected, min_events):
@@ -83,6 +81,9 @@ def volume(
         kind, p = "traffic-drop", float(stats.poisson.cdf(row.count / d, scaled))
     if not kind or p >= alpha:
         return None
+    # The band is only worked out for a deviation: scipy's quantiles are the costly part.
+    low = d * float(stats.poisson.ppf(alpha, scaled)) if expected > 0 else 0.0
+    high = d * float(stats.poisson.isf(alpha, scaled)) if expected > 0 else 0.0
     return Deviation(
         "count",
         kind,

@@ -25,7 +25,14 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from detectors.anomaly.baseline.model import MIN_HISTORY_HOURS, Model
-from detectors.anomaly.features import Key, Level, composite_pages, event_indices, traffic_query
+from detectors.anomaly.features import (
+    ALL_SERVICES,
+    Key,
+    Level,
+    composite_pages,
+    event_indices,
+    traffic_query,
+)
 from detectors.base import iso
 from soc.es.indices import Indices
 
@@ -53,13 +60,20 @@ class CollectorSilence:
 
 
 def last_seen(
-    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, level: Level
+    es: Elasticsearch,
+    indices: Indices,
+    start: datetime,
+    end: datetime,
+    level: Level,
+    *,
+    by_service: bool = True,
 ) -> dict[Key, datetime]:
     """The time of the last traffic event of every key with one in ``[start, end)``."""
     sources: list[dict[str, Any]] = [{"province": {"terms": {"field": "locality.province.code"}}}]
     if level is Level.COMMUNE:
         sources.append({"ward": {"terms": {"field": "locality.ward.code"}}})
-    sources.append({"service": {"terms": {"field": "service.name"}}})
+    if by_service:
+        sources.append({"service": {"terms": {"field": "service.name"}}})
     seen: dict[Key, datetime] = {}
     pages = composite_pages(
         es,
@@ -70,7 +84,7 @@ def last_seen(
     )
     for row in pages:
         k = row["key"]
-        key = Key(level, str(k["province"]), k.get("ward"), str(k["service"]))
+        key = Key(level, str(k["province"]), k.get("ward"), str(k.get("service", ALL_SERVICES)))
         seen[key] = datetime.fromtimestamp(float(row["last"]["value"]) / 1000, tz=UTC)
     return seen
 
@@ -99,7 +113,9 @@ def find(
     since_floor = bucket_end - lookback
     seen: dict[Key, datetime] = {}
     for level in Level:
-        seen.update(last_seen(es, indices, since_floor, bucket_end, level))
+        for by_service in (True, False):
+            found = last_seen(es, indices, since_floor, bucket_end, level, by_service=by_service)
+            seen.update(found)
     heard = heard_collectors(es, indices, bucket_start, bucket_end)
     outages: list[Silence] = []
     for key in model.baselines:

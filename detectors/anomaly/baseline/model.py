@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from detectors.anomaly.features import RATIOS, Features, Key, Level
+from detectors.anomaly.features import ALL_SERVICES, RATIOS, Features, Key, Level
 
 #: Bumped whenever the persisted shape or the meaning of a field changes.
 MODEL_VERSION = 1
@@ -150,6 +150,7 @@ def fit(
         by_key[key].append((hour, count))
     rows = {row.key: row for row in totals}
     priors = _priors(rows.values())
+    rows.update(_all_services(by_key, rows))
     exposures = {service: _exposure(shape, start, end) for service, shape in shapes.items()}
     flat = _exposure(None, start, end)
     baselines = {
@@ -179,6 +180,25 @@ def _now_ms() -> datetime:
     # Persisted times have millisecond precision; a loaded model must equal the saved one.
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _all_services(
+    by_key: dict[Key, list[tuple[datetime, int]]], rows: dict[Key, Features]
+) -> dict[Key, Features]:
+    """Totals of the all-services keys (counted hourly only), with their services' collectors."""
+    collectors: dict[tuple[Level, str, str | None], set[str]] = defaultdict(set)
+    for key, row in rows.items():
+        collectors[(key.level, key.province, key.ward)].update(row.collectors)
+    return {
+        key: Features(
+            key,
+            min(h for h, _ in hours),
+            sum(c for _, c in hours),
+            collectors=tuple(sorted(collectors[(key.level, key.province, key.ward)])),
+        )
+        for key, hours in by_key.items()
+        if key.service == ALL_SERVICES and hours
+    }
 
 
 def _priors(rows: Iterable[Features]) -> dict[str, dict[str, float]]:

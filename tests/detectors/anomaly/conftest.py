@@ -5,6 +5,8 @@ Communes of Hà Nội (01) with two services each:
 - B: busy; its collector ``col-b`` stops at ``T+1h`` (no events, no heartbeats).
 - C: small (3 requests an hour by day).
 - D: busy; its one-stop-shop traffic stops at ``T+1h`` while ``col-a`` keeps beating.
+- E: small (4 + 2 an hour); everything stops at ``T+1h``: each service alone is too small to
+  prove a silence within the look-back, the commune as a whole is not.
 The model is trained on the week before ``T`` (a Monday, 07:00 in Vietnam).
 """
 
@@ -43,13 +45,14 @@ class World:
 
 
 def _series() -> dict[str, Series]:
-    a, b, c, d = wards("01", 4)
+    a, b, c, d, e = wards("01", 5)
     out: dict[str, Series] = {}
     for name, ward, collector, day, night in (
         ("A", a, "col-a", 100, 2),
         ("B", b, "col-b", 60, 1),
         ("C", c, "col-a", 3, 0.2),
         ("D", d, "col-a", 60, 1),
+        ("E", e, "col-a", 4, 0.07),
     ):
         out[name] = Series(ward, "one-stop-shop", collector, day, night)
         out[name + "otp"] = Series(ward, "otp-gateway", collector, day / 2, night, 0.03)
@@ -60,7 +63,7 @@ def _events(series: dict[str, Series]) -> Iterator[dict[str, Any]]:
     start = T - timedelta(days=7)
     for name, s in series.items():
         yield from traffic(s, start, T, seed=1)
-        stop = T + timedelta(hours=1) if name in ("B", "Botp", "D") else END
+        stop = T + timedelta(hours=1) if name in ("B", "Botp", "D", "E", "Eotp") else END
         if name == "A":
             yield from traffic(s, T, T + timedelta(hours=2), seed=2)
             yield from traffic(

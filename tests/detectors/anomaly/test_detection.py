@@ -83,6 +83,16 @@ def test_outage_versus_silent_collector(es: Elasticsearch, world: World) -> None
     assert all(b.ward.code not in x.group.values() for x in outages)
 
 
+def test_a_commune_that_stops_sending_anything(es: Elasticsearch, world: World) -> None:
+    e = world.series["E"]
+    outages = _by(_run(es, world, T + timedelta(hours=4)), "anomaly-outage")
+    mine = [x for x in outages if x.place and x.place.ward_code == e.ward.code]
+    assert [(x.service, x.entity.type if x.entity else None) for x in mine] == [(None, "locality")]
+    assert mine[0].group["service"] == "*"
+    assert "all services" in mine[0].title
+    assert mine[0].explanation["collectors"] == ["col-a"]
+
+
 def test_quiet_hour_silence_is_normal(es: Elasticsearch, world: World) -> None:
     # 01:00 in Vietnam: the stopped communes would send about one event an hour anyway.
     assert _run(es, world, T + timedelta(hours=18)) == []
