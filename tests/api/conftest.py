@@ -64,17 +64,15 @@ def running_api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> 
         yield Api(client, tokens, settings, indices, es)
 
 
-@pytest.fixture
-def api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> Iterator[Api]:
-    with running_api(es, es_url, prefix, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_api(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Api]:
-    """One app and prefix for a whole module (the access matrix), deleted afterwards."""
+    """One app and prefix for the API tests, deleted afterwards.
+
+    Installing templates and indices is the slow part of a test's set-up, so the API modules share
+    one; each test makes its own incidents (and provinces it counts in) so they stay independent.
+    """
     prefix = f"t{uuid.uuid4().hex[:10]}"
     try:
         with running_api(es, es_url, prefix, tmp_path_factory.mktemp("api")) as running:

@@ -7,7 +7,7 @@ import itertools
 from soc.incidents.grouping import group_alert
 from soc.incidents.models import Incident
 from tests.api.conftest import Api
-from tests.incidents.factory import make_alert, wards, write
+from tests.incidents.factory import make_alert, wards
 
 _counter = itertools.count()
 
@@ -18,10 +18,9 @@ def incident(api: Api, province: str = "01", title: str = "VNeID login failures"
     alert = make_alert(
         province=province, ward=wards(province, 1)[0], rule=f"rule-{n}", title=title, minute=n % 50
     )
-    write(api.es, api.indices, alert)
-    made = group_alert(api.es, api.indices, api.settings, alert)
-    api.es.indices.refresh(index=api.indices.incidents)
-    return made
+    # No refresh: reads by id are real-time; the tests that list refresh first.
+    api.es.create(index=api.indices.alerts, id=alert.id, document=alert.to_doc())
+    return group_alert(api.es, api.indices, api.settings, alert)
 
 
 def etag(api: Api, incident_id: str) -> str:

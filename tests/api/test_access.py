@@ -142,6 +142,11 @@ def _call(api: Api, route: Route, who: str, shared: dict[str, str]) -> httpx2.Re
 
 
 @pytest.fixture(scope="module")
+def api(shared_api: Api) -> Api:
+    return shared_api
+
+
+@pytest.fixture(scope="module")
 def shared(shared_api: Api) -> dict[str, str]:
     made, other = incident(shared_api, "01"), incident(shared_api, "01")
     rule = load(settings=shared_api.settings).runnable[0].id
@@ -159,6 +164,7 @@ def test_another_province_leaks_through_no_list_filter_search_count_or_error(api
     secret_title = "Hanoi OTP gateway down"
     made = incident(api, "01", title=secret_title)
     incident(api, "79", title="Ho Chi Minh City portal slow")
+    api.es.indices.refresh(index=f"{api.indices.incidents},{api.indices.alerts}")
     h = api.headers("it_wrong")
     get = api.client.get
     listed = get("/api/v1/incidents", headers=h).json()

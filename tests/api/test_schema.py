@@ -6,6 +6,7 @@ admin (who reaches the deepest code paths), against the real app and Elasticsear
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
@@ -19,6 +20,11 @@ from tests.api.conftest import Api
 from tests.api.seed import incident
 
 EXAMPLES = 6
+
+
+@pytest.fixture(scope="module")
+def api(shared_api: Api) -> Api:
+    return shared_api
 
 
 def test_no_operation_errors_or_breaks_its_schema(api: Api) -> None:
