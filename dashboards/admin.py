@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dashboards import flows
 from dashboards.pages import Page, PageDep, form, render
 from detectors.sigma import service as rules
+from detectors.sigma.models import Rule
+from detectors.sigma.search import Exception_
 from soc.alerts import service as alerts
 from soc.errors import NotFound, RequestError, RuleError, UnknownRuleError
 from soc.incidents.models import utcnow
@@ -63,14 +65,44 @@ async def upload(request: Request, page: PageDep) -> Response:
     return RedirectResponse(f"/rules?saved={name}", status_code=303)
 
 
+def _rule(page: Page, rule_id: str) -> Rule:
+    try:
+        return rules.load(settings=page.settings).get(rule_id)
+    except UnknownRuleError:
+        raise NotFound(f"no rule {rule_id[:80]!r}") from None
+
+
+@router.post("/rules/{rule_id}/exception")
+async def add_exception(request: Request, page: PageDep, rule_id: str) -> Response:
+    """Suppress a rule's matches where a field has a value, until an expiry (a reason required)."""
+    posted = await form(request, page)
+    page.require_admin()
+    rule = _rule(page, rule_id)
+    try:
+        days = float(posted.get("days", "7"))
+    except ValueError:
+        raise RequestError("exception: 'days' must be a number") from None
+    if not 0 < days <= 365:
+        raise RequestError("exception: between 0 and 365 days")
+    exception = Exception_(
+        field=posted.get("field").strip()[:200],
+        value=posted.get("value")[:1000],
+        reason=posted.get("reason")[:2000],
+        author=page.user.name,
+        expires=utcnow() + timedelta(days=days),
+    )
+    try:
+        rules.add_exception(es=page.es, settings=page.settings, rule=rule, exception=exception)
+    except RuleError as exc:
+        raise RequestError(f"exception not added: {exc.message}") from None
+    return RedirectResponse("/rules", status_code=303)
+
+
 @router.post("/rules/{rule_id}/{action}")
 async def rule_action(request: Request, page: PageDep, rule_id: str, action: str) -> Response:
     await form(request, page)
     page.require_admin()
-    try:
-        rule = rules.load(settings=page.settings).get(rule_id)
-    except UnknownRuleError:
-        raise NotFound(f"no rule {rule_id[:80]!r}") from None
+    rule = _rule(page, rule_id)
     if action == "backtest":
         try:
             result = rules.backtest(

@@ -88,6 +88,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "fp_rate": ("Tỉ lệ báo động giả", "False-positive rate"),
     "exception": ("Ngoại lệ", "Exception"),
     "until": ("đến", "until"),
+    "days": ("ngày", "days"),
     "alerts_n": ("Cảnh báo", "Alerts"),
     "attempts": ("Số lần thử", "Attempts"),
     "last_error": ("Lỗi cuối", "Last error"),
