@@ -262,6 +262,8 @@ def test_planted_script_in_events_and_alerts_is_shown_as_text(
     expect(page.locator("#incident-title")).to_contain_text(SCRIPT)
     expect(page.locator("#evidence")).to_contain_text(IMG)
     expect(page.locator("#emails")).to_contain_text(f"[soc] critical: {SCRIPT}")
+    page.locator("#raw-events").scroll_into_view_if_needed()
+    shot(page, "raw-events-as-text")
     assert page.locator("img[src=x]").count() == 0
     assert not xss_fired(page)
     page.goto("/alerts")
