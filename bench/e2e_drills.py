@@ -3,7 +3,7 @@ traffic, fault drills with verdicts, and the footprint of every process.
 
 One command, one report (``bench/reports/e2e.md`` and ``e2e.json``)::
 
-    .venv/bin/python bench/e2e_drills.py            # ~25 min: 10 min of injections + 4 drills
+    .venv/bin/python bench/e2e_drills.py            # ~25 min: 8 min of injections + 4 drills
     .venv/bin/python bench/e2e_drills.py --quick    # ~8 min, shorter phases (a smoke run)
 
 It starts its own Elasticsearch node (the managed launcher, own ports, heap 1g, data in a temp
@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from soc.es.client import make_client  # noqa: E402
 from soc.es.indices import Indices  # noqa: E402
 from soc.es.launcher import LocalNode  # noqa: E402
 from soc.simulate import labels as labels_file  # noqa: E402
+from soc.simulate.models import Label  # noqa: E402
 
 REPORTS = ROOT / "bench" / "reports"
 PREFIX = "soc"
@@ -148,6 +149,47 @@ class Footprint(threading.Thread):
                 self.heap_max = int(mem["heap_max_in_bytes"])
         except Exception as exc:  # Elasticsearch stopped by a drill: no heap sample this round
             self.misses.append(type(exc).__name__)
+
+
+# ------------------------------------------------------------------ observed latency
+class Observer(threading.Thread):
+    """Polls every 2 s, for each started scenario, whether its alert, incident and sent email
+    exist yet, and keeps the wall-clock time each was first seen (stored timestamps such as an
+    incident's ``created`` are the alert's own time, by design, so they cannot tell when the
+    incident was written)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(daemon=True)
+        self.run_ = run
+        self.seen: dict[str, dict[str, datetime]] = {}
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        path = self.run_.demo_dir / "live-labels.jsonl"
+        while not self.stop_event.wait(2.0):
+            try:
+                self.poll(labels_file.read(path))
+            except Exception as exc:  # Elasticsearch stopped by a drill: try again next round
+                say(f"  observer: {type(exc).__name__}")
+
+    def poll(self, labels: list[Label]) -> None:
+        now = datetime.now(UTC)
+        for label in labels:
+            seen = self.seen.setdefault(label.scenario_id, {})
+            if label.start > now or len(seen) == 3:
+                continue
+            found = timing(self.run_.es, self.run_.indices, label)
+            for stage in ("alert", "incident", "email"):
+                if getattr(found, stage) is not None and stage not in seen:
+                    seen[stage] = now
+
+    def timings(self, labels: list[Label]) -> list[Timing]:
+        out = []
+        for label in labels:
+            seen = self.seen.get(label.scenario_id, {})
+            out.append(Timing(label.scenario_id, label.kind, label.start, seen.get("alert"),
+                              seen.get("incident"), seen.get("email")))  # fmt: skip
+        return out
 
 
 # ------------------------------------------------------------------ the run
@@ -322,10 +364,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     run = Run(args)
     footprint = Footprint(run.pids, run.es)
+    observer = Observer(run)
     began = time.monotonic()
     try:
         run.start()
         footprint.start()
+        observer.start()
         run.phase("latency", args.latency)
         run.hold_kill("detect", args.detect_down)
         run.hold_kill("smtp-sink", args.smtp_down)
@@ -336,9 +380,12 @@ def main() -> None:
         footprint.stop_event.set()
         live_seconds = (datetime.now(UTC) - run.live_start).total_seconds()
         events = events_verdict(run)
+        observer.stop_event.set()
         labels = labels_file.read(run.demo_dir / "live-labels.jsonl")
-        now = datetime.now(UTC)
-        timings = [timing(run.es, run.indices, lb) for lb in labels if lb.end < now]
+        # Scenarios that started at least a minute before the end (every one had its chance).
+        cutoff = datetime.now(UTC) - timedelta(seconds=60)
+        stored = {lb.scenario_id: timing(run.es, run.indices, lb) for lb in labels}
+        timings = [t for t in observer.timings(labels) if t.start < cutoff]
         code = run.stop()
         dups = duplicates_verdict(run)
     finally:
@@ -357,6 +404,7 @@ def main() -> None:
             "intervals": _intervals(), "retry_base_s": 5, "wall_s": time.monotonic() - began,
         },
         "latency": latency(in_latency),
+        "injections": [_injection(t, stored[t.scenario_id]) for t in in_latency],
         "events": events, "duplicates": dups, "drills": drill_verdicts(run, timings),
         "footprint": {"peak_rss_mib": {k: v / 1024 for k, v in footprint.peak.items()},
                       "vmhwm_mib": {k: v / 1024 for k, v in hwm.items()},
@@ -368,6 +416,13 @@ def main() -> None:
     write_report(result)
     if not args.keep:
         shutil.rmtree(run.dir, ignore_errors=True)
+
+
+def _injection(seen: Timing, stored: Timing) -> dict[str, Any]:
+    return {"scenario": seen.scenario_id, "kind": seen.kind, "rule": stored.rule,
+            "alert_created_s": stored.seconds("alert"), "alert_s": seen.seconds("alert"),
+            "incident_s": seen.seconds("incident"), "email_s": seen.seconds("email"),
+            "email_sent_s": stored.seconds("email")}  # fmt: skip
 
 
 def _intervals() -> dict[str, float]:
@@ -391,12 +446,12 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=float, default=20.0, help="Live volume (1.0 ≈ 3.2/s).")
     parser.add_argument("--every", type=float, default=30.0, help="Seconds between scenarios.")
-    parser.add_argument("--latency", type=float, default=600.0, help="Seconds of injections.")
+    parser.add_argument("--latency", type=float, default=480.0, help="Seconds of injections.")
     parser.add_argument("--detect-down", type=float, default=150.0)
     parser.add_argument("--smtp-down", type=float, default=150.0)
     parser.add_argument("--collector-down", type=float, default=60.0)
     parser.add_argument("--es-down", type=float, default=60.0)
-    parser.add_argument("--recovery", type=float, default=120.0)
+    parser.add_argument("--recovery", type=float, default=90.0)
     parser.add_argument("--es-heap", default="1g")
     parser.add_argument("--keep", action="store_true", help="Keep the run directory.")
     parser.add_argument("--quick", action="store_true", help="Shorter phases (a smoke run).")

@@ -36,6 +36,15 @@ def e2e_markdown(r: dict[str, Any]) -> str:
     for stage in ("alert", "incident", "email"):
         s = lat[stage]
         lines.append(f"| {stage} | {s['n']} | {_s(s['p50'])} | {_s(s['p95'])} | {_s(s['max'])} |")
+    lines += ["", "Times are when the bench first saw each stage (it polls every 2 s); t = 0 is "
+              "the scenario's start in the simulator's labels, when it writes its first event.",
+              "", "| scenario | rule that fired first | alert written | alert seen | incident "
+              "seen | email sent |", "| --- | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for i in r.get("injections", []):
+        lines.append(
+            f"| {i['scenario']} | {i['rule'] or '-'} | {_s(i['alert_created_s'])} | "
+            f"{_s(i['alert_s'])} | {_s(i['incident_s'])} | {_s(i['email_sent_s'])} |"
+        )
     lines += ["", "Goal: p95 to incident under 30 s at the default intervals.", "",
               "## Fault drills", "",
               "| drill | scenarios during | missed | without email | verdict |",
