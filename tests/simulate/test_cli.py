@@ -25,7 +25,7 @@ def test_backfill_command_indexes_and_reports_per_day(
     es: Elasticsearch, settings: Settings, indices: Indices, tmp_path: Path
 ) -> None:
     labels = tmp_path / "labels.jsonl"
-    args = ["simulate", "backfill", "--days", "0.25", "--end", "2026-11-23T12:00:00+07:00",
+    args = ["simulate", "backfill", "--days", "0.1", "--end", "2026-11-23T12:00:00+07:00",
             "--province", "Lai Châu", "--scenario", str(ROOT / "scenarios" / "demo.yaml"),
             "--labels", str(labels)]  # fmt: skip
     shown = CliRunner().invoke(app, args, env=env_of(settings))
