@@ -190,6 +190,9 @@ def _write(
         "",
         "## Conditions",
         *lines,
+        "- load average at the end of the run (1/5/15 min): "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        + " (other engineers' test sessions share the 2 cores)",
         f"- events in the store: {events:,}; scored period {score_start:%Y-%m-%d %H:%M} - "
         f"{score_end:%Y-%m-%d %H:%M} UTC; bucket {windows[0].span}",
         "",

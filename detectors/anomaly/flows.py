@@ -11,6 +11,7 @@ are stored: after downtime it evaluates each missed bucket once, in order.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,15 @@ from elasticsearch import Elasticsearch, NotFoundError, helpers
 from detectors.anomaly import explain, scoring, silence
 from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Hourly, Model, fit
-from detectors.anomaly.features import Features, Level, extract, hourly_counts, totals
+from detectors.anomaly.features import (
+    ALL_SERVICES,
+    Features,
+    Key,
+    Level,
+    extract,
+    hourly_counts,
+    totals,
+)
 from detectors.base import aligned_windows, floor, iso
 from soc.alerts.models import Alert, Detector, Window
 from soc.config import Settings
@@ -60,13 +69,20 @@ def training_data(
     while day < end:
         stop = min(end, day + timedelta(days=1))
         for level in Level:
-            for by_service in (True, False):
-                hourly.extend(hourly_counts(es, indices, day, stop, level, by_service=by_service))
+            hourly.extend(hourly_counts(es, indices, day, stop, level))
         if progress:
             progress(int((stop - day) / timedelta(hours=1)))
         day = stop
     rows = [row for level in Level for row in totals(es, indices, start, end, level)]
-    return hourly, rows
+    return hourly + all_services(hourly), rows
+
+
+def all_services(hourly: list[Hourly]) -> list[Hourly]:
+    """The all-services counts, summed here rather than asked of Elasticsearch a second time."""
+    sums: dict[tuple[Key, datetime], int] = defaultdict(int)
+    for key, hour, count in hourly:
+        sums[(Key(key.level, key.province, key.ward, ALL_SERVICES), hour)] += count
+    return [(key, hour, count) for (key, hour), count in sums.items()]
 
 
 def train(

@@ -113,9 +113,12 @@ def find(
     since_floor = bucket_end - lookback
     seen: dict[Key, datetime] = {}
     for level in Level:
-        for by_service in (True, False):
-            found = last_seen(es, indices, since_floor, bucket_end, level, by_service=by_service)
-            seen.update(found)
+        seen.update(last_seen(es, indices, since_floor, bucket_end, level))
+    # A locality's all-services key was last seen when any of its services was.
+    for key, when in list(seen.items()):
+        every = Key(key.level, key.province, key.ward, ALL_SERVICES)
+        if every not in seen or seen[every] < when:
+            seen[every] = when
     heard = heard_collectors(es, indices, bucket_start, bucket_end)
     outages: list[Silence] = []
     for key in model.baselines:
