@@ -172,6 +172,16 @@ def test_bulk_triage_with_the_keyboard_and_the_buttons(console: Console, login: 
         "false_positive", timeout=10_000
     )
     expect(page.locator("#live")).to_be_visible()
+    # Attach to an incident: the alert joins the incident's evidence.
+    page.locator(f"#queue tr[data-id='{ids[0]}'] input[type=checkbox]").check()
+    page.fill("#attach-to", console.data.xss_incident)
+    page.click("#do-attach")
+    expect(page.locator(".flash.good")).to_contain_text("1")
+    attached = incidents.get(console.es, console.indices, console.data.xss_incident, user=None)
+    assert ids[0] in attached.alert_ids
+    assert alerts.get(console.es, console.indices, ids[0] or "", user=None).incident_id == (
+        console.data.xss_incident
+    )
     # Incidents in bulk: two provinces' incidents assigned at once.
     page.goto("/incidents")
     for incident_id in (console.data.xss_incident, console.data.hcm_incident):
@@ -306,3 +316,10 @@ def test_admin_pages_outbox_and_durations(console: Console, login: object) -> No
     expect(page.locator("#outbox")).not_to_contain_text("it-hanoi@soc.test")
     page.goto("/lang/vi?next=/")
     expect(page.locator("h1")).to_have_text("Bảng trạng thái quốc gia")
+    old_session = next(c for c in page.context.cookies() if c["name"] == "soc_session")
+    page.click("form[action='/logout'] button")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    # The old cookie is dead on the server too, not just dropped by the browser.
+    page.context.add_cookies([old_session])
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
