@@ -90,6 +90,8 @@ def demo(es_url: str, prefix: str, tmp_path: Path) -> Any:
         "SOC_ES_URL": es_url, "SOC_INDEX_PREFIX": prefix, "SOC_VAR_DIR": str(tmp_path),
         "SOC_API_PORT": str(free_port()), "SOC_SMTP_PORT": str(free_port()),
         "SOC_DETECT_TICK": "2", "SOC_DETECT_SETTLE": "1", "SOC_DEMO_PIPELINE_TICK": "1",
+        # The restarted detector waits for the killed one's lease to expire: keep that short.
+        "SOC_DETECT_LEASE_TTL": "8",
         "SOC_DEMO_STOP_TIMEOUT": "10", "SOC_NOTIFY_RETRY_BASE": "1", "SOC_NOTIFY_RETRY_MAX": "5",
         # Scenarios every 10 s would otherwise hit the per-recipient rate limit (digests).
         "SOC_NOTIFY_RATE_LIMIT": "10000",
@@ -173,7 +175,7 @@ def test_demo_runs_the_whole_path_and_stops_cleanly(
     hold.mkdir(exist_ok=True)
     (hold / "smtp-sink").touch()
     os.killpg(pids(var)["smtp-sink"], signal.SIGKILL)
-    time.sleep(12)
+    time.sleep(8)
     (hold / "smtp-sink").unlink()
     back = int(time.time() * 1000)
 
