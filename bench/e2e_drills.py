@@ -277,6 +277,18 @@ class Run:
         time.sleep(self.args.recovery)
         self.drills.append({"drill": name, "start": began, "end": ended})
 
+    def stop_traffic(self) -> None:
+        """Stop the simulator (held down) so that lines written and events stored can be
+        compared without new lines arriving in between."""
+        hold = self.demo_dir / "hold"
+        hold.mkdir(exist_ok=True)
+        (hold / "simulate").touch()
+        pid = self.pids()["simulate"]
+        os.killpg(pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
@@ -304,7 +316,7 @@ def events_verdict(run: Run) -> dict[str, Any]:
     deadline = time.monotonic() + 240
     while True:
         written, stored = lines_written(live), count(run.es, run.indices.events, files_q)
-        if stored >= written or time.monotonic() > deadline:
+        if stored == written or time.monotonic() > deadline:
             break
         time.sleep(3)
     dead = count(run.es, run.indices.deadletter)
@@ -379,6 +391,7 @@ def main() -> None:
         hwm = {name: _rss_kib(pid, "VmHWM") for name, pid in run.pids().items()}
         footprint.stop_event.set()
         live_seconds = (datetime.now(UTC) - run.live_start).total_seconds()
+        run.stop_traffic()
         events = events_verdict(run)
         observer.stop_event.set()
         labels = labels_file.read(run.demo_dir / "live-labels.jsonl")

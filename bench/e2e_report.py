@@ -9,6 +9,20 @@ def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
+def _by_kind(injections: list[dict[str, Any]]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for i in injections:
+        values = out.setdefault(i["kind"], [])
+        if i.get("incident_s") is not None:
+            values.append(float(i["incident_s"]))
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else None
+
+
 def e2e_markdown(r: dict[str, Any]) -> str:
     c, lat, fp = r["conditions"], r["latency"], r["footprint"]
     iv = c["intervals"]
@@ -45,6 +59,11 @@ def e2e_markdown(r: dict[str, Any]) -> str:
             f"| {i['scenario']} | {i['rule'] or '-'} | {_s(i['alert_created_s'])} | "
             f"{_s(i['alert_s'])} | {_s(i['incident_s'])} | {_s(i['email_sent_s'])} |"
         )
+    lines += ["", "By scenario kind (incident seen, seconds after the first event):", "",
+              "| kind | injections | p50 | max |", "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    for kind, values in _by_kind(r.get("injections", [])).items():
+        lines.append(f"| {kind} | {len(values)} | {_s(_median(values))} | "
+                     f"{_s(max(values, default=None))} |")  # fmt: skip
     lines += ["", "Goal: p95 to incident under 30 s at the default intervals.", "",
               "## Fault drills", "",
               "| drill | scenarios during | missed | without email | verdict |",
