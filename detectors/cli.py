@@ -7,10 +7,8 @@ and print; no detection logic lives here. Registered in ``soc/cli.py``.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,15 +18,13 @@ from rich.progress import Progress
 from detectors.base import parse_duration
 from detectors.sigma import service
 from detectors.sigma.search import Exception_
-from soc import logs
-from soc.config import Settings, load_settings
-from soc.errors import ConfigError, SocError
+from soc.commands import command_settings, handles_errors
+from soc.config import Settings
+from soc.errors import ConfigError
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
-P = ParamSpec("P")
-R = TypeVar("R")
 out = Console()
 err = Console(stderr=True)
 
@@ -39,30 +35,10 @@ detect_app = typer.Typer(help="Run the Sigma rules on schedule.", no_args_is_hel
 RuleArg = Annotated[str, typer.Argument(help="Rule id or name.")]
 
 
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    return settings
-
-
-def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a :class:`SocError` plainly (file:line included) and exit 1 instead of a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except SocError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 def _es() -> tuple[Settings, Elasticsearch]:
     from soc.es.client import make_client, wait_until_healthy
 
-    settings = _settings()
+    settings = command_settings()
     es = make_client(settings)
     wait_until_healthy(es, timeout=30)
     return settings, es
@@ -72,7 +48,7 @@ def _es() -> tuple[Settings, Elasticsearch]:
 @handles_errors
 def rules_list() -> None:
     """List the rules: id, name, kind, level, file."""
-    loaded = service.load(settings=_settings())
+    loaded = service.load(settings=command_settings())
     for r in loaded.rules:
         role = "" if r.alerts else "  (feeds a correlation)"
         out.print(f"{r.id}  {r.name or '-'}  {r.kind.value}  {r.level.value}  {r.where}{role}",
@@ -83,7 +59,7 @@ def rules_list() -> None:
 @handles_errors
 def rules_validate() -> None:
     """Load and compile every rule; report errors with file and line, and pySigma's findings."""
-    settings = _settings()
+    settings = command_settings()
     loaded = service.load(settings=settings)
     for error in loaded.errors:
         typer.echo(f"error: {error}", err=True)
@@ -100,7 +76,7 @@ def rules_validate() -> None:
 @handles_errors
 def rules_convert(rule: RuleArg) -> None:
     """Show the Elasticsearch query of a rule (correlations: each base query and the grouping)."""
-    r = service.load(settings=_settings()).get(rule)
+    r = service.load(settings=command_settings()).get(rule)
     if not r.kind.is_correlation:
         typer.echo(r.query)
         return
@@ -232,7 +208,7 @@ def detect_run(
     """Run the rules on schedule (APScheduler), holding the lease; Ctrl-C stops."""
     from detectors.scheduling import Detect
 
-    detect = Detect(_settings())
+    detect = Detect(command_settings())
     if not once:
         detect.run_forever()
         return

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
-from functools import wraps
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,9 +18,8 @@ from rich.console import Console
 from collectors.cli import app as collect_app
 from detectors.anomaly.cli import app as anomaly_app
 from detectors.cli import detect_app, rules_app
-from soc import logs
 from soc.auth.cli import app as auth_app
-from soc.config import Settings, load_settings
+from soc.commands import command_settings, handles_errors
 from soc.demo.cli import app as demo_app
 from soc.errors import SocError
 from soc.incidents.cli import app as incidents_app
@@ -33,8 +30,6 @@ from soc.simulate.cli import app as simulate_app
 if TYPE_CHECKING:
     from soc.es.launcher import LocalNode
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 app = typer.Typer(help="soc: security operations monitoring for public-service systems.",
                   no_args_is_help=True, add_completion=False)  # fmt: skip
@@ -61,31 +56,11 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    return settings
-
-
-def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a :class:`SocError` plainly and exit 1 instead of a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except SocError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 # ----------------------------------------------------------------------- es
 def _node() -> LocalNode:
     from soc.es.launcher import LocalNode
 
-    settings = _settings()
+    settings = command_settings()
     if not settings.managed_es:
         raise SocError(
             f"SOC_ES_URL is set ({settings.es_url}): soc uses that cluster and manages no local "
@@ -161,7 +136,7 @@ def es_setup() -> None:
     from soc.es.indices import Indices
     from soc.es.templates import setup
 
-    settings = _settings()
+    settings = command_settings()
     es = make_client(settings)
     wait_until_healthy(es, timeout=settings.es_wait_timeout)
     report = setup(es, Indices(settings.index_prefix), replicas=settings.replicas)
@@ -176,7 +151,7 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Print the effective settings, secrets masked."""
-    shown = _settings().masked()
+    shown = command_settings().masked()
     if as_json:
         out.print_json(json.dumps(shown, default=str))
         return

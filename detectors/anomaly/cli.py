@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from elasticsearch import Elasticsearch
@@ -23,41 +21,19 @@ from rich.progress import Progress
 from detectors.anomaly import csvscore, flows
 from detectors.anomaly.baseline import persistence
 from detectors.base import aligned_windows
-from soc import logs
-from soc.config import Settings, load_settings
-from soc.errors import AnomalyError, SocError
+from soc.commands import command_settings, handles_errors
+from soc.config import Settings
+from soc.errors import AnomalyError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup
 
-P = ParamSpec("P")
-R = TypeVar("R")
 out = Console()
 err = Console(stderr=True)
 
 app = typer.Typer(
     help="The anomaly model: train it, score past periods or any CSV series.", no_args_is_help=True
 )
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    return settings
-
-
-def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a :class:`SocError` plainly and exit 1 (as ``soc.cli`` does, without importing it)."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except SocError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def _when(text: str | None, default: datetime, option: str) -> datetime:
@@ -88,7 +64,7 @@ def train(
     days: Annotated[int | None, typer.Option(min=1, help="Days of history to learn.")] = None,
 ) -> None:
     """Learn the seasonal baseline from the history before END and save a new model version."""
-    settings = _settings()
+    settings = command_settings()
     es, indices = _client(settings)
     until = _when(end, datetime.now(UTC), "--end")
     total = (days or settings.anomaly_training_days) * 24
@@ -113,7 +89,7 @@ def score(
     model_file: Annotated[Path | None, typer.Option("--model", help="Model file.")] = None,
 ) -> None:
     """Score a past period bucket by bucket and store its alerts (re-running doubles nothing)."""
-    settings = _settings()
+    settings = command_settings()
     model = (
         persistence.load(model_file) if model_file else persistence.load_latest(settings.var_dir)
     )

@@ -9,25 +9,21 @@ the work lives in those modules. ``sink`` and ``inbox`` are the demo's mail catc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from soc import logs
-from soc.config import Settings, load_settings
+from soc.commands import command_settings, handles_errors
+from soc.config import Settings
 from soc.errors import SocError
 from soc.notify.models import Language, NoticeEvent, OutboxStatus, Recipient
 
 if TYPE_CHECKING:
     from soc.notify.flows import Notifier
 
-P = ParamSpec("P")
-R = TypeVar("R")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -35,27 +31,6 @@ app = typer.Typer(help="Incident emails: routes, previews, the outbox and the de
                   no_args_is_help=True)  # fmt: skip
 routes_app = typer.Typer(help="The email routes file.", no_args_is_help=True)
 app.add_typer(routes_app, name="routes")
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    return settings
-
-
-def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a :class:`SocError` plainly and exit 1 (as ``soc.cli`` does; importing it would
-    make the two modules import each other)."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except SocError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @routes_app.command("validate")
@@ -66,7 +41,7 @@ def routes_validate(
     """Check a routes file; errors name the file and line."""
     from soc.notify.routing import load_routes
 
-    settings = _settings()
+    settings = command_settings()
     routes = load_routes(path, settings.notify_national_soc)
     out.print(f"{path}: {len(routes.routes)} route(s), national SOC {routes.national.address}")
     for route in routes.routes:
@@ -90,7 +65,7 @@ def preview(
     """Render the sample incident email with the effective templates (overrides included)."""
     from soc.notify.render import Renderer, sample_notice
 
-    settings = _settings()
+    settings = command_settings()
     renderer = Renderer(settings.notify_dashboard_url, settings.notify_template_dir)
     for name, problem in renderer.refused.items():
         err.print(f"[yellow]override refused[/] {name}: {escape(problem)}")
@@ -115,7 +90,7 @@ def send_pending() -> None:
     """Batch held emails into digests, then try every due email once; print the outcome."""
     from soc.notify.smtp import SmtpSender
 
-    settings = _settings()
+    settings = command_settings()
     notifier = _notifier(settings)
     digests = notifier.flush_digests()
     with SmtpSender(settings) as sender:
@@ -136,7 +111,7 @@ def outbox(
     """List outbox emails (use --status failed to see permanent failures)."""
     from soc.notify import service
 
-    notifier = _notifier(_settings())
+    notifier = _notifier(command_settings())
     found = service.listing(notifier.es, notifier.indices, status=status, incident_id=incident,
                             limit=limit)  # fmt: skip
     for stored in found:
@@ -156,7 +131,7 @@ def sink(
     """Run the demo's local mail catcher on 127.0.0.1 until Ctrl-C."""
     from soc.notify.sink import start_sink
 
-    settings = _settings()
+    settings = command_settings()
     path = maildir or settings.var_dir / "mail"
     controller = start_sink(path, "127.0.0.1", port or settings.smtp_port)
     out.print(f"mail sink on 127.0.0.1:{port or settings.smtp_port}, storing in {path}")
@@ -178,7 +153,7 @@ def inbox(
     """List the emails the demo sink caught, or print one."""
     from soc.notify.sink import read_inbox
 
-    settings = _settings()
+    settings = command_settings()
     mails = read_inbox(maildir or settings.var_dir / "mail")
     if show is not None:
         if not 1 <= show <= len(mails):

@@ -6,19 +6,17 @@ in ``flows``, ``live`` and ``evaluate``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from soc import logs
-from soc.config import PROJECT_ROOT, Settings, load_settings
-from soc.errors import SimulationError, SocError
+from soc.commands import command_settings, handles_errors
+from soc.config import PROJECT_ROOT, Settings
+from soc.errors import SimulationError
 from soc.localities import catalogue
 from soc.simulate import scenarios as scenario_files
 from soc.simulate.scenarios import Scenario, parse_duration
@@ -28,32 +26,8 @@ if TYPE_CHECKING:
     from soc.simulate.evaluate import Evaluation
     from soc.simulate.live import Sink
 
-P = ParamSpec("P")
-R = TypeVar("R")
 out = Console()
 err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    return settings
-
-
-def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a :class:`SocError` plainly and exit 1 (as ``soc.cli`` does; importing it would
-    make the two modules import each other)."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except SocError as exc:
-            # Messages quote file names and values from the user: never read them as markup.
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 app = typer.Typer(help="Simulated public-service traffic, scenarios and ground truth.",
@@ -108,7 +82,7 @@ def backfill_cmd(
     from soc.es.templates import setup
     from soc.simulate.flows import backfill
 
-    settings = _settings()
+    settings = command_settings()
     labels = labels or settings.var_dir / "simulate" / "labels.jsonl"
     stop = _when(end, floor_hour(datetime.now(UTC)))
     start = stop - timedelta(days=days)
@@ -147,7 +121,7 @@ def files_cmd(
     """Write log files in the systems' own formats (for the collectors), with a manifest."""
     from soc.simulate.flows import write_files
 
-    out_dir = out_dir or _settings().var_dir / "simulate" / "logs"
+    out_dir = out_dir or command_settings().var_dir / "simulate" / "logs"
     stop = _when(end, floor_hour(datetime.now(UTC)))
     start = stop - timedelta(hours=hours)
     plan = _plan(seed, scale, scenario, province, local_midnight(start))
@@ -192,7 +166,7 @@ def evaluate_cmd(
     from soc.simulate import labels as labels_file
     from soc.simulate.evaluate import evaluate, fetch_alerts
 
-    settings = _settings()
+    settings = command_settings()
     labels = labels or settings.var_dir / "simulate" / "labels.jsonl"
     truth = labels_file.read(labels)  # a broken file fails before any waiting on the cluster
     es = make_client(settings)
@@ -270,7 +244,7 @@ def live_cmd(
     from soc.simulate.fleet import Fleet
     from soc.simulate.live import run_live
 
-    settings = _settings()
+    settings = command_settings()
     labels = labels or settings.var_dir / "simulate" / "live-labels.jsonl"
     start = datetime.now(UTC)
     files = [_scenario_path(name) for name in scenario or []]
