@@ -1,7 +1,7 @@
 """Administrators' pages: detection rules (health, enable/disable, upload, backtest) and the outbox.
 
 Rules come from ``detectors.sigma.service`` (load, health checkpoints, tuning, enable/disable,
-backtest) and uploads are validated by :mod:`dashboards.flows`; emails from
+backtest) and uploads are validated by :mod:`detectors.sigma.uploads`; emails from
 ``soc.notify.service.listing``. Every route here is for the ``admin`` role only. Routes only
 validate and call those services.
 """
@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboards import flows
 from dashboards.pages import Page, PageDep, form, render
 from detectors.sigma import service as rules
+from detectors.sigma import uploads
 from detectors.sigma.models import Rule
 from detectors.sigma.search import Exception_
 from soc.alerts import service as alerts
@@ -56,12 +56,12 @@ async def upload(request: Request, page: PageDep) -> Response:
     posted = await form(request, page)
     page.require_admin()
     name, text = posted.get("file_name").strip(), posted.get("text")
-    result = flows.validate(settings=page.settings, file_name=name, text=text)
+    result = uploads.validate(settings=page.settings, file_name=name, text=text)
     if not result.ok:
         context = _rules_context(page)
         context.update(upload=result, text=text, file_name=name)
         return render(page, "rules.html", 422, **context)
-    flows.save(es=page.es, settings=page.settings, upload=result, text=text, by=page.user.name)
+    uploads.save(es=page.es, settings=page.settings, upload=result, text=text, by=page.user.name)
     return RedirectResponse(f"/rules?saved={name}", status_code=303)
 
 

@@ -30,11 +30,13 @@ STATUS: tuple[tuple[type[errors.SocError], int], ...] = (
     (errors.NotAuthenticated, 401),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
+    (errors.UnknownRuleError, 404),
     (errors.UnknownLocalityError, 404),
     (errors.InvalidTransition, 409),
     (errors.StaleVersion, 412),
     (errors.PreconditionRequired, 428),
     (errors.RequestError, 400),
+    (errors.RuleError, 422),
     (errors.LocalityError, 400),
     (errors.ElasticsearchUnavailable, 503),
 )

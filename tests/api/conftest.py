@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from soc.app import create_app
 from soc.auth import service as auth
-from soc.config import Settings, load_settings
+from soc.config import PROJECT_ROOT, Settings, load_settings
 from soc.es.indices import Indices
 
 PASSWORD = "correct horse battery staple"
@@ -50,8 +51,14 @@ def users_file(tmp_path: Path) -> Path:
 
 @contextmanager
 def running_api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> Iterator[Api]:
+    rules = tmp_path / "rules"  # uploads through the API must not write into the checkout
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
     settings = load_settings(
-        es_url=es_url, index_prefix=prefix, var_dir=tmp_path, auth_users_file=users_file(tmp_path)
+        es_url=es_url,
+        index_prefix=prefix,
+        var_dir=tmp_path,
+        auth_users_file=users_file(tmp_path),
+        rules_dir=rules,
     )
     app = create_app(settings, es)
     indices = Indices(settings.index_prefix)

@@ -37,6 +37,19 @@ class Route:
     public: bool = False
 
 
+MATRIX_RULE = {
+    "file_name": "matrix-probe.yml",
+    "text": (
+        "title: Matrix probe\n"
+        "id: 6f0c3a52-2d0e-4f43-9a7e-0b8e3c1d2a11\n"
+        "status: test\n"
+        "logsource:\n  product: soc\n  service: vneid\n"
+        "detection:\n  selection:\n    event.action: login\n    error.code: matrix_probe\n"
+        "  condition: selection\n"
+        "level: low\n"
+    ),
+}
+
 ROUTES = [
     Route("GET", "/health", ALL, public=True),
     Route("GET", "/metrics", ALL, public=True),
@@ -101,6 +114,22 @@ ROUTES = [
     Route("GET", "/rules/{rule}", STAFF),
     Route("POST", "/rules/{rule}/disable", ADMIN),
     Route("POST", "/rules/{rule}/enable", ADMIN),
+    Route("POST", "/rules", ADMIN, body=lambda _: MATRIX_RULE, ok=201),
+    Route("POST", "/rules/{rule}/test", ADMIN),
+    Route("POST", "/rules/{rule}/backtest", ADMIN, body=lambda _: {"hours": 1}),
+    Route("GET", "/rules/{rule}/exceptions", STAFF),
+    Route(
+        "POST",
+        "/rules/{rule}/exceptions",
+        ADMIN,
+        body=lambda _: {
+            "field": "source.ip",
+            "value": "203.0.113.9",
+            "reason": "pentest from the province's vendor",
+            "expires_in_hours": 2,
+        },
+        ok=201,
+    ),
     Route("GET", "/auth/me", ALL),
     Route("GET", "/auth/tokens", ALL),
     Route("POST", "/auth/tokens", ALL, body=lambda _: {"label": "ci"}, ok=201),

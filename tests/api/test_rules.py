@@ -39,3 +39,84 @@ def test_an_admin_disables_and_enables_a_rule(api: Api) -> None:
         api.client.get("/api/v1/rules/no-such-rule", headers=api.headers("admin")).status_code
         == 404
     )
+
+
+BROKEN = (
+    "title: Broken upload\n"
+    "id: 0d1f9a4e-2b7c-4c1e-8f3a-5e6d7c8b9a01\n"
+    "logsource:\n  product: soc\n  service: vneid\n"
+    "detection:\n  selection:\n    event.action|nosuchmodifier: login\n"
+    "  condition: selection\n"
+    "level: low\n"
+)
+GOOD = (
+    BROKEN.replace("Broken upload", "Good upload")
+    .replace("|nosuchmodifier", "")
+    .replace("0d1f9a4e-2b7c-4c1e-8f3a-5e6d7c8b9a01", "0d1f9a4e-2b7c-4c1e-8f3a-5e6d7c8b9a02")
+)
+
+
+def test_an_upload_with_an_error_is_refused_naming_file_and_line(api: Api) -> None:
+    bad = api.client.post(
+        "/api/v1/rules",
+        json={"file_name": "broken-upload.yml", "text": BROKEN},
+        headers=api.headers("admin"),
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert "broken-upload.yml:" in bad.json()["detail"]
+    assert "nosuchmodifier" in bad.json()["detail"]
+    assert not (api.settings.rules_dir / "uploaded" / "broken-upload.yml").exists()  # type: ignore[operator]
+
+
+def test_a_valid_upload_is_saved_disabled_and_listed(api: Api) -> None:
+    made = api.client.post(
+        "/api/v1/rules",
+        json={"file_name": "good-upload.yml", "text": GOOD},
+        headers=api.headers("admin"),
+    )
+    assert made.status_code == 201, made.text
+    [rule] = made.json()["rules"]
+    assert rule["enabled"] is False
+    listed = api.client.get("/api/v1/rules", headers=api.headers("analyst")).json()
+    assert rule["id"] in {r["id"] for r in listed}
+
+
+def test_rule_tests_and_backtest_through_the_api(api: Api) -> None:
+    rule_id = "national_db_lookup_failure"
+    cases = api.client.post(f"/api/v1/rules/{rule_id}/test", headers=api.headers("admin"))
+    assert cases.status_code == 200, cases.text
+    results = {(c["expect"], c["name"]): c for c in cases.json()}
+    assert results[("fire", "a failed civil-status look-up")]["findings"] >= 1
+    assert results[("quiet", "a successful look-up")]["findings"] == 0
+    assert all(c["passed"] for c in results.values())
+    back = api.client.post(
+        f"/api/v1/rules/{rule_id}/backtest", json={"hours": 1}, headers=api.headers("admin")
+    )
+    assert back.status_code == 200, back.text
+    assert back.json()["windows"] >= 1
+    too_long = api.client.post(
+        f"/api/v1/rules/{rule_id}/backtest", json={"hours": 10_000}, headers=api.headers("admin")
+    )
+    assert too_long.status_code == 422
+
+
+def test_exceptions_need_a_known_field_and_are_listed(api: Api) -> None:
+    rule_id = "national_db_lookup_failure"
+    path = f"/api/v1/rules/{rule_id}/exceptions"
+    body = {
+        "field": "source.ip",
+        "value": "203.0.113.7",
+        "reason": "vendor scan",
+        "expires_in_hours": 1,
+    }
+    added = api.client.post(path, json=body, headers=api.headers("admin"))
+    assert added.status_code == 201, added.text
+    assert any(e["value"] == "203.0.113.7" and e["author"] == "admin" for e in added.json())
+    unknown = api.client.post(
+        path, json={**body, "field": "no.such.field"}, headers=api.headers("admin")
+    )
+    assert unknown.status_code == 422
+    assert "no.such.field" in unknown.json()["detail"]
+    listed = api.client.get(path, headers=api.headers("analyst"))
+    assert any(e["value"] == "203.0.113.7" for e in listed.json())

@@ -1,10 +1,11 @@
-"""Rule upload for the rules page: validate Sigma YAML as the engine would load it, then save.
+"""Rule uploads (rules page and ``POST /api/v1/rules``): validate Sigma YAML as the engine would
+load it, then save.
 
 Validation copies the rules directory to a scratch directory with the uploaded file added and loads
 it with ``detectors.sigma.service``'s loader, so references between rules (correlations) resolve
 exactly as they will in production, and any error names the uploaded file and line. A valid upload
 is written under ``<rules dir>/uploaded/`` and disabled until an administrator enables it (after a
-backtest). This module must not render anything.
+backtest). This module must not render anything or know about HTTP.
 """
 
 from __future__ import annotations
