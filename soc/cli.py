@@ -198,6 +198,21 @@ def localities_find(
         out.print(f"{p.code}  {p.name}  ({len(cat.wards_of(p))} wards)", highlight=False)
 
 
+@app.command("pipeline")
+@handles_errors
+def pipeline(
+    anomaly: Annotated[bool, typer.Option(help="Also run the anomaly model.")] = True,
+) -> None:
+    """Group alerts into incidents, send the emails, run the anomaly model, until stopped.
+
+    Runs beside `soc detect` (the Sigma rules). Every job is idempotent: a restart or a second
+    instance doubles nothing.
+    """
+    from soc.pipeline import run_worker
+
+    run_worker(command_settings(), anomaly=anomaly)
+
+
 def main() -> None:
     try:
         app()

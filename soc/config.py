@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         default=240.0, ge=10, description="Seconds between two scenarios of the live demo."
     )
     demo_pipeline_tick: float = Field(
-        default=5.0, gt=0, description="Seconds between grouping/notify rounds of the demo worker."
+        default=5.0, gt=0, description="Seconds between grouping/notify rounds of `soc pipeline`."
     )
     demo_stop_timeout: float = Field(
         default=15.0, gt=0, description="Seconds per stop signal (Ctrl-C, SIGTERM) before the next."

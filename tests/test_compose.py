@@ -22,7 +22,7 @@ def test_elasticsearch_is_the_official_image_with_security_on() -> None:
     assert es["environment"]["xpack.security.enabled"] == "true"
     assert es["environment"]["ELASTIC_PASSWORD"].startswith("${ELASTIC_PASSWORD:?")
     assert "mailcatcher" in spec["services"]
-    for name in ("soc-api", "soc-detect", "soc-collect"):
+    for name in ("soc-api", "soc-detect", "soc-pipeline", "soc-collect"):
         assert name in spec["services"]
 
 

@@ -12,20 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from soc import logs
-from soc.config import Settings, load_settings
+from soc.commands import command_settings
 from soc.errors import SocError
 
 app = typer.Typer(help="The whole SOC on its embedded defaults (the README's main job).",
                   add_completion=False)  # fmt: skip
 out = Console()
 err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    return settings
 
 
 @app.callback(invoke_without_command=True)
@@ -56,7 +49,7 @@ def demo(
     from soc.demo import session
     from soc.demo.models import DemoOptions
 
-    settings = _settings()
+    settings = command_settings()
     options = DemoOptions.from_settings(
         settings, backfill_days=backfill_days, scale=scale, scenario_every=scenario_every,
         train=train, live=live, probe_interval=probe_interval, duration=duration,
@@ -89,10 +82,10 @@ def worker(
     anomaly: Annotated[bool, typer.Option(help="Also run the anomaly model.")] = True,
 ) -> None:
     """Group alerts into incidents, send the emails, run the anomaly model (a demo child)."""
-    from soc.demo.worker import run_worker
+    from soc.pipeline import run_worker
 
     try:
-        run_worker(_settings(), anomaly=anomaly)
+        run_worker(command_settings(), anomaly=anomaly)
     except SocError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -1,11 +1,12 @@
-"""The demo's pipeline worker: alerts → incidents → emails, plus the anomaly model, on a schedule.
+"""``soc pipeline``: alerts → incidents → emails, plus the anomaly model, on a schedule.
 
 ``soc detect`` runs the Sigma rules; the steps after it (grouping alerts into incidents, the
 notifier's outbox round, the anomaly model's tick) are periodic jobs that their own packages expose
 as plain functions (:func:`soc.incidents.grouping.group_pending`, :func:`soc.notify.scheduled.tick`,
 :class:`detectors.anomaly.scheduled.AnomalyJob`). This module runs them on one APScheduler so that
-the demo has the whole path in one child process. Every job is idempotent (deterministic ids,
-compare-and-set, checkpoints), so a crash or a second worker doubles nothing.
+one process carries the whole path after the Sigma rules (production runs it beside
+``soc detect``; the demo starts it as ``soc demo worker``). Every job is idempotent
+(deterministic ids, compare-and-set, checkpoints), so a crash or a second worker doubles nothing.
 
 It must not hold any grouping, notification or detection logic: only the schedule and the wrapping
 (one place that logs a failed round and lets the next one retry).
@@ -100,7 +101,7 @@ def run_worker(settings: Settings, *, anomaly: bool = True) -> None:
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
-    log.info("demo worker: grouping and notify every %.1f s, anomaly every %.0f s",
+    log.info("pipeline: grouping and notify every %.1f s, anomaly every %.0f s",
              settings.demo_pipeline_tick, ANOMALY_EVERY)  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
