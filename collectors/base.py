@@ -12,9 +12,10 @@ Sources must not talk to Elasticsearch.
 from __future__ import annotations
 
 import logging
+import socketserver
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ from collectors.models import RawLine
 from collectors.normalise import Normaliser
 from collectors.parsers import Parser
 from collectors.spool import Spool, SpoolFull
+from soc.errors import CollectorError
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +93,38 @@ class Source(ABC):
     def health(self) -> dict[str, Any]:
         """What ``soc collect status`` shows about this source besides its counters."""
         return {}
+
+
+class ServerSource(Source):
+    """A source that is a listening ``socketserver`` (HTTP push, syslog over TCP).
+
+    Subclasses call :meth:`listen` from ``__init__``; the server's handlers reach the source as
+    ``self.server.source``.
+    """
+
+    server: socketserver.BaseServer
+    port: int
+
+    def listen(self, server: Callable[[], Any], what: str, host: str, port: int) -> None:
+        """Bind now, so a taken port fails at start-up naming the source, not in a thread."""
+        try:
+            self.server = server()
+        except OSError as exc:
+            raise CollectorError(
+                f"source {self.id}: cannot listen on {what} {host}:{port}: {exc}"
+            ) from None
+        self.server.source = self  # type: ignore[attr-defined]
+        self.port = int(self.server.server_address[1])  # type: ignore[index]
+
+    def run(self) -> None:
+        self.ready.set()
+        self.server.serve_forever(poll_interval=0.1)
+        self.server.server_close()
+
+    def stop(self) -> None:
+        super().stop()
+        # shutdown() waits for serve_forever to return: never block the caller on it.
+        threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+    def health(self) -> dict[str, Any]:
+        return {"port": self.port}

@@ -15,19 +15,18 @@ This module must not parse log lines itself.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 
-from collectors.base import Pipeline, Source
+from collectors.base import Pipeline, ServerSource
 from collectors.inventory import Attribution, Inventory
 from collectors.models import RawLine, SourceType
 from collectors.parsers import parse_auto
 from collectors.spool import SpoolFull
-from soc.errors import CollectorError, LocalityError
+from soc.errors import LocalityError
 from soc.localities import catalogue
 from soc.services import Service
 
@@ -92,7 +91,7 @@ class _Server(ThreadingHTTPServer):
     source: HttpPushSource
 
 
-class HttpPushSource(Source):
+class HttpPushSource(ServerSource):
     type_name = "http"
 
     def __init__(
@@ -112,14 +111,7 @@ class HttpPushSource(Source):
         self.require_token = require_token
         self.max_body_bytes = max_body_bytes
         self.spool_wait = spool_wait
-        try:
-            self.server = _Server((host, port), _Handler)
-        except OSError as exc:
-            raise CollectorError(
-                f"source {source_id}: cannot listen on http {host}:{port}: {exc}"
-            ) from None
-        self.server.source = self
-        self.port = int(self.server.server_address[1])
+        self.listen(lambda: _Server((host, port), _Handler), "http", host, port)
 
     def authenticate(self, header: str) -> Attribution | None:
         scheme, _, token = header.partition(" ")
@@ -139,18 +131,6 @@ class HttpPushSource(Source):
                 data = wrapper["line"].encode("utf-8", "surrogatepass")
                 hint = _refine(hint, wrapper)
         return RawLine(self.id, SourceType.HTTP, data, now, peer=peer, hint=hint)
-
-    def run(self) -> None:
-        self.ready.set()
-        self.server.serve_forever(poll_interval=0.1)
-        self.server.server_close()
-
-    def stop(self) -> None:
-        super().stop()
-        threading.Thread(target=self.server.shutdown, daemon=True).start()
-
-    def health(self) -> dict[str, Any]:
-        return {"port": self.port}
 
 
 def _refine(hint: Attribution | None, wrapper: dict[str, Any]) -> Attribution | None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
-import threading
 from datetime import UTC, datetime
-from typing import Any
 
-from collectors.base import Pipeline, Source
+from collectors.base import Pipeline, ServerSource, Source
 from collectors.models import RawLine, SourceType
 from collectors.parsers import parse_syslog
 from collectors.spool import SpoolFull
@@ -139,30 +137,11 @@ class _TcpServer(socketserver.ThreadingTCPServer):
     source: SyslogTcpSource
 
 
-class SyslogTcpSource(Source):
+class SyslogTcpSource(ServerSource):
     type_name = "syslog-tcp"
 
     def __init__(
         self, source_id: str, pipeline: Pipeline, *, host: str = "127.0.0.1", port: int = 5514
     ) -> None:
         super().__init__(source_id, pipeline)
-        try:
-            self.server = _TcpServer((host, port), _Handler)
-        except OSError as exc:
-            raise CollectorError(
-                f"source {source_id}: cannot listen on tcp {host}:{port}: {exc}"
-            ) from None
-        self.server.source = self
-        self.port = int(self.server.server_address[1])
-
-    def run(self) -> None:
-        self.ready.set()
-        self.server.serve_forever(poll_interval=0.1)
-        self.server.server_close()
-
-    def stop(self) -> None:
-        super().stop()
-        threading.Thread(target=self.server.shutdown, daemon=True).start()
-
-    def health(self) -> dict[str, Any]:
-        return {"port": self.port}
+        self.listen(lambda: _TcpServer((host, port), _Handler), "tcp", host, port)
