@@ -141,7 +141,10 @@ class Settings(BaseSettings):
 
     # --- Sigma detection (detectors.sigma, `soc detect`, `soc rules`) ---
     rules_dir: Path | None = Field(default=None, description="Sigma rules (default: ./rules).")
-    detect_tick: float = Field(default=15.0, gt=0, description="Seconds between scheduler ticks.")
+    detect_tick: float = Field(default=5.0, gt=0, description="Seconds between scheduler ticks.")
+    detect_early: bool = Field(
+        default=True, description="Also search open windows each tick and alert before they close."
+    )
     detect_settle: float = Field(
         default=5.0, ge=0, description="Seconds a window waits after its end for ingest/refresh."
     )
@@ -195,7 +198,7 @@ class Settings(BaseSettings):
         default=240.0, ge=10, description="Seconds between two scenarios of the live demo."
     )
     demo_pipeline_tick: float = Field(
-        default=5.0, gt=0, description="Seconds between grouping/notify rounds of `soc pipeline`."
+        default=2.0, gt=0, description="Seconds between grouping/notify rounds of `soc pipeline`."
     )
     demo_stop_timeout: float = Field(
         default=15.0, gt=0, description="Seconds per stop signal (Ctrl-C, SIGTERM) before the next."

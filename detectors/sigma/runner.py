@@ -3,8 +3,16 @@
 A tick plans, for every enabled rule, the interval-aligned windows between its checkpoint and
 ``now - settle`` (at most ``max_catchup`` of them: a long outage is caught up over several ticks
 and reported as ``behind``), sends every (rule, window) search in one ``_msearch`` per chunk,
-writes alerts with ``op_type=create`` under their deterministic id, then advances checkpoints.
+writes alerts under their deterministic id, then advances checkpoints.
 A failing search stops only its rule, at that window, with the error kept in the rule's health.
+
+**Early firing** (``early=True``, what ``soc detect`` runs): the same tick also searches each
+caught-up rule's *open* windows (from the last settled window up to ``now``) on the events
+ingested so far. What they find is written at once under the id of the whole window, with
+``op_type=create``; when the window is later evaluated for good, the same id is upserted with the
+final count and samples, so an alert appears seconds after its events instead of after the window
+closes, and still exists once. Open windows never move a checkpoint and their errors are only
+logged: the final evaluation is the one that counts.
 Must not: schedule itself (see ``detectors.scheduling``), or read rule files.
 """
 
@@ -78,6 +86,7 @@ class Engine:
         chunk: int = 200,
         batch: int = 50,
         start: datetime | None = None,
+        early: bool = False,
     ) -> None:
         self.es = es
         self.indices = indices
@@ -89,6 +98,8 @@ class Engine:
         #: Rules per composed search: bounds the aggregation buckets of one search.
         self.batch = batch
         self.start = start
+        #: Also search open windows every tick and alert early (see the module's docstring).
+        self.early = early
         self.state = StateStore(es, indices)
         #: None: Elasticsearch decides; the benchmark turns the shard request cache off.
         self.request_cache: bool | None = None
@@ -104,6 +115,7 @@ class Engine:
         checkpoints = self.state.checkpoints(ids)
         tunings = self.state.tunings(ids)
         plan: list[tuple[Rule, Window, Tuning]] = []
+        opened: list[tuple[Rule, Window, Tuning]] = []
         report = TickReport()
         for rule in self.rules:
             tuning = tunings.get(rule.id, Tuning())
@@ -112,13 +124,23 @@ class Engine:
             due = self._due(rule, checkpoints[rule.id], horizon)
             report.behind[rule.id] = max(0, len(due) - self.max_catchup)
             plan.extend((rule, w, tuning) for w in due[: self.max_catchup])
-        outcomes = self.evaluate(plan)
-        report.searches = len(plan)
-        created, existing = self.write(self.alerts(outcomes, now))
+            if self.early and report.behind[rule.id] == 0:
+                opened.extend((rule, w, tuning) for w in open_windows(rule, horizon, now))
+        outcomes = self.evaluate(plan + opened)
+        final, early = outcomes[: len(plan)], outcomes[len(plan) :]
+        report.searches = len(plan) + len(opened)
+        for outcome in early:
+            if outcome.error:
+                log.info("open window not searched rule=%s error=%s", outcome.rule.id,
+                         outcome.error)  # fmt: skip
+        created, existing = self.write(self.alerts(final, now), final=True)
         report.alerts_created, report.alerts_existing = created, existing
+        created, existing = self.write(self.alerts(map(_whole, early), now))
+        report.alerts_created += created
+        report.alerts_existing += existing
         self.after_alerts()
         report.seconds = time.monotonic() - began
-        self._advance(checkpoints, outcomes, report, now)
+        self._advance(checkpoints, final, report, now)
         return report
 
     def _due(self, rule: Rule, checkpoint: Checkpoint, horizon: datetime) -> list[Window]:
@@ -198,21 +220,28 @@ class Engine:
                 unique.setdefault(alert.id, alert)
         return list(unique.values())
 
-    def write(self, alerts: Sequence[Alert]) -> tuple[int, int]:
-        """Create each alert once; an alert already there (same id) is counted, not doubled."""
+    def write(self, alerts: Sequence[Alert], *, final: bool = False) -> tuple[int, int]:
+        """Write each alert once; an alert already there (same id) is counted, not doubled.
+
+        An early alert is only created (a later, larger early count never overwrites it). A final
+        one is upserted: created if no early search saw it, else brought to the window's final
+        count, summary and samples, leaving its creation time, status and incident alone.
+        """
         if not alerts:
             return 0, 0
-        actions = ({"_op_type": "create", "_index": self.indices.alerts, "_id": a.id,
+        actions = (_final_action(a, self.indices) if final else
+                   {"_op_type": "create", "_index": self.indices.alerts, "_id": a.id,
                     "_source": a.to_doc()} for a in alerts)  # fmt: skip
         created = existing = 0
         for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
                                                max_retries=3):  # fmt: skip
-            if ok:
+            ((_op, result),) = item.items()
+            if ok and result.get("result") == "created":
                 created += 1
-            elif item["create"].get("status") == 409:
+            elif ok or result.get("status") == 409:
                 existing += 1
             else:
-                raise RuntimeError(f"alert not written: {item['create'].get('error')}")
+                raise RuntimeError(f"alert not written: {result.get('error')}")
         return created, existing
 
     # ------------------------------------------------------------------ checkpoints
@@ -237,6 +266,39 @@ class Engine:
             ))  # fmt: skip
             report.windows += len(good)
         self.state.save_checkpoints(changed, now)
+
+
+def open_windows(rule: Rule, horizon: datetime, now: datetime) -> list[Window]:
+    """The rule's windows not yet settled at ``horizon``, cut at ``now``: what early firing
+    searches (``[]`` when the window that holds ``now`` just began)."""
+    out = []
+    start = floor(horizon, rule.interval)
+    while start < now - _MIN_OPEN:
+        out.append(Window(start, min(start + rule.interval, now)))
+        start += rule.interval
+    return out
+
+
+#: An open window younger than this holds too few events to be worth a search.
+_MIN_OPEN = timedelta(milliseconds=500)
+
+
+def _whole(outcome: Outcome) -> Outcome:
+    """An open window's findings under the whole window: the id the final evaluation gives."""
+    rule, window = outcome.rule, outcome.window
+    whole = Window(window.start, window.start + rule.interval)
+    if rule.kind.is_correlation or window == whole:
+        return outcome  # correlation findings are already slots of the whole windows
+    return replace(outcome, window=whole,
+                   findings=tuple(replace(f, window=whole) for f in outcome.findings))  # fmt: skip
+
+
+def _final_action(alert: Alert, indices: Indices) -> dict[str, Any]:
+    doc = alert.to_doc()
+    final = {"alert": {"count": doc["alert"]["count"], "summary": doc["alert"]["summary"]},
+             "evidence": doc["evidence"]}  # fmt: skip
+    return {"_op_type": "update", "_index": indices.alerts, "_id": alert.id, "doc": final,
+            "upsert": doc, "retry_on_conflict": 3}  # fmt: skip
 
 
 def _reason(error: Any) -> str:

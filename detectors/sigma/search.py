@@ -206,6 +206,10 @@ def _positions(rule: Rule, window: Window, options: Options) -> list[datetime]:
     while at <= window.end:
         ends.append(at)
         at += step
+    if not ends or ends[-1] < window.end:
+        # The sub-window ending at the window's own end: an open window evaluated early
+        # (``Engine(early=True)``) ends at "now", between two steps, and must see the newest events.
+        ends.append(window.end)
     return ends
 
 

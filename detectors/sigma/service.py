@@ -49,7 +49,7 @@ def engine(*, es: Elasticsearch, settings: Settings, rules: list[Rule]) -> Engin
     return Engine(
         es, Indices(settings.index_prefix), rules, options=options(settings),
         settle=timedelta(seconds=settings.detect_settle), max_catchup=settings.detect_max_catchup,
-        chunk=settings.detect_msearch_chunk,
+        chunk=settings.detect_msearch_chunk, early=settings.detect_early,
     )  # fmt: skip
 
 
