@@ -439,10 +439,15 @@ def _injection(seen: Timing, stored: Timing) -> dict[str, Any]:
 
 
 def _intervals() -> dict[str, float]:
+    from soc.demo.models import DemoOptions
+
     s = load_settings()
+    demo = DemoOptions.from_settings(s)
     return {"detect_tick_s": s.detect_tick, "detect_settle_s": s.detect_settle,
-            "rule_window_s": 60.0, "pipeline_tick_s": s.demo_pipeline_tick,
-            "collector_flush_s": 0.5, "file_poll_s": 0.5}  # fmt: skip
+            "detect_early": s.detect_early, "rule_window_s": 60.0,
+            "pipeline_tick_s": s.demo_pipeline_tick, "collector_flush_s": 0.5,
+            "file_poll_s": 0.5, "probe_interval_s": demo.probe_interval,
+            "probe_report_every_s": demo.probe_report_every}  # fmt: skip
 
 
 def write_report(result: dict[str, Any]) -> None:

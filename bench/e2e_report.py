@@ -38,7 +38,10 @@ def e2e_markdown(r: dict[str, Any]) -> str:
         f"Intervals: rule windows {iv['rule_window_s']:g} s, `soc detect` tick "
         f"{iv['detect_tick_s']:g} s, settle {iv['detect_settle_s']:g} s, grouping/notify tick "
         f"{iv['pipeline_tick_s']:g} s, collector file poll {iv['file_poll_s']:g} s and flush "
-        f"{iv['collector_flush_s']:g} s (all defaults); email retry base {c['retry_base_s']} s.",
+        f"{iv['collector_flush_s']:g} s, probes every {iv.get('probe_interval_s', 60):g} s "
+        f"(healthy ones reported every {iv.get('probe_report_every_s', 0):g} s), early firing "
+        f"{'on' if iv.get('detect_early') else 'off'} (all defaults); email retry base "
+        f"{c['retry_base_s']} s.",
         "",
         "## Latency from a scenario's first event",
         "",

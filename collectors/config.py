@@ -96,6 +96,8 @@ class ProbeSourceSpec(_SourceBase):
     interval: float = Field(default=60, gt=0)
     timeout: float = Field(default=10, gt=0)
     ca_file: Path | None = None
+    #: 0: every check is an event; else an up, unchanged target is reported this often only.
+    report_every: float = Field(default=0, ge=0)
     targets: tuple[ProbeTargetSpec, ...] = Field(min_length=1)
 
 

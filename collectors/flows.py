@@ -127,6 +127,7 @@ class Collector:
                 interval=spec.interval,
                 timeout=spec.timeout,
                 ca_file=spec.ca_file,
+                report_every=spec.report_every,
             )
         raise TypeError(f"no source for {spec!r}")
 

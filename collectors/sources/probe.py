@@ -5,7 +5,11 @@ whether a keyword appears in the first ``max_body_bytes`` of the page; a failure
 TLS error, wrong status, missing keyword) is an event with ``event.outcome: failure`` and
 ``error.message``, never an exception. Fields are those of docs/log-formats.md "Health probes".
 Checks of one round run one after another (a probe round is small); a target's schedule slips
-rather than overlaps. This module must not talk to Elasticsearch.
+rather than overlaps. With ``report_every`` a target checked often is reported on change: a check
+becomes an event when the target is not up, when its state (up, status code) changed since the
+last event, or when its last event is ``report_every`` seconds old, so a 10-second check finds an
+outage within 10 s without writing six events a minute per healthy endpoint.
+This module must not talk to Elasticsearch.
 """
 
 from __future__ import annotations
@@ -141,13 +145,19 @@ class ProbeSource(Source):
         interval: float = 60.0,
         timeout: float = 10.0,
         ca_file: Path | None = None,
+        report_every: float = 0.0,
     ) -> None:
         super().__init__(source_id, pipeline)
         self.targets = targets
         self.interval = interval
         self.timeout = timeout
         self.ca_file = ca_file
+        #: 0: every check is an event; else healthy unchanged targets report this often.
+        self.report_every = report_every
         self.rounds = 0
+        self.checks = 0
+        #: target name -> (up, status code, monotonic time) of its last event.
+        self._last: dict[str, tuple[bool, int | None, float]] = {}
 
     def run(self) -> None:
         self.ready.set()
@@ -161,7 +171,25 @@ class ProbeSource(Source):
         for target in self.targets:
             at = datetime.now(UTC)
             outcome = check(target, timeout=self.timeout, ca_file=self.ca_file)
+            self.checks += 1
+            if not self._reportable(target, outcome):
+                continue
             doc = to_event(target, outcome, at)
             lines.append(RawLine(self.id, SourceType.PROBE, b"", at, document=doc))
-        self.pipeline.submit(self.id, lines, parse_auto)
+        if lines:
+            self.pipeline.submit(self.id, lines, parse_auto)
         self.rounds += 1
+
+    def _reportable(self, target: Target, outcome: Outcome) -> bool:
+        up, now = outcome.error is None, time.monotonic()
+        last = self._last.get(target.name)
+        quiet = (
+            self.report_every > 0
+            and up
+            and last is not None
+            and last[:2] == (up, outcome.status)
+            and now - last[2] < self.report_every
+        )
+        if not quiet:
+            self._last[target.name] = (up, outcome.status, now)
+        return not quiet

@@ -33,7 +33,8 @@ def demo(
     train: Annotated[bool, typer.Option(help="Train the anomaly model if none.")] = True,
     anomaly: Annotated[bool, typer.Option(help="Run the anomaly model in the worker.")] = True,
     live: Annotated[bool, typer.Option(help="Run live simulated traffic.")] = True,
-    probe_interval: Annotated[float, typer.Option(help="Seconds between probes.", min=1)] = 60,
+    probe_interval: Annotated[float, typer.Option(
+        help="Seconds between two checks of an endpoint.", min=1)] = 10,
     fleet_port: Annotated[int, typer.Option(
         help="First port of the simulator's mock endpoints (34, one per province).")] = 18300,
     push_port: Annotated[int, typer.Option(help="The collector's HTTP push port.")] = 18088,

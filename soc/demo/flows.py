@@ -34,13 +34,15 @@ log = logging.getLogger(__name__)
 #: (done, total) hours of history indexed so far.
 Progress = Callable[[int, int], None]
 
-#: Scenario kinds the live demo cycles through: each one is caught by a Sigma rule within a
-#: minute or two, so a visitor sees alert → incident → email while watching.
+#: Scenario kinds the live demo cycles through: each one is caught by a Sigma rule within
+#: seconds, so a visitor sees alert → incident → email while watching. Attack rates are those of
+#: a slow script (one OTP guess a second; two failed logins a second over four addresses), so the
+#: correlation rules' thresholds (8 guesses, 20 failures) are crossed in about ten seconds.
 ROTATION: tuple[dict[str, Any], ...] = (
     {"kind": "web_attack", "rate_per_minute": 30},
-    {"kind": "otp_brute_force", "rate_per_minute": 20},
+    {"kind": "otp_brute_force", "rate_per_minute": 60},
     {"kind": "vneid_outage"},
-    {"kind": "credential_stuffing", "rate_per_minute": 40},
+    {"kind": "credential_stuffing", "rate_per_minute": 120},
 )
 #: Scenarios are written for this much of a live run; a longer run simply has calm traffic after.
 SCHEDULE_SPAN = timedelta(hours=24)
@@ -242,7 +244,8 @@ def write_collector_config(paths: DemoPaths, settings: Settings, options: DemoOp
     ]  # fmt: skip
     if options.live:
         sources.append({"id": "probes", "type": "probe", "interval": options.probe_interval,
-                        "timeout": 5, "targets": probe_targets(options)})  # fmt: skip
+                        "report_every": options.probe_report_every, "timeout": 5,
+                        "targets": probe_targets(options)})  # fmt: skip
     body = {
         "collector": {"id": "demo", "state_dir": str(paths.collector_state.resolve()),
                       "spool_max_mb": settings.demo_spool_max_mb, "flush_interval": 0.5,

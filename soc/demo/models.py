@@ -79,7 +79,9 @@ class DemoOptions:
     fleet_port: int = 18300
     push_port: int = 18088
     syslog_port: int = 15514
-    probe_interval: float = 60.0
+    #: Each endpoint is checked this often; a healthy, unchanged one is reported every minute.
+    probe_interval: float = 10.0
+    probe_report_every: float = 60.0
     #: Seconds from the live start to the first scenario (the others follow every scenario_every).
     first_scenario: float = 60.0
     #: Stop on its own after this many seconds (0: until Ctrl-C/SIGTERM). Tests use it.
