@@ -176,7 +176,10 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Fewest failures in a bucket before a failure surge is raised."
     )
     anomaly_silence_lookback_minutes: int = Field(
-        default=180, ge=15, description="How far back silence detection looks for the last event."
+        default=1440,
+        ge=15,
+        description="Longest silence judged: how far back silence detection looks for the last "
+        "event (a quiet series needs hours of silence before it is improbable).",
     )
     anomaly_retrain_hours: int = Field(
         default=24, ge=1, description="Age at which the scheduled job retrains the model (drift)."

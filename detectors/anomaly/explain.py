@@ -9,7 +9,7 @@ since when the key has been deviating. Titles and summaries are built from soc's
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from detectors.anomaly import scoring
@@ -196,13 +196,24 @@ def _entity(key: Key) -> Entity:
     return Entity(type="service", value=key.service)
 
 
+def _duration(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes % 60 else f"{minutes // 60} h"
+
+
 def silence_alert(s: Silence, score: float, window: Window, created: datetime) -> Alert:
     where = place(s.key)
-    minutes = (window.end - s.since).total_seconds() / 60
+    silent_for = window.end - s.since
     explanation = {
         "kind": "outage",
         "level": s.key.level.value,
         "since": iso(s.since),
+        "silent_minutes": round(silent_for.total_seconds() / 60),
+        "since_known": s.since_known,
+        "needed_minutes": round(s.needed.total_seconds() / 60),
+        "expected_per_hour": _number(s.rate),
         "features": [
             {
                 "feature": "count",
@@ -223,15 +234,17 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         if s.collectors
         else " No collector is known for this traffic."
     )
+    run = _duration(silent_for) if s.since_known else f"at least {_duration(silent_for)}"
     return Alert(
         detector=Detector.ANOMALY,
         rule=rule("outage"),
         severity=severity("outage", score, s.key),
         title=f"{TITLES['outage']}: {service_label(s.key.service)}, {_where(where)}",
         summary=(
-            f"No {_what(s.key)} from {_where(where)} for "
-            f"{minutes:.0f} min (since {iso(s.since)}); about {s.expected:.0f} were "
-            f"expected at this hour of the week.{heard}"
+            f"No {_what(s.key)} from {_where(where)} for {run} (since {iso(s.since)}); "
+            f"about {s.expected:.0f} were expected over that time (now about {s.rate:.1f} an "
+            f"hour at this hour of the week), and for this series a silence longer than "
+            f"{_duration(s.needed)} is improbable (p = {s.p_value:.1g}).{heard}"
         ),
         window=window,
         place=where,

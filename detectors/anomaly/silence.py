@@ -1,12 +1,18 @@
 """Silence: expected traffic that stopped, told apart from a silent collector and a quiet hour.
 
-For every key the model knows, the last event within the look-back is fetched with one composite
-aggregation (max ``@timestamp`` per key). A key with no event in the scored bucket is *silent*
-since its last event; the events the baseline expected over that silent run give the tail
-probability ``exp(-expected / dispersion)`` of such a silence (quasi-Poisson: traffic comes in
-clumps). A quiet hour has a small
-expectation, so it never reaches ``anomaly_alpha``; a busy commune falls silent within a bucket,
-a small one after a longer run.
+How long a silence must last before it is an outage depends on the series: the chance of no
+event at all over a run of time is ``exp(-expected / dispersion)`` (quasi-Poisson: traffic
+comes in clumps), where ``expected`` integrates the key's seasonal baseline over the run. So the
+silence a series needs is the run, ending now, over which it expects ``dispersion * ln(1/alpha)``
+events (:func:`needed_silence`): one bucket for a busy portal, several hours for a commune that
+expects three events an hour, and more than the look-back (never alerting) in a quiet night
+hour or for a series too small to ever prove anything.
+
+For every key the model knows, the last traffic event within the look-back
+(``anomaly_silence_lookback_minutes``, long enough for quiet series to qualify) comes from one
+composite aggregation (max ``@timestamp`` per province, commune and service, the province-only
+events in a ``null`` commune); province and all-services keys are derived from it here. A key
+with no event in the scored bucket whose silent run is improbable is silent.
 
 Before a silence is called an outage, the collectors that carried the key's traffic in training
 are asked for any sign of life in the bucket (a ``collector.heartbeat`` event or any event bearing
@@ -24,9 +30,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly.baseline.model import MIN_HISTORY_HOURS, Model
+from detectors.anomaly.baseline.model import HOUR, MIN_HISTORY_HOURS, Baseline, Model
 from detectors.anomaly.features import (
     ALL_SERVICES,
+    COUNT_PAGE_SIZE,
     Key,
     Level,
     composite_pages,
@@ -39,7 +46,13 @@ from soc.es.indices import Indices
 
 @dataclass(frozen=True, slots=True)
 class Silence:
-    """A key that expected traffic and got none since ``since``."""
+    """A key that expected traffic and got none since ``since``.
+
+    ``needed`` is how long this series must be silent, ending at the scored bucket, before its
+    silence is improbable; ``rate`` its expected events per hour at the scored bucket;
+    ``since_known`` is False when no event was seen within the look-back (silent at least that
+    long).
+    """
 
     key: Key
     since: datetime
@@ -47,6 +60,9 @@ class Silence:
     p_value: float
     collectors: tuple[str, ...]
     collector_silent: bool
+    needed: timedelta = timedelta(0)
+    rate: float = 0.0
+    since_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,33 +76,71 @@ class CollectorSilence:
 
 
 def last_seen(
-    es: Elasticsearch,
-    indices: Indices,
-    start: datetime,
-    end: datetime,
-    level: Level,
-    *,
-    by_service: bool = True,
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime
 ) -> dict[Key, datetime]:
-    """The time of the last traffic event of every key with one in ``[start, end)``."""
-    sources: list[dict[str, Any]] = [{"province": {"terms": {"field": "locality.province.code"}}}]
-    if level is Level.COMMUNE:
-        sources.append({"ward": {"terms": {"field": "locality.ward.code"}}})
-    if by_service:
-        sources.append({"service": {"terms": {"field": "service.name"}}})
+    """The time of the last traffic event in ``[start, end)`` of every key, at both levels and
+    for all services too.
+
+    One composite aggregation in one big page: the commune source keeps province-only events in
+    a ``null`` commune, and the province and all-services keys are their commune rows' maximum
+    (every page of a composite re-reads the matching events, so one page over a day of traffic
+    is far cheaper than one query per level in small pages).
+    """
+    sources: list[dict[str, Any]] = [
+        {"province": {"terms": {"field": "locality.province.code"}}},
+        {"ward": {"terms": {"field": "locality.ward.code", "missing_bucket": True}}},
+        {"service": {"terms": {"field": "service.name"}}},
+    ]
     seen: dict[Key, datetime] = {}
+
+    def keep(key: Key, when: datetime) -> None:
+        if key not in seen or seen[key] < when:
+            seen[key] = when
+
     pages = composite_pages(
         es,
         event_indices(indices, start, end),
-        traffic_query(start, end, level),
+        traffic_query(start, end, Level.PROVINCE),
         sources,
         {"last": {"max": {"field": "@timestamp"}}},
+        size=COUNT_PAGE_SIZE,
     )
     for row in pages:
         k = row["key"]
-        key = Key(level, str(k["province"]), k.get("ward"), str(k.get("service", ALL_SERVICES)))
-        seen[key] = datetime.fromtimestamp(float(row["last"]["value"]) / 1000, tz=UTC)
+        province, ward, service = str(k["province"]), k.get("ward"), str(k["service"])
+        when = datetime.fromtimestamp(float(row["last"]["value"]) / 1000, tz=UTC)
+        for svc in (service, ALL_SERVICES):
+            keep(Key(Level.PROVINCE, province, None, svc), when)
+            if ward is not None:
+                keep(Key(Level.COMMUNE, province, str(ward), svc), when)
     return seen
+
+
+def needed_silence(
+    model: Model, key: Key, base: Baseline, end: datetime, alpha: float, limit: timedelta
+) -> timedelta | None:
+    """How long ``key`` must be silent, up to ``end``, before its silence is improbable.
+
+    The run ending at ``end`` over which the baseline expects ``dispersion * ln(1/alpha)``
+    events, walked back hour by hour (the rate follows the hour of the week); ``None`` when even
+    ``limit`` is not enough (a quiet hour, or a series too small to prove a silence).
+    """
+    target = base.dispersion * math.log(1 / alpha)
+    total, at, floor_ = 0.0, end, end - limit
+    while at > floor_:
+        step_start = max(floor_, _hour_before(at))
+        rate = base.level * model.factor(key.service, step_start)
+        part = rate * ((at - step_start) / HOUR)
+        if rate > 0 and total + part >= target:
+            return end - at + (target - total) / rate * HOUR
+        total += part
+        at = step_start
+    return None
+
+
+def _hour_before(at: datetime) -> datetime:
+    top = at.replace(minute=0, second=0, microsecond=0)
+    return top - HOUR if top == at else top
 
 
 def heard_collectors(
@@ -109,23 +163,20 @@ def find(
     lookback: timedelta,
     alpha: float,
 ) -> tuple[list[Silence], list[CollectorSilence]]:
-    """Silent keys whose silence is improbable, split into outages and collector silences."""
+    """Silent keys whose silence is improbable, split into outages and collector silences.
+
+    ``lookback`` bounds the silent run a key is judged on: a quiet series whose
+    :func:`needed_silence` is longer never alerts.
+    """
     since_floor = bucket_end - lookback
-    seen: dict[Key, datetime] = {}
-    for level in Level:
-        seen.update(last_seen(es, indices, since_floor, bucket_end, level))
-    # A locality's all-services key was last seen when any of its services was.
-    for key, when in list(seen.items()):
-        every = Key(key.level, key.province, key.ward, ALL_SERVICES)
-        if every not in seen or seen[every] < when:
-            seen[every] = when
+    seen = last_seen(es, indices, since_floor, bucket_end)
     heard = heard_collectors(es, indices, bucket_start, bucket_end)
+    threshold = math.log(1 / alpha)
     outages: list[Silence] = []
-    for key in model.baselines:
+    for key, base in model.baselines.items():
         last = seen.get(key)
         if last is not None and last >= bucket_start:
             continue
-        base = model.baselines[key]
         # Only a key's own history can say its traffic stopped: a new commune borrowing its
         # peers' level was never seen sending, so its silence proves nothing.
         if base.level <= 0 or base.hours < MIN_HISTORY_HOURS:
@@ -133,11 +184,26 @@ def find(
         # The run starts just after the last event (or at the look-back's edge if none was seen).
         since = last + timedelta(milliseconds=1) if last is not None else since_floor
         expected = model.expected(key, base, since, bucket_end)
-        p = math.exp(-expected / base.dispersion)  # quasi-Poisson: clumps make silence likelier
-        if p >= alpha:
+        # quasi-Poisson: clumps make silence likelier. Same as p < alpha, without exp() underflow.
+        if expected / base.dispersion <= threshold:
             continue
+        p = math.exp(-expected / base.dispersion)
+        needed = needed_silence(model, key, base, bucket_end, alpha, bucket_end - since)
         silent = bool(base.collectors) and not (set(base.collectors) & heard)
-        outages.append(Silence(key, since, expected, p, base.collectors, silent))
+        rate = base.level * model.factor(key.service, bucket_start)
+        outages.append(
+            Silence(
+                key,
+                since,
+                expected,
+                p,
+                base.collectors,
+                silent,
+                needed or bucket_end - since,
+                rate,
+                last is not None,
+            )
+        )
     return [s for s in outages if not s.collector_silent], _by_collector(outages)
 
 
