@@ -73,10 +73,12 @@ def check(
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn.request("GET", path, headers={"User-Agent": "soc-probe/1"})
+        # Now, while the socket is open: a "Connection: close" (or HTTP/1.0) response makes
+        # getresponse() hand the socket to the response, and the certificate goes with it.
+        days = _cert_days(conn)
         resp = conn.getresponse()
         body = resp.read(max_body_bytes)
         latency = (time.perf_counter() - started) * 1000
-        days = _cert_days(conn)
         conn.close()
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         latency = (time.perf_counter() - started) * 1000
