@@ -54,7 +54,7 @@ class Pipeline:
     ) -> Submitted:
         if not lines:
             return Submitted(0, 0)
-        actions = [self.normaliser.normalise(line, parser) for line in lines]
+        actions = self.normaliser.normalise_many(lines, parser)
         self.metrics.inc(source_id, "read", len(lines))
         try:
             self.spool.append(actions, block=block, timeout=timeout)

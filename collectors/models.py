@@ -62,3 +62,5 @@ class Action:
     source_id: str
     kind: str  # "event" or "deadletter"
     document: Mapping[str, Any] = field(repr=False)
+    #: ``document`` as the JSON bytes that are spooled and sent (serialised once, when built).
+    body: bytes | None = field(default=None, repr=False, compare=False)

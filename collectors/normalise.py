@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
 
 from collectors.inventory import Attribution, Inventory
 from collectors.models import Action, Parsed, RawLine
@@ -54,7 +56,12 @@ class Limits:
 
 
 class Normaliser:
-    """Turns :class:`RawLine` into :class:`Action` (an event or a dead letter)."""
+    """Turns :class:`RawLine` into :class:`Action` (an event or a dead letter).
+
+    Look-ups that depend only on their key (a file's attribution, a named locality, a day's index
+    name) are cached per normaliser: the inventory and the catalogue do not change while it runs.
+    Each event is serialised once, here; the spool writes those bytes and the shipper sends them.
+    """
 
     def __init__(
         self,
@@ -69,74 +76,113 @@ class Normaliser:
         self.collector_id = collector_id
         self.limits = limits
         self.now = now
+        self._collector = {"id": collector_id}
+        self._paths: dict[str, Attribution | None] = {}
+        self._named: dict[tuple[str | None, str | None], dict[str, Any] | None] = {}
+        self._ecs: dict[Locality, dict[str, Any]] = {}
+        self._days: dict[str, str] = {}
+        self._sources: dict[tuple[str, str], dict[str, str]] = {}
 
-    def normalise(self, raw: RawLine, parser: Parser) -> Action:
+    def normalise_many(self, lines: Sequence[RawLine], parser: Parser) -> list[Action]:
+        """:meth:`normalise` of a batch, stamped with one ``event.ingested``."""
+        ingested = _iso(self.now())
+        return [self.normalise(line, parser, ingested) for line in lines]
+
+    def normalise(self, raw: RawLine, parser: Parser, ingested: str | None = None) -> Action:
+        if ingested is None:
+            ingested = _iso(self.now())
         if raw.document is not None:
-            return self._event(dict(raw.document), raw, substituted=False)
+            doc = dict(raw.document)
+            return self._event(doc, raw, False, ingested, str(doc["@timestamp"]))
         if len(raw.data) > self.limits.max_line_bytes:
             return self.deadletter(
                 raw,
                 "read",
                 f"line of {len(raw.data)} bytes exceeds "
                 f"max_line_bytes {self.limits.max_line_bytes}",
+                ingested,
             )
         try:
             text = raw.data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return self.deadletter(raw, "decode", f"invalid UTF-8 at byte {exc.start}")
+            return self.deadletter(raw, "decode", f"invalid UTF-8 at byte {exc.start}", ingested)
         if "\x00" in text:
-            return self.deadletter(raw, "decode", "NUL byte in line (binary data?)")
+            return self.deadletter(raw, "decode", "NUL byte in line (binary data?)", ingested)
         try:
             parsed = parser(text)
-            return self._build(raw, parsed)
+            return self._build(raw, parsed, ingested)
         except ParseError as exc:
-            return self.deadletter(raw, "parse", str(exc))
+            return self.deadletter(raw, "parse", str(exc), ingested)
 
-    def _build(self, raw: RawLine, parsed: Parsed) -> Action:
+    def _build(self, raw: RawLine, parsed: Parsed, ingested: str) -> Action:
         found = self._attribution(raw, parsed)
         service = _service(parsed.service, found)
         flags = list(parsed.flags)
         locality = self._locality(parsed, found, flags)
-        doc: dict[str, Any] = {
-            k: (dict(v) if isinstance(v, dict) else v) for k, v in parsed.fields.items()
-        }
+        doc: dict[str, Any] = dict(parsed.fields)
+        for key in _MUTATED:  # the parts changed below are copies; the rest is shared, read-only
+            if isinstance(part := doc.get(key), dict):
+                doc[key] = dict(part)
         event = doc.setdefault("event", {})
+        name, access, app, other = _NAMES[service]
         if "access" in event.get("type", ()):
-            event["dataset"] = f"{service.value}.access"
+            event["dataset"] = access
         elif "action" in event:
-            event["dataset"] = DATASETS.get(service, f"{service.value}.app")
+            event["dataset"] = app
         else:
-            event["dataset"] = f"{service.value}.log"
-        doc["service"] = {"name": service.value}
-        doc.update(locality.to_ecs())
+            event["dataset"] = other
+        doc["service"] = {"name": name}
+        doc["locality"] = locality
         if found is not None:
             doc.setdefault("soc", {})["system"] = found.system
         stamp, substituted = self._timestamp(parsed.timestamp, raw.received, flags, doc)
-        doc["@timestamp"] = _iso(stamp)
+        iso = doc["@timestamp"] = _iso(stamp)
         if flags:
             doc.setdefault("soc", {})["flags"] = sorted(set(flags))
-        return self._event(doc, raw, substituted=substituted)
+        return self._event(doc, raw, substituted, ingested, iso)
 
     def _attribution(self, raw: RawLine, parsed: Parsed) -> Attribution | None:
         if raw.hint is not None:
             return raw.hint
-        if raw.path is not None and (by_path := self.inventory.by_path(raw.path)) is not None:
-            return by_path
+        if raw.path is not None:
+            try:
+                by_path = self._paths[raw.path]
+            except KeyError:
+                by_path = _remember(self._paths, raw.path, self.inventory.by_path(raw.path))
+            if by_path is not None:
+                return by_path
         host = parsed.host or raw.peer
         return self.inventory.by_host(host) if host else None
 
-    def _locality(self, parsed: Parsed, found: Attribution | None, flags: list[str]) -> Locality:
+    def _locality(
+        self, parsed: Parsed, found: Attribution | None, flags: list[str]
+    ) -> dict[str, Any]:
+        """The event's ``locality`` object (cached, shared between events: never mutated)."""
         if parsed.province or parsed.ward:
+            key = (parsed.province, parsed.ward)
             try:
-                return catalogue().locality(parsed.province, parsed.ward)
-            except LocalityError:
-                flags.append("locality_unknown")
+                named = self._named[key]
+            except KeyError:
+                try:
+                    named = self._ecs_of(catalogue().locality(parsed.province, parsed.ward))
+                except LocalityError:
+                    named = None
+                _remember(self._named, key, named)
+            if named is not None:
+                return named
+            flags.append("locality_unknown")
         if found is not None and found.locality is not None:
-            return found.locality
+            return self._ecs_of(found.locality)
         raise ParseError(
             "no locality: the line names none (or an unknown one) and the inventory "
             "has no province for this source"
         )
+
+    def _ecs_of(self, locality: Locality) -> dict[str, Any]:
+        try:
+            return self._ecs[locality]
+        except KeyError:
+            return _remember(self._ecs, locality, locality.to_ecs()["locality"])
 
     def _timestamp(
         self, stamp: datetime | None, received: datetime, flags: list[str], doc: dict[str, Any]
@@ -154,21 +200,49 @@ class Normaliser:
         doc.setdefault("soc", {})["original_timestamp"] = _iso(stamp)
         return received, True
 
-    def _event(self, doc: dict[str, Any], raw: RawLine, *, substituted: bool) -> Action:
+    def _event(
+        self, doc: dict[str, Any], raw: RawLine, substituted: bool, ingested: str, stamp: str
+    ) -> Action:
         soc = doc.setdefault("soc", {})
-        soc["source"] = {"id": raw.source_id, "type": raw.source_type.value}
-        soc["collector"] = {"id": self.collector_id}
+        try:
+            soc["source"] = self._sources[raw.source_id, raw.source_type]
+        except KeyError:
+            soc["source"] = _remember(
+                self._sources,
+                (raw.source_id, raw.source_type),
+                {"id": raw.source_id, "type": raw.source_type.value},
+            )
+        soc["collector"] = self._collector
         if raw.path is not None:
-            doc.setdefault("log", {})["file"] = {"path": raw.path}
-            doc["log"]["offset"] = raw.offset
+            log = doc.setdefault("log", {})
+            log["file"] = {"path": raw.path}
+            log["offset"] = raw.offset
         # The id must not depend on when the line was read: drop a receive-time stamp from it.
-        keyed = {k: v for k, v in doc.items() if not (substituted and k == "@timestamp")}
-        ident = event_id(keyed)
-        doc.setdefault("event", {})["ingested"] = _iso(self.now())
-        stamp = datetime.fromisoformat(str(doc["@timestamp"]).replace("Z", "+00:00"))
-        return Action(self.indices.events_for(stamp), ident, raw.source_id, "event", doc)
+        keyed = {k: v for k, v in doc.items() if k != "@timestamp"} if substituted else doc
+        event = keyed.get("event")
+        if isinstance(event, dict) and "ingested" not in event:
+            # What event_id() hashes, without its defensive copies (nothing to remove here).
+            ident = hashlib.blake2b(
+                orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS), digest_size=16
+            ).hexdigest()
+        else:
+            ident = event_id(keyed)
+        doc.setdefault("event", {})["ingested"] = ingested
+        return Action(self._index(stamp), ident, raw.source_id, "event", doc, orjson.dumps(doc))
 
-    def deadletter(self, raw: RawLine, stage: str, reason: str) -> Action:
+    def _index(self, stamp: str) -> str:
+        """The daily index of an ``@timestamp``; ours end in ``Z``, so the day is its first 10."""
+        if len(stamp) == 24 and stamp.endswith("Z"):
+            day = stamp[:10]
+            try:
+                return self._days[day]
+            except KeyError:
+                return _remember(self._days, day, self.indices.events_for(date.fromisoformat(day)))
+        return self.indices.events_for(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+
+    def deadletter(
+        self, raw: RawLine, stage: str, reason: str, ingested: str | None = None
+    ) -> Action:
         """The dead letter of a line that cannot become an event."""
         kept = raw.data[:MAX_RAW_KEPT]
         letter: dict[str, Any] = {
@@ -189,13 +263,35 @@ class Normaliser:
                 "source": {"id": raw.source_id, "type": raw.source_type.value},
                 "collector": {"id": self.collector_id},
             },
-            "event": {"ingested": _iso(self.now())},
+            "event": {"ingested": ingested or _iso(self.now())},
         }
         if raw.path is not None:
             doc["log"] = {"file": {"path": raw.path}, "offset": raw.offset}
         where = f"{raw.source_id}\0{raw.path}\0{raw.offset}\0".encode()
         ident = hashlib.blake2b(where + raw.data, digest_size=16).hexdigest()
-        return Action(self.indices.deadletter, ident, raw.source_id, "deadletter", doc)
+        return Action(
+            self.indices.deadletter, ident, raw.source_id, "deadletter", doc, orjson.dumps(doc)
+        )
+
+
+#: Per service: its name and its ``event.dataset`` for access, application and other lines.
+_NAMES = {
+    s: (s.value, f"{s.value}.access", DATASETS.get(s, f"{s.value}.app"), f"{s.value}.log")
+    for s in Service
+}
+#: Top-level parts of a parsed document that normalisation changes (so copies them first).
+_MUTATED = ("event", "soc", "log")
+#: Bound of each look-up cache; past it the cache starts again (a flood of distinct keys).
+_CACHE_MAX = 65_536
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _service(name: str | None, found: Attribution | None) -> Service:

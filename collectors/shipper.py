@@ -36,6 +36,8 @@ from soc.errors import ElasticsearchError
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
+#: The counter of an action Elasticsearch created, by its kind.
+_COUNTER = {"event": "indexed", "deadletter": "deadlettered"}
 
 
 class Shipper:
@@ -143,26 +145,42 @@ class Shipper:
         if len(items) != len(records):
             raise TransportError(f"bulk answered {len(items)} items for {len(records)} actions")
         again: list[Record] = []
+        # Counted per batch, not per item: one increment per source and counter.
+        counts: dict[tuple[str, str], int] = {}
+        latest: dict[str, float] = {}
+        if resp.get("errors") is False:  # every item created: no per-item status to look at
+            for record in records:
+                key = (record.source_id, _COUNTER.get(record.kind, "indexed"))
+                counts[key] = counts.get(key, 0) + 1
+                latest[record.source_id] = record.ingested
+        else:
+            for record, item in zip(records, items, strict=True):
+                info = next(iter(item.values()))
+                self._settle(record, info, again, counts, latest)
+        for (source, name), amount in counts.items():
+            self.metrics.inc(source, name, amount)
         now = time.time()
-        for record, item in zip(records, items, strict=True):
-            info = next(iter(item.values()))
-            self._settle(record, info, again, now)
+        for source, ingested in latest.items():
+            self.metrics.lag(source, now - ingested)
         return again
 
     def _settle(
-        self, record: Record, info: dict[str, Any], again: list[Record], now: float
+        self,
+        record: Record,
+        info: dict[str, Any],
+        again: list[Record],
+        counts: dict[tuple[str, str], int],
+        latest: dict[str, float],
     ) -> None:
         status = int(info.get("status", 0))
-        counter = "deadlettered" if record.kind == "deadletter" else "indexed"
+        counter = _COUNTER.get(record.kind, "indexed")
         if status in (200, 201):
-            self.metrics.inc(record.source_id, counter)
-            self.metrics.lag(record.source_id, now - record.ingested)
+            latest[record.source_id] = record.ingested
         elif status == 409:
-            self.metrics.inc(
-                record.source_id, "deadlettered" if record.kind == "deadletter" else "duplicates"
-            )
+            counter = "deadlettered" if record.kind == "deadletter" else "duplicates"
         elif status in _RETRY_STATUSES:
             again.append(record)
+            return
         elif record.kind == "event":
             error = info.get("error") or {}
             reason = f"{error.get('type', status)}: {error.get('reason', '')}"
@@ -170,10 +188,13 @@ class Shipper:
                 "event %s refused by %s (%s); dead-lettered", record.id, record.index, reason[:200]
             )
             again.append(self._deadletter(record, reason))
+            return
         else:
             # A dead letter refused is a bug in soc's own mapping, not in the input: say it loudly.
             log.error("dead letter %s refused by %s: %s", record.id, record.index, info)
-            self.metrics.inc(record.source_id, "dropped")
+            counter = "dropped"
+        key = (record.source_id, counter)
+        counts[key] = counts.get(key, 0) + 1
 
     def _deadletter(self, record: Record, reason: str) -> Record:
         doc = orjson.loads(record.document)

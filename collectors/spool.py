@@ -228,7 +228,8 @@ def _encode(action: Action, now: float) -> bytes:
     meta = orjson.dumps(
         {"i": action.index, "d": action.id, "s": action.source_id, "k": action.kind, "t": now}
     )
-    return meta + b"\t" + orjson.dumps(action.document) + b"\n"
+    body = action.body if action.body is not None else orjson.dumps(action.document)
+    return meta + b"\t" + body + b"\n"
 
 
 def _decode(line: bytes) -> Record:

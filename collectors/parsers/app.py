@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from collectors.models import Parsed
-from collectors.parsers.fields import integer, is_ip, number, put, text
+from collectors.parsers.fields import integer, is_ip, number, put, put_path, text
 from soc.errors import ParseError
 
 #: Per-system extra keys → ECS (docs/log-formats.md "per system"); the converter checks the type.
@@ -45,6 +45,9 @@ _OPTIONAL_TEXT = {
     "level": "log.level",
 }
 _OUTCOMES = {"success", "failure", "unknown"}
+# The dotted names split once, not per line.
+_OPTIONAL_TEXT_PATHS = tuple((k, tuple(f.split("."))) for k, f in _OPTIONAL_TEXT.items())
+_EXTRA_PATHS = tuple((k, tuple(f.split(".")), kind) for k, (f, kind) in EXTRA_FIELDS.items())
 
 
 def parse_ts(value: Any) -> datetime:
@@ -82,18 +85,17 @@ def from_object(body: dict[str, Any]) -> Parsed:
         result = text(body["result"], "result")
         doc["event"]["outcome"] = result if result in _OUTCOMES else "unknown"
     doc["event"]["category"] = [CATEGORIES.get(system or "", "web")]
-    for key, field in _OPTIONAL_TEXT.items():
-        if body.get(key) is not None:
-            put(doc, field, text(body[key], key))
+    for key, field in _OPTIONAL_TEXT_PATHS:
+        if (value := body.get(key)) is not None:
+            put_path(doc, field, text(value, key))
     if body.get("ip") is not None:
         ip = text(body["ip"], "ip")
         put(doc, "source.ip" if is_ip(ip) else "source.address", ip)
     if body.get("latency_ms") is not None:
         put(doc, "event.duration", round(number(body["latency_ms"], "latency_ms") * 1_000_000))
-    for key, (field, kind) in EXTRA_FIELDS.items():
-        if body.get(key) is not None:
-            value = integer(body[key], key) if kind == "integer" else text(body[key], key)
-            put(doc, field, value)
+    for key, path, kind in _EXTRA_PATHS:
+        if (raw := body.get(key)) is not None:
+            put_path(doc, path, integer(raw, key) if kind == "integer" else text(raw, key))
     return Parsed(
         fields=doc,
         timestamp=stamp,

@@ -6,6 +6,7 @@ Kept apart so the access, JSON and syslog parsers convert the same way. Must not
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 from soc.errors import ParseError
@@ -22,8 +23,17 @@ def put(doc: dict[str, Any], dotted: str, value: Any) -> None:
     doc[leaf] = value
 
 
+def put_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """:func:`put` with the name already split."""
+    for part in path[:-1]:
+        doc = doc.setdefault(part, {})
+    doc[path[-1]] = value
+
+
 def text(value: Any, key: str) -> str:
     """A scalar as a bounded string; a nested object or list is a parse error naming ``key``."""
+    if type(value) is str:  # the common case first
+        return value[:MAX_FIELD]
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
@@ -48,8 +58,14 @@ def integer(value: Any, key: str) -> int:
 
 
 def is_ip(value: str) -> bool:
+    """What :func:`ipaddress.ip_address` accepts; IPv4 (the common case) checked in C."""
     try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
+        socket.inet_pton(socket.AF_INET, value)
+    except (OSError, ValueError):  # ValueError: NUL or non-ASCII characters
+        if ":" not in value:
+            return False
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return False
     return True

@@ -4,6 +4,7 @@ raises ParseError (never another exception), which hypothesis checks on arbitrar
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 from datetime import UTC, datetime
 
@@ -13,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.parsers import PARSERS, parse_access, parse_app, parse_syslog
+from collectors.parsers.access import parse_time
+from collectors.parsers.fields import is_ip
 from soc.errors import ParseError
 
 ACCESS = (
@@ -205,3 +208,31 @@ def test_access_round_trip(
 def test_json_objects_never_crash(body: dict[str, object]) -> None:
     with contextlib.suppress(ParseError):
         parse_app(json.dumps(body))
+
+
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=4).map(lambda a: str(a).replace(".", ".0", 1)),  # leading zero
+        st.text(alphabet="0123456789.:abcdefABCDEF%x \x00\u0661", max_size=45),
+        st.text(max_size=45),
+    )
+)
+def test_is_ip_agrees_with_ipaddress(value: str) -> None:
+    """The C fast path of ``is_ip`` accepts exactly what :mod:`ipaddress` accepts."""
+    try:
+        ipaddress.ip_address(value)
+        expected = True
+    except ValueError:
+        expected = False
+    assert is_ip(value) is expected
+
+
+def test_repeated_access_stamps_parse_alike() -> None:
+    """Stamps are cached by their text: a repeat gives the same instant, a bad one still fails."""
+    first = parse_time("23/Nov/2026:10:00:00 +0700")
+    again = parse_time("23/Nov/2026:10:00:00 +0700")
+    assert again == first == datetime(2026, 11, 23, 3, tzinfo=UTC)
+    for _ in range(2):
+        with pytest.raises(ParseError, match="unknown month"):
+            parse_time("23/Foo/2026:10:00:00 +0700")
