@@ -2,16 +2,16 @@
 
 ``RawLine`` is what a source read (bytes, never decoded yet: decoding can fail and that failure is
 itself kept); ``Parsed`` is what a parser understood; ``Action`` is one spooled bulk action with its
-deterministic ``_id``. All frozen. This module must not do I/O.
+deterministic ``_id``. All immutable: named tuples, because one of each is made per line and a
+tuple is built several times faster than a frozen dataclass. This module must not do I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from collectors.inventory import Attribution
 
@@ -23,8 +23,7 @@ class SourceType(StrEnum):
     PROBE = "probe"
 
 
-@dataclass(frozen=True)
-class RawLine:
+class RawLine(NamedTuple):
     """One line (or message, or pushed event) exactly as read."""
 
     source_id: str
@@ -40,8 +39,7 @@ class RawLine:
     document: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     """What a parser understood of a line: ECS fields plus the hints normalisation resolves."""
 
     fields: Mapping[str, Any]
@@ -53,14 +51,13 @@ class Parsed:
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """One bulk ``create`` of a document into an index, as spooled."""
 
-    index: str
+    index: str  # type: ignore[assignment]  # shadows tuple.index, on purpose
     id: str
     source_id: str
     kind: str  # "event" or "deadletter"
-    document: Mapping[str, Any] = field(repr=False)
+    document: Mapping[str, Any]
     #: ``document`` as the JSON bytes that are spooled and sent (serialised once, when built).
-    body: bytes | None = field(default=None, repr=False, compare=False)
+    body: bytes | None = None

@@ -319,4 +319,7 @@ def _closest_year(stamp: datetime, received: datetime) -> datetime:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-23T03:00:00.007Z``: UTC, milliseconds (orjson's C formatting, cut to ms)."""
+    text = orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)
+    # b'"YYYY-MM-DDTHH:MM:SS.ffffffZ"', or without the fraction when it is zero
+    return (text[1:24] + b"Z" if len(text) > 22 else text[1:20] + b".000Z").decode()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -33,11 +34,10 @@ class SpoolFull(CollectorError):
     """The spool is at ``max_bytes`` and the caller asked not to wait."""
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One spooled action, its document kept as the bytes that go into ``_bulk``."""
 
-    index: str
+    index: str  # type: ignore[assignment]  # shadows tuple.index, on purpose
     id: str
     source_id: str
     kind: str

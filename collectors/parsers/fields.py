@@ -25,9 +25,13 @@ def put(doc: dict[str, Any], dotted: str, value: Any) -> None:
 
 def put_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     """:func:`put` with the name already split."""
-    for part in path[:-1]:
-        doc = doc.setdefault(part, {})
-    doc[path[-1]] = value
+    *parents, leaf = path
+    for part in parents:
+        inner = doc.get(part)
+        if inner is None:
+            inner = doc[part] = {}
+        doc = inner
+    doc[leaf] = value
 
 
 def text(value: Any, key: str) -> str:

@@ -8,10 +8,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collectors.inventory import loads_inventory
 from collectors.models import RawLine, SourceType
-from collectors.normalise import Normaliser
+from collectors.normalise import Normaliser, _iso
 from collectors.parsers import parse_auto, parse_syslog
 from soc.es.indices import Indices
 from soc.localities import catalogue
@@ -137,3 +139,14 @@ def test_timestamps_missing_future_and_ancient_are_kept_and_flagged() -> None:
         "sys", SourceType.SYSLOG, b"<13>no stamp at all", NOW + timedelta(1), peer="gw-7"
     )
     assert norm.normalise(later, parse_syslog).id == action.id  # receive time is not in the id
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9998, 12, 30), timezones=st.timezones()
+    )
+)
+def test_iso_stamps_are_utc_milliseconds(when: datetime) -> None:
+    """The fast ``_iso`` writes what ``isoformat`` would, in UTC with milliseconds and ``Z``."""
+    expected = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert _iso(when) == expected
