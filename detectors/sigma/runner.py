@@ -30,6 +30,7 @@ from elasticsearch import Elasticsearch, helpers
 from detectors.base import Window, aligned_windows, floor
 from detectors.sigma.models import Rule
 from detectors.sigma.search import (
+    SCAN_LIMIT,
     Finding,
     Options,
     Parts,
@@ -37,7 +38,11 @@ from detectors.sigma.search import (
     compose,
     findings,
     parts,
+    sample_body,
+    scan,
+    scanned,
     split,
+    with_samples,
 )
 from detectors.state import Checkpoint, StateStore
 from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef
@@ -97,6 +102,10 @@ class Engine:
         self.chunk = chunk
         #: Rules per composed search: bounds the aggregation buckets of one search.
         self.batch = batch
+        #: Plain rules over a window are evaluated from its matching events when there are at
+        #: most this many (0: always aggregations); ``scan_batch`` rules share one scan.
+        self.scan_limit = SCAN_LIMIT
+        self.scan_batch = 1000
         self.start = start
         #: Also search open windows every tick and alert early (see the module's docstring).
         self.early = early
@@ -151,43 +160,99 @@ class Engine:
 
     # ------------------------------------------------------------------ searching
     def evaluate(self, plan: Sequence[tuple[Rule, Window, Tuning]]) -> list[Outcome]:
-        """Run every planned search: rules sharing a window share one composed search, and the
-        searches go ``chunk`` per ``_msearch``. A composed search that fails is re-run rule by
-        rule, so only the faulty rule reports the error."""
+        """Run every planned search: plain rules sharing a window share one *scan* of the
+        window's matching events (:func:`~detectors.sigma.search.scan`; a window with more than
+        ``scan_limit`` of them falls back to aggregations), other rules sharing a window share
+        one composed search of ``batch`` rules; the searches go ``chunk`` per ``_msearch``. A
+        shared search that fails is re-run rule by rule, so only the faulty rule reports the
+        error."""
         prepared = [(item, parts(*item, self.options)) for item in plan]
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, (_, part) in enumerate(prepared):
             groups.setdefault(part.key, []).append(index)
-        batches = [
-            members[n : n + self.batch]
-            for members in groups.values()
-            for n in range(0, len(members), self.batch)
-        ]
+        scans: list[list[int]] = []
+        batches: list[list[int]] = []
+        for key, members in groups.items():
+            scanning = key[0] == "plain" and self.scan_limit > 0
+            size = self.scan_batch if scanning else self.batch
+            for n in range(0, len(members), size):
+                (scans if scanning else batches).append(members[n : n + size])
         outcomes: dict[int, Outcome] = {}
         retry: list[list[int]] = []
-        for batch, answer in zip(batches, self._msearch(batches, prepared), strict=True):
-            if ("error" in answer or answer.get("_shards", {}).get("failed")) and len(batch) > 1:
+        bodies = [scan([prepared[n][1] for n in b], self.scan_limit) for b in scans]
+        bodies += [compose([prepared[n][1] for n in b]) for b in batches]
+        answers = self._msearch(bodies)
+        later: list[list[int]] = []
+        for batch, answer in zip(scans, answers[: len(scans)], strict=True):
+            if _failed(answer):
+                (retry.extend([n] for n in batch) if len(batch) > 1 else retry.append(batch))
+                continue
+            shaped = scanned(len(batch), answer)
+            if shaped is None:  # a busy window: per-rule aggregations instead
+                later += [batch[n : n + self.batch] for n in range(0, len(batch), self.batch)]
+                continue
+            for n, single in zip(batch, shaped, strict=True):
+                outcomes[n] = self._outcome(*prepared[n][0], {**answer, **single})
+        pending = list(zip(batches, answers[len(scans) :], strict=True))
+        if later:
+            pending += zip(later, self._msearch([compose([prepared[n][1] for n in b])
+                                                 for b in later]), strict=True)  # fmt: skip
+        for batch, answer in pending:
+            if _failed(answer) and len(batch) > 1:
                 retry.extend([n] for n in batch)
                 continue
             for n, single in zip(batch, split(len(batch), answer), strict=True):
                 outcomes[n] = self._outcome(*prepared[n][0], {**answer, **single})
-        for batch, answer in zip(retry, self._msearch(retry, prepared), strict=True):
-            single = {**answer, **split(1, answer)[0]}
-            outcomes[batch[0]] = self._outcome(*prepared[batch[0]][0], single)
+        if retry:
+            alone = self._msearch([compose([prepared[b[0]][1]]) for b in retry])
+            for batch, answer in zip(retry, alone, strict=True):
+                single = {**answer, **split(1, answer)[0]}
+                outcomes[batch[0]] = self._outcome(*prepared[batch[0]][0], single)
+        self._read_samples(outcomes, [part for _, part in prepared])
         return [outcomes[n] for n in range(len(plan))]
 
-    def _msearch(
-        self, batches: Sequence[Sequence[int]], prepared: Sequence[tuple[Any, Parts]]
-    ) -> list[Mapping[str, Any]]:
+    def _read_samples(self, outcomes: dict[int, Outcome], prepared: Sequence[Parts]) -> None:
+        """Fill in the samples of the correlation findings that do not have them yet: one
+        search per ``batch`` findings sharing a scope. A failure is the rule's error: its
+        alerts are not written without samples, and the window is searched again."""
+        wanted: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+        for n, outcome in outcomes.items():
+            for k, finding in enumerate(outcome.findings):
+                if finding.span is not None:
+                    wanted.setdefault(prepared[n].key, []).append((n, k))
+        batches = [items[i : i + self.batch] for items in wanted.values()
+                   for i in range(0, len(items), self.batch)]  # fmt: skip
+        if not batches:
+            return
+        bodies = [sample_body([(prepared[n], outcomes[n].findings[k]) for n, k in batch])
+                  for batch in batches]  # fmt: skip
+        filled: dict[int, dict[int, Finding]] = {}
+        failed: dict[int, Mapping[str, Any]] = {}
+        for batch, answer in zip(batches, self._msearch(bodies), strict=True):
+            for i, (n, k) in enumerate(batch):
+                if _failed(answer):
+                    failed[n] = answer
+                else:
+                    finding = with_samples(outcomes[n].findings[k], answer, i)
+                    filled.setdefault(n, {})[k] = finding
+        for n, by_index in filled.items():
+            outcome = outcomes[n]
+            found = tuple(by_index.get(k, f) for k, f in enumerate(outcome.findings))
+            outcomes[n] = replace(outcome, findings=found)
+        for n, answer in failed.items():
+            outcome = outcomes[n]
+            outcomes[n] = self._outcome(outcome.rule, outcome.window, Tuning(), answer)
+
+    def _msearch(self, bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         header: dict[str, Any] = {"index": self.indices.events, "ignore_unavailable": True,
                                   "allow_no_indices": True}  # fmt: skip
         if self.request_cache is not None:
             header["request_cache"] = self.request_cache
         answers: list[Mapping[str, Any]] = []
-        for offset in range(0, len(batches), self.chunk):
+        for offset in range(0, len(bodies), self.chunk):
             searches: list[Mapping[str, Any]] = []
-            for batch in batches[offset : offset + self.chunk]:
-                searches += [header, compose([prepared[n][1] for n in batch])]
+            for body in bodies[offset : offset + self.chunk]:
+                searches += [header, body]
             # pre_filter_shard_size=1: daily indices outside the window's @timestamp range are
             # skipped before the query runs (by default only from 128 shards on).
             answer = self.es.msearch(searches=searches, pre_filter_shard_size=1)
@@ -299,6 +364,10 @@ def _final_action(alert: Alert, indices: Indices) -> dict[str, Any]:
              "evidence": doc["evidence"]}  # fmt: skip
     return {"_op_type": "update", "_index": indices.alerts, "_id": alert.id, "doc": final,
             "upsert": doc, "retry_on_conflict": 3}  # fmt: skip
+
+
+def _failed(answer: Mapping[str, Any]) -> bool:
+    return "error" in answer or bool(answer.get("_shards", {}).get("failed"))
 
 
 def _reason(error: Any) -> str:

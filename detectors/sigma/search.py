@@ -21,6 +21,8 @@ from detectors.sigma.models import Condition, Kind, Rule
 NONE = "__none__"
 SAMPLES = 5
 GROUP_SIZE = 1000
+#: Matching events of one window read by a scan (:func:`scan`); above, per-rule aggregations.
+SCAN_LIMIT = 5000
 #: Read from doc values, not ``_source``: loading stored ``_source`` for the samples of hundreds
 #: of rules was the largest cost of a cycle (bench/reports/detect-cycle.md).
 _SAMPLE_FIELDS = ["locality.province.code", "locality.ward.code", "service.name", "source.ip",
@@ -64,6 +66,9 @@ class Finding:
     group: Mapping[str, str]
     count: int
     samples: tuple[Mapping[str, Any], ...]
+    #: A correlation finding whose samples are still to be read (:func:`sample_body`): the
+    #: ``@timestamp`` range of the sub-window that gave its count.
+    span: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,58 @@ def compose(batch: Sequence[Parts]) -> dict[str, Any]:
     slide = {"date_range": {"field": "@timestamp", "keyed": True, "ranges": list(batch[0].ranges)},
              "aggs": per_rule}  # fmt: skip
     return {"size": 0, "query": query, "aggs": {"slide": slide}}
+
+
+def scan(batch: Sequence[Parts], limit: int) -> dict[str, Any]:
+    """One search for plain rules sharing a window that returns the window's matching *events*
+    (up to ``limit``), each naming the rules it matches (``matched_queries``), instead of one
+    aggregation tree per rule: the window is read once, not once per rule, and no per-rule
+    ``terms``/``top_hits`` buckets are built. :func:`scanned` turns the hits into the answers
+    :func:`compose` would have given."""
+    should = [{"bool": {**p.match["bool"], "_name": f"r{n}"}} for n, p in enumerate(batch)]
+    anyone = {"bool": {"should": should, "minimum_should_match": 1}}
+    return {
+        "size": limit,
+        "track_total_hits": limit + 1,
+        "_source": False,
+        "docvalue_fields": _SAMPLE_FIELDS,
+        # The order of top_hits in the aggregations: the samples are the earliest events.
+        "sort": [{"@timestamp": "asc"}],
+        "query": {"bool": {"filter": [*batch[0].scope, anyone]}},
+    }
+
+
+def scanned(count: int, answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The answer of :func:`scan` as ``count`` answers shaped like single plain-rule searches
+    (province buckets, ward buckets, samples), or None when the window held more matching
+    events than the scan returned (the caller then falls back to :func:`compose`)."""
+    hits = answer.get("hits", {}).get("hits", [])
+    if answer.get("hits", {}).get("total", {}).get("value", 0) > len(hits):
+        return None
+    groups: list[dict[str, dict[str, list[Mapping[str, Any]]]]] = [{} for _ in range(count)]
+    for hit in hits:
+        fields = hit.get("fields", {})
+        province = str((fields.get("locality.province.code") or [NONE])[0])
+        ward = str((fields.get("locality.ward.code") or [NONE])[0])
+        for name in hit.get("matched_queries", ()):
+            by_ward = groups[int(name[1:])].setdefault(province, {})
+            by_ward.setdefault(ward, []).append(hit)
+    return [{"aggregations": {"province": {"buckets": _buckets(g)}}} for g in groups]
+
+
+def _buckets(by_province: Mapping[str, Mapping[str, list[Mapping[str, Any]]]]) -> list[Any]:
+    """Terms buckets as Elasticsearch orders them (count descending, then key), capped alike."""
+    provinces = []
+    for province, by_ward in by_province.items():
+        order = sorted(by_ward, key=lambda ward: (-len(by_ward[ward]), ward))[:GROUP_SIZE]
+        wards = [{"key": ward, "doc_count": len(by_ward[ward]),
+                  "samples": {"hits": {"hits": by_ward[ward][:SAMPLES]}}}
+                 for ward in order]  # fmt: skip
+        total = sum(len(events) for events in by_ward.values())
+        provinces.append((-total, province, {"key": province, "doc_count": total,
+                                             "ward": {"buckets": wards}}))  # fmt: skip
+    provinces.sort(key=lambda item: item[:2])
+    return [bucket for _, _, bucket in provinces[:GROUP_SIZE]]
 
 
 def split(count: int, answer: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -224,7 +281,9 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
     ranges = tuple({"key": iso(p), "from": iso(p - rule.timespan), "to": iso(p)} for p in ends)
     # The newest event of a sub-window tells in which slot the condition became true, so a burst
     # alerts in the slots where it happens, not for a whole timespan after it ended.
-    inner: dict[str, Any] = {"samples": _samples(), "last": {"max": {"field": "@timestamp"}}}
+    inner: dict[str, Any] = {"last": {"max": {"field": "@timestamp"}}}
+    if _samples_inline(rule, tuning):
+        inner["samples"] = _samples()
     if rule.kind is Kind.VALUE_COUNT:
         inner["values"] = {"cardinality": {"field": rule.value_field}}
     elif rule.kind is Kind.TEMPORAL:
@@ -234,11 +293,40 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
     minimum = _min_docs(rule, tuning)
     aggs = inner
     for name in reversed(rule.group_by):
-        aggs = {"g": {"terms": {"field": name, "size": GROUP_SIZE, "min_doc_count": minimum},
-                      "aggs": aggs}}  # fmt: skip
+        # "map": the few matching events' values are hashed, instead of walking the global
+        # ordinals of a field with hundreds of thousands of values (user.name, source.ip).
+        aggs = {"g": {"terms": {"field": name, "size": GROUP_SIZE, "min_doc_count": minimum,
+                                "execution_hint": "map"}, "aggs": aggs}}  # fmt: skip
     key = ("correlation", iso(window.end), *(r["key"] + r["from"] for r in ranges))
     match = _match(rule.combined_query, tuning, window.end)
     return Parts(key, scope, match, aggs, ranges)
+
+
+def _samples_inline(rule: Rule, tuning: Tuning) -> bool:
+    """Whether a correlation reads samples in its main search: only when a per-province
+    threshold needs the province of ungrouped events (from the samples). Otherwise samples are
+    read afterwards for the findings alone: ``top_hits`` for every bucket of every sub-window
+    was most of the cost of a correlation (bench/reports/detect-cycle.md)."""
+    return bool(tuning.thresholds) and "locality.province.code" not in rule.group_by
+
+
+def sample_body(batch: Sequence[tuple[Parts, Finding]]) -> dict[str, Any]:
+    """One search reading the samples of correlation findings sharing a scope: per finding,
+    the earliest events of its group in the sub-window that gave its count."""
+    aggs = {}
+    for n, (part, finding) in enumerate(batch):
+        assert finding.span is not None
+        start, end = finding.span
+        where = [{"range": {"@timestamp": {"gte": start, "lt": end}}}, part.match]
+        where += [{"term": {name: value}} for name, value in finding.group.items()]
+        aggs[f"f{n}"] = {"filter": {"bool": {"filter": where}}, "aggs": {"samples": _samples()}}
+    return {"size": 0, "query": {"bool": {"filter": list(batch[0][0].scope)}}, "aggs": aggs}
+
+
+def with_samples(finding: Finding, answer: Mapping[str, Any], n: int) -> Finding:
+    """``finding`` with the samples :func:`sample_body` read for it (the ``n``-th of its search)."""
+    samples = _hits(answer.get("aggregations", {})[f"f{n}"]["samples"])
+    return Finding(finding.window, finding.group, finding.count, samples)
 
 
 def _min_docs(rule: Rule, tuning: Tuning) -> int:
@@ -254,7 +342,7 @@ def _min_docs(rule: Rule, tuning: Tuning) -> int:
 def _correlation_findings(
     rule: Rule, window: Window, tuning: Tuning, options: Options, answer: Mapping[str, Any]
 ) -> list[Finding]:
-    assert rule.condition is not None
+    assert rule.condition is not None and rule.timespan is not None
     best: dict[tuple[datetime, tuple[tuple[str, str], ...]], Finding] = {}
     slide = answer.get("aggregations", {}).get("slide", {}).get("buckets", {})
     for key, bucket in slide.items():
@@ -263,7 +351,7 @@ def _correlation_findings(
         slot = Window(slot_start, slot_start + rule.interval)
         for group, leaf in _leaves(bucket, rule.group_by, {}):
             value = _value(rule, leaf)
-            samples = _hits(leaf["samples"])
+            samples = _hits(leaf["samples"]) if "samples" in leaf else ()
             province = group.get("locality.province.code") or _province(samples)
             condition = tuning.threshold_for(province, rule.condition)
             last = leaf["last"].get("value")
@@ -271,7 +359,8 @@ def _correlation_findings(
                 continue
             ident = (slot.start, tuple(sorted(group.items())))
             if ident not in best or best[ident].count < value:
-                best[ident] = Finding(slot, group, value, samples)
+                span = None if "samples" in leaf else (iso(end - rule.timespan), iso(end))
+                best[ident] = Finding(slot, group, value, samples, span)
     return sorted(best.values(), key=lambda f: (f.window.start, sorted(f.group.items())))
 
 
