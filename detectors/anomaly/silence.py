@@ -75,11 +75,26 @@ class CollectorSilence:
     expected: float
 
 
+#: ``(province, commune or None, service or "*")``: a key without its level (no commune means
+#: the province level), cheap to hash for the tens of thousands of keys of every bucket.
+Spot = tuple[str, str | None, str]
+
+
 def last_seen(
     es: Elasticsearch, indices: Indices, start: datetime, end: datetime
 ) -> dict[Key, datetime]:
     """The time of the last traffic event in ``[start, end)`` of every key, at both levels and
-    for all services too.
+    for all services too."""
+    return {
+        Key(Level.COMMUNE if ward else Level.PROVINCE, province, ward, service): _utc(ms)
+        for (province, ward, service), ms in _latest(es, indices, start, end).items()
+    }
+
+
+def _latest(
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime
+) -> dict[Spot, float]:
+    """Epoch milliseconds of the last traffic event of every key (see :data:`Spot`).
 
     One composite aggregation in one big page: the commune source keeps province-only events in
     a ``null`` commune, and the province and all-services keys are their commune rows' maximum
@@ -91,12 +106,7 @@ def last_seen(
         {"ward": {"terms": {"field": "locality.ward.code", "missing_bucket": True}}},
         {"service": {"terms": {"field": "service.name"}}},
     ]
-    seen: dict[Key, datetime] = {}
-
-    def keep(key: Key, when: datetime) -> None:
-        if key not in seen or seen[key] < when:
-            seen[key] = when
-
+    seen: dict[Spot, float] = {}
     pages = composite_pages(
         es,
         event_indices(indices, start, end),
@@ -107,13 +117,19 @@ def last_seen(
     )
     for row in pages:
         k = row["key"]
-        province, ward, service = str(k["province"]), k.get("ward"), str(k["service"])
-        when = datetime.fromtimestamp(float(row["last"]["value"]) / 1000, tz=UTC)
-        for svc in (service, ALL_SERVICES):
-            keep(Key(Level.PROVINCE, province, None, svc), when)
-            if ward is not None:
-                keep(Key(Level.COMMUNE, province, str(ward), svc), when)
+        province, ward, service = k["province"], k["ward"], k["service"]
+        when = float(row["last"]["value"])
+        spots = [(province, None, service), (province, None, ALL_SERVICES)]
+        if ward is not None:
+            spots += [(province, ward, service), (province, ward, ALL_SERVICES)]
+        for spot in spots:
+            if seen.get(spot, 0.0) < when:
+                seen[spot] = when
     return seen
+
+
+def _utc(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def needed_silence(
@@ -169,20 +185,28 @@ def find(
     :func:`needed_silence` is longer never alerts.
     """
     since_floor = bucket_end - lookback
-    seen = last_seen(es, indices, since_floor, bucket_end)
+    seen = _latest(es, indices, since_floor, bucket_end)
     heard = heard_collectors(es, indices, bucket_start, bucket_end)
     threshold = math.log(1 / alpha)
+    start_ms = bucket_start.timestamp() * 1000
+    # The busiest hour of each service bounds any run's expectation: most silent keys are far
+    # too small to matter, and need no hour-by-hour integration.
+    peak = {service: max(shape) for service, shape in model.shapes.items()}
     outages: list[Silence] = []
     for key, base in model.baselines.items():
-        last = seen.get(key)
-        if last is not None and last >= bucket_start:
+        last_ms = seen.get((key.province, key.ward, key.service))
+        if last_ms is not None and last_ms >= start_ms:
             continue
         # Only a key's own history can say its traffic stopped: a new commune borrowing its
         # peers' level was never seen sending, so its silence proves nothing.
         if base.level <= 0 or base.hours < MIN_HISTORY_HOURS:
             continue
         # The run starts just after the last event (or at the look-back's edge if none was seen).
+        last = _utc(last_ms) if last_ms is not None else None
         since = last + timedelta(milliseconds=1) if last is not None else since_floor
+        bound = base.level * peak.get(key.service, 1.0) * ((bucket_end - since) / HOUR)
+        if bound / base.dispersion <= threshold:
+            continue
         expected = model.expected(key, base, since, bucket_end)
         # quasi-Poisson: clumps make silence likelier. Same as p < alpha, without exp() underflow.
         if expected / base.dispersion <= threshold:
