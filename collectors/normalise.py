@@ -12,8 +12,11 @@ what happens to bad input:
   receive time, flagged (``timestamp_missing``/``timestamp_future``/``timestamp_too_old``), the
   original kept in ``soc.original_timestamp``.
 
-The ``_id`` is :func:`soc.events.service.event_id` of the event without the receive-time stamp, so
-replaying a file from its checkpoint gives the same ids. This module must not do I/O.
+The ``_id`` of an event from a line is a digest of the line's bytes and of where they came from
+(collector, source, file path and offset, attributed system), so replaying a file from its
+checkpoint, or a sender resending a message, gives the same ids; a pre-built event (a probe
+result) gets :func:`soc.events.service.event_id` of its content without the receive-time stamp.
+This module must not do I/O.
 """
 
 from __future__ import annotations
@@ -217,18 +220,33 @@ class Normaliser:
             log = doc.setdefault("log", {})
             log["file"] = {"path": raw.path}
             log["offset"] = raw.offset
-        # The id must not depend on when the line was read: drop a receive-time stamp from it.
-        keyed = {k: v for k, v in doc.items() if k != "@timestamp"} if substituted else doc
-        event = keyed.get("event")
-        if isinstance(event, dict) and "ingested" not in event:
-            # What event_id() hashes, without its defensive copies (nothing to remove here).
-            ident = hashlib.blake2b(
-                orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS), digest_size=16
-            ).hexdigest()
-        else:
-            ident = event_id(keyed)
+        if raw.document is None:
+            ident = self._line_id(raw, doc)
+        else:  # a pre-built event (a probe result): the id of its content
+            # The id must not depend on when it was made: drop a receive-time stamp from it.
+            ident = event_id(
+                {k: v for k, v in doc.items() if k != "@timestamp"} if substituted else doc
+            )
         doc.setdefault("event", {})["ingested"] = ingested
         return Action(self._index(stamp), ident, raw.source_id, "event", doc, orjson.dumps(doc))
+
+    def _line_id(self, raw: RawLine, doc: dict[str, Any]) -> str:
+        """The ``_id`` of an event read from a line: a digest of where the line came from
+        (collector, source, file and offset, attributed system) and its bytes, so it does not
+        depend on when it was read, nor on how it is normalised (no sorted re-serialisation)."""
+        system = doc.get("soc", {}).get("system", "")
+        where = "\0".join(
+            (
+                "event",
+                self.collector_id,
+                raw.source_id,
+                raw.path or "",
+                "" if raw.offset is None else str(raw.offset),
+                system,
+                "",
+            )
+        )
+        return hashlib.blake2b(where.encode() + raw.data, digest_size=16).hexdigest()
 
     def _index(self, stamp: str) -> str:
         """The daily index of an ``@timestamp``; ours end in ``Z``, so the day is its first 10."""
@@ -279,6 +297,8 @@ _NAMES = {
     s: (s.value, f"{s.value}.access", DATASETS.get(s, f"{s.value}.app"), f"{s.value}.log")
     for s in Service
 }
+#: Services by name (a dict look-up; calling the enum is several times slower).
+_BY_NAME = {s.value: s for s in Service}
 #: Top-level parts of a parsed document that normalisation changes (so copies them first).
 _MUTATED = ("event", "soc", "log")
 #: Bound of each look-up cache; past it the cache starts again (a flood of distinct keys).
@@ -296,11 +316,11 @@ def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
 
 def _service(name: str | None, found: Attribution | None) -> Service:
     if name is not None:
-        try:
-            return Service(name)
-        except ValueError:
+        service = _BY_NAME.get(name)
+        if service is None:
             known = ", ".join(s.value for s in Service)
-            raise ParseError(f"system {name[:60]!r} is not a watched service ({known})") from None
+            raise ParseError(f"system {name[:60]!r} is not a watched service ({known})")
+        return service
     if found is not None and found.service is not None:
         return found.service
     raise ParseError(

@@ -18,9 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from collectors.metrics import Metrics
 from collectors.normalise import MAX_RAW_KEPT
-from collectors.spool import Record, Spool
+from collectors.spool import Batch, Record, Spool
 from soc.errors import ElasticsearchError
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,41 @@ class Shipper:
         self._stop.clear()
 
     def run(self) -> None:
+        """Ship until :meth:`stop`. A reader thread decodes the next batch and builds its bulk
+        body while the current one is in Elasticsearch, so the next request leaves as soon as the
+        answer is in; batches still go one at a time, in spool order, each committed once
+        answered."""
+        ready: queue.Queue[tuple[Batch, bytes]] = queue.Queue(maxsize=1)
+        reader = threading.Thread(
+            target=self._read_ahead, args=(ready,), name="shipper-reader", daemon=True
+        )
+        reader.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch, body = ready.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                self._ship(batch, body)
+        finally:
+            self._stop.set()
+            reader.join(self.flush_interval + 5)
+
+    def _read_ahead(self, ready: queue.Queue[tuple[Batch, bytes]]) -> None:
+        at = self.spool.cursor
         while not self._stop.is_set():
-            self.ship_once(wait=self.flush_interval)
+            batch = self.spool.read_from(at, self.batch_size, wait=self.flush_interval)
+            self.metrics.pending(self.spool.pending_bytes())
+            if not batch.records:
+                continue
+            item = (batch, bulk_body(batch.records))
+            while not self._stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            at = batch.end
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Ship until the spool is empty (tests, shutdown); False if time ran out."""
@@ -92,16 +126,20 @@ class Shipper:
         self.metrics.pending(self.spool.pending_bytes())
         if not batch.records:
             return 0
+        return len(batch.records) if self._ship(batch, None, deadline) else 0
+
+    def _ship(self, batch: Batch, body: bytes | None, deadline: float | None = None) -> bool:
+        """Send ``batch`` until every item is answered, then commit it; False if stopped first."""
         pending = list(batch.records)
         delay = self.retry_initial
         while pending:
             if self._stop.is_set() or (deadline is not None and time.monotonic() > deadline):
-                return 0  # not committed: the next run resends this batch, nothing is lost
+                return False  # not committed: the next run resends this batch, nothing is lost
             try:
                 if self._prepare is not None:
                     self._prepare()
                     self._prepare = None
-                pending = self._attempt(pending)
+                pending = self._attempt(pending, body)
             except (
                 TransportConnectionError,
                 ConnectionTimeout,
@@ -112,12 +150,13 @@ class Shipper:
                 self._retry_wait(pending, exc, delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
+            body = None  # what is left (retries, dead letters) needs a body of its own
             if pending:
                 self._retry_wait(pending, "items refused with 429/5xx", delay)
                 delay = min(delay * 2, self.retry_max)
         self.spool.commit(batch.end)
         self.metrics.pending(self.spool.pending_bytes())
-        return len(batch.records)
+        return True
 
     def _retry_wait(self, pending: list[Record], why: object, delay: float) -> None:
         sources = sorted({r.source_id for r in pending})
@@ -131,14 +170,11 @@ class Shipper:
         )
         self._stop.wait(delay)
 
-    def _attempt(self, records: list[Record]) -> list[Record]:
+    def _attempt(self, records: list[Record], body: bytes | None = None) -> list[Record]:
         """One ``_bulk``; returns the records to send again (retryable or newly dead-lettered)."""
-        body = bytearray()
-        for r in records:
-            body += b'{"create":{"_index":"%s","_id":"%s"}}\n' % (r.index.encode(), r.id.encode())
-            body += r.document + b"\n"
+        data = body if body is not None else bulk_body(records)
         resp = self.es.bulk(
-            body=bytes(body),  # type: ignore[arg-type]  # pre-encoded NDJSON, sent as is
+            body=data,  # type: ignore[arg-type]  # pre-encoded NDJSON, sent as is
             filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason",
         )
         items = resp.get("items", [])
@@ -228,3 +264,15 @@ class Shipper:
             orjson.dumps(letter),
             record.ingested,
         )
+
+
+def bulk_body(records: Sequence[Record]) -> bytes:
+    """The ``_bulk`` NDJSON of ``records``: a ``create`` line each, then the spooled bytes."""
+    heads: dict[str, bytes] = {}
+    parts: list[bytes] = []
+    for r in records:
+        head = heads.get(r.index)
+        if head is None:
+            head = heads[r.index] = b'{"create":{"_index":"%s","_id":"' % r.index.encode()
+        parts += (head, r.id.encode(), b'"}}\n', r.document, b"\n")
+    return b"".join(parts)

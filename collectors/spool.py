@@ -132,6 +132,34 @@ class Spool:
                     return Batch(tuple(self._buf), self._buf_end, self._buf_size)
                 self._lock.wait(min(remaining, 0.05))
 
+    def read_from(
+        self,
+        start: Position,
+        max_records: int,
+        max_bytes: int = 16 * 1024 * 1024,
+        wait: float = 0.0,
+    ) -> Batch:
+        """Like :meth:`read`, from ``start`` rather than the cursor: a shipper reading ahead of
+        what Elasticsearch has acknowledged (the cursor still moves only on :meth:`commit`)."""
+        deadline = time.monotonic() + wait
+        records: list[Record] = []
+        end, size = start, 0
+        with self._lock:
+            while True:
+                more = self._read_locked(end, max_records - len(records), max_bytes - size)
+                records.extend(more.records)
+                end, size = more.end, size + more.size
+                remaining = deadline - time.monotonic()
+                full = len(records) >= max_records or size >= max_bytes
+                if full or remaining <= 0 or self._closed:
+                    return Batch(tuple(records), end, size)
+                self._lock.wait(min(remaining, 0.05))
+
+    @property
+    def cursor(self) -> Position:
+        """Where the acknowledged records end."""
+        return self._cursor
+
     def commit(self, end: Position) -> None:
         """Everything before ``end`` is acknowledged: persist the cursor, free whole segments."""
         with self._lock:

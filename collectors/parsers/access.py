@@ -80,43 +80,44 @@ def parse_access(text: str) -> Parsed:
     found = _LINE.fullmatch(text)
     if found is None:
         raise ParseError("not a combined access log line")
-    g = found.groupdict()
-    request, referrer, agent = (_unescape(found.group(i)) for i in (5, 8, 9))
-    status = int(g["status"])
-    doc: dict[str, Any] = {
-        "event": {
-            "kind": "event",
-            "category": ["web"],
-            "type": ["access"],
-            "outcome": "failure" if status >= 400 else "success",
-        },
-        "http": {"request": {}, "response": {"status_code": status}},
+    ip, _ident, user, stamp, request, code, size, referrer, agent, rt = found.groups()
+    if "\\" in text:  # escapes are rare: unescape only lines that have one
+        user, request, referrer, agent = (_unescape(v) for v in (user, request, referrer, agent))
+    status = int(code)
+    event: dict[str, Any] = {
+        "kind": "event",
+        "category": ["web"],
+        "type": ["access"],
+        "outcome": "failure" if status >= 400 else "success",
     }
-    flags: list[str] = []
-    if g["bytes"] != "-":
-        doc["http"]["response"]["bytes"] = int(g["bytes"])
-    if g["rt"] not in (None, "-"):
-        doc["event"]["duration"] = round(float(g["rt"]) * 1000) * 1_000_000
-    ip = g["ip"]
+    http_request: dict[str, Any] = {}
+    response: dict[str, Any] = {"status_code": status}
+    http: dict[str, Any] = {"request": http_request, "response": response}
+    doc: dict[str, Any] = {"event": event, "http": http}
+    flags: tuple[str, ...] = ()
+    if size != "-":
+        response["bytes"] = int(size)
+    if rt is not None and rt != "-":
+        event["duration"] = round(float(rt) * 1000) * 1_000_000
     doc["source"] = {"ip": ip} if is_ip(ip) else {"address": ip[:MAX_FIELD]}
-    if g["user"] != "-":
-        doc["user"] = {"name": _unescape(g["user"])[:1024]}
+    if user != "-":
+        doc["user"] = {"name": user[:1024]}
     if referrer and referrer != "-":
-        doc["http"]["request"]["referrer"] = referrer[:MAX_FIELD]
+        http_request["referrer"] = referrer[:MAX_FIELD]
     if agent and agent != "-":
         doc["user_agent"] = {"original": agent[:MAX_FIELD]}
     parts = request.split(" ")
     if len(parts) == 3 and parts[2].startswith("HTTP/"):
         method, target, proto = parts
-        doc["http"]["request"]["method"] = method[:64]
-        doc["http"]["version"] = proto[5:][:16]
+        http_request["method"] = method[:64]
+        http["version"] = proto[5:][:16]
         path, sep, query = target.partition("?")
-        doc["url"] = {"original": target[:MAX_FIELD], "path": path[:MAX_FIELD]}
+        url = doc["url"] = {"original": target[:MAX_FIELD], "path": path[:MAX_FIELD]}
         if sep and query:
-            doc["url"]["query"] = query[:MAX_FIELD]
+            url["query"] = query[:MAX_FIELD]
     else:
-        flags.append("request_malformed")
+        flags = ("request_malformed",)
         doc["url"] = {"original": request[:MAX_FIELD]}
-    if not doc["http"]["request"]:
-        del doc["http"]["request"]
-    return Parsed(fields=doc, timestamp=parse_time(g["time"]), flags=tuple(flags))
+    if not http_request:
+        del http["request"]
+    return Parsed(fields=doc, timestamp=parse_time(stamp), flags=flags)

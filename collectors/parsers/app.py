@@ -48,6 +48,7 @@ _OUTCOMES = {"success", "failure", "unknown"}
 # The dotted names split once, not per line.
 _OPTIONAL_TEXT_PATHS = tuple((k, tuple(f.split("."))) for k, f in _OPTIONAL_TEXT.items())
 _EXTRA_PATHS = tuple((k, tuple(f.split(".")), kind) for k, (f, kind) in EXTRA_FIELDS.items())
+_EXTRA_KEYS = frozenset(EXTRA_FIELDS)
 
 
 def parse_ts(value: Any) -> datetime:
@@ -73,29 +74,32 @@ def parse_app(line: str) -> Parsed:
 
 def from_object(body: dict[str, Any]) -> Parsed:
     """An application event from an already decoded object (JSON line, syslog, HTTP push)."""
-    doc: dict[str, Any] = {"event": {"kind": "event"}}
+    get = body.get
+    event: dict[str, Any] = {"kind": "event"}
+    doc: dict[str, Any] = {"event": event}
     flags: list[str] = []
-    stamp = parse_ts(body["ts"]) if body.get("ts") is not None else None
+    stamp = parse_ts(ts) if (ts := get("ts")) is not None else None
     if stamp is None:
         flags.append("timestamp_missing")
-    system = text(body["system"], "system") if body.get("system") is not None else None
+    system = text(named, "system") if (named := get("system")) is not None else None
     if "event" in body:
-        doc["event"]["action"] = text(body["event"], "event").replace("_", "-")[:256]
+        event["action"] = text(body["event"], "event").replace("_", "-")[:256]
     if "result" in body:
         result = text(body["result"], "result")
-        doc["event"]["outcome"] = result if result in _OUTCOMES else "unknown"
-    doc["event"]["category"] = [CATEGORIES.get(system or "", "web")]
+        event["outcome"] = result if result in _OUTCOMES else "unknown"
+    event["category"] = [CATEGORIES.get(system or "", "web")]
     for key, field in _OPTIONAL_TEXT_PATHS:
-        if (value := body.get(key)) is not None:
+        if (value := get(key)) is not None:
             put_path(doc, field, text(value, key))
-    if body.get("ip") is not None:
-        ip = text(body["ip"], "ip")
+    if (ip_value := get("ip")) is not None:
+        ip = text(ip_value, "ip")
         put(doc, "source.ip" if is_ip(ip) else "source.address", ip)
-    if body.get("latency_ms") is not None:
-        put(doc, "event.duration", round(number(body["latency_ms"], "latency_ms") * 1_000_000))
-    for key, path, kind in _EXTRA_PATHS:
-        if (raw := body.get(key)) is not None:
-            put_path(doc, path, integer(raw, key) if kind == "integer" else text(raw, key))
+    if (latency := get("latency_ms")) is not None:
+        event["duration"] = round(number(latency, "latency_ms") * 1_000_000)
+    if not _EXTRA_KEYS.isdisjoint(body):
+        for key, path, kind in _EXTRA_PATHS:
+            if (raw := get(key)) is not None:
+                put_path(doc, path, integer(raw, key) if kind == "integer" else text(raw, key))
     return Parsed(
         fields=doc,
         timestamp=stamp,
