@@ -282,7 +282,7 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
     # The newest event of a sub-window tells in which slot the condition became true, so a burst
     # alerts in the slots where it happens, not for a whole timespan after it ended.
     inner: dict[str, Any] = {"last": {"max": {"field": "@timestamp"}}}
-    if _samples_inline(rule, tuning):
+    if needs_samples(rule, tuning):
         inner["samples"] = _samples()
     if rule.kind is Kind.VALUE_COUNT:
         inner["values"] = {"cardinality": {"field": rule.value_field}}
@@ -302,7 +302,7 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
     return Parts(key, scope, match, aggs, ranges)
 
 
-def _samples_inline(rule: Rule, tuning: Tuning) -> bool:
+def needs_samples(rule: Rule, tuning: Tuning) -> bool:
     """Whether a correlation reads samples in its main search: only when a per-province
     threshold needs the province of ungrouped events (from the samples). Otherwise samples are
     read afterwards for the findings alone: ``top_hits`` for every bucket of every sub-window
@@ -342,7 +342,8 @@ def _min_docs(rule: Rule, tuning: Tuning) -> int:
 def _correlation_findings(
     rule: Rule, window: Window, tuning: Tuning, options: Options, answer: Mapping[str, Any]
 ) -> list[Finding]:
-    assert rule.condition is not None and rule.timespan is not None
+    assert rule.condition is not None
+    assert rule.timespan is not None
     best: dict[tuple[datetime, tuple[tuple[str, str], ...]], Finding] = {}
     slide = answer.get("aggregations", {}).get("slide", {}).get("buckets", {})
     for key, bucket in slide.items():
