@@ -151,6 +151,12 @@ def final_documents(cfg: Path, logs: Path, indices: Indices) -> list[tuple[str, 
     return docs
 
 
+def es_cpu(es: Elasticsearch) -> float:
+    """CPU seconds used so far by the Elasticsearch node(s) (``_nodes/stats/process``)."""
+    stats = es.nodes.stats(metric="process")["nodes"]
+    return sum(n["process"]["cpu"]["total_in_millis"] for n in stats.values()) / 1000
+
+
 def raw_bulk(es: Elasticsearch, docs: list[tuple[str, str, bytes]], batch: int) -> float:
     started = time.perf_counter()
     for at in range(0, len(docs), batch):
@@ -228,7 +234,7 @@ def main() -> None:
     es = make_client(settings)
     wait_until_healthy(es, timeout=settings.es_wait_timeout)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    rounds: list[tuple[int, float, int, float, float]] = []
+    rounds: list[tuple[int, float, int, float, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="collbench-") as tmp:
         logs = Path(tmp) / "logs"
         size = write_logs(logs, args.events)
@@ -242,19 +248,23 @@ def main() -> None:
                 setup(es, raw_idx)
                 setup(es, pipe_idx)
                 docs = final_documents(cfg, logs, raw_idx)
+                es0 = es_cpu(es)
                 raw_s = raw_bulk(es, docs, args.batch)
+                es_raw = es_cpu(es) - es0
                 raw_n = _count(es, raw_idx)
+                es0 = es_cpu(es)
                 pipe_s, cpu_s = pipeline(es, cfg, pipe_idx, args.events)
+                es_pipe = es_cpu(es) - es0
                 pipe_n = _count(es, pipe_idx)
             finally:
                 _cleanup(es, raw_idx.prefix, pipe_idx.prefix)
-            rounds.append((raw_n, raw_s, pipe_n, pipe_s, cpu_s))
+            rounds.append((raw_n, raw_s, pipe_n, pipe_s, cpu_s, es_raw, es_pipe))
             print(f"round {n + 1}: raw {raw_n / raw_s:,.0f}/s, pipeline {pipe_n / pipe_s:,.0f}/s")
     report(args, settings.effective_es_url, size, rounds)
 
 
 def report(
-    args: Any, url: str, size: int, rounds: list[tuple[int, float, int, float, float]]
+    args: Any, url: str, size: int, rounds: list[tuple[int, float, int, float, float, float, float]]
 ) -> None:
     raw_rate = statistics.median(r[0] / r[1] for r in rounds)
     pipe_rate = statistics.median(r[2] / r[3] for r in rounds)
@@ -262,9 +272,13 @@ def report(
     cores = statistics.median(r[4] / r[3] for r in rounds)
     per_round = [
         f"| {n + 1} | {r[0] / r[1]:,.0f} | {r[2] / r[3]:,.0f} "
-        f"| {(r[2] / r[3]) / (r[0] / r[1]):.0%} | {r[4] / r[3]:.2f} |"
+        f"| {(r[2] / r[3]) / (r[0] / r[1]):.0%} | {r[4] / r[3]:.2f} "
+        f"| {r[5] / r[1]:.2f} | {r[6] / r[3]:.2f} |"
         for n, r in enumerate(rounds)
     ]
+    us_event = statistics.median(r[4] / r[2] * 1e6 for r in rounds)
+    es_raw_us = statistics.median(r[5] / r[0] * 1e6 for r in rounds)
+    es_pipe_us = statistics.median(r[6] / r[2] * 1e6 for r in rounds)
     lines = [
         "# Collectors: ingest throughput",
         "",
@@ -278,8 +292,9 @@ def report(
         f"lines, 34 files), bulk batches of {args.batch}. Raw `_bulk` and the pipeline alternate "
         f"{args.rounds} times, each into fresh indices; medians below.",
         "",
-        "| round | raw `_bulk` events/s | pipeline events/s | pipeline / raw | collector cores |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| round | raw `_bulk` events/s | pipeline events/s | pipeline / raw | collector cores "
+        "| ES cores (raw) | ES cores (pipeline) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *per_round,
         "",
         f"- raw `_bulk` of the final documents: **{raw_rate:,.0f} events/s** (median)",
@@ -288,7 +303,10 @@ def report(
         f"- **pipeline / raw `_bulk`: {ratio:.0%}** (median of the per-round ratios; goal ≥ 80%)",
         f"- collector CPU: {cores:.2f} cores at {pipe_rate:,.0f} events/s = "
         f"**{cores / (pipe_rate / 1000):.3f} cores per 1,000 events/s** (user + system time of "
-        "the collector process, all threads)",
+        "the collector process, all threads), i.e. "
+        f"{us_event:.0f} µs of collector CPU per event",
+        f"- Elasticsearch CPU per event (`_nodes/stats`): {es_raw_us:.0f} µs under raw `_bulk`, "
+        f"{es_pipe_us:.0f} µs under the pipeline (medians)",
         "",
         "Every phase's count is exact (`_count` after refresh) and equals the lines written.",
     ]

@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -85,6 +85,7 @@ class Normaliser:
         self._ecs: dict[Locality, dict[str, Any]] = {}
         self._days: dict[str, str] = {}
         self._sources: dict[tuple[str, str], dict[str, str]] = {}
+        self._heads: dict[tuple[str, str | None, str], bytes] = {}
 
     def normalise_many(self, lines: Sequence[RawLine], parser: Parser) -> list[Action]:
         """:meth:`normalise` of a batch, stamped with one ``event.ingested``."""
@@ -122,10 +123,9 @@ class Normaliser:
         service = _service(parsed.service, found)
         flags = list(parsed.flags)
         locality = self._locality(parsed, found, flags)
-        doc: dict[str, Any] = dict(parsed.fields)
-        for key in _MUTATED:  # the parts changed below are copies; the rest is shared, read-only
-            if isinstance(part := doc.get(key), dict):
-                doc[key] = dict(part)
+        # A parser's fields are fresh dicts handed over to the caller (collectors/parsers):
+        # completed in place, not copied.
+        doc = cast(dict[str, Any], parsed.fields)
         event = doc.setdefault("event", {})
         name, access, app, other = _NAMES[service]
         if "access" in event.get("type", ()):
@@ -235,18 +235,17 @@ class Normaliser:
         (collector, source, file and offset, attributed system) and its bytes, so it does not
         depend on when it was read, nor on how it is normalised (no sorted re-serialisation)."""
         system = doc.get("soc", {}).get("system", "")
-        where = "\0".join(
-            (
-                "event",
-                self.collector_id,
-                raw.source_id,
-                raw.path or "",
-                "" if raw.offset is None else str(raw.offset),
-                system,
-                "",
+        try:
+            head = self._heads[raw.source_id, raw.path, system]
+        except KeyError:
+            head = _remember(
+                self._heads,
+                (raw.source_id, raw.path, system),
+                f"event\0{self.collector_id}\0{raw.source_id}\0{raw.path or ''}\0".encode(),
             )
-        )
-        return hashlib.blake2b(where.encode() + raw.data, digest_size=16).hexdigest()
+        offset = b"" if raw.offset is None else b"%d" % raw.offset
+        key = b"%s%s\0%s\0%s" % (head, offset, system.encode(), raw.data)
+        return hashlib.blake2b(key, digest_size=16).hexdigest()
 
     def _index(self, stamp: str) -> str:
         """The daily index of an ``@timestamp``; ours end in ``Z``, so the day is its first 10."""
@@ -299,8 +298,6 @@ _NAMES = {
 }
 #: Services by name (a dict look-up; calling the enum is several times slower).
 _BY_NAME = {s.value: s for s in Service}
-#: Top-level parts of a parsed document that normalisation changes (so copies them first).
-_MUTATED = ("event", "soc", "log")
 #: Bound of each look-up cache; past it the cache starts again (a flood of distinct keys).
 _CACHE_MAX = 65_536
 _K = TypeVar("_K")

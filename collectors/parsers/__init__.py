@@ -4,6 +4,8 @@ Each format is one small function registered by name in :data:`PARSERS` (``acces
 ``syslog``, ``auto``). Parsers must not look at the inventory, the clock or Elasticsearch; they only
 say what the line says. Log content is attacker-controlled: parsers never evaluate it, and bound
 what they keep.
+The ``fields`` a parser returns are fresh dicts owned by the caller: normalisation completes
+them in place, so a parser must never return shared or cached dicts.
 """
 
 from __future__ import annotations
