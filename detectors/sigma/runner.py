@@ -179,15 +179,16 @@ class Engine:
                 (scans if scanning else batches).append(members[n : n + size])
         outcomes: dict[int, Outcome] = {}
         retry: list[list[int]] = []
-        bodies = [scan([prepared[n][1] for n in b], self.scan_limit) for b in scans]
+        planned = [scan([prepared[n][1] for n in b], self.scan_limit) for b in scans]
+        bodies = [body for body, _ in planned]
         bodies += [compose([prepared[n][1] for n in b]) for b in batches]
         answers = self._msearch(bodies)
         later: list[list[int]] = []
-        for batch, answer in zip(scans, answers[: len(scans)], strict=True):
+        for batch, (_, trees), answer in zip(scans, planned, answers[: len(scans)], strict=True):
             if _failed(answer):
                 (retry.extend([n] for n in batch) if len(batch) > 1 else retry.append(batch))
                 continue
-            shaped = scanned(len(batch), answer)
+            shaped = scanned(trees, answer)
             if shaped is None:  # a busy window: per-rule aggregations instead
                 later += [batch[n : n + self.batch] for n in range(0, len(batch), self.batch)]
                 continue

@@ -10,6 +10,7 @@ This module builds and reads bodies; it must not send requests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,6 +90,8 @@ class Parts:
     match: dict[str, Any]
     aggs: dict[str, Any]
     ranges: tuple[dict[str, str], ...] = ()
+    #: A plain rule's Lucene query when no exception applies: :func:`scan` may share its parts.
+    query: str = ""
 
 
 def parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
@@ -121,41 +124,196 @@ def compose(batch: Sequence[Parts]) -> dict[str, Any]:
     return {"size": 0, "query": query, "aggs": {"slide": slide}}
 
 
-def scan(batch: Sequence[Parts], limit: int) -> dict[str, Any]:
-    """One search for plain rules sharing a window that returns the window's matching *events*
-    (up to ``limit``), each naming the rules it matches (``matched_queries``), instead of one
-    aggregation tree per rule: the window is read once, not once per rule, and no per-rule
-    ``terms``/``top_hits`` buckets are built. :func:`scanned` turns the hits into the answers
-    :func:`compose` would have given."""
-    should = [{"bool": {**p.match["bool"], "_name": f"r{n}"}} for n, p in enumerate(batch)]
-    anyone = {"bool": {"should": should, "minimum_should_match": 1}}
-    return {
+def scan(batch: Sequence[Parts], limit: int) -> tuple[dict[str, Any], list[Node]]:
+    """One search for plain rules sharing a window that returns the window's events matching
+    any part of any rule (up to ``limit``), each naming the parts it matches
+    (``matched_queries``), instead of one aggregation tree per rule: the window is read once,
+    and a part shared by many rules (``event.category:web``, ``*sqlmap*``) is parsed and
+    matched once, not once per rule. Returns the body, and each rule's query as a tree of named
+    parts for :func:`scanned` to evaluate."""
+    names: dict[str, str] = {}
+    named: list[dict[str, Any]] = []
+
+    def name(clause: dict[str, Any], key: str) -> str:
+        if key not in names:
+            names[key] = f"q{len(names)}"
+            named.append({"bool": {"filter": [clause], "_name": names[key]}})
+        return names[key]
+
+    def tree(node: Node) -> Node:
+        if isinstance(node, str):
+            return name({"query_string": {"query": node, "analyze_wildcard": True}}, node)
+        return (node[0], [tree(child) for child in node[1]])
+
+    trees: list[Node] = []
+    for n, part in enumerate(batch):
+        if part.query:
+            trees.append(tree(decompose(part.query)))
+        else:  # exceptions apply: the rule's whole filter is one part of its own
+            trees.append(name(part.match, f"rule {n}"))
+    anything = {"bool": {"should": named, "minimum_should_match": 1}}
+    body = {
         "size": limit,
         "track_total_hits": limit + 1,
         "_source": False,
         "docvalue_fields": _SAMPLE_FIELDS,
         # The order of top_hits in the aggregations: the samples are the earliest events.
         "sort": [{"@timestamp": "asc"}],
-        "query": {"bool": {"filter": [*batch[0].scope, anyone]}},
+        "query": {"bool": {"filter": [*batch[0].scope, anything]}},
     }
+    return body, trees
 
 
-def scanned(count: int, answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """The answer of :func:`scan` as ``count`` answers shaped like single plain-rule searches
+#: A query as a tree: a part (a Lucene query of its own), or ("AND"|"OR", children).
+Node = str | tuple[str, list[Any]]
+
+
+@functools.lru_cache(maxsize=8192)
+def decompose(query: str) -> Node:
+    """``query`` as a tree of parts where that is certain to mean the same: split only at
+    top-level ``AND``/``OR`` of one kind (never mixed: Lucene's precedence), around parentheses
+    that enclose all; a level with a ``NOT`` clause, quotes or brackets left open stays whole."""
+    text = query.strip()
+    pieces, ops = _top_level(text)
+    if pieces is None:
+        return text
+    if not ops:
+        inner = text[1:-1].strip()
+        if text.startswith("(") and _closing(text) == len(text) - 1 and not _negated(inner):
+            return decompose(inner)
+        return text
+    if len(ops) > 1 or any(_negated(p) for p in pieces):
+        return text
+    return (ops.pop(), [decompose(p) for p in pieces])
+
+
+def _negated(piece: str) -> bool:
+    """A clause with a prefix operator: kept inside its level (a lone ``NOT`` means something
+    else than within its parentheses)."""
+    return piece.startswith(("NOT ", "-", "+", "!"))
+
+
+def _top_level(text: str) -> tuple[list[str] | None, set[str]]:
+    """The pieces of ``text`` between top-level ``AND``/``OR``, and the operators met."""
+    pieces: list[str] = []
+    ops: set[str] = set()
+    depth, i, start, quoted = 0, 0, 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if quoted:
+            quoted = c != '"'
+        elif c == '"':
+            quoted = True
+        elif c == "/" and (i == 0 or text[i - 1] in ":( "):  # a regular expression
+            end = _regex_end(text, i)
+            if end is None:
+                return None, ops
+            i = end
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None, ops
+        elif depth == 0 and c == " ":
+            for op in ("AND", "OR"):
+                if text.startswith(f" {op} ", i):
+                    pieces.append(text[start:i].strip())
+                    ops.add(op)
+                    i += len(op) + 2
+                    start = i
+                    break
+            else:
+                i += 1
+            continue
+        i += 1
+    if depth or quoted:
+        return None, ops
+    pieces.append(text[start:].strip())
+    return (pieces if all(pieces) else None), ops
+
+
+def _regex_end(text: str, at: int) -> int | None:
+    i = at + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == "/":
+            return i
+        i += 1
+    return None
+
+
+def _closing(text: str) -> int:
+    """Where the parenthesis opening ``text`` closes (-1 if it does not)."""
+    pieces, _ = _top_level(text)
+    if pieces is None:
+        return -1
+    depth, i, quoted = 0, 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if quoted:
+            quoted = c != '"'
+        elif c == '"':
+            quoted = True
+        elif c == "/" and (i == 0 or text[i - 1] in ":( "):
+            i = _regex_end(text, i) or len(text)
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _matches(node: Node, masks: Mapping[str, int]) -> int:
+    """The events (a bit per hit) matching ``node``, from the events matching each part."""
+    if isinstance(node, str):
+        return masks.get(node, 0)
+    values = [_matches(child, masks) for child in node[1]]
+    result = values[0]
+    for value in values[1:]:
+        result = result & value if node[0] == "AND" else result | value
+    return result
+
+
+def scanned(trees: Sequence[Node], answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The answer of :func:`scan` as one answer per rule shaped like single plain-rule searches
     (province buckets, ward buckets, samples), or None when the window held more matching
     events than the scan returned (the caller then falls back to :func:`compose`)."""
     hits = answer.get("hits", {}).get("hits", [])
     if answer.get("hits", {}).get("total", {}).get("value", 0) > len(hits):
         return None
-    groups: list[dict[str, dict[str, list[Mapping[str, Any]]]]] = [{} for _ in range(count)]
-    for hit in hits:
+    masks: dict[str, int] = {}
+    places = []
+    docs = _hits({"hits": {"hits": hits}})  # each event converted once, shared by the rules
+    for bit, hit in enumerate(hits):
+        for name in hit.get("matched_queries", ()):
+            masks[name] = masks.get(name, 0) | (1 << bit)
         fields = hit.get("fields", {})
         province = str((fields.get("locality.province.code") or [NONE])[0])
-        ward = str((fields.get("locality.ward.code") or [NONE])[0])
-        for name in hit.get("matched_queries", ()):
-            by_ward = groups[int(name[1:])].setdefault(province, {})
-            by_ward.setdefault(ward, []).append(hit)
-    return [{"aggregations": {"province": {"buckets": _buckets(g)}}} for g in groups]
+        places.append((province, str((fields.get("locality.ward.code") or [NONE])[0])))
+    answers = []
+    for node in trees:
+        groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+        mask = _matches(node, masks)
+        while mask:
+            low = mask & -mask
+            bit = low.bit_length() - 1
+            mask ^= low
+            province, ward = places[bit]
+            groups.setdefault(province, {}).setdefault(ward, []).append(docs[bit])
+        answers.append({"aggregations": {"province": {"buckets": _buckets(groups)}}})
+    return answers
 
 
 def _buckets(by_province: Mapping[str, Mapping[str, list[Mapping[str, Any]]]]) -> list[Any]:
@@ -164,7 +322,7 @@ def _buckets(by_province: Mapping[str, Mapping[str, list[Mapping[str, Any]]]]) -
     for province, by_ward in by_province.items():
         order = sorted(by_ward, key=lambda ward: (-len(by_ward[ward]), ward))[:GROUP_SIZE]
         wards = [{"key": ward, "doc_count": len(by_ward[ward]),
-                  "samples": {"hits": {"hits": by_ward[ward][:SAMPLES]}}}
+                  "samples": {"docs": by_ward[ward][:SAMPLES]}}
                  for ward in order]  # fmt: skip
         total = sum(len(events) for events in by_ward.values())
         provinces.append((-total, province, {"key": province, "doc_count": total,
@@ -219,7 +377,9 @@ def _plain_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -
             "aggs": {"samples": _samples()},
         }},
     }}  # fmt: skip
-    return Parts(("plain", start, end), scope, _match(rule.query, tuning, window.end), aggs)
+    match = _match(rule.query, tuning, window.end)
+    shared = "" if match["bool"]["must_not"] else rule.query
+    return Parts(("plain", start, end), scope, match, aggs, query=shared)
 
 
 def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Finding]:
@@ -230,7 +390,9 @@ def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Findi
                 group["locality.ward.code"] = str(ward["key"])
             if group["locality.province.code"] == NONE:
                 del group["locality.province.code"]
-            yield Finding(window, group, int(ward["doc_count"]), _hits(ward["samples"]))
+            samples = ward["samples"]
+            docs = tuple(samples["docs"]) if "docs" in samples else _hits(samples)
+            yield Finding(window, group, int(ward["doc_count"]), docs)
 
 
 def _hits(samples: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
