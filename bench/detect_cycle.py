@@ -14,6 +14,7 @@ It writes into a fresh index prefix (``detbench-<time>``) and deletes it afterwa
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import statistics
@@ -116,6 +117,24 @@ detection:
 falsepositives: [bench]
 level: low
 """
+DISTINCT = """title: Bench distinct {i}
+id: 00000000-0000-4000-b000-{i:012d}
+name: bench_distinct_{i}
+status: test
+description: synthetic
+logsource:
+  category: webserver
+detection:
+  agent:
+    c-useragent|contains: '{token}'
+  query:
+    cs-uri-query|contains: 'id={i}'
+  status:
+    sc-status: {status}
+  condition: (agent or query) and status
+falsepositives: [bench]
+level: low
+"""
 CORR = """title: Bench base {i}
 id: 00000000-0000-4000-9000-{i:012d}
 name: bench_base_{i}
@@ -149,10 +168,21 @@ level: medium
 """
 
 
-def make_rules(count: int, folder: Path) -> list[Rule]:
-    """``count`` runnable rules: three plain rules for each correlation, compiled for real."""
+def make_rules(count: int, folder: Path, mix: str = "noisy") -> list[Rule]:
+    """``count`` runnable rules: three plain rules for each correlation, compiled for real.
+
+    ``noisy``: plain rules over 7 user-agent words x 5 statuses (thousands of findings per
+    cycle; rules share their parts). ``distinct``: every plain rule looks for a word of its own
+    (``contains`` on the user agent and the URL query, as real rules differ) and is mostly quiet;
+    correlations as in ``noisy``."""
     tokens = ["sqlmap", "nikto", "curl", "mozilla", "android", "chrome", "windows"]
     for i in range(count):
+        if mix == "distinct" and i % 4 != 3:
+            token = f"{tokens[i % len(tokens)]}-{i}x"
+            status = [200, 401, 403, 404, 500][i % 5]
+            text = DISTINCT.format(i=i, token=token, status=status)
+            (folder / f"p{i}.yml").write_text(text, encoding="utf-8")
+            continue
         if i % 4 == 3:
             (folder / f"b{i}.yml").write_text(
                 CORR.format(i=i, service=["vneid", "otp-gateway"][i % 2], code=i % 8),
@@ -264,6 +294,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--sizes", default="50,200,500")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mixes", default="noisy,distinct", help="Rule mixes (make_rules).")
     parser.add_argument("--live-minutes", type=float, default=5.0)
     parser.add_argument("--tick", type=float, default=15.0, help="Scheduler tick, seconds.")
     parser.add_argument("--keep", action="store_true")
@@ -289,13 +320,14 @@ def main() -> None:
         window = Window(floor(last, timedelta(minutes=1)) - timedelta(minutes=1),
                         floor(last, timedelta(minutes=1)))  # fmt: skip
         rows = []
-        for size in [int(x) for x in args.sizes.split(",")]:
-            with tempfile.TemporaryDirectory() as folder:
-                rules = make_rules(size, Path(folder))
-            m, s1, found = cycle(es, indices, rules, window, args.repeat)
-            rows.append((size, m, s1, found))
-            print(f"{size} rules: msearch {m:.3f}s, one query per rule {s1:.3f}s, "
-                  f"{found} findings", flush=True)  # fmt: skip
+        for mix in args.mixes.split(","):
+            for size in [int(x) for x in args.sizes.split(",")]:
+                with tempfile.TemporaryDirectory() as folder:
+                    rules = make_rules(size, Path(folder), mix)
+                m, s1, found = cycle(es, indices, rules, window, args.repeat)
+                rows.append((mix, size, m, s1, found))
+                print(f"{mix} {size} rules: msearch {m:.3f}s, one query per rule {s1:.3f}s, "
+                      f"{found} findings", flush=True)  # fmt: skip
         latencies: list[float] = []
         attacks = 0
         if args.live_minutes > 0:
@@ -323,9 +355,9 @@ def _drop(es: Elasticsearch, prefix: str) -> None:
 
 
 def _report(args: argparse.Namespace, total: int, rate: float, window: Window,
-            rows: list[tuple[int, float, float, int]], latencies: list[float], attacks: int
+            rows: list[tuple[str, int, float, float, int]], latencies: list[float], attacks: int
             ) -> None:  # fmt: skip
-    base = rows[0][1] if rows else 0.0
+    load = os.getloadavg()
     lines = [
         "# Sigma engine: detection cycle and event-to-alert latency",
         "",
@@ -333,7 +365,9 @@ def _report(args: argparse.Namespace, total: int, rate: float, window: Window,
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}; "
         "Elasticsearch single node on the same machine (shared with the other engineers' work).",
         f"Command: `.venv/bin/python bench/detect_cycle.py --events {args.events} "
-        f"--sizes {args.sizes} --repeat {args.repeat} --live-minutes {args.live_minutes}`",
+        f"--sizes {args.sizes} --mixes {args.mixes} --repeat {args.repeat} "
+        f"--live-minutes {args.live_minutes}`; load average at the end {load[0]:.1f} / "
+        f"{load[1]:.1f} / {load[2]:.1f} (1/5/15 min)",
         "",
         f"- events in the index: {total:,} over {args.days} daily indices"
         + (f" (loaded at {rate:,.0f} events/s)" if rate else ""),
@@ -341,15 +375,18 @@ def _report(args: argparse.Namespace, total: int, rate: float, window: Window,
         "shard request cache off; median of "
         f"{args.repeat} rounds after one warm-up",
         "- rule mix: 3 plain rules (webserver query_string) per event_count correlation "
-        "(date_range + terms over a 5-minute timespan)",
+        "(date_range + terms over a 5-minute timespan); *noisy*: plain rules over 7 user-agent "
+        "words x 5 statuses, thousands of findings per cycle; *distinct*: every plain rule "
+        "looks for words of its own (user agent or URL query, and a status), mostly quiet",
         "",
-        "| rules | `_msearch` cycle (s) | one query per rule (s) | msearch vs 50 rules "
+        "| mix | rules | `_msearch` cycle (s) | one query per rule (s) | msearch vs 50 rules "
         "| findings per cycle |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for size, m, s1, found in rows:
-        ratio = m / base if base else 0
-        lines.append(f"| {size} | {m:.3f} | {s1:.3f} | {ratio:.2f}x | {found} |")
+    bases = {mix: m for mix, size, m, _, _ in reversed(rows)}
+    for mix, size, m, s1, found in rows:
+        ratio = m / bases[mix] if bases[mix] else 0
+        lines.append(f"| {mix} | {size} | {m:.3f} | {s1:.3f} | {ratio:.2f}x | {found} |")
     if latencies:
         q = statistics.quantiles(latencies, n=100)
         lines += [
