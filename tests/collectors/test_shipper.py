@@ -4,6 +4,9 @@ rejections dead-lettered, a full spool pushes back, an unreachable cluster loses
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -184,3 +187,47 @@ def test_prepare_runs_before_first_bulk(
     assert shipper.drain(30)
     mapping = es.indices.get_mapping(index=indices.events_for(T0))
     assert next(iter(mapping.body.values()))["mappings"]["dynamic"] == "false"
+
+
+def test_running_shipper_reads_ahead_but_indexes_in_spool_order(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    """``run`` builds the next bulk while one is in flight; still one bulk at a time: on the
+    single shard, sequence numbers follow the spool order, and the cursor ends at the end."""
+    norm, spool, metrics = _pipeline(tmp_path, ready)
+    lines = _lines(2500)
+    _spool_all(norm, spool, metrics, lines[:2000])
+    shipper = Shipper(
+        es, spool, metrics, deadletter_index=ready.deadletter, batch_size=250, flush_interval=0.05
+    )
+    runner = threading.Thread(target=shipper.run)
+    runner.start()
+    try:
+        _wait(lambda: metrics.get("src", "indexed") == 2000)
+        _spool_all(norm, spool, metrics, lines[2000:])  # arrives while it runs
+        _wait(lambda: metrics.get("src", "indexed") == 2500)
+    finally:
+        shipper.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert spool.pending_bytes() == 0
+    assert count(es, ready.events) == 2500
+    es.indices.refresh(index=ready.events)
+    hits = es.search(
+        index=ready.events,
+        size=2500,
+        sort=[{"log.offset": "asc"}],
+        seq_no_primary_term=True,
+        source=False,
+    )["hits"]["hits"]
+    assert len({h["_index"] for h in hits}) == 1  # one day, one shard: one sequence
+    seq = [h["_seq_no"] for h in hits]
+    assert seq == sorted(seq)
+    assert len(set(seq)) == 2500
+
+
+def _wait(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
