@@ -10,7 +10,9 @@ It backfills ``--train-days`` of normal traffic for all 34 provinces and 3,321 c
 ``--score-days`` with the scenarios of ``bench/anomaly-scenarios.yaml`` (the simulator's ground
 truth), trains on the first part (timed), times the scoring of one busy bucket for every
 locality and service including the aggregations, scores every bucket of the scored days, and
-matches the alerts against the ground truth with ``soc.simulate.evaluate``.
+matches the alerts against the ground truth with ``soc.simulate.evaluate``. By default the
+scored days are a weekend and the two weekdays after it (Saturday to Tuesday), reported
+separately: weekdays are busier, so they hold more room for false alerts.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anomaly_iforest  # bench/ is on sys.path when run as a script
+from elasticsearch import ApiError
 
 from detectors.anomaly import flows
 from detectors.anomaly.features import Level, extract
@@ -46,14 +49,17 @@ REPORT = ROOT / "bench" / "reports" / "anomaly.md"
 PERF_REPORT = ROOT / "bench" / "reports" / "anomaly-perf.md"
 SCENARIOS = ROOT / "bench" / "anomaly-scenarios.yaml"
 SILENCE_RULES = {"anomaly-outage", "anomaly-collector-silence"}
+VN_OFFSET = timedelta(hours=7)
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--train-days", type=int, default=7)
-    parser.add_argument("--score-days", type=int, default=2)
+    parser.add_argument("--score-days", type=int, default=4)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--end", default="2026-11-23T00:00:00+07:00", help="End of scored days.")
+    parser.add_argument(
+        "--end", default="2026-11-25T00:00:00+07:00", help="End of scored days (a Wednesday)."
+    )
     parser.add_argument("--prefix", default=None, help="Index prefix (default: a fresh one).")
     parser.add_argument("--skip-backfill", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark's indices.")
@@ -75,11 +81,60 @@ def _timed_bucket(es, indices, model, settings, start, end) -> dict[str, float]:
     flows.judge_bucket(model, rows, start, end, settings)
     parts["judge"] = time.perf_counter() - t
     t = time.perf_counter()
-    find(es, indices, model, start, end, lookback=timedelta(hours=3), alpha=settings.anomaly_alpha)
+    lookback = timedelta(minutes=settings.anomaly_silence_lookback_minutes)
+    find(es, indices, model, start, end, lookback=lookback, alpha=settings.anomaly_alpha)
     parts["silence"] = time.perf_counter() - t
     parts["total"] = time.perf_counter() - began
     parts["rows"] = len(rows)
     return parts
+
+
+def _evaluate_retrying(es, indices, w, model, settings):  # type: ignore[no-untyped-def]
+    """One bucket, tried again after a 429 (the shared node's memory breaker), as the scheduled
+    job does at its next tick: the bucket's alerts have deterministic ids, so a retry doubles
+    nothing."""
+    for attempt in range(5):
+        try:
+            return flows.evaluate(es, indices, w.start, w.end, model=model, settings=settings)
+        except ApiError as exc:
+            if exc.meta.status != 429 or attempt == 4:
+                raise
+            print(f"429 from Elasticsearch on {w.start:%m-%d %H:%M}; retrying", flush=True)
+            time.sleep(10)
+    raise AssertionError("unreachable")
+
+
+def _busy_bucket(score_start: datetime, days: int) -> datetime:
+    """10:00 in Vietnam (the day's peak) of the first scored weekday, else of the first day."""
+    for i in range(days):
+        day = score_start + timedelta(days=i)
+        if (day + VN_OFFSET).weekday() < 5:
+            return day + timedelta(hours=10)
+    return score_start + timedelta(hours=10)
+
+
+def _periods(score_start: datetime, days: int) -> dict[str, list[tuple[datetime, datetime]]]:
+    """The scored days split into weekend and weekdays (local days)."""
+    out: dict[str, list[tuple[datetime, datetime]]] = {"weekend": [], "weekdays": []}
+    for i in range(days):
+        day = score_start + timedelta(days=i)
+        name = "weekend" if (day + VN_OFFSET).weekday() >= 5 else "weekdays"
+        out[name].append((day, day + timedelta(days=1)))
+    return {k: v for k, v in out.items() if v}
+
+
+def _split(labels, alerts, spans, grace):  # type: ignore[no-untyped-def]
+    """Evaluation of one period: the scenarios starting in it, the alerts whose window starts
+    in it."""
+
+    def inside(when: datetime) -> bool:
+        return any(lo <= when < hi for lo, hi in spans)
+
+    return evaluate(
+        [x for x in labels if inside(x.start)],
+        [a for a in alerts if inside(a.start)],
+        grace=grace,
+    )
 
 
 def main() -> None:
@@ -113,7 +168,7 @@ def main() -> None:
     train_s = time.perf_counter() - began
     print(f"trained in {train_s:.1f} s: {len(model.baselines)} series", flush=True)
 
-    busy = score_start + timedelta(hours=10)  # 10:00 in Vietnam, the day's peak
+    busy = _busy_bucket(score_start, args.score_days)
     bucket = flows.bucket_of(settings)
     runs = [_timed_bucket(es, indices, model, settings, busy, busy + bucket) for _ in range(5)]
     score_s = statistics.median(r["total"] for r in runs)
@@ -126,7 +181,7 @@ def main() -> None:
     began = time.perf_counter()
     per_rule: Counter[str] = Counter()
     for i, w in enumerate(windows):
-        for alert in flows.evaluate(es, indices, w.start, w.end, model=model, settings=settings):
+        for alert in _evaluate_retrying(es, indices, w, model, settings):
             per_rule[alert.rule.id] += 1
         if i % 16 == 0:
             print(
@@ -139,6 +194,10 @@ def main() -> None:
         a for a in fetch_alerts(es, indices, score_start, score_end) if a.detector == "anomaly"
     ]
     result = evaluate(plan.labels(), alerts, grace=2 * bucket)
+    periods = {
+        name: (len(spans), _split(plan.labels(), alerts, spans, 2 * bucket))
+        for name, spans in _periods(score_start, args.score_days).items()
+    }
     began = time.perf_counter()
     live_rows = sum(v for k, v in per_rule.items() if k not in SILENCE_RULES)
     forest = anomaly_iforest.compare(
@@ -161,6 +220,8 @@ def main() -> None:
         score_start,
         score_end,
         forest,
+        periods,
+        bucket,
     )
     if not args.keep:
         for name in es.indices.get(index=f"{prefix}-*", expand_wildcards="all"):
@@ -183,6 +244,8 @@ def _write(
     score_start,
     score_end,
     forest,
+    periods,
+    bucket,
 ) -> None:  # type: ignore[no-untyped-def]
     false_by_province = Counter(a.province for a in result.false_alerts)
     days = args.score_days
@@ -232,27 +295,50 @@ def _write(
         out.append(f"| {row['kind']} | {row['scenarios']} | {row['detected']} | {shown} |")
     out += [
         "",
-        f"- alerts: {result.alerts_total}; precision {_pct(result.precision)}; "
-        f"recall {_pct(result.recall)}",
-        f"- false alerts: {len(result.false_alerts)}; worst province {worst:.1f} per day "
-        f"(goal: at most 1 per province per day)",
+        f"- all {days} scored days: alerts {result.alerts_total}; precision "
+        f"{_pct(result.precision)}; recall {_pct(result.recall)}; false alerts "
+        f"{len(result.false_alerts)}, worst province {worst:.2f} per day",
         "- alerts by rule: " + ", ".join(f"{k} {v}" for k, v in sorted(per_rule.items())),
         "",
-        "Per scenario:",
+        "| scored days | days | scenarios | detected | within two buckets | alerts | precision "
+        "| recall | false alerts | worst province, false alerts per day |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, (n_days, res) in periods.items():
+        by_prov = Counter(a.province for a in res.false_alerts)
+        fast = sum(
+            1
+            for o in res.outcomes
+            if o.time_to_detect is not None and o.time_to_detect <= 2 * bucket
+        )
+        out.append(
+            f"| {name} | {n_days} | {len(res.outcomes)} | {sum(o.detected for o in res.outcomes)} "
+            f"| {fast} | {res.alerts_total} | {_pct(res.precision)} | {_pct(res.recall)} "
+            f"| {len(res.false_alerts)} | {max(by_prov.values(), default=0) / n_days:.2f} |"
+        )
+    out += [
+        "",
+        "Goals: every scenario found within two buckets, precision >= 0.9, at most 1 false alert "
+        "per province per day.",
+        "",
+        "Per scenario (time to detect = end of the first matching alert's bucket minus the "
+        "scenario's start):",
         "",
     ]
     for o in result.outcomes:
         ttd = f"{o.time_to_detect.total_seconds() / 60:.0f} min" if o.time_to_detect else "-"
+        fast = o.time_to_detect is not None and o.time_to_detect <= 2 * bucket
         out.append(
             f"- {o.scenario_id} ({o.kind}): {'detected' if o.detected else 'MISSED'}, "
-            f"time to detect {ttd}, {len(o.alerts)} alerts"
+            f"time to detect {ttd}{'' if fast or not o.detected else ' (over two buckets)'}, "
+            f"{len(o.alerts)} alerts"
         )
     if result.false_alerts:
-        out += ["", "False alerts (first 15):", ""]
+        out += ["", "False alerts (first 25, times UTC):", ""]
         out += [
             f"- {a.rule} province {a.province} ward {a.ward or '-'} {a.service} "
             f"{a.start:%m-%d %H:%M}"
-            for a in result.false_alerts[:15]
+            for a in result.false_alerts[:25]
         ]
     out += _forest_section(forest, result)
     REPORT.write_text("\n".join(out) + "\n", encoding="utf-8")

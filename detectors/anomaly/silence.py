@@ -33,7 +33,6 @@ from elasticsearch import Elasticsearch
 from detectors.anomaly.baseline.model import HOUR, MIN_HISTORY_HOURS, Baseline, Model
 from detectors.anomaly.features import (
     ALL_SERVICES,
-    COUNT_PAGE_SIZE,
     Key,
     Level,
     composite_pages,
@@ -75,6 +74,9 @@ class CollectorSilence:
     expected: float
 
 
+#: One page holds a day's keys (~26,000 at the default scale) without reserving the count pages'
+#: 60,000 slots (with a sub-aggregation each) on a small heap.
+LAST_SEEN_PAGE_SIZE = 30000
 #: ``(province, commune or None, service or "*")``: a key without its level (no commune means
 #: the province level), cheap to hash for the tens of thousands of keys of every bucket.
 Spot = tuple[str, str | None, str]
@@ -113,7 +115,7 @@ def _latest(
         traffic_query(start, end, Level.PROVINCE),
         sources,
         {"last": {"max": {"field": "@timestamp"}}},
-        size=COUNT_PAGE_SIZE,
+        size=LAST_SEEN_PAGE_SIZE,
     )
     for row in pages:
         k = row["key"]
