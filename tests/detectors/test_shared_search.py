@@ -14,7 +14,7 @@ from elasticsearch import Elasticsearch
 from detectors.base import Window, iso
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.runner import Engine, Outcome
-from detectors.sigma.search import Tuning
+from detectors.sigma.search import Tuning, decompose
 from soc.es.indices import Indices
 from soc.events.service import index_events
 
@@ -109,3 +109,19 @@ def test_correlation_samples_read_for_the_findings_equal_those_read_with_the_cou
     assert len(found) >= 5, "the traffic makes correlation findings"
     assert all(samples for *_, samples, _ in found)
     assert later == inline
+
+
+def test_queries_are_split_into_parts_only_where_the_meaning_is_certain() -> None:
+    web = "event.category:web"
+    assert decompose(f"{web} AND (a:*x* AND b:200)") == ("AND", [web, ("AND", ["a:*x*", "b:200"])])
+    assert decompose("(a:1 OR b:2)") == ("OR", ["a:1", "b:2"])
+    # Mixed operators follow Lucene's precedence: kept whole, Elasticsearch parses them.
+    assert decompose("a:1 AND b:2 OR c:3") == "a:1 AND b:2 OR c:3"
+    # A negated clause stays with its parentheses, and a level with a bare NOT stays whole.
+    assert decompose("a:1 AND (NOT b:2)") == ("AND", ["a:1", "(NOT b:2)"])
+    assert decompose("a:1 AND NOT b:2") == "a:1 AND NOT b:2"
+    # Operators inside a field group, escapes, quotes and regular expressions are not split.
+    assert decompose("a:(x OR y) AND b:1") == ("AND", ["a:(x OR y)", "b:1"])
+    assert decompose(r"a:x\ AND\ y OR b:1") == ("OR", [r"a:x\ AND\ y", "b:1"])
+    assert decompose('a:"x AND y" OR b:/p( AND )q/') == ("OR", ['a:"x AND y"', "b:/p( AND )q/"])
+    assert decompose("a:(x AND b:1") == "a:(x AND b:1"
