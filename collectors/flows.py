@@ -84,6 +84,7 @@ class Collector:
         self.sources: list[Source] = [self._source(spec) for spec in config.spec.sources]
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        self._status_lock = threading.Lock()
         self.metrics_port: int | None = None
         self._metrics_server: Any = None
 
@@ -203,8 +204,11 @@ class Collector:
         path = self.config.state_dir / "status.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self.status(), option=orjson.OPT_INDENT_2))
-        tmp.replace(path)
+        # The status thread and stop() may both write: one at a time, or one's rename of the
+        # shared temporary file fails under the other (FileNotFoundError at shutdown).
+        with self._status_lock:
+            tmp.write_bytes(orjson.dumps(self.status(), option=orjson.OPT_INDENT_2))
+            tmp.replace(path)
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:

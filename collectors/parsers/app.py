@@ -95,7 +95,10 @@ def from_object(body: dict[str, Any]) -> Parsed:
         ip = text(ip_value, "ip")
         put(doc, "source.ip" if is_ip(ip) else "source.address", ip)
     if (latency := get("latency_ms")) is not None:
-        event["duration"] = round(number(latency, "latency_ms") * 1_000_000)
+        nanos = number(latency, "latency_ms") * 1_000_000
+        if not -(2**63) < nanos < 2**63:  # event.duration is a long (and inf cannot be rounded)
+            raise ParseError("latency_ms: out of range")
+        event["duration"] = round(nanos)
     if not _EXTRA_KEYS.isdisjoint(body):
         for key, path, kind in _EXTRA_PATHS:
             if (raw := get(key)) is not None:

@@ -6,6 +6,7 @@ Kept apart so the access, JSON and syslog parsers convert the same way. Must not
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 from typing import Any
 
@@ -48,9 +49,13 @@ def text(value: Any, key: str) -> str:
 def number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ParseError(f"{key}: expected a number, got {type(value).__name__}")
-    if value != value or value in (float("inf"), float("-inf")):
+    try:
+        result = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise ParseError(f"{key}: number out of range") from None
+    if not math.isfinite(result):
         raise ParseError(f"{key}: not a finite number")
-    return float(value)
+    return result
 
 
 def integer(value: Any, key: str) -> int:

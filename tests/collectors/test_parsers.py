@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from collectors.parsers import PARSERS, parse_access, parse_app, parse_syslog
 from collectors.parsers.access import parse_time
+from collectors.parsers.app import from_object
 from collectors.parsers.fields import is_ip
 from soc.errors import ParseError
 
@@ -236,3 +237,9 @@ def test_repeated_access_stamps_parse_alike() -> None:
     for _ in range(2):
         with pytest.raises(ParseError, match="unknown month"):
             parse_time("23/Foo/2026:10:00:00 +0700")
+
+
+@pytest.mark.parametrize("latency", [1e303, -1e303, 10**400, 2**63])
+def test_json_latency_out_of_range_is_a_parse_error(latency: float) -> None:
+    with pytest.raises(ParseError, match="latency_ms"):
+        from_object({"system": "vneid", "latency_ms": latency})
