@@ -230,6 +230,7 @@ def main() -> None:
         help="raw and pipeline phases alternate this many times; medians reported",
     )
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     settings = load_settings()
     es = make_client(settings)
     wait_until_healthy(es, timeout=settings.es_wait_timeout)
@@ -260,11 +261,15 @@ def main() -> None:
                 _cleanup(es, raw_idx.prefix, pipe_idx.prefix)
             rounds.append((raw_n, raw_s, pipe_n, pipe_s, cpu_s, es_raw, es_pipe))
             print(f"round {n + 1}: raw {raw_n / raw_s:,.0f}/s, pipeline {pipe_n / pipe_s:,.0f}/s")
-    report(args, settings.effective_es_url, size, rounds)
+    report(args, settings.effective_es_url, size, rounds, load_start)
 
 
 def report(
-    args: Any, url: str, size: int, rounds: list[tuple[int, float, int, float, float, float, float]]
+    args: Any,
+    url: str,
+    size: int,
+    rounds: list[tuple[int, float, int, float, float, float, float]],
+    load_start: float,
 ) -> None:
     raw_rate = statistics.median(r[0] / r[1] for r in rounds)
     pipe_rate = statistics.median(r[2] / r[3] for r in rounds)
@@ -282,8 +287,9 @@ def report(
     lines = [
         "# Collectors: ingest throughput",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; load average before "
-        f"the run {os.getloadavg()[0]:.1f}. Elasticsearch at {url}: a single node on the same "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. "
+        f"Elasticsearch at {url}: a single node on the same "
         "machine, sharing its cores with the collector (and, here, with other work).",
         f"Command: `.venv/bin/python bench/collectors_ingest.py --events {args.events} "
         f"--batch {args.batch} --rounds {args.rounds}`",
