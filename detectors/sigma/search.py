@@ -119,9 +119,18 @@ def compose(batch: Sequence[Parts]) -> dict[str, Any]:
     query = {"bool": {"filter": scope}}
     if not batch[0].ranges:
         return {"size": 0, "query": query, "aggs": per_rule}
-    slide = {"date_range": {"field": "@timestamp", "keyed": True, "ranges": list(batch[0].ranges)},
-             "aggs": per_rule}  # fmt: skip
-    return {"size": 0, "query": query, "aggs": {"slide": slide}}
+    # Each rule's filter above its sliding sub-windows, not below: an event lies in several
+    # overlapping sub-windows, and under them every rule's filter would test it once per
+    # sub-window instead of once.
+    ranges = list(batch[0].ranges)
+    per_rule = {
+        f"r{n}": {"filter": p.match, "aggs": {"slide": {
+            "date_range": {"field": "@timestamp", "keyed": True, "ranges": ranges},
+            "aggs": p.aggs,
+        }}}
+        for n, p in enumerate(batch)
+    }  # fmt: skip
+    return {"size": 0, "query": query, "aggs": per_rule}
 
 
 def scan(batch: Sequence[Parts], limit: int) -> tuple[dict[str, Any], list[Node]]:
@@ -334,13 +343,7 @@ def _buckets(by_province: Mapping[str, Mapping[str, list[Mapping[str, Any]]]]) -
 def split(count: int, answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The answer of a composed search as ``count`` answers shaped like single-rule searches."""
     aggs = answer.get("aggregations", {})
-    if "slide" not in aggs:
-        return [{"aggregations": aggs.get(f"r{n}", {})} for n in range(count)]
-    buckets = aggs["slide"].get("buckets", {})
-    return [
-        {"aggregations": {"slide": {"buckets": {k: b[f"r{n}"] for k, b in buckets.items()}}}}
-        for n in range(count)
-    ]
+    return [{"aggregations": aggs.get(f"r{n}", {})} for n in range(count)]
 
 
 def findings(
