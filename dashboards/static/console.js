@@ -73,6 +73,8 @@
       const resp = await fetch(table.dataset.feed, { credentials: "same-origin", headers: { Accept: "application/json" } });
       if (!resp.ok) return;
       const data = await resp.json();
+      // Asked again: a box ticked while the feed was on its way must not be wiped by it.
+      if (selectedAny()) return;
       const fresh = document.createDocumentFragment();
       data.items.forEach((item) => fresh.appendChild(row(item)));
       body.replaceChildren(fresh);
