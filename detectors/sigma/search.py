@@ -202,11 +202,11 @@ def _negated(piece: str) -> bool:
     return piece.startswith(("NOT ", "-", "+", "!"))
 
 
-def _top_level(text: str) -> tuple[list[str] | None, set[str]]:
-    """The pieces of ``text`` between top-level ``AND``/``OR``, and the operators met."""
-    pieces: list[str] = []
-    ops: set[str] = set()
-    depth, i, start, quoted = 0, 0, 0, False
+def _outside(text: str) -> Iterator[tuple[int, int]]:
+    """The positions of ``text`` outside quotes, escapes and regular expressions, each with the
+    bracket depth there (an opening bracket is at the depth it opens from, a closing one at the
+    depth it returns to). ValueError when quotes, a regular expression or brackets are unclosed."""
+    depth, i, quoted = 0, 0, False
     while i < len(text):
         c = text[i]
         if c == "\\":
@@ -219,27 +219,37 @@ def _top_level(text: str) -> tuple[list[str] | None, set[str]]:
         elif c == "/" and (i == 0 or text[i - 1] in ":( "):  # a regular expression
             end = _regex_end(text, i)
             if end is None:
-                return None, ops
+                raise ValueError("unclosed regular expression")
             i = end
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth < 0:
-                return None, ops
-        elif depth == 0 and c == " ":
+        else:
+            if c in ")]}":
+                depth -= 1
+                if depth < 0:
+                    raise ValueError("unbalanced brackets")
+            yield i, depth
+            if c in "([{":
+                depth += 1
+        i += 1
+    if depth or quoted:
+        raise ValueError("unclosed bracket or quote")
+
+
+def _top_level(text: str) -> tuple[list[str] | None, set[str]]:
+    """The pieces of ``text`` between top-level ``AND``/``OR``, and the operators met."""
+    pieces: list[str] = []
+    ops: set[str] = set()
+    start = 0
+    try:
+        for i, depth in _outside(text):
+            if depth or i < start or text[i] != " ":
+                continue
             for op in ("AND", "OR"):
                 if text.startswith(f" {op} ", i):
                     pieces.append(text[start:i].strip())
                     ops.add(op)
-                    i += len(op) + 2
-                    start = i
+                    start = i + len(op) + 2
                     break
-            else:
-                i += 1
-            continue
-        i += 1
-    if depth or quoted:
+    except ValueError:
         return None, ops
     pieces.append(text[start:].strip())
     return (pieces if all(pieces) else None), ops
@@ -258,30 +268,15 @@ def _regex_end(text: str, at: int) -> int | None:
 
 
 def _closing(text: str) -> int:
-    """Where the parenthesis opening ``text`` closes (-1 if it does not)."""
-    pieces, _ = _top_level(text)
-    if pieces is None:
+    """Where the parenthesis opening ``text`` closes (-1 if it does not, or if ``text`` does not
+    balance)."""
+    try:
+        closed = next((i for i, depth in _outside(text) if depth == 0 and text[i] == ")"), -1)
+        for _ in _outside(text):  # the whole text must balance
+            pass
+    except ValueError:
         return -1
-    depth, i, quoted = 0, 0, False
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if quoted:
-            quoted = c != '"'
-        elif c == '"':
-            quoted = True
-        elif c == "/" and (i == 0 or text[i - 1] in ":( "):
-            i = _regex_end(text, i) or len(text)
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+    return closed
 
 
 def _matches(node: Node, masks: Mapping[str, int]) -> int:

@@ -1,7 +1,11 @@
-"""Collector test helpers: a config file written from a dict, a running collector, counts."""
+"""Collector test helpers: a config file written from a dict, a running collector, counts, a
+local web server for the probes."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,3 +92,16 @@ def run_collector(
     for running in started:
         if not running._stopping.is_set():
             running.stop(drain_timeout=5)
+
+
+@contextlib.contextmanager
+def web_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A real HTTP server on a free loopback port, serving ``handler`` in a thread; its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,7 +5,6 @@ check is an event, and the return to health is reported at once."""
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -16,7 +15,7 @@ from elasticsearch import Elasticsearch
 from collectors.flows import Collector
 from collectors.sources.probe import ProbeSource
 from soc.es.indices import Indices
-from tests.collectors.conftest import count
+from tests.collectors.conftest import count, web_server
 
 
 class _Switch(http.server.BaseHTTPRequestHandler):
@@ -36,12 +35,8 @@ class _Switch(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def switch() -> Iterator[int]:
     _Switch.status = 200
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Switch)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with web_server(_Switch) as port:
+        yield port
 
 
 def _rounds(source: ProbeSource, more: int) -> None:

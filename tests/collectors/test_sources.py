@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +20,7 @@ from elasticsearch import Elasticsearch
 
 from collectors.flows import Collector
 from soc.es.indices import Indices
-from tests.collectors.conftest import PUSH_TOKEN, count
+from tests.collectors.conftest import PUSH_TOKEN, count, web_server
 from tests.conftest import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -227,12 +226,8 @@ class _Page(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def web() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with web_server(_Page) as port:
+        yield port
 
 
 def test_health_probes(

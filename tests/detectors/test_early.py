@@ -5,8 +5,7 @@ evaluates closed windows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -18,41 +17,10 @@ from soc.alerts import service as alerts
 from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.events.service import index_events
+from tests.detectors.test_runner import T0, _alerts, _otp_fail, _scanner
 
-T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 RULES: RuleSet = load_rules()
 S = timedelta(seconds=1)
-
-
-def _event(at: timedelta, **fields: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "@timestamp": iso(T0 + at),
-        "event": {"kind": "event", "ingested": iso(T0 + at + S)},
-        "locality": {"province": {"code": "01", "name": "Thành phố Hà Nội"}},
-    }
-    for dotted, value in fields.items():
-        node = doc
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return doc
-
-
-def _scanner(at: timedelta) -> dict[str, Any]:
-    return _event(at, service__name="web-portal", event__category=["web"],
-                  user_agent__original="sqlmap/1.8", source__ip="198.51.100.7")  # fmt: skip
-
-
-def _otp_fail(at: timedelta, user: str = "citizen1") -> dict[str, Any]:
-    return _event(at, service__name="otp-gateway", event__action="otp-verify",
-                  event__outcome="failure", user__name=user, source__ip="203.0.113.5")  # fmt: skip
-
-
-def _alerts(es: Elasticsearch, indices: Indices) -> dict[str, dict[str, Any]]:
-    es.indices.refresh(index=indices.alerts)
-    found = es.search(index=indices.alerts, size=1000, query={"match_all": {}})
-    return {h["_id"]: h["_source"] for h in found["hits"]["hits"]}
 
 
 def _engine(es: Elasticsearch, indices: Indices, *names: str, early: bool) -> Engine:
@@ -87,7 +55,7 @@ def test_a_plain_alert_is_written_while_its_window_is_open_and_completed_when_it
 
     report = engine.tick(T0 + 12 * S)
     assert report.alerts_created == 1
-    (alert_id, early), = _alerts(es, ready).items()
+    ((alert_id, early),) = _alerts(es, ready).items()
     assert early["window"] == {"start": iso(T0), "end": iso(T0 + timedelta(minutes=1))}
     assert early["alert"]["count"] == 1
     assert early["@timestamp"] == iso(T0 + 12 * S), "written 2 s after the event was ingested"
