@@ -55,7 +55,9 @@ def _search(es: Elasticsearch, index: str, query: dict[str, Any], size: int = 50
 
 
 def first_alert(es: Elasticsearch, indices: Indices, label: Label) -> dict[str, Any] | None:
-    """The earliest Sigma alert of the scenario's place whose window overlaps the scenario."""
+    """The earliest Sigma alert of the scenario's place whose window overlaps the scenario and
+    that was written after its first event (an alert fired early for its window can predate the
+    scenario: then it is about something else in that place)."""
     place: list[dict[str, Any]] = [{"term": {"locality.province.code": label.province_code}}]
     if label.ward_code:
         # Probe and province-wide rules carry no ward: accept those, or the scenario's ward.
@@ -67,6 +69,7 @@ def first_alert(es: Elasticsearch, indices: Indices, label: Label) -> dict[str, 
         *place,
         {"range": {"window.end": {"gte": label.start.isoformat()}}},
         {"range": {"window.start": {"lte": (label.end + SLACK).isoformat()}}},
+        {"range": {"@timestamp": {"gte": label.start.isoformat()}}},
     ], "must_not": [{"term": {"detector": "anomaly"}}]}}  # fmt: skip
     hits = _search(es, indices.alerts, query, size=1, sort=[{"@timestamp": "asc"}])
     return hits[0] if hits else None
