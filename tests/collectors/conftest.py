@@ -94,6 +94,19 @@ def run_collector(
             running.stop(drain_timeout=5)
 
 
+class Page(http.server.BaseHTTPRequestHandler):
+    """Base of the test pages: ``reply`` sends a status and a body; requests are not logged."""
+
+    def reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def web_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
     """A real HTTP server on a free loopback port, serving ``handler`` in a thread; its port."""

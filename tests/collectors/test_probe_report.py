@@ -4,10 +4,9 @@ check is an event, and the return to health is reported at once."""
 
 from __future__ import annotations
 
-import http.server
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -15,21 +14,14 @@ from elasticsearch import Elasticsearch
 from collectors.flows import Collector
 from collectors.sources.probe import ProbeSource
 from soc.es.indices import Indices
-from tests.collectors.conftest import count, web_server
+from tests.collectors.conftest import Page, count, web_server
 
 
-class _Switch(http.server.BaseHTTPRequestHandler):
+class _Switch(Page):
     status: ClassVar[int] = 200
 
     def do_GET(self) -> None:
-        body = b"ok"
-        self.send_response(type(self).status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(type(self).status, b"ok")
 
 
 @pytest.fixture

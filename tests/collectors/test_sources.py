@@ -4,7 +4,6 @@ and restarts, real UDP/TCP sockets, real HTTP, real probes; exact counts and the
 
 from __future__ import annotations
 
-import http.server
 import socket
 import time
 import urllib.error
@@ -20,7 +19,7 @@ from elasticsearch import Elasticsearch
 
 from collectors.flows import Collector
 from soc.es.indices import Indices
-from tests.collectors.conftest import PUSH_TOKEN, count, web_server
+from tests.collectors.conftest import PUSH_TOKEN, Page, count, web_server
 from tests.conftest import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -212,16 +211,9 @@ def test_http_push_with_per_source_token(
     assert doc["locality"]["ward"]["code"] == "00070"
 
 
-class _Page(http.server.BaseHTTPRequestHandler):
+class _Page(Page):
     def do_GET(self) -> None:
-        body = "Cổng Dịch vụ công — đang hoạt động".encode()
-        self.send_response(200 if self.path == "/" else 503)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200 if self.path == "/" else 503, "Cổng Dịch vụ công — đang hoạt động".encode())
 
 
 @pytest.fixture
