@@ -39,7 +39,7 @@ from soc.auth.models import Role, User
 from soc.config import load_settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.incidents.models import Incident, IncidentStatus, TimelineEntry
 from soc.incidents.service import IncidentFilter, query
 from soc.localities import catalogue
@@ -249,15 +249,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-        if names:
-            es.indices.delete(index=",".join(names))
-        quiet = es.options(ignore_status=404)
-        quiet.indices.delete_index_template(name=f"{prefix}-*")
-        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
-            "component_templates", []
-        ):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, prefix)
 
 
 def write_report(

@@ -37,7 +37,7 @@ from collectors.parsers import parse_auto
 from soc.config import load_settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.localities import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,15 +195,7 @@ def _count(es: Elasticsearch, indices: Indices) -> int:
 
 def _cleanup(es: Elasticsearch, *prefixes: str) -> None:
     for prefix in prefixes:
-        quiet = es.options(ignore_status=404)
-        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-        if names:
-            quiet.indices.delete(index=",".join(names))
-        quiet.indices.delete_index_template(name=f"{prefix}-*")
-        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
-            "component_templates", []
-        ):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, prefix)
 
 
 def machine() -> str:

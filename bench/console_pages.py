@@ -34,7 +34,7 @@ from soc.auth import service as auth
 from soc.config import load_settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "bench" / "reports" / "console-pages.md"
@@ -109,15 +109,7 @@ def main() -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        quiet = es.options(ignore_status=404)
-        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-        if names:
-            quiet.indices.delete(index=",".join(names))
-        quiet.indices.delete_index_template(name=f"{prefix}-*")
-        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
-            "component_templates", []
-        ):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, prefix)
 
 
 def write_report(

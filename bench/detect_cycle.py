@@ -37,7 +37,7 @@ from soc.config import load_settings
 from soc.demo.flows import ensure_elasticsearch
 from soc.es.client import make_client
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.localities import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,20 +347,8 @@ def main() -> None:
         _report(args, total, rate, window, rows, latencies, attacks)
     finally:
         if not args.keep:
-            _drop(es, prefix)
+            teardown(es, prefix)
     print(f"report: {REPORT}")
-
-
-def _drop(es: Elasticsearch, prefix: str) -> None:
-    """Delete the benchmark's indices and templates."""
-    names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-    if names:
-        es.indices.delete(index=",".join(names), ignore_unavailable=True)
-    quiet = es.options(ignore_status=404)
-    quiet.indices.delete_index_template(name=f"{prefix}-*")
-    found = quiet.cluster.get_component_template(name=f"{prefix}-*")
-    for item in found.get("component_templates", []):
-        quiet.cluster.delete_component_template(name=item["name"])
 
 
 def _report(args: argparse.Namespace, total: int, rate: float, window: Window,

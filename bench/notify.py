@@ -20,14 +20,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from elasticsearch import Elasticsearch
-
 from soc.alerts.models import Severity
 from soc.config import load_settings
 from soc.demo.flows import ensure_elasticsearch
 from soc.es.client import make_client
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.localities import catalogue
 from soc.notify.flows import Notifier
 from soc.notify.models import IncidentNotice, NoticeEvent, SampleEvent, WardRef
@@ -87,17 +85,6 @@ def _load() -> str:
         return "unknown"
 
 
-def _cleanup(es: Elasticsearch, prefix: str) -> None:
-    names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all"))
-    if names:
-        es.indices.delete(index=",".join(names))
-    quiet = es.options(ignore_status=404)
-    quiet.indices.delete_index_template(name=f"{prefix}-*")
-    found = quiet.cluster.get_component_template(name=f"{prefix}-*")
-    for item in found.get("component_templates", []):
-        quiet.cluster.delete_component_template(name=item["name"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--notices", type=int, default=1000)
@@ -135,7 +122,7 @@ def main() -> None:
                 sink.stop()
             received = len(read_inbox(Path(tmp) / "mail"))
     finally:
-        _cleanup(es, prefix)
+        teardown(es, prefix)
     n = len(notices)
     text = f"""# Incident emails: queue and send rates
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from soc.config import load_settings
 from soc.demo.flows import ensure_elasticsearch
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.localities import catalogue
 from soc.simulate import scenarios
 from soc.simulate.flows import backfill
@@ -59,14 +59,7 @@ def main() -> None:
     merged = es.indices.stats(index=indices.events, metric="store")
     merged_bytes = int(merged["_all"]["primaries"]["store"]["size_in_bytes"])
     if not args.keep:
-        names = list(es.indices.get(index=f"{prefix}-*"))
-        es.indices.delete(index=",".join(names))
-        quiet = es.options(ignore_status=404)
-        quiet.indices.delete_index_template(name=f"{prefix}-*")
-        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
-            "component_templates", []
-        ):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, prefix)
 
     lines = [
         "# soc simulate backfill",

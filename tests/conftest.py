@@ -26,7 +26,7 @@ from soc.config import PROJECT_ROOT, Settings, load_settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.launcher import LocalNode
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 
 logs.configure("WARNING")
 
@@ -88,14 +88,7 @@ def prefix(es: Elasticsearch) -> Iterator[str]:
     """A fresh index prefix; everything under it is deleted after the test."""
     value = f"t{uuid.uuid4().hex[:10]}"
     yield value
-    names = list(es.indices.get(index=f"{value}-*", allow_no_indices=True, expand_wildcards="all"))
-    if names:
-        es.indices.delete(index=",".join(names), ignore_unavailable=True)
-    quiet = es.options(ignore_status=404)
-    quiet.indices.delete_index_template(name=f"{value}-*")
-    found = quiet.cluster.get_component_template(name=f"{value}-*")
-    for item in found.get("component_templates", []):
-        quiet.cluster.delete_component_template(name=item["name"])
+    teardown(es, value)
 
 
 @pytest.fixture

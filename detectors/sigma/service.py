@@ -30,7 +30,7 @@ from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.errors import RuleError
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 
 
 def rules_dir(settings: Settings) -> Path:
@@ -63,15 +63,7 @@ def test_rule(*, es: Elasticsearch, settings: Settings, rule: Rule) -> list[Case
     try:
         return run_tests(es, scratch, rule)
     finally:
-        names = list(es.indices.get(index=f"{scratch.prefix}-*", allow_no_indices=True))
-        if names:
-            es.indices.delete(index=",".join(names), ignore_unavailable=True)
-        quiet = es.options(ignore_status=404)
-        quiet.indices.delete_index_template(name=f"{scratch.prefix}-*")
-        for item in quiet.cluster.get_component_template(name=f"{scratch.prefix}-*").get(
-            "component_templates", []
-        ):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, scratch.prefix)
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,20 @@ def setup(es: Elasticsearch, indices: Indices, *, replicas: int = 0) -> SetupRep
     return report
 
 
+def teardown(es: Elasticsearch, prefix: str) -> None:
+    """The inverse of :func:`setup` for a whole prefix: delete every index, index template and
+    component template named ``<prefix>-*`` (scratch prefixes of tests, benchmarks and
+    ``soc rules test``). Whatever is already gone is skipped."""
+    quiet = es.options(ignore_status=404)
+    names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all"))
+    if names:
+        quiet.indices.delete(index=",".join(names), ignore_unavailable=True)
+    quiet.indices.delete_index_template(name=f"{prefix}-*")
+    found = quiet.cluster.get_component_template(name=f"{prefix}-*")
+    for item in found.get("component_templates", []):
+        quiet.cluster.delete_component_template(name=item["name"])
+
+
 def _put_if_changed(
     es: Elasticsearch, name: str, body: Json, *, component: bool, report: SetupReport
 ) -> None:

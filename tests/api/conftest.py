@@ -18,6 +18,7 @@ from soc.app import create_app
 from soc.auth import service as auth
 from soc.config import PROJECT_ROOT, Settings, load_settings
 from soc.es.indices import Indices
+from soc.es.templates import teardown
 
 PASSWORD = "correct horse battery staple"
 USERS = {
@@ -85,11 +86,4 @@ def shared_api(
         with running_api(es, es_url, prefix, tmp_path_factory.mktemp("api")) as running:
             yield running
     finally:
-        quiet = es.options(ignore_status=404)
-        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True))
-        if names:
-            quiet.indices.delete(index=",".join(names))
-        quiet.indices.delete_index_template(name=f"{prefix}-*")
-        found = quiet.cluster.get_component_template(name=f"{prefix}-*")
-        for item in found.get("component_templates", []):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, prefix)

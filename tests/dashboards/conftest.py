@@ -25,6 +25,7 @@ from soc.app import create_app
 from soc.auth import service as auth
 from soc.config import PROJECT_ROOT, Settings, load_settings
 from soc.es.indices import Indices
+from soc.es.templates import teardown
 from tests.conftest import free_port
 from tests.dashboards.seed import Seeded, seed
 
@@ -65,17 +66,6 @@ def _users_file(directory: Path) -> Path:
     return path
 
 
-def _drop(es: Elasticsearch, prefix: str) -> None:
-    quiet = es.options(ignore_status=404)
-    names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all"))
-    if names:
-        quiet.indices.delete(index=",".join(names))
-    quiet.indices.delete_index_template(name=f"{prefix}-*")
-    found = quiet.cluster.get_component_template(name=f"{prefix}-*")
-    for item in found.get("component_templates", []):
-        quiet.cluster.delete_component_template(name=item["name"])
-
-
 @pytest.fixture(scope="package")
 def console(es: Elasticsearch, es_url: str) -> Iterator[Console]:
     """uvicorn on a free port of 127.0.0.1 serving the real app, with seeded data."""
@@ -109,7 +99,7 @@ def console(es: Elasticsearch, es_url: str) -> Iterator[Console]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        _drop(es, prefix)
+        teardown(es, prefix)
         shutil.rmtree(work, ignore_errors=True)
 
 

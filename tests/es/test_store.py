@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 from soc.demo.samples import sample_events
 from soc.errors import IncompatibleMappingError
 from soc.es.indices import Indices, Kind
-from soc.es.templates import MAPPING_VERSION, setup
+from soc.es.templates import MAPPING_VERSION, setup, teardown
 from soc.events.service import event_id, index_events
 from soc.localities import catalogue
 
@@ -38,6 +38,24 @@ def test_setup_twice_changes_nothing(es: Elasticsearch, indices: Indices) -> Non
     assert again.indices_created == []
     assert again.indices_updated == []
     assert len(again.templates_unchanged) == len(Kind) + 2  # + the two component templates
+
+
+def test_teardown_removes_every_index_and_template_of_the_prefix_only(
+    es: Elasticsearch, indices: Indices
+) -> None:
+    other = Indices(f"{indices.prefix}x")
+    for each in (indices, other):
+        setup(es, each)
+        index_events(es, each, list(sample_events(catalogue(), count=3)), refresh=True)
+    teardown(es, indices.prefix)
+    teardown(es, indices.prefix)  # a second time: nothing left, nothing fails
+    quiet = es.options(ignore_status=404)
+    assert not es.indices.get(index=f"{indices.prefix}-*", allow_no_indices=True)
+    assert not quiet.indices.get_index_template(name=f"{indices.prefix}-*").get("index_templates")
+    found = quiet.cluster.get_component_template(name=f"{indices.prefix}-*")
+    assert not found.get("component_templates")
+    assert es.indices.get(index=f"{other.prefix}-*"), "a neighbouring prefix is untouched"
+    teardown(es, other.prefix)
 
 
 def test_incompatible_existing_index_is_refused_with_the_field(

@@ -20,7 +20,7 @@ from elasticsearch import Elasticsearch
 
 from soc.config import Settings
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.notify.flows import Notifier
 from soc.notify.render import Renderer
 from soc.notify.routing import Routes, parse_routes
@@ -150,14 +150,7 @@ def notify_prefix(es: Elasticsearch) -> Iterator[str]:
     value = f"tn{uuid.uuid4().hex[:10]}"
     setup(es, Indices(value))
     yield value
-    names = list(es.indices.get(index=f"{value}-*", allow_no_indices=True, expand_wildcards="all"))
-    if names:
-        es.indices.delete(index=",".join(names), ignore_unavailable=True)
-    quiet = es.options(ignore_status=404)
-    quiet.indices.delete_index_template(name=f"{value}-*")
-    found = quiet.cluster.get_component_template(name=f"{value}-*")
-    for item in found.get("component_templates", []):
-        quiet.cluster.delete_component_template(name=item["name"])
+    teardown(es, value)
 
 
 @pytest.fixture

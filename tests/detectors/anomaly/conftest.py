@@ -27,7 +27,7 @@ from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.flows import train
 from soc.config import Settings, load_settings
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import setup, teardown
 from soc.events.service import index_events
 from tests.detectors.anomaly.history import Series, heartbeats, traffic, wards
 
@@ -92,13 +92,5 @@ def world(
     try:
         yield World(settings, indices, model, path, series)
     finally:
-        names = list(es.indices.get(index=f"{prefix}-*", expand_wildcards="all"))
-        if names:
-            es.indices.delete(index=",".join(names), ignore_unavailable=True)
-        quiet = es.options(ignore_status=404)
-        quiet.indices.delete_index_template(name=f"{prefix}-*")
-        for item in quiet.cluster.get_component_template(name=f"{prefix}-*").get(
-            "component_templates", []
-        ):
-            quiet.cluster.delete_component_template(name=item["name"])
+        teardown(es, prefix)
         shutil.rmtree(var_dir, ignore_errors=True)
