@@ -55,12 +55,13 @@ def _when(text: str | None, default: datetime) -> datetime:
 
 
 def _plan(seed: int, scale: float, files: list[Path] | None, provinces: list[str] | None,
-          origin: datetime) -> Plan:  # fmt: skip
+          origin: datetime, probes: bool = False) -> Plan:  # fmt: skip
     cat = catalogue()
     found: list[Scenario] = []
     for path in files or []:
         found.extend(scenario_files.load(path, cat, origin))
-    return Plan(seed=seed, scale=scale, provinces=tuple(provinces or ()), scenarios=tuple(found))
+    return Plan(seed=seed, scale=scale, provinces=tuple(provinces or ()), scenarios=tuple(found),
+                probes=probes)  # fmt: skip
 
 
 @app.command("backfill")
@@ -75,6 +76,10 @@ def backfill_cmd(
     labels: Annotated[
         Path | None, typer.Option(help="Labels file [<var>/simulate/labels.jsonl].")
     ] = None,
+    probes: Annotated[
+        bool,
+        typer.Option(help="Also the health-probe results of every fleet endpoint (~85,000 a day)."),
+    ] = False,
 ) -> None:
     """Index days of normalised events straight into Elasticsearch (fast; for training/tests)."""
     from soc.demo.flows import ensure_elasticsearch
@@ -86,7 +91,7 @@ def backfill_cmd(
     labels = labels or settings.var_dir / "simulate" / "labels.jsonl"
     stop = _when(end, floor_hour(datetime.now(UTC)))
     start = stop - timedelta(days=days)
-    plan = _plan(seed, scale, scenario, province, local_midnight(start))
+    plan = _plan(seed, scale, scenario, province, local_midnight(start), probes)
     es, _ = ensure_elasticsearch(settings)
     indices = Indices(settings.index_prefix)
     setup(es, indices, replicas=settings.replicas)

@@ -94,6 +94,8 @@ def _oss_5xx(scn: Scenario, rec: Record, rng: random.Random) -> Record | None:
         return rec
     if isinstance(rec, AccessRecord):
         return replace(rec, status=rng.choice((500, 502, 503, 504)), size=rng.randint(150, 600))
+    if not isinstance(rec, AppRecord):
+        return rec
     return replace(rec, result="failure", level="error", error_code="OSS-500")
 
 
@@ -109,6 +111,8 @@ def _slow(scn: Scenario, rec: Record, rng: random.Random) -> Record | None:
         if seconds >= 60:  # the proxy gives up
             return replace(rec, seconds=60.0, status=504, size=160)
         return replace(rec, seconds=seconds)
+    if not isinstance(rec, AppRecord):
+        return rec  # probe results are made from the fleet's states, never transformed
     latency = int((rec.latency_ms or 100) * factor)
     if latency >= 30_000:
         return replace(rec, latency_ms=30_000, result="failure", level="error",

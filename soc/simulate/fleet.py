@@ -123,18 +123,14 @@ class Fleet:
         for scn in scenarios:
             if not scn.start <= now < scn.end:
                 continue
-            code = scn.where.province.code
-            if scn.kind is Kind.VNEID_OUTAGE:
-                wanted[(code, Service.VNEID.value, None)] = State(Mode.DOWN)
-            elif scn.kind is Kind.OSS_5XX_STORM:
-                wanted[(code, Service.ONE_STOP_SHOP.value, None)] = State(Mode.ERROR)
-            elif scn.kind is Kind.COMMUNE_SILENT and scn.where.ward is not None:
-                key = (code, Service.WEB_PORTAL.value, scn.where.ward.code)
-                wanted[key] = State(Mode.DOWN)
-            elif scn.kind is Kind.SLOW_DEGRADATION and scn.service is not None:
-                progress = (now - scn.start) / (scn.end - scn.start)
-                delay = 0.05 * (1 + (scn.spec.max_factor - 1) * progress)
-                wanted[(code, scn.service.value, None)] = State(Mode.SLOW, delay)
+            effect = endpoint_effect(scn)
+            if effect is None:
+                continue
+            key, mode = effect
+            if mode is Mode.SLOW:
+                wanted[key] = State(mode, slow_delay(scn, now))
+            else:
+                wanted[key] = State(mode)
         with self._lock:
             self._states = wanted
 
@@ -152,6 +148,26 @@ class Fleet:
                             "province": code, "ward": ward.code, "keyword": KEYWORD,
                             "url": self.url(code, Service.WEB_PORTAL, ward.code)})  # fmt: skip
         return out
+
+
+def endpoint_effect(scn: Scenario) -> tuple[Key, Mode] | None:
+    """Which endpoint a scenario affects while it runs, and how (None: no endpoint)."""
+    code = scn.where.province.code
+    if scn.kind is Kind.VNEID_OUTAGE:
+        return (code, Service.VNEID.value, None), Mode.DOWN
+    if scn.kind is Kind.OSS_5XX_STORM:
+        return (code, Service.ONE_STOP_SHOP.value, None), Mode.ERROR
+    if scn.kind is Kind.COMMUNE_SILENT and scn.where.ward is not None:
+        return (code, Service.WEB_PORTAL.value, scn.where.ward.code), Mode.DOWN
+    if scn.kind is Kind.SLOW_DEGRADATION and scn.service is not None:
+        return (code, scn.service.value, None), Mode.SLOW
+    return None
+
+
+def slow_delay(scn: Scenario, now: datetime) -> float:
+    """Seconds a slowly degrading endpoint takes to answer at ``now``."""
+    progress = (now - scn.start) / (scn.end - scn.start)
+    return 0.05 * (1 + (scn.spec.max_factor - 1) * progress)
 
 
 def _handler(fleet: Fleet, province: str) -> type[BaseHTTPRequestHandler]:

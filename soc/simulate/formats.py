@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
+from soc.errors import SimulationError
 from soc.services import Service
-from soc.simulate.models import AccessRecord, AppRecord, Record
+from soc.simulate.models import AccessRecord, AppRecord, ProbeRecord, Record
 from soc.simulate.profile import LOCAL
 
 DATASETS: dict[Service, str] = {
@@ -53,6 +54,8 @@ def to_line(record: Record) -> str:
     """The log line (without newline) the system would write for ``record``."""
     if isinstance(record, AccessRecord):
         return access_line(record)
+    if isinstance(record, ProbeRecord):
+        raise SimulationError("a probe result is the collector's own event, not a log line")
     return orjson.dumps(app_body(record)).decode()
 
 
@@ -98,7 +101,31 @@ def to_ecs(record: Record) -> dict[str, Any]:
     """The normalised event the collectors produce from ``to_line(record)`` (no ``ingested``)."""
     if isinstance(record, AccessRecord):
         return access_ecs(record)
+    if isinstance(record, ProbeRecord):
+        return probe_ecs(record)
     return app_ecs(record)
+
+
+def probe_ecs(rec: ProbeRecord) -> dict[str, Any]:
+    """The event the probe collector writes for one check (collectors/sources/probe.py)."""
+    event: dict[str, Any] = {
+        "@timestamp": utc_iso(rec.at),
+        "event": {
+            "kind": "metric", "category": ["web"], "type": ["info"], "dataset": "probe.http",
+            "outcome": "success" if rec.up else "failure",
+            "duration": round(rec.latency_ms * 1_000_000),
+        },
+        "service": {"name": rec.service.value},
+        "url": {"full": rec.url},
+        "soc": {"probe": {"target": rec.target, "up": rec.up,
+                          "latency_ms": round(rec.latency_ms, 3)}},
+        **rec.where.to_ecs(),
+    }  # fmt: skip
+    if rec.status is not None:
+        event["http"] = {"response": {"status_code": rec.status}}
+    if rec.error is not None:
+        event["error"] = {"message": rec.error}
+    return event
 
 
 def access_ecs(rec: AccessRecord) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The simulator's value objects: one generated log record, and one ground-truth label.
 
 A record is what a watched system would log once: an access-log line (:class:`AccessRecord`) or a
-JSON application-log line (:class:`AppRecord`). ``formats`` turns a record into its log line or its
+JSON application-log line (:class:`AppRecord`); or what soc's health probe saw when it checked an
+endpoint (:class:`ProbeRecord`). ``formats`` turns a record into its log line or its
 ECS event; this module only holds data and must not render or write anything.
 """
 
@@ -65,7 +66,27 @@ class AppRecord:
         return dict(self.extra).get(key)
 
 
-Record = AccessRecord | AppRecord
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """One health-probe result as the probe collector reports it (docs/log-formats.md "Health
+    probes"): not a log line of the watched system, but what soc saw when it checked it."""
+
+    at: datetime
+    service: Service
+    where: Locality
+    target: str
+    url: str
+    up: bool
+    status: int | None
+    latency_ms: float
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return not self.up
+
+
+Record = AccessRecord | AppRecord | ProbeRecord
 
 
 @dataclass(frozen=True, slots=True)

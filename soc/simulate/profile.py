@@ -37,11 +37,11 @@ PEAK_RATE: dict[Service, float] = {
     Service.VNEID: 0.35,
     Service.OTP: 0.3,
     Service.NATIONAL_DB: 0.4,
-    Service.PORTAL_SYNC: 0.25,
     Service.PAYMENT: 0.1,
 }
-# Synchronisation jobs run round the clock; their rhythm never drops below this share.
-RHYTHM_FLOOR: dict[Service, float] = {Service.PORTAL_SYNC: 0.25}
+# Synchronisation to the national portal has no rate of its own: it pushes what the one-stop
+# shop changed (``traffic.synced``). No service has a rhythm floor today.
+RHYTHM_FLOOR: dict[Service, float] = {}
 
 
 def ward_weight(ward: Ward, province: Province) -> float:
@@ -76,8 +76,9 @@ def rhythm(service: Service, when: datetime) -> float:
 def expected_units(
     cat: Catalogue, code: str, service: Service, hour: datetime, scale: float
 ) -> float:
-    """Mean number of units a province produces for ``service`` in the hour starting at ``hour``."""
-    return PEAK_RATE[service] * province_weight(cat, code) * rhythm(service, hour) * scale
+    """Mean number of units a province produces for ``service`` in the hour starting at ``hour``
+    (none for ``portal-sync``, which follows the one-stop shop's dossiers)."""
+    return PEAK_RATE.get(service, 0.0) * province_weight(cat, code) * rhythm(service, hour) * scale
 
 
 def host_name(service: Service, province: Province) -> str:

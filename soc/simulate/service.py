@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from soc.localities import Catalogue, catalogue
 from soc.services import Service
-from soc.simulate import effects
+from soc.simulate import effects, probes
 from soc.simulate.formats import to_ecs, utc_iso
 from soc.simulate.models import Label, Record
 from soc.simulate.profile import LOCAL
 from soc.simulate.scenarios import Scenario
-from soc.simulate.traffic import HOUR, hour_records, stream
+from soc.simulate.traffic import HOUR, hour_records, stream, synced
 
 #: Ingest delay stamped on backfilled events, so windows on ``event.ingested`` see history too.
 INGEST_DELAY = timedelta(seconds=2)
@@ -35,6 +36,9 @@ class Plan:
     provinces: tuple[str, ...] = ()
     services: tuple[Service, ...] = tuple(Service)
     scenarios: tuple[Scenario, ...] = field(default=())
+    #: Include the health-probe results of every fleet endpoint (``probes``): history for the
+    #: anomaly model. Off by default: they are not log lines, and live runs probe for real.
+    probes: bool = False
 
     def province_codes(self, cat: Catalogue) -> list[str]:
         if not self.provinces:
@@ -75,19 +79,40 @@ def hour_of(plan: Plan, hour: datetime) -> list[Record]:
     cat = catalogue()
     out: list[Record] = []
     for province in plan.province_codes(cat):
-        active = [s for s in plan.scenarios
-                  if s.where.province.code == province and s.active(hour, hour + HOUR)]  # fmt: skip
         for service in plan.services:
-            base = hour_records(cat, plan.seed, province, service, hour, plan.scale)
-            for scn in active:
-                rng = stream(plan.seed, "scenario", scn.id, service.value, hour.isoformat())
-                changed = (effects.transform(scn, r, rng) for r in base)
-                base = [r for r in changed if r is not None]
-                if scn.service is service:
-                    base.extend(effects.inject(scn, hour, hour + HOUR, rng))
-            out.extend(base)
+            out.extend(_service_hour(plan, province, service, hour))
+        if plan.probes:
+            out.extend(probes.hour_probes(cat, plan.seed, province, hour, plan.scenarios))
     out.sort(key=lambda r: r.at)
     return out
+
+
+def _service_hour(plan: Plan, province: str, service: Service, hour: datetime) -> list[Record]:
+    """One service's records of one province and hour, scenarios applied (unsorted)."""
+    cat = catalogue()
+    active = [s for s in plan.scenarios
+              if s.where.province.code == province and s.active(hour, hour + HOUR)]  # fmt: skip
+    if service is Service.PORTAL_SYNC:
+        # What the sync job pushes is what the one-stop shop really did, scenarios included (a
+        # dossier that failed in a 5xx storm is not pushed; a silent commune changes nothing).
+        oss = [*_oss_hour(plan, province, hour - HOUR), *_oss_hour(plan, province, hour)]
+        base = synced(plan.seed, oss, hour)
+    else:
+        base = hour_records(cat, plan.seed, province, service, hour, plan.scale)
+    for scn in active:
+        rng = stream(plan.seed, "scenario", scn.id, service.value, hour.isoformat())
+        changed = (effects.transform(scn, r, rng) for r in base)
+        base = [r for r in changed if r is not None]
+        if scn.service is service:
+            base.extend(effects.inject(scn, hour, hour + HOUR, rng))
+    return base
+
+
+@lru_cache(maxsize=128)
+def _oss_hour(plan: Plan, province: str, hour: datetime) -> tuple[Record, ...]:
+    # Each hour's sync needs the one-stop shop of that hour and the one before: cached, so a run
+    # hour after hour computes each one-stop-shop hour once.
+    return tuple(_service_hour(plan, province, Service.ONE_STOP_SHOP, hour))
 
 
 def events(plan: Plan, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:

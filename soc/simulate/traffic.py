@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -47,6 +47,10 @@ def hour_records(
     cat: Catalogue, seed: int, province: str, service: Service, hour: datetime, scale: float
 ) -> list[Record]:
     """Normal records of ``service`` in ``province`` for the hour starting at ``hour`` (UTC)."""
+    if service is Service.PORTAL_SYNC:  # pushes what the one-stop shop changed (see synced)
+        oss = Service.ONE_STOP_SHOP
+        earlier = hour_records(cat, seed, province, oss, hour - HOUR, scale)
+        return synced(seed, [*earlier, *hour_records(cat, seed, province, oss, hour, scale)], hour)
     rng = stream(seed, province, service.value, hour.isoformat())
     wards, cumulative = province_wards(cat, province)
     prov = cat.province(province)
@@ -194,11 +198,50 @@ def _national_db(rng: random.Random, at: datetime, p: Province, w: Ward, wt: flo
     return [_with(rec, user=people.officer(rng, w))]
 
 
-def _sync(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
-    error = "SYNC_HTTP_502" if rng.random() < 0.01 else None
-    dossier = f"H{p.code}.{w.code}-{at:%y%m%d}-{rng.randrange(10_000):04d}"
-    return [_app(rng, at, Service.PORTAL_SYNC, p, w, "dossier_sync", error,
-                 target="dvc-quoc-gia", records=rng.randint(1, 6), dossier_id=dossier)]  # fmt: skip
+#: The province's sync job runs every 5 minutes and pushes the dossiers changed since its last
+#: run to the national portal; a push that fails (1 %) is tried again at the next run.
+SYNC_PERIOD = timedelta(minutes=5)
+SYNC_FAILURE = 0.01
+DOSSIER_EVENTS = ("dossier_receive", "dossier_process", "dossier_return")
+
+
+def synced(seed: int, oss: Iterable[Record], hour: datetime) -> list[Record]:
+    """The sync records within the hour starting at ``hour`` of the one-stop-shop records
+    ``oss`` (those of that hour and the hour before): every dossier the one-stop shop received,
+    processed or returned successfully is pushed, under its own ``dossier_id``, at the job's
+    next run (a few seconds into it), and again at the following run after a failed push.
+
+    Each dossier's pushes come from a random stream of its own record, so any hour computes the
+    same pushes whichever hour its dossier change fell in.
+    """
+    end = hour + HOUR
+    out: list[Record] = []
+    for rec in oss:
+        if not isinstance(rec, AppRecord) or rec.event not in DOSSIER_EVENTS or rec.failed:
+            continue
+        ward = rec.where.ward
+        if ward is None:
+            continue
+        rng = stream(seed, "sync", rec.request_id)
+        at = rec.at
+        while at < end:
+            at = _next_run(at) + timedelta(milliseconds=rng.randrange(1000, 60_000))
+            error = "SYNC_HTTP_502" if rng.random() < SYNC_FAILURE else None
+            push = _app(rng, at, Service.PORTAL_SYNC, rec.where.province, ward,
+                        "dossier_sync", error, target="dvc-quoc-gia",
+                        records=rng.randint(1, 6), dossier_id=rec.get("dossier_id"))  # fmt: skip
+            if hour <= at < end:
+                out.append(push)
+            if error is None:
+                break
+    out.sort(key=lambda r: r.at)
+    return out
+
+
+def _next_run(at: datetime) -> datetime:
+    period = SYNC_PERIOD.total_seconds()
+    epoch = at.timestamp()
+    return datetime.fromtimestamp((epoch // period + 1) * period, tz=at.tzinfo)
 
 
 def _payment(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:
@@ -218,6 +261,5 @@ MAKERS: dict[Service, Maker] = {
     Service.VNEID: _vneid,
     Service.OTP: _otp,
     Service.NATIONAL_DB: _national_db,
-    Service.PORTAL_SYNC: _sync,
     Service.PAYMENT: _payment,
 }
