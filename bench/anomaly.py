@@ -30,7 +30,7 @@ from pathlib import Path
 import anomaly_iforest  # bench/ is on sys.path when run as a script
 from elasticsearch import ApiError
 
-from detectors.anomaly import flows
+from detectors.anomaly import flows, probes, unsynced
 from detectors.anomaly.features import Level, extract
 from detectors.anomaly.silence import find
 from detectors.base import aligned_windows
@@ -50,6 +50,7 @@ PERF_REPORT = ROOT / "bench" / "reports" / "anomaly-perf.md"
 SCENARIOS = ROOT / "bench" / "anomaly-scenarios.yaml"
 SILENCE_RULES = {"anomaly-outage", "anomaly-collector-silence"}
 VN_OFFSET = timedelta(hours=7)
+PARTS = ("features_commune", "features_province", "judge", "silence", "probes", "unsynced")
 
 
 def _args() -> argparse.Namespace:
@@ -63,6 +64,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--prefix", default=None, help="Index prefix (default: a fresh one).")
     parser.add_argument("--skip-backfill", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark's indices.")
+    parser.add_argument(
+        "--backfill-only", action="store_true", help="Backfill (and keep) the indices, then stop."
+    )
     parser.add_argument(
         "--perf-only", action="store_true", help="Only time training and one bucket (kept data)."
     )
@@ -84,6 +88,15 @@ def _timed_bucket(es, indices, model, settings, start, end) -> dict[str, float]:
     lookback = timedelta(minutes=settings.anomaly_silence_lookback_minutes)
     find(es, indices, model, start, end, lookback=lookback, alpha=settings.anomaly_alpha)
     parts["silence"] = time.perf_counter() - t
+    t = time.perf_counter()
+    probes.find(
+        es, indices, model.probes, model.probe_share, start, end, alpha=settings.anomaly_alpha
+    )
+    parts["probes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    share = unsynced.expected_share(model.sync_dossiers, model.sync_unsynced)
+    unsynced.find(es, indices, share, start, end, alpha=settings.anomaly_alpha)
+    parts["unsynced"] = time.perf_counter() - t
     parts["total"] = time.perf_counter() - began
     parts["rows"] = len(rows)
     return parts
@@ -143,7 +156,7 @@ def main() -> None:
     score_start = local_midnight(score_end - timedelta(days=args.score_days))
     train_start = score_start - timedelta(days=args.train_days)
     found = scenarios.load(SCENARIOS, catalogue(), score_start)
-    plan = Plan(seed=1, scale=args.scale, scenarios=tuple(found))
+    plan = Plan(seed=1, scale=args.scale, scenarios=tuple(found), probes=True)
     prefix = args.prefix or f"anombench-{datetime.now(UTC):%Y%m%d%H%M%S}"
     var_dir = Path(tempfile.mkdtemp(prefix="anombench-"))
     settings = load_settings(index_prefix=prefix, index_replicas=0, var_dir=var_dir)
@@ -162,6 +175,9 @@ def main() -> None:
             f" days in {filled.seconds:.0f} s"
         )
     events = es.count(index=indices.events)["count"]
+    if args.backfill_only:
+        print(f"kept {events:,} events under {prefix}")
+        return
 
     began = time.perf_counter()
     model, _path = flows.train(es, indices, settings, score_start, days=args.train_days)
@@ -278,10 +294,7 @@ def _write(
         f"| {scoring_s:.0f} s | - |",
         "",
         f"Series in the model: {len(model.baselines):,}. One bucket, by part (median): "
-        + ", ".join(
-            f"{k} {statistics.median(r[k] for r in runs):.3f} s"
-            for k in ("features_commune", "features_province", "judge", "silence")
-        )
+        + ", ".join(f"{k} {statistics.median(r[k] for r in runs):.3f} s" for k in PARTS)
         + f"; feature rows {int(runs[0]['rows']):,}.",
         "",
         "## Detection quality (ground truth: the simulator's labels)",
@@ -371,10 +384,7 @@ def _forest_section(forest: dict, result) -> list[str]:  # type: ignore[no-untyp
 
 
 def _write_perf(args, events, model, train_s, runs, score_s) -> None:  # type: ignore[no-untyped-def]
-    parts = ", ".join(
-        f"{k} {statistics.median(r[k] for r in runs):.3f} s"
-        for k in ("features_commune", "features_province", "judge", "silence")
-    )
+    parts = ", ".join(f"{k} {statistics.median(r[k] for r in runs):.3f} s" for k in PARTS)
     out = [
         "# Anomaly model: performance only (`bench/anomaly.py --perf-only`)",
         "",

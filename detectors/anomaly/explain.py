@@ -14,8 +14,10 @@ from typing import Any
 
 from detectors.anomaly import scoring
 from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
+from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
 from detectors.anomaly.silence import CollectorSilence, Silence
+from detectors.anomaly.unsynced import Backlog
 from detectors.base import iso
 from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef, Severity, Window
 from soc.errors import LocalityError
@@ -26,6 +28,8 @@ RULE_VERSION = "1"
 TITLES: dict[str, str] = {
     "outage": "Traffic stopped (possible outage)",
     "collector-silence": "Collector silent (no events, no heartbeat)",
+    "endpoint-down": "Health probe failing (endpoint down)",
+    "unsynced-dossiers": "Dossiers not synchronised to the national portal",
     "error-storm": "Surge of server errors (5xx)",
     "access-denied-surge": "Surge of access denied (401/403)",
     "failure-surge": "Surge of failed operations",
@@ -38,6 +42,8 @@ TITLES: dict[str, str] = {
 SEVERITY: dict[str, Severity] = {
     "outage": Severity.HIGH,
     "collector-silence": Severity.MEDIUM,
+    "endpoint-down": Severity.HIGH,
+    "unsynced-dossiers": Severity.HIGH,
     "error-storm": Severity.HIGH,
     "failure-surge": Severity.HIGH,
     "otp-verify-failure": Severity.HIGH,
@@ -295,6 +301,106 @@ def collector_alert(c: CollectorSilence, score: float, window: Window, created: 
         entity=Entity(type="collector", value=c.collector),
         group={"collector": c.collector},
         count=0,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
+def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> Alert:
+    """An endpoint whose health probe failed ``run`` times in a row."""
+    where = place(f.key)
+    last_ok = f"the last good check was at {iso(f.last_ok)}" if f.last_ok else (
+        "no good check within the look-back"
+    )  # fmt: skip
+    explanation = {
+        "kind": "endpoint-down",
+        "level": f.key.level.value,
+        "since": iso(f.since),
+        "target": f.target,
+        "last_error": f.error,
+        "last_status": f.status,
+        "last_ok": iso(f.last_ok) if f.last_ok else None,
+        "features": [
+            {
+                "feature": "probe_failures_in_a_row",
+                "label": "failed health checks in a row",
+                "unit": "checks",
+                "observed": f.run,
+                "expected": _number(f.share),
+                "band": [0, None],
+                "events": f.run,
+                "p_value": float(f"{f.p_value:.3g}"),
+            }
+        ],
+    }
+    reason = f" (last error: {f.error})" if f.error else ""
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule("endpoint-down"),
+        severity=severity("endpoint-down", score, f.key),
+        title=f"{TITLES['endpoint-down']}: {service_label(f.key.service)}, {_where(where)}",
+        summary=(
+            f"The health probe of {service_label(f.key.service)} at {_where(where)} has failed "
+            f"{f.run} checks in a row since {iso(f.since)}{reason}; {last_ok}. Normally "
+            f"{f.share:.1%} of its reported checks fail, so {f.run} failures in a row are "
+            f"improbable (p = {f.p_value:.1g}): the endpoint is down or broken for its users."
+        ),
+        window=window,
+        place=where,
+        service=f.key.service,
+        entity=Entity(type="service", value=f.key.service),
+        group=group(f.key),
+        count=f.run,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
+def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) -> Alert:
+    """Dossiers changed in the one-stop shop that the national portal never received."""
+    where = place(b.key)
+    t = b.tally
+    oldest = iso(t.oldest) if t.oldest else None
+    explanation = {
+        "kind": "unsynced-dossiers",
+        "level": b.key.level.value,
+        "since": oldest,
+        "features": [
+            {
+                "feature": "unsynced_dossiers",
+                "label": "dossiers changed and not synchronised past the grace",
+                "unit": "dossiers",
+                "observed": t.unsynced,
+                "expected": _number(b.expected_share * t.dossiers),
+                "band": [0, None],
+                "events": t.dossiers,
+                "p_value": float(f"{b.p_value:.3g}"),
+            }
+        ],
+        "dossiers_changed": t.dossiers,
+        "oldest_unsynced": oldest,
+        "newest_unsynced": iso(t.newest) if t.newest else None,
+    }
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule("unsynced-dossiers"),
+        severity=severity("unsynced-dossiers", score, b.key),
+        title=f"{TITLES['unsynced-dossiers']}: {_where(where)}",
+        summary=(
+            f"{t.unsynced} of the {t.dossiers} dossiers that the one-stop shop of "
+            f"{_where(where)} received, processed or returned have not reached the national "
+            f"portal (the oldest changed at {oldest}); normally {b.expected_share:.2%} are "
+            f"still unsynchronised after the grace (p = {b.p_value:.1g}). Check the sync job "
+            "and its connection for these communes."
+        ),
+        window=window,
+        place=where,
+        service=b.key.service,
+        entity=Entity(type="service", value=b.key.service),
+        group=group(b.key),
+        count=t.unsynced,
         score=score,
         explanation=explanation,
         created=created,

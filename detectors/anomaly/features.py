@@ -5,8 +5,10 @@ Every number comes from Elasticsearch composite aggregations over ``soc-events-*
 and services, not with the traffic. Two levels are extracted: *commune* (events that carry a
 ``locality.ward.code``) and *province* (all events of the province, commune or not).
 
-Collector heartbeats (``event.dataset: collector.heartbeat``) are not traffic and are excluded
-here; :mod:`detectors.anomaly.silence` reads them. This module must not score anything.
+Collector heartbeats (``event.dataset: collector.heartbeat``) and health-probe results
+(``probe.http``) are not traffic and are excluded here; :mod:`detectors.anomaly.silence` reads
+the heartbeats, :mod:`detectors.anomaly.probes` the probe results. This module must not score
+anything.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from detectors.base import iso
 from soc.es.indices import Indices
 
 HEARTBEAT_DATASET = "collector.heartbeat"
+#: Health-probe results: soc's own checks, judged by :mod:`detectors.anomaly.probes`, not traffic.
+PROBE_DATASET = "probe.http"
 #: The service of a key that counts every service of its locality: a one-stop shop that stops
 #: sending anything is a stronger signal than each of its small services alone.
 ALL_SERVICES = "*"
@@ -155,7 +159,8 @@ def traffic_query(start: datetime, end: datetime, level: Level) -> dict[str, Any
     ]
     if level is Level.COMMUNE:
         must.append({"exists": {"field": "locality.ward.code"}})
-    return {"bool": {"filter": must, "must_not": [{"term": {"event.dataset": HEARTBEAT_DATASET}}]}}
+    not_traffic = {"terms": {"event.dataset": [HEARTBEAT_DATASET, PROBE_DATASET]}}
+    return {"bool": {"filter": must, "must_not": [not_traffic]}}
 
 
 def composite_pages(

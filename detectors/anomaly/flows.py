@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
-from detectors.anomaly import explain, scoring, silence
+from detectors.anomaly import explain, probes, scoring, silence, unsynced
 from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Hourly, Model, fit
 from detectors.anomaly.features import (
@@ -44,6 +44,8 @@ CHECKPOINT_KEY = "anomaly"
 CHECKPOINT_ID = "anomaly.checkpoint:anomaly"
 #: On a first run (no checkpoint) or after a very long stop, catch up at most this far back.
 MAX_CATCH_UP = timedelta(days=1)
+#: History over which training counts dossiers left unsynced.
+SYNC_TRAINING = timedelta(days=1)
 
 
 def bucket_of(settings: Settings) -> timedelta:
@@ -99,6 +101,18 @@ def train(
     start = end - timedelta(days=days or settings.anomaly_training_days)
     hourly, rows = training_data(es, indices, start, end, progress)
     model = fit(hourly, rows, start, end)
+    probed = probes.totals(es, indices, start, end)
+    # The last day is enough to learn how often a dossier is left unsynced past the grace.
+    dossiers, lost = unsynced.training_share(
+        unsynced.tally(es, indices, end, window=min(SYNC_TRAINING, end - start))
+    )
+    model = replace(
+        model,
+        probes=probed,
+        probe_share=probes.national_share(probed),
+        sync_dossiers=dossiers,
+        sync_unsynced=lost,
+    )
     path = persistence.save(model, settings.var_dir)
     log.info("trained anomaly model: %d series, %s", len(model.baselines), path)
     return model, path
@@ -179,7 +193,8 @@ def bucket_alerts(
     window: Window,
     created: datetime,
 ) -> list[Alert]:
-    """Score one bucket: deviations of the keys with traffic, then silences."""
+    """Score one bucket: deviations of the keys with traffic, silences, failing health probes
+    and dossiers left unsynced."""
     start, end = window.start, window.end
     rows = [r for level in Level for r in extract(es, indices, start, end, end - start, level)]
     judged = judge_bucket(model, rows, start, end, settings)
@@ -204,6 +219,16 @@ def bucket_alerts(
         alerts.append(explain.silence_alert(s, score, window, created))
     for c in collectors:
         alerts.append(explain.collector_alert(c, 1.0, window, created))
+    down = probes.find(
+        es, indices, model.probes, model.probe_share, start, end, alpha=settings.anomaly_alpha
+    )
+    for f in down:
+        score = scoring.score([_as_deviation(f.p_value)], alpha)
+        alerts.append(explain.probe_alert(f, score, window, created))
+    share = unsynced.expected_share(model.sync_dossiers, model.sync_unsynced)
+    for b in unsynced.find(es, indices, share, start, end, alpha=alpha):
+        score = scoring.score([_as_deviation(b.p_value)], alpha)
+        alerts.append(explain.unsynced_alert(b, score, window, created))
     return alerts
 
 

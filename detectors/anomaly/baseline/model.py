@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from detectors.anomaly.features import ALL_SERVICES, RATIOS, Features, Key, Level
 
 #: Bumped whenever the persisted shape or the meaning of a field changes.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 HOURS_OF_WEEK = 168
 HOUR = timedelta(hours=1)
 #: Pseudo-events of the national rate added to a key's ratio totals (empirical Bayes shrinkage).
@@ -68,6 +68,14 @@ class Model:
     baselines: dict[Key, Baseline]
     priors: dict[str, dict[str, float]]
     peers: dict[str, float] = field(default_factory=dict)
+    #: Health probes: ``(reports, failed reports)`` per probed endpoint, and the national share
+    #: of failed reports (see :mod:`detectors.anomaly.probes`).
+    probes: dict[Key, tuple[int, int]] = field(default_factory=dict)
+    probe_share: float = 0.0
+    #: Dossiers changed in the one-stop shop and, of them, left unsynced past the grace in
+    #: training (see :mod:`detectors.anomaly.unsynced`).
+    sync_dossiers: int = 0
+    sync_unsynced: int = 0
 
     def factor(self, service: str, when: datetime) -> float:
         shape = self.shapes.get(service)

@@ -42,6 +42,9 @@ def to_dict(model: Model) -> dict[str, Any]:
         "shapes": {s: list(v) for s, v in model.shapes.items()},
         "priors": model.priors,
         "peers": model.peers,
+        "probes": {key.text(): list(counts) for key, counts in model.probes.items()},
+        "probe_share": model.probe_share,
+        "sync": {"dossiers": model.sync_dossiers, "unsynced": model.sync_unsynced},
         "baselines": {
             key.text(): {
                 "level": b.level,
@@ -88,8 +91,12 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
             baselines=baselines,
             priors=data["priors"],
             peers=data["peers"],
+            probes={Key.parse(t): (int(c[0]), int(c[1])) for t, c in data["probes"].items()},
+            probe_share=float(data["probe_share"]),
+            sync_dossiers=int(data["sync"]["dossiers"]),
+            sync_unsynced=int(data["sync"]["unsynced"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelVersionError(f"{where}: damaged model file ({exc!r}); retrain it") from None
 
 

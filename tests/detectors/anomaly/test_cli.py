@@ -6,6 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from detectors.anomaly.baseline.model import MODEL_VERSION
 from soc.cli import app
 from tests.detectors.anomaly.conftest import World
 
@@ -24,7 +25,7 @@ def test_train_then_score_a_past_period(world: World, tmp_path: Path) -> None:
     trained = runner.invoke(app, ["anomaly", "train", "--end", "2026-11-16T00:00:00Z"], env=env)
     assert trained.exit_code == 0, trained.output
     assert f"{len(world.model.baselines)} locality/service series" in trained.output
-    assert list((tmp_path / "models").glob("anomaly-v1-*.json"))
+    assert list((tmp_path / "models").glob(f"anomaly-v{MODEL_VERSION}-*.json"))
     scored = runner.invoke(app, ["anomaly", "score", "--start", "2026-11-16T09:00:00+07:00",
                                  "--end", "2026-11-16T09:30:00+07:00"], env=env)  # fmt: skip
     assert scored.exit_code == 0, scored.output

@@ -35,10 +35,13 @@ def test_saved_model_loads_back_identical(es: Elasticsearch, world: World) -> No
 def test_older_model_version_is_refused(world: World, tmp_path: Path) -> None:
     data = orjson.loads(world.model_path.read_bytes())
     data["version"] = MODEL_VERSION - 1
-    old = tmp_path / "models" / "anomaly-v0-20250101T000000000000Z.json"
+    old = tmp_path / "models" / f"anomaly-v{MODEL_VERSION - 1}-20250101T000000000000Z.json"
     old.parent.mkdir()
     old.write_bytes(orjson.dumps(data))
-    with pytest.raises(ModelVersionError, match=r"version 0, but this soc reads version 1") as err:
+    with pytest.raises(
+        ModelVersionError,
+        match=rf"version {MODEL_VERSION - 1}, but this soc reads version {MODEL_VERSION}",
+    ) as err:
         persistence.load_latest(tmp_path)
     assert str(old) in str(err.value)
     assert "soc anomaly train" in str(err.value)
@@ -52,6 +55,6 @@ def test_damaged_or_missing_models_fail_clearly(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(ModelVersionError, match="not a model file"):
         persistence.load(bad)
-    bad.write_text('{"format": "soc-anomaly-model", "version": 1}')
+    bad.write_text(f'{{"format": "soc-anomaly-model", "version": {MODEL_VERSION}}}')
     with pytest.raises(ModelVersionError, match="damaged model file"):
         persistence.load(bad)

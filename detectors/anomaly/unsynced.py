@@ -1,0 +1,192 @@
+"""Dossiers the one-stop shop changed that never reached the national portal, per commune.
+
+Every dossier a provincial one-stop shop receives, processes or returns is pushed to the national
+public-service portal by the province's sync job within minutes (``portal-sync`` events carry the
+same ``soc.sync.dossier_id``). A sync that stops for some communes shows as nothing at all in the
+sync traffic of a quiet commune, but it shows as *records not synced*: dossiers changed in the
+one-stop shop more than :data:`GRACE` ago with no successful push since. That is what field
+reports name ("records not synced per commune"), and it is counted here exactly, dossier by
+dossier, from one composite aggregation over the last :data:`WINDOW`.
+
+The test: ``k`` unsynced dossiers of ``n`` changed (in the window, past the grace) are judged
+against the share of dossiers left unsynced past the grace in training (``q``, shrunk: half a
+dossier when none was), a binomial tail below ``anomaly_alpha``, with at least
+:data:`MIN_COMMUNE` (a commune) or :data:`MIN_PROVINCE` (a province, all its communes) unsynced.
+A finding is raised only in a bucket where another dossier became overdue, so a backlog that is
+only waiting to be pushed does not alert every bucket, and the alerts stop once the pushes flow
+again. It cannot be faster than the first dossiers: a commune that changes no dossier loses
+nothing by not syncing. No writes here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch
+from scipy import stats
+
+from detectors.anomaly.features import Key, Level, composite_pages, event_indices
+from detectors.base import iso
+from soc.es.indices import Indices
+
+OSS_SERVICE = "one-stop-shop"
+SYNC_SERVICE = "portal-sync"
+DOSSIER_ACTIONS = ("dossier-receive", "dossier-process", "dossier-return")
+DOSSIER_FIELD = "soc.sync.dossier_id"
+#: How long after a dossier change its push may take before it counts as not synced (the sync
+#: job runs every few minutes; a failed push is retried at the next run).
+GRACE = timedelta(minutes=20)
+#: How far back dossier changes are checked.
+WINDOW = timedelta(hours=6)
+MIN_COMMUNE = 2
+MIN_PROVINCE = 3
+PAGE = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Dossiers of one commune changed in ``[end - window, end - grace)``; ``unsynced`` of them
+    have no successful push after their change; ``oldest``/``newest`` are the unsynced ones'
+    change times."""
+
+    dossiers: int = 0
+    unsynced: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+    def add(self, other: Tally) -> Tally:
+        def pick(a: datetime | None, b: datetime | None, fn: Any) -> datetime | None:
+            return b if a is None else a if b is None else fn(a, b)
+
+        return Tally(
+            self.dossiers + other.dossiers,
+            self.unsynced + other.unsynced,
+            pick(self.oldest, other.oldest, min),
+            pick(self.newest, other.newest, max),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    key: Key
+    tally: Tally
+    expected_share: float
+    p_value: float
+
+
+def _query(end: datetime, window: timedelta, grace: timedelta) -> dict[str, Any]:
+    changed = {
+        "bool": {
+            "filter": [
+                {"term": {"service.name": OSS_SERVICE}},
+                {"terms": {"event.action": list(DOSSIER_ACTIONS)}},
+                {"range": {"@timestamp": {"gte": iso(end - window), "lt": iso(end - grace)}}},
+            ]
+        }
+    }
+    pushed = {
+        "bool": {
+            "filter": [
+                {"term": {"service.name": SYNC_SERVICE}},
+                {"range": {"@timestamp": {"gte": iso(end - window), "lt": iso(end)}}},
+            ]
+        }
+    }
+    return {
+        "bool": {
+            "filter": [
+                {"term": {"event.outcome": "success"}},
+                {"exists": {"field": DOSSIER_FIELD}},
+                {"exists": {"field": "locality.ward.code"}},
+            ],
+            "should": [changed, pushed],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def tally(
+    es: Elasticsearch,
+    indices: Indices,
+    end: datetime,
+    *,
+    window: timedelta = WINDOW,
+    grace: timedelta = GRACE,
+) -> dict[tuple[str, str], Tally]:
+    """Per ``(province, commune)``: dossiers changed and those not synced, as seen at ``end``."""
+    sources = [
+        {"province": {"terms": {"field": "locality.province.code"}}},
+        {"ward": {"terms": {"field": "locality.ward.code"}}},
+        {"dossier": {"terms": {"field": DOSSIER_FIELD}}},
+        {"service": {"terms": {"field": "service.name"}}},
+    ]
+    # One row per (dossier, service): the last change and the last push, paired here.
+    last: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+    for row in composite_pages(
+        es,
+        event_indices(indices, end - window, end),
+        _query(end, window, grace),
+        sources,
+        {"at": {"max": {"field": "@timestamp"}}},
+        size=PAGE,
+    ):
+        k = row["key"]
+        last[(k["province"], k["ward"], k["dossier"])][k["service"]] = float(row["at"]["value"])
+    out: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    for (province, ward, _), seen in last.items():
+        changed = seen.get(OSS_SERVICE)
+        if changed is None:
+            continue  # a push of a dossier changed before the window
+        pushed = seen.get(SYNC_SERVICE)
+        when = datetime.fromtimestamp(changed / 1000, tz=UTC)
+        lost = pushed is None or pushed < changed
+        one = Tally(1, 1, when, when) if lost else Tally(1, 0)
+        out[(province, ward)] = out[(province, ward)].add(one)
+    return dict(out)
+
+
+def training_share(tallies: dict[tuple[str, str], Tally]) -> tuple[int, int]:
+    """``(dossiers, unsynced)`` over every commune: what training keeps."""
+    return (
+        sum(t.dossiers for t in tallies.values()),
+        sum(t.unsynced for t in tallies.values()),
+    )
+
+
+def expected_share(dossiers: int, unsynced: int) -> float:
+    return (unsynced + 0.5) / (dossiers + 1.0)
+
+
+def find(
+    es: Elasticsearch,
+    indices: Indices,
+    share: float,
+    bucket_start: datetime,
+    bucket_end: datetime,
+    *,
+    alpha: float,
+    window: timedelta = WINDOW,
+    grace: timedelta = GRACE,
+) -> list[Backlog]:
+    """Communes and provinces whose unsynced dossiers are improbable, with one newly overdue."""
+    tallies = tally(es, indices, bucket_end, window=window, grace=grace)
+    by_province: dict[str, Tally] = defaultdict(Tally)
+    found: list[Backlog] = []
+    due_from = bucket_start - grace
+
+    def judge(key: Key, t: Tally, minimum: int) -> None:
+        if t.unsynced < minimum or t.newest is None or t.newest < due_from:
+            return
+        p = float(stats.binom.sf(t.unsynced - 1, t.dossiers, share))
+        if p < alpha:
+            found.append(Backlog(key, t, share, p))
+
+    for (province, ward), t in tallies.items():
+        by_province[province] = by_province[province].add(t)
+        judge(Key(Level.COMMUNE, province, ward, SYNC_SERVICE), t, MIN_COMMUNE)
+    for province, t in by_province.items():
+        judge(Key(Level.PROVINCE, province, None, SYNC_SERVICE), t, MIN_PROVINCE)
+    return found
