@@ -24,6 +24,7 @@ from collectors.models import RawLine
 from collectors.normalise import Normaliser
 from collectors.parsers import Parser
 from collectors.spool import Spool, SpoolFull
+from collectors.workers import Normalisers
 from soc.errors import CollectorError
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,21 @@ class Submitted:
 
 
 class Pipeline:
-    """Parse, normalise, spool and count; shared by all sources of one collector (thread-safe)."""
+    """Parse, normalise, spool and count; shared by all sources of one collector (thread-safe).
 
-    def __init__(self, normaliser: Normaliser, spool: Spool, metrics: Metrics) -> None:
+    Parsing and normalising happen in :class:`~collectors.workers.Normalisers` (worker processes
+    when configured, else in the calling thread); spooling and counting here.
+    """
+
+    def __init__(
+        self,
+        normaliser: Normaliser,
+        spool: Spool,
+        metrics: Metrics,
+        normalisers: Normalisers | None = None,
+    ) -> None:
         self.normaliser = normaliser
+        self.normalisers = normalisers or Normalisers(normaliser)
         self.spool = spool
         self.metrics = metrics
 
@@ -54,16 +66,15 @@ class Pipeline:
     ) -> Submitted:
         if not lines:
             return Submitted(0, 0)
-        actions = self.normaliser.normalise_many(lines, parser)
+        done = self.normalisers.normalise(lines, parser)
         self.metrics.inc(source_id, "read", len(lines))
         try:
-            self.spool.append(actions, block=block, timeout=timeout)
+            self.spool.append_encoded(done.records, block=block, timeout=timeout)
         except SpoolFull:
             self.metrics.inc(source_id, "dropped", len(lines))
             raise
-        self.metrics.inc(source_id, "spooled", len(actions))
-        letters = sum(1 for a in actions if a.kind == "deadletter")
-        return Submitted(len(actions) - letters, letters)
+        self.metrics.inc(source_id, "spooled", done.events + done.deadletters)
+        return Submitted(done.events, done.deadletters)
 
 
 class Source(ABC):

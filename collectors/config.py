@@ -9,6 +9,7 @@ key. Example (every key but ``collector.id`` and ``sources`` has a default)::
       spool_max_mb: 512
       batch_size: 2000
       flush_interval: 1.0
+      parse_workers: 1                         # processes parsing lines; 0 = in the collector
       metrics_port: 9464                       # Prometheus /metrics; 0 = off
     inventory_file: inventory.yaml             # or an inline `inventory:` with `systems:`
     sources:
@@ -52,6 +53,8 @@ class CollectorSection(BaseModel):
     metrics_host: str = "127.0.0.1"
     max_line_kb: int = Field(default=256, ge=1)
     retry_max: float = Field(default=30.0, gt=0)
+    #: Child processes that parse and normalise (collectors/workers.py); 0: in the collector.
+    parse_workers: int = Field(default=1, ge=0, le=32)
 
 
 class _SourceBase(BaseModel):

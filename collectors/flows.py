@@ -4,6 +4,8 @@
 optional Prometheus endpoint. ``status.json`` in the state directory is rewritten every second with
 the counters (what ``soc collect status`` reads). Stopping stops the sources first, then ships what
 the spool holds (bounded by ``drain_timeout``); what is left waits in the spool for the next run.
+Parsing and normalising run in worker processes (``parse_workers``, collectors/workers.py),
+started with the collector and ended once its sources have stopped.
 This module must not parse or normalise.
 """
 
@@ -43,6 +45,7 @@ from collectors.sources import (
 )
 from collectors.sources.probe import Target
 from collectors.spool import Spool
+from collectors.workers import Normalisers, tune_gc
 from soc.es.indices import Indices
 from soc.localities import catalogue
 
@@ -68,7 +71,8 @@ class Collector:
         self.spool = Spool(config.state_dir / "spool", max_bytes=int(c.spool_max_mb * 1024 * 1024))
         limits = Limits(max_line_bytes=c.max_line_kb * 1024)
         self.normaliser = Normaliser(config.inventory, indices, config.id, limits)
-        self.pipeline = Pipeline(self.normaliser, self.spool, self.metrics)
+        self.normalisers = Normalisers(self.normaliser, c.parse_workers)
+        self.pipeline = Pipeline(self.normaliser, self.spool, self.metrics, self.normalisers)
         for source, waiting in self.spool.pending_by_source().items():
             self.metrics.inc(source, "resumed", waiting)
         self.shipper = Shipper(
@@ -146,6 +150,7 @@ class Collector:
         # wait 5 ms behind a parsing source while Elasticsearch idles: ask for the GIL sooner.
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
+        self.start_workers()
         if c.metrics_port:
             server, _thread = self._metrics_server = start_http_server(
                 c.metrics_port, c.metrics_host, registry=self.metrics.registry
@@ -163,6 +168,11 @@ class Collector:
             self.config.state_dir,
         )
 
+    def start_workers(self) -> None:
+        """Start the parse workers (once; :meth:`start` does it, a benchmark may do it first)."""
+        tune_gc()
+        self.normalisers.start()
+
     def stop(self, drain_timeout: float = 10.0) -> bool:
         """Stop reading, ship what is spooled (up to ``drain_timeout``); True if all went out."""
         for source in self.sources:
@@ -170,6 +180,7 @@ class Collector:
         for t in self._threads:
             if t.name.startswith("source-"):
                 t.join(10)
+        self.normalisers.close()
         self.shipper.stop()
         for t in self._threads:
             if t.name == "shipper":
@@ -198,6 +209,7 @@ class Collector:
         snap["pid"] = os.getpid()
         snap["written_at"] = time.time()
         snap["health"] = {s.id: {"type": s.type_name, **s.health()} for s in self.sources}
+        snap["workers"] = {"pids": self.normalisers.pids(), "restarts": self.normalisers.restarts}
         return snap
 
     def write_status(self) -> None:

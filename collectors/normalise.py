@@ -87,14 +87,19 @@ class Normaliser:
         self._sources: dict[tuple[str, str], dict[str, str]] = {}
         self._heads: dict[tuple[str, str | None, str], bytes] = {}
 
-    def normalise_many(self, lines: Sequence[RawLine], parser: Parser) -> list[Action]:
-        """:meth:`normalise` of a batch, stamped with one ``event.ingested``."""
-        ingested = _iso(self.now())
+    def normalise_many(
+        self, lines: Sequence[RawLine], parser: Parser, ingested: str | None = None
+    ) -> list[Action]:
+        """:meth:`normalise` of a batch, stamped with one ``event.ingested`` (now, unless given:
+        a worker process is given the collector's stamp, so its output does not depend on its
+        own clock)."""
+        if ingested is None:
+            ingested = iso_utc(self.now())
         return [self.normalise(line, parser, ingested) for line in lines]
 
     def normalise(self, raw: RawLine, parser: Parser, ingested: str | None = None) -> Action:
         if ingested is None:
-            ingested = _iso(self.now())
+            ingested = iso_utc(self.now())
         if raw.document is not None:
             doc = dict(raw.document)
             return self._event(doc, raw, False, ingested, str(doc["@timestamp"]))
@@ -139,7 +144,7 @@ class Normaliser:
         if found is not None:
             doc.setdefault("soc", {})["system"] = found.system
         stamp, substituted = self._timestamp(parsed.timestamp, raw.received, flags, doc)
-        iso = doc["@timestamp"] = _iso(stamp)
+        iso = doc["@timestamp"] = iso_utc(stamp)
         if flags:
             doc.setdefault("soc", {})["flags"] = sorted(set(flags))
         return self._event(doc, raw, substituted, ingested, iso)
@@ -200,7 +205,7 @@ class Normaliser:
             flags.append("timestamp_too_old")
         else:
             return stamp, False
-        doc.setdefault("soc", {})["original_timestamp"] = _iso(stamp)
+        doc.setdefault("soc", {})["original_timestamp"] = iso_utc(stamp)
         return received, True
 
     def _event(
@@ -274,13 +279,13 @@ class Normaliser:
             letter["raw"] = kept.decode("utf-8", "replace")
             letter["raw_base64"] = base64.b64encode(kept).decode("ascii")
         doc: dict[str, Any] = {
-            "@timestamp": _iso(raw.received),
+            "@timestamp": iso_utc(raw.received),
             "deadletter": letter,
             "soc": {
                 "source": {"id": raw.source_id, "type": raw.source_type.value},
                 "collector": {"id": self.collector_id},
             },
-            "event": {"ingested": ingested or _iso(self.now())},
+            "event": {"ingested": ingested or iso_utc(self.now())},
         }
         if raw.path is not None:
             doc["log"] = {"file": {"path": raw.path}, "offset": raw.offset}
@@ -335,7 +340,7 @@ def _closest_year(stamp: datetime, received: datetime) -> datetime:
     return min(candidates, key=lambda c: abs(c - received))
 
 
-def _iso(when: datetime) -> str:
+def iso_utc(when: datetime) -> str:
     """``2026-11-23T03:00:00.007Z``: UTC, milliseconds (orjson's C formatting, cut to ms)."""
     text = orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)
     # b'"YYYY-MM-DDTHH:MM:SS.ffffffZ"', or without the fraction when it is zero

@@ -89,8 +89,13 @@ class Spool:
         self, actions: Iterable[Action], *, block: bool = True, timeout: float | None = None
     ) -> None:
         """Write actions at the end; wait (or raise :class:`SpoolFull`) while the spool is full."""
-        now = time.time()
-        data = b"".join(_encode(a, now) for a in actions)
+        self.append_encoded(encode(actions, time.time()), block=block, timeout=timeout)
+
+    def append_encoded(
+        self, data: bytes, *, block: bool = True, timeout: float | None = None
+    ) -> None:
+        """:meth:`append` of records already in the spool's format (:func:`encode`): what a
+        normalise worker process sends back."""
         if not data:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -250,6 +255,11 @@ class Spool:
 
 def _name(seg: int) -> str:
     return f"seg-{seg:012d}.spool"
+
+
+def encode(actions: Iterable[Action], now: float) -> bytes:
+    """Actions as spool records (one line each), spooled at ``now`` (epoch seconds)."""
+    return b"".join(_encode(a, now) for a in actions)
 
 
 def _encode(action: Action, now: float) -> bytes:

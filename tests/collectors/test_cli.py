@@ -1,5 +1,6 @@
-"""``soc collect`` as a real process: check, run, SIGKILL in the middle, restart, status. The index
-ends with exactly the lines written: nothing lost, nothing doubled."""
+"""``soc collect`` as a real process: check, run, SIGKILL in the middle (its parse workers end
+with it), restart, status. The index ends with exactly the lines written: nothing lost, nothing
+doubled."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from soc.config import Settings
 from soc.es.indices import Indices
 from tests.collectors.conftest import count, write_config
 from tests.collectors.test_sources import access, wait_for
+from tests.collectors.test_workers import alive
 
 SOC = [sys.executable, "-m", "soc.cli"]
 
@@ -101,6 +103,9 @@ def test_sigkill_and_restart_lose_nothing_double_nothing(
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+    workers = orjson.loads((state / "status.json").read_bytes())["workers"]["pids"]
+    assert workers  # the collector parsed in a worker process, which ends with it
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
     with log.open("ab") as fh:
         fh.write(b"".join(access(i) for i in range(4000, 6000)))
     second = subprocess.Popen(

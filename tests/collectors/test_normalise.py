@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from collectors.inventory import loads_inventory
 from collectors.models import RawLine, SourceType
-from collectors.normalise import Normaliser, _iso
+from collectors.normalise import Normaliser, iso_utc
 from collectors.parsers import parse_auto, parse_syslog
 from soc.es.indices import Indices
 from soc.localities import catalogue
@@ -147,6 +147,6 @@ def test_timestamps_missing_future_and_ancient_are_kept_and_flagged() -> None:
     )
 )
 def test_iso_stamps_are_utc_milliseconds(when: datetime) -> None:
-    """The fast ``_iso`` writes what ``isoformat`` would, in UTC with milliseconds and ``Z``."""
+    """The fast ``iso_utc`` writes what ``isoformat`` would, in UTC with milliseconds and ``Z``."""
     expected = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    assert _iso(when) == expected
+    assert iso_utc(when) == expected
