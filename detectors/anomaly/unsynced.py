@@ -6,7 +6,8 @@ same ``soc.sync.dossier_id``). A sync that stops for some communes shows as noth
 sync traffic of a quiet commune, but it shows as *records not synced*: dossiers changed in the
 one-stop shop more than :data:`GRACE` ago with no successful push since. That is what field
 reports name ("records not synced per commune"), and it is counted here exactly, dossier by
-dossier, from one composite aggregation over the last :data:`WINDOW`.
+dossier, from composite aggregations: first over the dossiers that became overdue in the bucket
+(small), and over the last :data:`WINDOW` only for the provinces where one did.
 
 The test: ``k`` unsynced dossiers of ``n`` changed (in the window, past the grace) are judged
 against the share of dossiers left unsynced past the grace in training (``q``, shrunk: half a
@@ -21,6 +22,7 @@ nothing by not syncing. No writes here.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,13 +79,16 @@ class Backlog:
     p_value: float
 
 
-def _query(end: datetime, window: timedelta, grace: timedelta) -> dict[str, Any]:
+def _query(
+    start: datetime, changed_until: datetime, end: datetime, provinces: Collection[str]
+) -> dict[str, Any]:
+    """Successful dossier changes in ``[start, changed_until)`` and pushes in ``[start, end)``."""
     changed = {
         "bool": {
             "filter": [
                 {"term": {"service.name": OSS_SERVICE}},
                 {"terms": {"event.action": list(DOSSIER_ACTIONS)}},
-                {"range": {"@timestamp": {"gte": iso(end - window), "lt": iso(end - grace)}}},
+                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(changed_until)}}},
             ]
         }
     }
@@ -91,32 +96,30 @@ def _query(end: datetime, window: timedelta, grace: timedelta) -> dict[str, Any]
         "bool": {
             "filter": [
                 {"term": {"service.name": SYNC_SERVICE}},
-                {"range": {"@timestamp": {"gte": iso(end - window), "lt": iso(end)}}},
+                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
             ]
         }
     }
-    return {
-        "bool": {
-            "filter": [
-                {"term": {"event.outcome": "success"}},
-                {"exists": {"field": DOSSIER_FIELD}},
-                {"exists": {"field": "locality.ward.code"}},
-            ],
-            "should": [changed, pushed],
-            "minimum_should_match": 1,
-        }
-    }
+    must: list[dict[str, Any]] = [
+        {"term": {"event.outcome": "success"}},
+        {"exists": {"field": DOSSIER_FIELD}},
+        {"exists": {"field": "locality.ward.code"}},
+    ]
+    if provinces:
+        must.append({"terms": {"locality.province.code": sorted(provinces)}})
+    return {"bool": {"filter": must, "should": [changed, pushed], "minimum_should_match": 1}}
 
 
-def tally(
+def pairs(
     es: Elasticsearch,
     indices: Indices,
+    start: datetime,
+    changed_until: datetime,
     end: datetime,
-    *,
-    window: timedelta = WINDOW,
-    grace: timedelta = GRACE,
+    provinces: Collection[str] = (),
 ) -> dict[tuple[str, str], Tally]:
-    """Per ``(province, commune)``: dossiers changed and those not synced, as seen at ``end``."""
+    """Per ``(province, commune)``: the dossiers changed in ``[start, changed_until)`` and those
+    of them without a successful push after their change and before ``end``."""
     sources = [
         {"province": {"terms": {"field": "locality.province.code"}}},
         {"ward": {"terms": {"field": "locality.ward.code"}}},
@@ -127,8 +130,8 @@ def tally(
     last: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
     for row in composite_pages(
         es,
-        event_indices(indices, end - window, end),
-        _query(end, window, grace),
+        event_indices(indices, start, end),
+        _query(start, changed_until, end, provinces),
         sources,
         {"at": {"max": {"field": "@timestamp"}}},
         size=PAGE,
@@ -146,6 +149,20 @@ def tally(
         one = Tally(1, 1, when, when) if lost else Tally(1, 0)
         out[(province, ward)] = out[(province, ward)].add(one)
     return dict(out)
+
+
+def tally(
+    es: Elasticsearch,
+    indices: Indices,
+    end: datetime,
+    *,
+    window: timedelta = WINDOW,
+    grace: timedelta = GRACE,
+    provinces: Collection[str] = (),
+) -> dict[tuple[str, str], Tally]:
+    """Per ``(province, commune)``: dossiers changed in the window (past the grace) and those
+    not synced, as seen at ``end``."""
+    return pairs(es, indices, end - window, end - grace, end, provinces)
 
 
 def training_share(tallies: dict[tuple[str, str], Tally]) -> tuple[int, int]:
@@ -171,14 +188,22 @@ def find(
     window: timedelta = WINDOW,
     grace: timedelta = GRACE,
 ) -> list[Backlog]:
-    """Communes and provinces whose unsynced dossiers are improbable, with one newly overdue."""
-    tallies = tally(es, indices, bucket_end, window=window, grace=grace)
+    """Communes and provinces whose unsynced dossiers are improbable, with one newly overdue.
+
+    First the dossiers that became overdue in this bucket (changed in the 15 minutes before the
+    grace; a small request): usually none, and then nothing more is asked. Otherwise the whole
+    window of the provinces concerned.
+    """
+    due = pairs(es, indices, bucket_start - grace, bucket_end - grace, bucket_end)
+    hot = {province for (province, _), t in due.items() if t.unsynced}
+    if not hot:
+        return []
+    tallies = tally(es, indices, bucket_end, window=window, grace=grace, provinces=hot)
     by_province: dict[str, Tally] = defaultdict(Tally)
     found: list[Backlog] = []
-    due_from = bucket_start - grace
 
     def judge(key: Key, t: Tally, minimum: int) -> None:
-        if t.unsynced < minimum or t.newest is None or t.newest < due_from:
+        if t.unsynced < minimum:
             return
         p = float(stats.binom.sf(t.unsynced - 1, t.dossiers, share))
         if p < alpha:
@@ -186,7 +211,8 @@ def find(
 
     for (province, ward), t in tallies.items():
         by_province[province] = by_province[province].add(t)
-        judge(Key(Level.COMMUNE, province, ward, SYNC_SERVICE), t, MIN_COMMUNE)
+        if due.get((province, ward), Tally()).unsynced:
+            judge(Key(Level.COMMUNE, province, ward, SYNC_SERVICE), t, MIN_COMMUNE)
     for province, t in by_province.items():
         judge(Key(Level.PROVINCE, province, None, SYNC_SERVICE), t, MIN_PROVINCE)
     return found
