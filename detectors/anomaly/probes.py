@@ -130,32 +130,76 @@ def find(
     """
     start = bucket_end - lookback
     index = event_indices(indices, start, bucket_end)
+    # Who failed in this bucket at all (usually a few lost checks): a small request.
+    in_bucket = {"bool": {"filter": [probe_query(bucket_start, bucket_end), _FAILED]}}
+    candidates = [
+        _key(row["key"])
+        for row in composite_pages(
+            es, event_indices(indices, bucket_start, bucket_end), in_bucket, _SOURCES, size=10000
+        )
+    ]
     failing: list[tuple[Key, datetime | None]] = []
-    for row in composite_pages(
-        es,
-        index,
-        probe_query(start, bucket_end),
-        _SOURCES,
-        {
-            "ok": {
-                "filter": {"term": {"event.outcome": "success"}},
-                "aggs": {"last": {"max": {"field": "@timestamp"}}},
-            },
-            "bad": {"filter": _FAILED, "aggs": {"last": {"max": {"field": "@timestamp"}}}},
-        },
-        size=10000,
-    ):
-        last_bad = _ms(row["bad"]["last"]["value"])
-        last_ok = _ms(row["ok"]["last"]["value"])
-        # Still failing now: the newest result is a failure and it is in this bucket (a target
-        # whose results stopped coming is the collector's silence, not the endpoint's).
-        if last_bad is None or last_bad < bucket_start or (last_ok and last_ok > last_bad):
-            continue
-        failing.append((_key(row["key"]), last_ok))
+    for i in range(0, len(candidates), CHUNK):
+        failing += _still_failing(
+            es, index, candidates[i : i + CHUNK], start, bucket_start, bucket_end
+        )
     found: list[Failing] = []
     for i in range(0, len(failing), CHUNK):
         found += _runs(es, index, failing[i : i + CHUNK], counts, prior, start, bucket_end)
     return [f for f in found if f.run >= min_run and f.p_value < alpha]
+
+
+def _key_filter(key: Key, *more: dict[str, Any]) -> dict[str, Any]:
+    must: list[dict[str, Any]] = [
+        {"term": {"locality.province.code": key.province}},
+        {"term": {"service.name": key.service}},
+        *more,
+    ]
+    body: dict[str, Any] = {"filter": must}
+    if key.ward:
+        must.append({"term": {"locality.ward.code": key.ward}})
+    else:
+        body["must_not"] = [{"exists": {"field": "locality.ward.code"}}]
+    return {"bool": body}
+
+
+def _still_failing(
+    es: Elasticsearch,
+    index: str,
+    keys: list[Key],
+    start: datetime,
+    bucket_start: datetime,
+    end: datetime,
+) -> list[tuple[Key, datetime | None]]:
+    """Of ``keys``, those whose newest result is a failure in the bucket, with their last good
+    result in ``[start, end)`` (a target whose results stopped coming is the collector's silence,
+    not the endpoint's)."""
+    last = {"last": {"max": {"field": "@timestamp"}}}
+    answer = es.search(
+        index=index,
+        size=0,
+        query=probe_query(start, end),
+        aggs={
+            "keys": {
+                "filters": {"filters": {str(i): _key_filter(k) for i, k in enumerate(keys)}},
+                "aggs": {
+                    "ok": {"filter": {"term": {"event.outcome": "success"}}, "aggs": last},
+                    "bad": {"filter": _FAILED, "aggs": last},
+                },
+            }
+        },
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    out: list[tuple[Key, datetime | None]] = []
+    for i, key in enumerate(keys):
+        b = answer["aggregations"]["keys"]["buckets"][str(i)]
+        last_bad = _ms(b["bad"]["last"]["value"])
+        last_ok = _ms(b["ok"]["last"]["value"])
+        if last_bad is None or last_bad < bucket_start or (last_ok and last_ok > last_bad):
+            continue
+        out.append((key, last_ok))
+    return out
 
 
 def _runs(
@@ -171,19 +215,8 @@ def _runs(
     filters: dict[str, Any] = {}
     for i, (key, last_ok) in enumerate(failing):
         since = last_ok if last_ok is not None else start
-        must: list[dict[str, Any]] = [
-            {"term": {"locality.province.code": key.province}},
-            {"term": {"service.name": key.service}},
-            {"range": {"@timestamp": {"gt": iso(since), "lt": iso(end)}}},
-            _FAILED,
-        ]
-        ward: dict[str, Any] = {"term": {"locality.ward.code": key.ward}}
-        body: dict[str, Any] = {"filter": must}
-        if key.ward:
-            must.append(ward)
-        else:
-            body["must_not"] = [{"exists": {"field": "locality.ward.code"}}]
-        filters[str(i)] = {"bool": body}
+        span = {"range": {"@timestamp": {"gt": iso(since), "lt": iso(end)}}}
+        filters[str(i)] = _key_filter(key, span, _FAILED)
     answer = es.search(
         index=index,
         size=0,
