@@ -96,7 +96,7 @@ def _event(system: str) -> str:
     }[system]
 
 
-def config_file(work: Path, logs: Path, batch: int) -> Path:
+def config_file(work: Path, logs: Path, batch: int, workers: int = 1) -> Path:
     body = {
         "collector": {
             "id": "bench",
@@ -104,6 +104,7 @@ def config_file(work: Path, logs: Path, batch: int) -> Path:
             "batch_size": batch,
             "flush_interval": 0.2,
             "spool_max_mb": 2048,
+            "parse_workers": workers,
         },
         "inventory": {
             "systems": [
@@ -229,6 +230,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument(
+        "--parse-workers",
+        type=int,
+        default=1,
+        help="the collector's parse_workers (0: parse in the collector's own process)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -247,7 +254,7 @@ def main() -> None:
         for n in range(args.rounds):
             work = Path(tmp) / f"round{n}"
             work.mkdir()
-            cfg = config_file(work, logs, args.batch)
+            cfg = config_file(work, logs, args.batch, args.parse_workers)
             raw_idx = Indices(f"collbench-{stamp}-{n}-raw")
             pipe_idx = Indices(f"collbench-{stamp}-{n}-pipe")
             try:
@@ -297,7 +304,7 @@ def report(
         f"Elasticsearch at {url}: a single node on the same "
         "machine, sharing its cores with the collector (and, here, with other work).",
         f"Command: `.venv/bin/python bench/collectors_ingest.py --events {args.events} "
-        f"--batch {args.batch} --rounds {args.rounds}`",
+        f"--batch {args.batch} --rounds {args.rounds} --parse-workers {args.parse_workers}`",
         "",
         f"{args.events} lines per phase ({size / 1e6:.1f} MB; half nginx access, half JSON app "
         f"lines, 34 files), bulk batches of {args.batch}. Raw `_bulk` and the pipeline alternate "

@@ -8,7 +8,8 @@ A file is known by its identity (device, inode), not its name, and its offset is
 * copy-truncate (the file shrinks below the offset): read again from 0;
 * restart: each still-present inode resumes at its offset (lines after it are re-read at most once
   more, and their deterministic ids make that harmless);
-* a partial last line waits for its newline (emitted anyway when its file is rotated away).
+* a partial last line waits for its newline (emitted anyway when its file is rotated away);
+* new files (a rotation's new ``app.log``) are found by a glob every ``rescan_interval``.
 
 A full spool blocks :meth:`Pipeline.submit`, which stops the reading: that is the backpressure.
 This module must not parse lines.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,12 +62,16 @@ class FileTailSource(Source):
         state_dir: Path,
         poll_interval: float = 0.5,
         batch_lines: int = 2000,
+        rescan_interval: float = 1.0,
     ) -> None:
         super().__init__(source_id, pipeline)
         self.patterns = paths
         self.parser = parser
         self.poll_interval = poll_interval
         self.batch_lines = batch_lines
+        self.rescan_interval = rescan_interval
+        self._present: set[str] | None = None
+        self._scanned = 0.0
         self.state_file = state_dir / f"offsets-{source_id}.json"
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, _Watched] = {}
@@ -83,7 +89,12 @@ class FileTailSource(Source):
 
     def poll(self) -> int:
         """One pass over every matching file; the number of lines read."""
-        present = self._discover()
+        # Globbing (``**`` walks directories) is the costly part of an idle poll: files are
+        # looked for every ``rescan_interval``, while known ones are read at every poll.
+        now = time.monotonic()
+        if self._present is None or now - self._scanned >= self.rescan_interval:
+            self._present, self._scanned = self._discover(), now
+        present = self._present
         total = 0
         for identity, watched in list(self.files.items()):
             lines = self._read(watched)
