@@ -173,6 +173,7 @@ class Normalisers:
         self._lock = threading.Lock()
         self._picklable: dict[Parser, bool] = {}
         self._serial = 0
+        self._closed = False
 
     def start(self, wait: float = 30.0) -> None:
         """Start the workers and wait (up to ``wait`` s) until they can take batches; one that
@@ -190,8 +191,10 @@ class Normalisers:
             self._idle.put(worker)
 
     def close(self) -> None:
+        """End the workers; batches still coming (a late source) are normalised in-process."""
         with self._lock:
             workers, self._all = self._all, []
+            self._closed = True
         for worker in workers:
             worker.close()
 
@@ -217,7 +220,9 @@ class Normalisers:
 
     def _take(self, lines: Sequence[RawLine], parser: Parser) -> _Worker | None:
         """A started worker for this batch, or None to normalise it here."""
-        if not self.workers or len(lines) < MIN_LINES or not self._can_send(parser):
+        if self._closed or not self.workers or len(lines) < MIN_LINES:
+            return None
+        if not self._can_send(parser):
             return None
         worker = self._idle.get()
         try:

@@ -7,10 +7,13 @@ is asked of ``_cluster/health``, which every cluster answers.
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
+from elasticsearch.serializer import JsonSerializer
 
 from soc.config import Settings
 from soc.errors import ElasticsearchUnavailable
@@ -31,8 +34,17 @@ def make_client(settings: Settings) -> Elasticsearch:
         request_timeout=settings.es_request_timeout,
         retry_on_timeout=True,
         max_retries=3,
+        serializers={JsonSerializer.mimetype: OrjsonDecoding()},
         **auth,  # type: ignore[arg-type]
     )
+
+
+class OrjsonDecoding(JsonSerializer):
+    """The client's JSON serializer, decoding answers with orjson (several times faster than
+    ``json`` on the answer of a 2,000-action ``_bulk``); requests are encoded as before."""
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
 
 
 def wait_until_healthy(es: Elasticsearch, timeout: float = 60.0) -> str:
