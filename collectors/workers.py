@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Batches smaller than this are normalised in-process (the round trip costs ~1 ms).
 MIN_LINES = 64
+#: Workers that die before they have started, in a row, before the collector stops starting them.
+MAX_FAILED_STARTS = 3
 #: Allocations between young-generation collections (CPython's default is 700). A batch of 2,000
 #: lines makes ~30,000 short-lived dicts, freed by reference counting; at the default, each
 #: batch runs dozens of collections that find nothing to free and promote the batch's live
@@ -174,6 +176,7 @@ class Normalisers:
         self._picklable: dict[Parser, bool] = {}
         self._serial = 0
         self._closed = False
+        self._failed_starts = 0
 
     def start(self, wait: float = 30.0) -> None:
         """Start the workers and wait (up to ``wait`` s) until they can take batches; one that
@@ -235,15 +238,25 @@ class Normalisers:
 
     def _replace(self, worker: _Worker, exc: WorkerDied, lines: int) -> _Worker:
         self.restarts += 1
-        log.error(
-            "%s; %s a new worker started",
-            exc,
-            f"its batch of {lines} lines is normalised in the collector and" if lines else "",
-        )
+        batch = f"; its batch of {lines} lines is normalised in the collector" if lines else ""
         with self._lock:
             if worker in self._all:
                 self._all.remove(worker)
         worker.conn.close()
+        self._failed_starts = 0 if worker.started else self._failed_starts + 1
+        if self._failed_starts >= MAX_FAILED_STARTS:
+            # A worker that cannot even start (a broken install, no memory) will not start next
+            # time either: parse here from now on rather than spawn one per batch.
+            log.error(
+                "%s%s; %d workers in a row died before starting: parsing in the collector's "
+                "own process from now on",
+                exc,
+                batch,
+                self._failed_starts,
+            )
+            self._closed = True
+            return worker
+        log.error("%s%s; a new worker started", exc, batch)
         return self._spawn()
 
     def _spawn(self) -> _Worker:

@@ -158,6 +158,35 @@ def test_killed_worker_is_a_logged_error_and_its_batch_is_not_lost(
         time.sleep(0.1)
 
 
+class LimitsThatKillTheWorker(Limits):
+    """Limits that, unpickled in a starting worker, end it (exit code 3) before it starts."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return (os._exit, (3,))
+
+
+def test_workers_that_cannot_start_leave_the_parsing_in_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limits = LimitsThatKillTheWorker(max_line_bytes=4096)
+    pool = Normalisers(Normaliser(loads_inventory(INV), Indices("wk"), "c1", limits, lambda: AT), 1)
+    expected = Normalisers(_normaliser(), workers=0).normalise(_mixed(300), parse_auto)
+    deadline = time.monotonic() + 60
+    with caplog.at_level(logging.ERROR, logger="collectors.workers"):
+        pool.start(wait=10)
+        while pool.restarts < 3:  # each failed start is noticed at a batch, which goes on here
+            assert pool.normalise(_mixed(300), parse_auto).records == expected.records
+            assert time.monotonic() < deadline, "the failed starts were never noticed"
+            time.sleep(0.05)
+        for _ in range(3):  # then no more workers are started
+            assert pool.normalise(_mixed(300), parse_auto).records == expected.records
+    assert pool.restarts == 3
+    assert pool.pids() == []
+    assert "(exit code 3)" in caplog.text
+    assert "3 workers in a row died before starting" in caplog.text
+    pool.close()
+
+
 def test_closing_ends_the_workers(workers: Normalisers) -> None:
     (pid,) = workers.pids()
     workers.close()
