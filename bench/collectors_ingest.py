@@ -10,7 +10,8 @@ One command, one report (``bench/reports/collectors-ingest.md``)::
 Lines are half nginx access lines, half JSON application lines, over the 34 provinces, in 34
 files. Raw ``_bulk`` sends the very documents the pipeline produced (normalised beforehand, not
 timed) with the same batch size from one thread, like the shipper. Each phase writes into a fresh
-index prefix (``collbench-<time>-raw`` / ``-pipe``), deleted afterwards.
+index prefix (``collbench-<time>-<round>-raw`` / ``-pipe``), deleted as soon as it is counted;
+which phase goes first alternates between rounds.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def final_documents(cfg: Path, logs: Path, indices: Indices) -> list[tuple[str, 
 def es_cpu(es: Elasticsearch) -> float:
     """CPU seconds used so far by the Elasticsearch node(s) (``_nodes/stats/process``)."""
     stats = es.nodes.stats(metric="process")["nodes"]
-    return sum(n["process"]["cpu"]["total_in_millis"] for n in stats.values()) / 1000
+    return float(sum(n["process"]["cpu"]["total_in_millis"] for n in stats.values())) / 1000
 
 
 def raw_bulk(es: Elasticsearch, docs: list[tuple[str, str, bytes]], batch: int) -> float:
@@ -190,6 +191,33 @@ def pipeline(es: Elasticsearch, cfg: Path, indices: Indices, events: int) -> tup
     return wall, cpu
 
 
+def raw_phase(
+    es: Elasticsearch, docs: list[tuple[str, str, bytes]], batch: int, indices: Indices
+) -> tuple[int, float, float]:
+    """Raw ``_bulk`` into fresh indices: (count, seconds, Elasticsearch CPU seconds)."""
+    setup(es, indices)
+    try:
+        es0 = es_cpu(es)
+        seconds = raw_bulk(es, docs, batch)
+        return _count(es, indices), seconds, es_cpu(es) - es0
+    finally:
+        # Deleted at once: its segment merges must not run on into the next phase.
+        teardown(es, indices.prefix)
+
+
+def pipeline_phase(
+    es: Elasticsearch, cfg: Path, indices: Indices, events: int
+) -> tuple[int, float, float, float]:
+    """The collector into fresh indices: (count, seconds, collector CPU, Elasticsearch CPU)."""
+    setup(es, indices)
+    try:
+        es0 = es_cpu(es)
+        seconds, cpu = pipeline(es, cfg, indices, events)
+        return _count(es, indices), seconds, cpu, es_cpu(es) - es0
+    finally:
+        teardown(es, indices.prefix)
+
+
 def _cpu(workers: list[int]) -> float:
     """CPU seconds of this process (all threads) and of the running ``workers``."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -205,11 +233,6 @@ def _cpu(workers: list[int]) -> float:
 def _count(es: Elasticsearch, indices: Indices) -> int:
     es.indices.refresh(index=indices.events)
     return int(es.count(index=indices.events)["count"])
-
-
-def _cleanup(es: Elasticsearch, *prefixes: str) -> None:
-    for prefix in prefixes:
-        teardown(es, prefix)
 
 
 def machine() -> str:
@@ -257,20 +280,15 @@ def main() -> None:
             cfg = config_file(work, logs, args.batch, args.parse_workers)
             raw_idx = Indices(f"collbench-{stamp}-{n}-raw")
             pipe_idx = Indices(f"collbench-{stamp}-{n}-pipe")
-            try:
-                setup(es, raw_idx)
-                setup(es, pipe_idx)
-                docs = final_documents(cfg, logs, raw_idx)
-                es0 = es_cpu(es)
-                raw_s = raw_bulk(es, docs, args.batch)
-                es_raw = es_cpu(es) - es0
-                raw_n = _count(es, raw_idx)
-                es0 = es_cpu(es)
-                pipe_s, cpu_s = pipeline(es, cfg, pipe_idx, args.events)
-                es_pipe = es_cpu(es) - es0
-                pipe_n = _count(es, pipe_idx)
-            finally:
-                _cleanup(es, raw_idx.prefix, pipe_idx.prefix)
+            docs = final_documents(cfg, logs, raw_idx)
+            # Which phase goes first alternates, so a drift of the machine's load (or anything
+            # one phase leaves behind) does not always fall on the same side.
+            if n % 2 == 0:
+                raw_n, raw_s, es_raw = raw_phase(es, docs, args.batch, raw_idx)
+                pipe_n, pipe_s, cpu_s, es_pipe = pipeline_phase(es, cfg, pipe_idx, args.events)
+            else:
+                pipe_n, pipe_s, cpu_s, es_pipe = pipeline_phase(es, cfg, pipe_idx, args.events)
+                raw_n, raw_s, es_raw = raw_phase(es, docs, args.batch, raw_idx)
             rounds.append((raw_n, raw_s, pipe_n, pipe_s, cpu_s, es_raw, es_pipe))
             print(f"round {n + 1}: raw {raw_n / raw_s:,.0f}/s, pipeline {pipe_n / pipe_s:,.0f}/s")
     report(args, settings.effective_es_url, size, rounds, load_start)
@@ -308,7 +326,10 @@ def report(
         "",
         f"{args.events} lines per phase ({size / 1e6:.1f} MB; half nginx access, half JSON app "
         f"lines, 34 files), bulk batches of {args.batch}. Raw `_bulk` and the pipeline alternate "
-        f"{args.rounds} times, each into fresh indices; medians below.",
+        f"{args.rounds} times (raw first in odd rounds, the pipeline first in even ones), each "
+        "into fresh indices deleted right after their count (so one phase's segment merges do "
+        "not run into the next); medians below. The collector's parse workers are started "
+        "before its clock starts (once per run); their CPU is in the collector's.",
         "",
         "| round | raw `_bulk` events/s | pipeline events/s | pipeline / raw | collector cores "
         "| ES cores (raw) | ES cores (pipeline) |",
