@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from detectors.base import Window, floor, iso
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.models import Rule
 from detectors.sigma.runner import Engine
-from detectors.sigma.search import Tuning, body
+from detectors.sigma.search import Finding, Tuning, body, findings, split
 from soc.config import load_settings
 from soc.demo.flows import ensure_elasticsearch
 from soc.es.client import make_client
@@ -218,11 +219,20 @@ def cycle(es: Elasticsearch, indices: Indices, rules: list[Rule], window: Window
         assert not [o for o in outcomes if o.error]
         found = sum(len(o.findings) for o in outcomes)
         began = time.monotonic()
-        for rule, w, tuning in plan:
-            es.search(index=indices.events, body=body(rule, w, tuning, engine.options),
-                      request_cache=False, ignore_unavailable=True)  # fmt: skip
+        answers = [es.search(index=indices.events, body=body(rule, w, tuning, engine.options),
+                             request_cache=False, ignore_unavailable=True)
+                   for rule, w, tuning in plan]  # fmt: skip
         single.append(time.monotonic() - began)
+    # The shared searches must find exactly what each rule's own aggregations find.
+    for (rule, w, tuning), outcome, answer in zip(plan, outcomes, answers, strict=True):
+        alone = findings(rule, w, tuning, engine.options, split(1, answer.body)[0])
+        if _shape(alone) != _shape(outcome.findings):
+            raise SystemExit(f"{rule.id}: the cycle's findings differ from the rule's own search")
     return statistics.median(msearch[1:]), statistics.median(single[1:]), found
+
+
+def _shape(found: Sequence[Finding]) -> list[tuple[Any, ...]]:
+    return sorted((f.window.start, sorted(f.group.items()), f.count) for f in found)
 
 
 # ----------------------------------------------------------------------------- latency

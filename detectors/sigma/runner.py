@@ -18,6 +18,7 @@ Must not: schedule itself (see ``detectors.scheduling``), or read rule files.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +37,8 @@ from detectors.sigma.search import (
     Parts,
     Tuning,
     compose,
+    correlation_scan,
+    counted,
     findings,
     parts,
     sample_body,
@@ -161,43 +164,58 @@ class Engine:
     # ------------------------------------------------------------------ searching
     def evaluate(self, plan: Sequence[tuple[Rule, Window, Tuning]]) -> list[Outcome]:
         """Run every planned search: plain rules sharing a window share one *scan* of the
-        window's matching events (:func:`~detectors.sigma.search.scan`; a window with more than
-        ``scan_limit`` of them falls back to aggregations), other rules sharing a window share
-        one composed search of ``batch`` rules; the searches go ``chunk`` per ``_msearch``. A
-        shared search that fails is re-run rule by rule, so only the faulty rule reports the
-        error."""
+        window's matching events (:func:`~detectors.sigma.search.scan`), correlations sharing a
+        scope one scan of their events counted in Python
+        (:func:`~detectors.sigma.search.correlation_scan`); a scan that meets more than
+        ``scan_limit`` events falls back to aggregations, where rules sharing a scope share one
+        composed search of ``batch`` rules. The searches go ``chunk`` per ``_msearch``. A shared
+        search that fails is re-run rule by rule, so only the faulty rule reports the error."""
         prepared = [(item, parts(*item, self.options)) for item in plan]
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, (_, part) in enumerate(prepared):
-            groups.setdefault(part.key, []).append(index)
+            groups.setdefault(self._sharing(part), []).append(index)
         scans: list[list[int]] = []
+        counts: list[list[int]] = []
         batches: list[list[int]] = []
         for key, members in groups.items():
-            scanning = key[0] == "plain" and self.scan_limit > 0
-            size = self.scan_batch if scanning else self.batch
-            for n in range(0, len(members), size):
-                (scans if scanning else batches).append(members[n : n + size])
+            into, size = {"scan": (scans, self.scan_batch), "count": (counts, self.scan_batch)
+                          }.get(key[0], (batches, self.batch))  # fmt: skip
+            into += [members[n : n + size] for n in range(0, len(members), size)]
         outcomes: dict[int, Outcome] = {}
         retry: list[list[int]] = []
+        later: list[int] = []
         planned = [scan([prepared[n][1] for n in b], self.scan_limit) for b in scans]
-        bodies = [body for body, _ in planned]
+        counting = [correlation_scan([(prepared[n][0][0], prepared[n][1]) for n in b],
+                                     self.scan_limit) for b in counts]  # fmt: skip
+        bodies: list[Mapping[str, Any]] = [body for body, _ in planned]
+        bodies += [body for body, _ in counting]
         bodies += [compose([prepared[n][1] for n in b]) for b in batches]
         answers = self._msearch(bodies)
-        later: list[list[int]] = []
-        for batch, (_, trees), answer in zip(scans, planned, answers[: len(scans)], strict=True):
+        shaping: list[tuple[list[int], Callable[[Mapping[str, Any]], Any], Mapping[str, Any]]]
+        shaping = [(b, functools.partial(scanned, trees), a)
+                   for b, (_, trees), a in zip(scans, planned, answers, strict=False)]  # fmt: skip
+        shaping += [(b, functools.partial(counted, plans), a)
+                    for b, (_, plans), a in zip(counts, counting, answers[len(scans) :],
+                                                strict=False)]  # fmt: skip
+        for batch, shape, answer in shaping:
             if _failed(answer):
-                (retry.extend([n] for n in batch) if len(batch) > 1 else retry.append(batch))
+                retry.extend([n] for n in batch)
                 continue
-            shaped = scanned(trees, answer)
+            shaped = shape(answer)
             if shaped is None:  # a busy window: per-rule aggregations instead
-                later += [batch[n : n + self.batch] for n in range(0, len(batch), self.batch)]
+                later += batch
                 continue
             for n, single in zip(batch, shaped, strict=True):
                 outcomes[n] = self._outcome(*prepared[n][0], {**answer, **single})
-        pending = list(zip(batches, answers[len(scans) :], strict=True))
+        pending = list(zip(batches, answers[len(scans) + len(counts) :], strict=True))
         if later:
-            pending += zip(later, self._msearch([compose([prepared[n][1] for n in b])
-                                                 for b in later]), strict=True)  # fmt: skip
+            regrouped: dict[tuple[Any, ...], list[int]] = {}
+            for n in later:
+                regrouped.setdefault(prepared[n][1].key, []).append(n)
+            again = [members[i : i + self.batch] for members in regrouped.values()
+                     for i in range(0, len(members), self.batch)]  # fmt: skip
+            pending += zip(again, self._msearch([compose([prepared[n][1] for n in b])
+                                                 for b in again]), strict=True)  # fmt: skip
         for batch, answer in pending:
             if _failed(answer) and len(batch) > 1:
                 retry.extend([n] for n in batch)
@@ -211,6 +229,16 @@ class Engine:
                 outcomes[batch[0]] = self._outcome(*prepared[batch[0]][0], single)
         self._read_samples(outcomes, [part for _, part in prepared])
         return [outcomes[n] for n in range(len(plan))]
+
+    def _sharing(self, part: Parts) -> tuple[Any, ...]:
+        """Which rules share one search: plain rules over one window share a scan, correlations
+        over one scope (same window, timespan and step) a correlation scan; with scans off
+        (``scan_limit`` 0), rules with the same aggregation scope share a composed search."""
+        if self.scan_limit <= 0:
+            return ("compose", *part.key)
+        if part.key[0] == "plain":
+            return ("scan", *part.key)
+        return ("count", repr(part.scope))
 
     def _read_samples(self, outcomes: dict[int, Outcome], prepared: Sequence[Parts]) -> None:
         """Fill in the samples of the correlation findings that do not have them yet: one

@@ -10,7 +10,9 @@ This module builds and reads bodies; it must not send requests.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +20,8 @@ from typing import Any
 
 from detectors.base import Window, floor, iso
 from detectors.sigma.models import Condition, Kind, Rule
+from soc.es.indices import Kind as IndexKind
+from soc.es.templates import lowercase_keywords
 
 NONE = "__none__"
 SAMPLES = 5
@@ -92,6 +96,8 @@ class Parts:
     ranges: tuple[dict[str, str], ...] = ()
     #: A plain rule's Lucene query when no exception applies: :func:`scan` may share its parts.
     query: str = ""
+    #: A correlation group with fewer events cannot fire (``min_doc_count`` of its terms).
+    minimum: int = 1
 
 
 def parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
@@ -133,44 +139,179 @@ def compose(batch: Sequence[Parts]) -> dict[str, Any]:
     return {"size": 0, "query": query, "aggs": per_rule}
 
 
-def scan(batch: Sequence[Parts], limit: int) -> tuple[dict[str, Any], list[Node]]:
+class _Names:
+    """Named query parts of one shared search: each distinct part is named (and so parsed and
+    matched) once, and a hit's ``matched_queries`` tells which parts it matches. With
+    ``local``, leading-wildcard parts (Sigma's ``contains``/``endswith``) on lowercase keywords
+    are instead matched in Python against the hits' doc values (:class:`Local`)."""
+
+    def __init__(self, *, local: bool = False) -> None:
+        self.names: dict[str, str] = {}
+        self.clauses: dict[str, dict[str, Any]] = {}
+        self.local: dict[str, Local] = {}
+        self._local = local
+
+    def part(self, clause: dict[str, Any], key: str) -> str:
+        if key not in self.names:
+            name = self.names[key] = f"q{len(self.names)}"
+            self.clauses[name] = {"bool": {"filter": [clause], "_name": name}}
+        return self.names[key]
+
+    def tree(self, node: Node) -> Node:
+        """``node`` (from :func:`decompose`) with each part replaced by its name."""
+        if isinstance(node, str):
+            local = Local.parse(node) if self._local else None
+            if local is None:
+                return self.part({"query_string": {"query": node, "analyze_wildcard": True}}, node)
+            named = []
+            for one in local:
+                key = f"{one.field}:{one.contains}:{one.text}"
+                if key not in self.names:
+                    self.names[key] = f"l{len(self.names)}"
+                    self.local[self.names[key]] = one
+                named.append(self.names[key])
+            return named[0] if len(named) == 1 else ("OR", named)
+        return (node[0], [self.tree(child) for child in node[1]])
+
+    def query(self, node: Node) -> dict[str, Any]:
+        """The query of a named tree, with its parts named."""
+        if isinstance(node, str):
+            return self.clauses[node]
+        children = [self.query(child) for child in node[1]]
+        if node[0] == "AND":
+            return {"bool": {"filter": children}}
+        return {"bool": {"should": children, "minimum_should_match": 1}}
+
+    def needs_all(self, node: Node) -> bool:
+        """Whether ``node`` can match an event that matches none of the searched parts (only
+        local ones): then the scan must read every event of its scope."""
+        if isinstance(node, str):
+            return node in self.local
+        met = [self.needs_all(child) for child in node[1]]
+        return all(met) if node[0] == "AND" else any(met)
+
+
+#: ``*text*`` or ``*text`` with plain or escaped characters only.
+_PATTERN = re.compile(r"\*(?P<text>(?:\\.|[\w.,;#%$@'])+)(?P<tail>\*?)")
+#: ``field:pattern`` or a field group of patterns, ``field:(pattern OR pattern …)``.
+_FIELD = re.compile(r"(?P<field>[A-Za-z_@][\w.@]*):(?P<value>\((?P<group>.+)\)|\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """A leading-wildcard part matched in Python. Lucene runs such a pattern against a field's
+    whole terms dictionary (per daily index: a million distinct URL queries a day), which made
+    rules that share nothing cost milliseconds each; the scope's few events are cheaper to
+    test. Only ASCII text on a lowercase keyword with doc values: the doc values hold the
+    normalised value, so ``text in value`` means what the wildcard means."""
+
+    field: str
+    text: str
+    contains: bool
+
+    @staticmethod
+    def parse(part: str) -> list[Local] | None:
+        """``part`` as local patterns (any of which matches), or None if it is anything else:
+        another field, a pattern of another form, a group with other operators."""
+        found = _FIELD.fullmatch(part)
+        if found is None or found["field"] not in _lowercase():
+            return None
+        values = [found["value"]] if found["group"] is None else found["group"].split(" OR ")
+        patterns = [_PATTERN.fullmatch(value) for value in values]
+        if any(pattern is None for pattern in patterns):
+            return None
+        local = []
+        for pattern in patterns:
+            assert pattern is not None
+            text = re.sub(r"\\(.)", r"\1", pattern["text"])
+            if not text.isascii() or "\0" in text:
+                return None
+            local.append(Local(found["field"], text.lower(), bool(pattern["tail"])))
+        return local
+
+
+@functools.cache
+def _lowercase() -> frozenset[str]:
+    return lowercase_keywords(IndexKind.EVENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """What :func:`scanned` needs of a :func:`scan`: each rule's tree of named parts and the
+    parts matched in Python."""
+
+    trees: list[Node]
+    local: Mapping[str, Local]
+
+
+def scan(batch: Sequence[Parts], limit: int) -> tuple[dict[str, Any], ScanPlan]:
     """One search for plain rules sharing a window that returns the window's events matching
     any part of any rule (up to ``limit``), each naming the parts it matches
     (``matched_queries``), instead of one aggregation tree per rule: the window is read once,
     and a part shared by many rules (``event.category:web``, ``*sqlmap*``) is parsed and
-    matched once, not once per rule. Returns the body, and each rule's query as a tree of named
+    matched once, not once per rule. Leading-wildcard parts are matched on the hits' doc values
+    in Python (:class:`Local`). Returns the body, and each rule's query as a tree of named
     parts for :func:`scanned` to evaluate."""
-    names: dict[str, str] = {}
-    named: list[dict[str, Any]] = []
-
-    def name(clause: dict[str, Any], key: str) -> str:
-        if key not in names:
-            names[key] = f"q{len(names)}"
-            named.append({"bool": {"filter": [clause], "_name": names[key]}})
-        return names[key]
-
-    def tree(node: Node) -> Node:
-        if isinstance(node, str):
-            return name({"query_string": {"query": node, "analyze_wildcard": True}}, node)
-        return (node[0], [tree(child) for child in node[1]])
-
+    names = _Names(local=True)
     trees: list[Node] = []
+    same: dict[str, Node] = {}  # rules with the same query share one tree (and its result)
     for n, part in enumerate(batch):
         if part.query:
-            trees.append(tree(decompose(part.query)))
+            if part.query not in same:
+                same[part.query] = names.tree(decompose(part.query))
+            trees.append(same[part.query])
         else:  # exceptions apply: the rule's whole filter is one part of its own
-            trees.append(name(part.match, f"rule {n}"))
-    anything = {"bool": {"should": named, "minimum_should_match": 1}}
+            trees.append(names.part(part.match, f"rule {n}"))
+    scope = list(batch[0].scope)
+    if not any(names.needs_all(tree) for tree in trees):
+        scope.append({"bool": {"should": list(names.clauses.values()), "minimum_should_match": 1}})
+    query: dict[str, Any] = {"bool": {"filter": scope}}
+    if len(scope) == len(batch[0].scope) and names.clauses:
+        query["bool"]["should"] = list(names.clauses.values())  # named, to be reported
+    fields = dict.fromkeys([*_SAMPLE_FIELDS, *(local.field for local in names.local.values())])
     body = {
         "size": limit,
         "track_total_hits": limit + 1,
         "_source": False,
-        "docvalue_fields": _SAMPLE_FIELDS,
+        "docvalue_fields": list(fields),
         # The order of top_hits in the aggregations: the samples are the earliest events.
         "sort": [{"@timestamp": "asc"}],
-        "query": {"bool": {"filter": [*batch[0].scope, anything]}},
+        "query": query,
     }
-    return body, trees
+    return body, ScanPlan(trees, names.local)
+
+
+def _local_masks(local: Mapping[str, Local], hits: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The hits (a bit each) matching each local part: every value of a field joined in one
+    text, searched with ``str.find`` per part (C speed), each match mapped back to its hit."""
+    masks: dict[str, int] = {}
+    by_field: dict[str, list[str]] = {}
+    for name, part in local.items():
+        by_field.setdefault(part.field, []).append(name)
+    for field, names in by_field.items():
+        starts: list[int] = []
+        owners: list[int] = []
+        values: list[str] = []
+        at = 0
+        for bit, hit in enumerate(hits):
+            for value in hit.get("fields", {}).get(field) or ():
+                text = str(value)
+                starts.append(at)
+                owners.append(bit)
+                values.append(text)
+                at += len(text) + 1
+        joined = "\0".join(values) + "\0"
+        for name in names:
+            part, mask = local[name], 0
+            needle = part.text if part.contains else part.text + "\0"
+            found = joined.find(needle)
+            while found >= 0:
+                n = bisect.bisect_right(starts, found) - 1
+                mask |= 1 << owners[n]
+                # the next value: a hit counts once per part
+                found = joined.find(needle, starts[n + 1] if n + 1 < len(starts) else len(joined))
+            masks[name] = mask
+    return masks
 
 
 #: A query as a tree: a part (a Lucene query of its own), or ("AND"|"OR", children).
@@ -290,49 +431,74 @@ def _matches(node: Node, masks: Mapping[str, int]) -> int:
     return result
 
 
-def scanned(trees: Sequence[Node], answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """The answer of :func:`scan` as one answer per rule shaped like single plain-rule searches
-    (province buckets, ward buckets, samples), or None when the window held more matching
+def scanned(plan: ScanPlan, answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The answer of :func:`scan` as one answer per rule: its events by province and ward (the
+    groups and order of the aggregations' ``terms``), or None when the window held more matching
     events than the scan returned (the caller then falls back to :func:`compose`)."""
     hits = answer.get("hits", {}).get("hits", [])
     if answer.get("hits", {}).get("total", {}).get("value", 0) > len(hits):
         return None
-    masks: dict[str, int] = {}
-    places = []
-    docs = _hits({"hits": {"hits": hits}})  # each event converted once, shared by the rules
+    masks = _local_masks(plan.local, hits)
+    places: dict[tuple[str, str], int] = {}  # the events (a bit each) of each province and ward
+    where = []
     for bit, hit in enumerate(hits):
         for name in hit.get("matched_queries", ()):
             masks[name] = masks.get(name, 0) | (1 << bit)
         fields = hit.get("fields", {})
         province = str((fields.get("locality.province.code") or [NONE])[0])
-        places.append((province, str((fields.get("locality.ward.code") or [NONE])[0])))
+        place = (province, str((fields.get("locality.ward.code") or [NONE])[0]))
+        places[place] = places.get(place, 0) | (1 << bit)
+        where.append(place)
+    docs = _Samples(hits)  # each event converted once if at all, shared by the rules
     answers = []
-    for node in trees:
-        groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    done: dict[int, dict[str, Any]] = {}
+    for node in plan.trees:
+        if id(node) in done:
+            answers.append(done[id(node)])
+            continue
         mask = _matches(node, masks)
-        while mask:
-            low = mask & -mask
-            bit = low.bit_length() - 1
-            mask ^= low
-            province, ward = places[bit]
-            groups.setdefault(province, {}).setdefault(ward, []).append(docs[bit])
-        answers.append({"aggregations": {"province": {"buckets": _buckets(groups)}}})
+        found: dict[str, dict[str, int]] = {}
+        if mask.bit_count() < len(places):  # few events: walk them
+            for bit in _bits(mask):
+                province, ward = where[bit]
+                wards = found.setdefault(province, {})
+                wards[ward] = wards.get(ward, 0) | (1 << bit)
+        else:  # many events in few places: one AND per place
+            for (province, ward), events in places.items():
+                if mask & events:
+                    found.setdefault(province, {})[ward] = mask & events
+        done[id(node)] = {"places": _ordered(found), "docs": docs}
+        answers.append(done[id(node)])
     return answers
 
 
-def _buckets(by_province: Mapping[str, Mapping[str, list[Mapping[str, Any]]]]) -> list[Any]:
-    """Terms buckets as Elasticsearch orders them (count descending, then key), capped alike."""
+class _Samples:
+    """Hits of a scan as sample events (:func:`_hits`, sample fields only), converted on first
+    use: most matching events of a busy window are never a sample."""
+
+    def __init__(self, hits: Sequence[Mapping[str, Any]]) -> None:
+        self.hits = hits
+        self.docs: dict[int, Mapping[str, Any]] = {}
+
+    def __getitem__(self, bit: int) -> Mapping[str, Any]:
+        if bit not in self.docs:
+            hit = self.hits[bit]
+            fields = hit.get("fields", {})
+            kept = {name: fields[name] for name in _SAMPLE_FIELDS if name in fields}
+            self.docs[bit] = _doc({"_id": hit["_id"], "_index": hit["_index"], "fields": kept})
+        return self.docs[bit]
+
+
+def _ordered(found: Mapping[str, Mapping[str, int]]) -> list[tuple[str, str, int, int]]:
+    """(province, ward, count, events) in the order and within the caps of the aggregations'
+    ``terms`` (count descending, then key)."""
     provinces = []
-    for province, by_ward in by_province.items():
-        order = sorted(by_ward, key=lambda ward: (-len(by_ward[ward]), ward))[:GROUP_SIZE]
-        wards = [{"key": ward, "doc_count": len(by_ward[ward]),
-                  "samples": {"docs": by_ward[ward][:SAMPLES]}}
-                 for ward in order]  # fmt: skip
-        total = sum(len(events) for events in by_ward.values())
-        provinces.append((-total, province, {"key": province, "doc_count": total,
-                                             "ward": {"buckets": wards}}))  # fmt: skip
+    for province, wards in found.items():
+        counted = sorted((-events.bit_count(), ward, events) for ward, events in wards.items())
+        provinces.append((sum(c for c, _, _ in counted), province, counted[:GROUP_SIZE]))
     provinces.sort(key=lambda item: item[:2])
-    return [bucket for _, _, bucket in provinces[:GROUP_SIZE]]
+    return [(province, ward, -count, events) for _, province, wards in provinces[:GROUP_SIZE]
+            for count, ward, events in wards]  # fmt: skip
 
 
 def split(count: int, answer: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -362,11 +528,23 @@ def _samples() -> dict[str, Any]:
 
 
 def _plain_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
+    key, scope, aggs = _plain_scope(window, options.lookback)
+    match = _match(rule.query, tuning, window.end)
+    shared = "" if match["bool"]["must_not"] else rule.query
+    return Parts(key, scope, match, aggs, query=shared)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_scope(
+    window: Window, lookback: timedelta
+) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...], dict[str, Any]]:
+    """The key, scope and aggregations of every plain rule over ``window``: built once (and
+    never changed)."""
     start, end = window.iso()
     scope = (
         {"range": {"event.ingested": {"gte": start, "lt": end}}},
         # Bounds the daily indices searched; events later than this are out of scope by design.
-        {"range": {"@timestamp": {"gte": iso(window.start - options.lookback), "lt": end}}},
+        {"range": {"@timestamp": {"gte": iso(window.start - lookback), "lt": end}}},
     )
     aggs = {"province": {
         "terms": {"field": "locality.province.code", "size": GROUP_SIZE, "missing": NONE},
@@ -375,12 +553,18 @@ def _plain_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -
             "aggs": {"samples": _samples()},
         }},
     }}  # fmt: skip
-    match = _match(rule.query, tuning, window.end)
-    shared = "" if match["bool"]["must_not"] else rule.query
-    return Parts(("plain", start, end), scope, match, aggs, query=shared)
+    return ("plain", start, end), scope, aggs
 
 
 def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Finding]:
+    if "places" in answer:  # a scan (:func:`scanned`)
+        docs = answer["docs"]
+        for province, ward, count, events in answer["places"]:
+            group = {} if province == NONE else {"locality.province.code": province}
+            if ward != NONE:
+                group["locality.ward.code"] = ward
+            yield Finding(window, group, count, tuple(docs[b] for b in _bits(events, SAMPLES)))
+        return
     for province in answer.get("aggregations", {}).get("province", {}).get("buckets", []):
         for ward in province["ward"]["buckets"]:
             group = {"locality.province.code": str(province["key"])}
@@ -388,37 +572,45 @@ def _plain_findings(window: Window, answer: Mapping[str, Any]) -> Iterator[Findi
                 group["locality.ward.code"] = str(ward["key"])
             if group["locality.province.code"] == NONE:
                 del group["locality.province.code"]
-            samples = ward["samples"]
-            docs = tuple(samples["docs"]) if "docs" in samples else _hits(samples)
-            yield Finding(window, group, int(ward["doc_count"]), docs)
+            yield Finding(window, group, int(ward["doc_count"]), _samples_of(ward["samples"]))
 
 
 def _hits(samples: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     """Sample events as nested documents (``{"locality": {"province": {"code": …}}}``)."""
-    found = []
-    for hit in samples["hits"]["hits"]:
-        doc: dict[str, Any] = {"_id": hit["_id"], "_index": hit["_index"]}
-        for dotted, values in hit.get("fields", {}).items():
-            node = doc
-            *parents, leaf = dotted.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = values[0] if values else None
-        found.append(doc)
-    return tuple(found)
+    return tuple(_doc(hit) for hit in samples["hits"]["hits"])
+
+
+def _doc(hit: Mapping[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"_id": hit["_id"], "_index": hit["_index"]}
+    for dotted, values in hit.get("fields", {}).items():
+        node = doc
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = values[0] if values else None
+    return doc
 
 
 # ----------------------------------------------------------------------------- correlations
 def resolution(rule: Rule) -> timedelta:
     """Step between sliding sub-windows: a burst within ``timespan - step`` is seen whole."""
     assert rule.timespan is not None
-    step = min(rule.interval, rule.timespan / 10)
+    return resolution_of(rule.interval, rule.timespan)
+
+
+def resolution_of(interval: timedelta, timespan: timedelta) -> timedelta:
+    step = min(interval, timespan / 10)
     return max(timedelta(seconds=max(1, int(step.total_seconds()))), timedelta(seconds=1))
 
 
-def _positions(rule: Rule, window: Window, options: Options) -> list[datetime]:
-    step = resolution(rule)
-    first = floor(window.start - options.correlation_lookback, rule.interval)
+@functools.lru_cache(maxsize=4096)
+def _sliding(
+    window: Window, interval: timedelta, timespan: timedelta, lookback: timedelta
+) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, str], ...], tuple[str, ...]]:
+    """The scope, sliding sub-windows and search key of correlations over ``window``: the same
+    for every rule of one interval and timespan, so built once (and never changed)."""
+    step = resolution_of(interval, timespan)
+    first = floor(window.start - lookback, interval)
     ends, at = [], first + step
     while at <= window.end:
         ends.append(at)
@@ -427,18 +619,20 @@ def _positions(rule: Rule, window: Window, options: Options) -> list[datetime]:
         # The sub-window ending at the window's own end: an open window evaluated early
         # (``Engine(early=True)``) ends at "now", between two steps, and must see the newest events.
         ends.append(window.end)
-    return ends
+    scope = (
+        {"range": {"@timestamp": {"gte": iso(ends[0] - timespan), "lt": iso(ends[-1])}}},
+        # What a live run at the window's end could have seen: a catch-up run gives the same answer.
+        {"range": {"event.ingested": {"lt": iso(window.end)}}},
+    )
+    ranges = tuple({"key": iso(p), "from": iso(p - timespan), "to": iso(p)} for p in ends)
+    key = ("correlation", iso(window.end), *(r["key"] + r["from"] for r in ranges))
+    return scope, ranges, key
 
 
 def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
     assert rule.timespan is not None
-    ends = _positions(rule, window, options)
-    scope = (
-        {"range": {"@timestamp": {"gte": iso(ends[0] - rule.timespan), "lt": iso(ends[-1])}}},
-        # What a live run at the window's end could have seen: a catch-up run gives the same answer.
-        {"range": {"event.ingested": {"lt": iso(window.end)}}},
-    )
-    ranges = tuple({"key": iso(p), "from": iso(p - rule.timespan), "to": iso(p)} for p in ends)
+    scope, ranges, key = _sliding(window, rule.interval, rule.timespan,
+                                  options.correlation_lookback)  # fmt: skip
     # The newest event of a sub-window tells in which slot the condition became true, so a burst
     # alerts in the slots where it happens, not for a whole timespan after it ended.
     inner: dict[str, Any] = {"last": {"max": {"field": "@timestamp"}}}
@@ -457,9 +651,158 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
         # ordinals of a field with hundreds of thousands of values (user.name, source.ip).
         aggs = {"g": {"terms": {"field": name, "size": GROUP_SIZE, "min_doc_count": minimum,
                                 "execution_hint": "map"}, "aggs": aggs}}  # fmt: skip
-    key = ("correlation", iso(window.end), *(r["key"] + r["from"] for r in ranges))
     match = _match(rule.combined_query, tuning, window.end)
-    return Parts(key, scope, match, aggs, ranges)
+    return Parts(key, scope, match, aggs, ranges, minimum=minimum)
+
+
+@dataclass(frozen=True, slots=True)
+class Counting:
+    """How :func:`counted` evaluates one correlation from a :func:`correlation_scan`: its
+    events (a tree of named parts), and for a ``temporal`` one, each referenced rule's."""
+
+    rule: Rule
+    ranges: tuple[dict[str, str], ...]
+    tree: Node
+    bases: tuple[tuple[str, Node], ...] = ()
+    minimum: int = 1
+
+
+def correlation_scan(
+    batch: Sequence[tuple[Rule, Parts]], limit: int
+) -> tuple[dict[str, Any], list[Counting]]:
+    """One search for correlations sharing a scope that returns the scope's events matching
+    any of them (up to ``limit``), with the parts each matches, the group-by and value fields and
+    the time, so the sliding sub-windows are counted in Python (:func:`counted`) instead of one
+    aggregation tree per rule under every sub-window. The events a correlation counts are few
+    (failures of one kind), while its aggregations cost the same however few they are."""
+    names = _Names()
+    plans: list[Counting] = []
+    wanted: dict[str, dict[str, Any]] = {}
+    optional: dict[str, dict[str, Any]] = {}
+    fields = dict.fromkeys(_SAMPLE_FIELDS)
+    for n, (rule, part) in enumerate(batch):
+        excepted = bool(part.match["bool"]["must_not"])
+        tree = (names.part(part.match, f"correlation {n}") if excepted
+                else names.tree(decompose(rule.combined_query)))  # fmt: skip
+        bases: tuple[tuple[str, Node], ...] = ()
+        if rule.kind is Kind.TEMPORAL:
+            bases = tuple((rid, names.tree(decompose(q))) for rid, q in rule.base)
+            # Also named outside the filter (which may hold them whole, or behind an exception),
+            # only to say which referenced rule each event meets.
+            optional.update((repr(b), names.query(b)) for _, b in bases)
+        # Rules counting the same events (one failure kind grouped by user, by IP) match once.
+        wanted.setdefault(repr(tree), names.query(tree))
+        fields.update(dict.fromkeys(rule.group_by))
+        if rule.value_field:
+            fields[rule.value_field] = None
+        plans.append(Counting(rule, part.ranges, tree, bases, part.minimum))
+    anything = {"bool": {"should": list(wanted.values()), "minimum_should_match": 1}}
+    query: dict[str, Any] = {"bool": {"filter": [*batch[0][1].scope, anything]}}
+    if optional:
+        query["bool"]["should"] = list(optional.values())
+    body = {
+        "size": limit,
+        "track_total_hits": limit + 1,
+        "_source": False,
+        "docvalue_fields": [{"field": "@timestamp", "format": "epoch_millis"}, *fields],
+        "sort": [{"@timestamp": "asc"}],
+        "query": query,
+    }
+    return body, plans
+
+
+def counted(plans: Sequence[Counting], answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The answer of :func:`correlation_scan` as one answer per correlation: per sliding
+    sub-window, its groups with their count, newest event, distinct values, referenced rules met
+    and earliest events (the samples), as the aggregations give them; None when the scope held
+    more matching events than the scan returned (the caller then falls back to aggregations)."""
+    hits = answer.get("hits", {}).get("hits", [])
+    if answer.get("hits", {}).get("total", {}).get("value", 0) > len(hits):
+        return None
+    masks: dict[str, int] = {}
+    for bit, hit in enumerate(hits):
+        for name in hit.get("matched_queries", ()):
+            masks[name] = masks.get(name, 0) | (1 << bit)
+    times = [float((hit.get("fields", {}).get("@timestamp") or [0])[0]) for hit in hits]
+    docs = _Samples(hits)
+
+    answers = []
+    keys: dict[tuple[int, tuple[str, ...]], list[tuple[str, ...]]] = {}
+    for plan in plans:
+        rule = plan.rule
+        events = _bits(_matches(plan.tree, masks))  # in time order, as the hits
+        moments = [times[bit] for bit in events]
+        grouped = []
+        for bit in events:
+            if (bit, rule.group_by) not in keys:
+                keys[bit, rule.group_by] = _group_keys(hits[bit], rule.group_by)
+            grouped.append((bit, keys[bit, rule.group_by]))
+        bases = [(rid, _matches(tree, masks)) for rid, tree in plan.bases]
+        slides = []
+        for window in plan.ranges:
+            low = bisect.bisect_left(moments, _millis(window["from"]))
+            high = bisect.bisect_left(moments, _millis(window["to"]))
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for bit, in_groups in grouped[low:high]:
+                for key in in_groups:
+                    groups.setdefault(key, []).append(bit)
+            leaves = []
+            for key, bits in groups.items():
+                if len(bits) < plan.minimum:
+                    continue
+                leaf: dict[str, Any] = {
+                    "doc_count": len(bits),
+                    "last": {"value": times[bits[-1]]},
+                    "samples": {"docs": [docs[b] for b in bits[:SAMPLES]]},
+                }
+                if rule.value_field:
+                    values = {_key(v) for b in bits for v in _values(hits[b], rule.value_field)}
+                    leaf["values"] = {"value": len(values)}
+                if bases:
+                    leaf["rules"] = {"buckets": {rid: {"doc_count": sum(1 for b in bits
+                                                                      if mask >> b & 1)}
+                                                 for rid, mask in bases}}  # fmt: skip
+                leaves.append((dict(zip(rule.group_by, key, strict=True)), leaf))
+            slides.append((window["key"], leaves))
+        answers.append({"slides": slides})
+    return answers
+
+
+def _bits(mask: int, limit: int | None = None) -> list[int]:
+    """The positions of the set bits of ``mask``, lowest first (the hits' time order), at most
+    ``limit`` of them."""
+    found: list[int] = []
+    while mask and len(found) != limit:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return found
+
+
+@functools.lru_cache(maxsize=8192)
+def _millis(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def _values(hit: Mapping[str, Any], name: str) -> list[Any]:
+    return list(hit.get("fields", {}).get(name) or ())
+
+
+def _key(value: Any) -> str:
+    """A field value as a ``terms`` bucket names it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _group_keys(hit: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[str, ...]]:
+    """The groups an event falls in: one per combination of its values of the group-by fields
+    (an event without a value of one is in none, as with ``terms``)."""
+    keys: list[tuple[str, ...]] = [()]
+    for name in fields:
+        values = sorted({_key(v) for v in _values(hit, name)})
+        keys = [(*key, value) for key in keys for value in values]
+    return keys
 
 
 def needs_samples(rule: Rule, tuning: Tuning) -> bool:
@@ -505,14 +848,15 @@ def _correlation_findings(
     assert rule.condition is not None
     assert rule.timespan is not None
     best: dict[tuple[datetime, tuple[tuple[str, str], ...]], Finding] = {}
-    slide = answer.get("aggregations", {}).get("slide", {}).get("buckets", {})
-    for key, bucket in slide.items():
-        end = datetime.fromisoformat(key.replace("Z", "+00:00"))
-        slot_start = floor(end - timedelta(milliseconds=1), rule.interval)
-        slot = Window(slot_start, slot_start + rule.interval)
-        for group, leaf in _leaves(bucket, rule.group_by, {}):
+    slides = answer.get("slides")
+    if slides is None:  # aggregations (:func:`compose`), not a scan (:func:`counted`)
+        slide = answer.get("aggregations", {}).get("slide", {}).get("buckets", {})
+        slides = [(key, _leaves(bucket, rule.group_by, {})) for key, bucket in slide.items()]
+    for key, leaves in slides:
+        end, slot = _slot(key, rule.interval)
+        for group, leaf in leaves:
             value = _value(rule, leaf)
-            samples = _hits(leaf["samples"]) if "samples" in leaf else ()
+            samples = _samples_of(leaf["samples"]) if "samples" in leaf else ()
             province = group.get("locality.province.code") or _province(samples)
             condition = tuning.threshold_for(province, rule.condition)
             last = leaf["last"].get("value")
@@ -523,6 +867,18 @@ def _correlation_findings(
                 span = None if "samples" in leaf else (iso(end - rule.timespan), iso(end))
                 best[ident] = Finding(slot, group, value, samples, span)
     return sorted(best.values(), key=lambda f: (f.window.start, sorted(f.group.items())))
+
+
+@functools.lru_cache(maxsize=8192)
+def _slot(key: str, interval: timedelta) -> tuple[datetime, Window]:
+    """The end of a sub-window (its key), and the slot of ``interval`` it closes."""
+    end = datetime.fromisoformat(key.replace("Z", "+00:00"))
+    start = floor(end - timedelta(milliseconds=1), interval)
+    return end, Window(start, start + interval)
+
+
+def _samples_of(samples: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(samples["docs"]) if "docs" in samples else _hits(samples)
 
 
 def _province(samples: Sequence[Mapping[str, Any]]) -> str | None:

@@ -109,6 +109,19 @@ def expected_properties(kind: Kind) -> Json:
     return props
 
 
+def lowercase_keywords(kind: Kind) -> frozenset[str]:
+    """The fields of ``kind`` indexed as lowercase-normalised keywords with doc values: what a
+    search reads back from doc values is exactly what a query on them matches against."""
+    return frozenset(
+        path
+        for path, spec in _leaves(expected_properties(kind)).items()
+        if spec.get("type") == "keyword"
+        and spec.get("normalizer") == "soc_lowercase"
+        and spec.get("doc_values", True)
+        and spec.get("index", True)
+    )
+
+
 def setup(es: Elasticsearch, indices: Indices, *, replicas: int = 0) -> SetupReport:
     """Install templates and fixed indices; check existing ones. Safe to run at every start."""
     report = SetupReport()

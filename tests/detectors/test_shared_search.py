@@ -13,8 +13,9 @@ from elasticsearch import Elasticsearch
 
 from detectors.base import Window, iso
 from detectors.sigma.compiler import load_rules
+from detectors.sigma.models import Kind
 from detectors.sigma.runner import Engine, Outcome
-from detectors.sigma.search import Tuning, decompose
+from detectors.sigma.search import Exception_, Local, Tuning, decompose
 from soc.es.indices import Indices
 from soc.events.service import index_events
 
@@ -28,7 +29,7 @@ PROVINCES: dict[str, list[str | None]] = {
 }
 
 
-def _events(count: int) -> list[dict[str, Any]]:
+def _events(count: int, users: int = 3) -> list[dict[str, Any]]:
     """Four minutes of mixed traffic where every shipped rule has something to find: scanners,
     denied and failing requests, OTP and VNeID failures, across provinces and wards, some late."""
     rng = random.Random(7)
@@ -45,7 +46,7 @@ def _events(count: int) -> list[dict[str, Any]]:
             "event": {"kind": "event", "ingested": iso(at + rng.choice([SECOND, 70 * SECOND]))},
             "locality": locality,
             "source": {"ip": f"203.0.113.{rng.randrange(4)}"},
-            "user": {"name": f"citizen{rng.randrange(3)}"},
+            "user": {"name": f"citizen{rng.randrange(users)}"},
         }
         if n % 3:
             doc["service"] = {"name": rng.choice(["web-portal", "one-stop-shop"])}
@@ -95,6 +96,33 @@ def test_a_scan_of_the_window_finds_what_per_rule_aggregations_find(
     assert _evaluate(busy) == expected
 
 
+def test_correlations_counted_from_a_scan_equal_their_aggregations(
+    es: Elasticsearch, ready: Indices
+) -> None:
+    """Every kind of correlation (event_count, value_count, temporal), with an exception and a
+    per-province threshold, counted in Python from one scan of its events: the same findings,
+    counts and samples as the aggregations under sliding sub-windows."""
+    index_events(es, ready, _events(900, users=40), refresh=True)
+    index_events(es, ready, _events(300), refresh=True)
+    expires = T0 + timedelta(days=1)
+    tunings = [
+        Tuning(),
+        Tuning(thresholds=(("01", 2), ("79", 40))),
+        Tuning(exceptions=(Exception_("source.ip", "203.0.113.1", "pentest", "admin", expires),)),
+    ]
+    correlations = [r for r in RULES if r.kind.is_correlation]
+    aggregations = Engine(es, ready, correlations)
+    aggregations.scan_limit = 0
+    scanning = Engine(es, ready, correlations)
+    kinds: set[Kind] = set()
+    for tuning in tunings:
+        expected = _evaluate(aggregations, tuning)
+        assert _evaluate(scanning, tuning) == expected
+        kinds |= {r.kind for r in correlations for rid, _, found in expected
+                  if rid == r.id and found}  # fmt: skip
+    assert kinds == {Kind.EVENT_COUNT, Kind.VALUE_COUNT, Kind.TEMPORAL}
+
+
 def test_correlation_samples_read_for_the_findings_equal_those_read_with_the_counts(
     es: Elasticsearch, ready: Indices
 ) -> None:
@@ -109,6 +137,70 @@ def test_correlation_samples_read_for_the_findings_equal_those_read_with_the_cou
     assert len(found) >= 5, "the traffic makes correlation findings"
     assert all(samples for *_, samples, _ in found)
     assert later == inline
+
+
+QUERIES = [
+    "id=1",
+    "q=1' UNION SELECT password FROM users",
+    "f=../../etc/passwd",
+    "q=' OR 1=1",
+    "p=..%2F..%2Fwin.ini",
+    "q=SLEEP(5)",
+    "q=union",
+    "page=2",
+    "x=Information_Schema",
+]
+AGENTS = ["Mozilla/5.0", "SQLMap/1.8", "python-requests nikto", "Nuclei - open source", "curl"]
+
+
+def test_leading_wildcards_matched_on_doc_values_find_what_lucene_finds(
+    es: Elasticsearch, ready: Indices
+) -> None:
+    """``contains`` patterns on URL queries and user agents (mixed case, escaped characters,
+    field groups) are matched in Python on the scan's doc values: the same findings as Lucene's
+    wildcard queries in the aggregations."""
+    rng = random.Random(11)
+    events = []
+    for _ in range(500):
+        at = T0 + timedelta(seconds=rng.uniform(0, 240))
+        events.append({
+            "@timestamp": iso(at),
+            "event": {"kind": "event", "ingested": iso(at + SECOND), "category": ["web"]},
+            "service": {"name": "web-portal"},
+            "locality": {"province": {"code": rng.choice(sorted(PROVINCES))}},
+            "source": {"ip": f"203.0.113.{rng.randrange(4)}"},
+            "http": {"response": {"status_code": rng.choice([200, 403, 500])}},
+            "url": {"query": rng.choice(QUERIES), "path": rng.choice(["/", "/../etc/passwd"])},
+            "user_agent": {"original": rng.choice(AGENTS)},
+        })  # fmt: skip
+    index_events(es, ready, events, refresh=True)
+    local = [r for r in RULES if not r.kind.is_correlation and any(
+        Local.parse(leaf) for leaf in _leaves(decompose(r.query)))]  # fmt: skip
+    assert len(local) >= 3, "the web attack rules have leading-wildcard parts"
+    aggregations = Engine(es, ready, local)
+    aggregations.scan_limit = 0
+    expected = _evaluate(aggregations)
+    assert sum(len(found) for *_, found in expected) >= 10
+    finding = {rule_id for rule_id, _, found in expected if found}
+    assert {r.id for r in local} <= finding, "every such rule finds something"
+    assert _evaluate(Engine(es, ready, local)) == expected
+
+
+def _leaves(node: Any) -> list[str]:
+    return [node] if isinstance(node, str) else [x for child in node[1] for x in _leaves(child)]
+
+
+def test_only_plain_leading_wildcards_on_lowercase_keywords_are_matched_locally() -> None:
+    assert Local.parse("url.query:*id\\=1*") == [Local("url.query", "id=1", contains=True)]
+    assert Local.parse("user_agent.original:(*SQLMap* OR *.exe)") == [
+        Local("user_agent.original", "sqlmap", contains=True),
+        Local("user_agent.original", ".exe", contains=False),
+    ]
+    assert Local.parse("url.query:(*a* OR b*)") is None  # a prefix: cheap for Lucene anyway
+    assert Local.parse("url.query:*a?b*") is None  # a single-character wildcard
+    assert Local.parse("source.ip:*10*") is None  # not a lowercase keyword
+    assert Local.parse("event.original:*x*") is None  # no doc values
+    assert Local.parse("url.query:*đ*") is None  # lowercase rules beyond ASCII: Lucene's
 
 
 def test_queries_are_split_into_parts_only_where_the_meaning_is_certain() -> None:
