@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -48,7 +49,13 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "bench" / "reports" / "anomaly.md"
 PERF_REPORT = ROOT / "bench" / "reports" / "anomaly-perf.md"
 SCENARIOS = ROOT / "bench" / "anomaly-scenarios.yaml"
-SILENCE_RULES = {"anomaly-outage", "anomaly-collector-silence"}
+#: Alerts that come from no feature row (silence, probes, dossier pairing): out of a forest's reach.
+NO_ROW_RULES = {
+    "anomaly-outage",
+    "anomaly-collector-silence",
+    "anomaly-endpoint-down",
+    "anomaly-unsynced-dossiers",
+}
 VN_OFFSET = timedelta(hours=7)
 PARTS = ("features_commune", "features_province", "judge", "silence", "probes", "unsynced")
 
@@ -63,6 +70,9 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("--prefix", default=None, help="Index prefix (default: a fresh one).")
     parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument(
+        "--backfill-note", default="", help="With --skip-backfill: how the kept events were made."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark's indices.")
     parser.add_argument(
         "--backfill-only", action="store_true", help="Backfill (and keep) the indices, then stop."
@@ -117,6 +127,43 @@ def _evaluate_retrying(es, indices, w, model, settings):  # type: ignore[no-unty
     raise AssertionError("unreachable")
 
 
+def _volumes(es, indices, start: datetime, end: datetime) -> list[str]:  # type: ignore[no-untyped-def]
+    """Events per local day, and how many are probe results and sync pushes."""
+    answer = es.search(
+        index=indices.events,
+        size=0,
+        query={"range": {"@timestamp": {"gte": start.isoformat(), "lt": end.isoformat()}}},
+        aggs={
+            "day": {
+                "date_histogram": {
+                    "field": "@timestamp",
+                    "calendar_interval": "day",
+                    "time_zone": "+07:00",
+                },
+                "aggs": {
+                    "probe": {"filter": {"term": {"event.dataset": "probe.http"}}},
+                    "sync": {"filter": {"term": {"service.name": "portal-sync"}}},
+                },
+            }
+        },
+    )
+    rows = [
+        "",
+        "Events per local day (Asia/Ho_Chi_Minh), with the health-probe results and sync pushes:",
+        "",
+        "| local day | events | probe results | share | portal-sync pushes |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for b in answer["aggregations"]["day"]["buckets"]:
+        day = datetime.fromisoformat(b["key_as_string"][:10])
+        n, probe = b["doc_count"], b["probe"]["doc_count"]
+        rows.append(
+            f"| {day:%a %m-%d} | {n:,} | {probe:,} | {probe / max(n, 1):.0%} "
+            f"| {b['sync']['doc_count']:,} |"
+        )
+    return rows
+
+
 def _busy_bucket(score_start: datetime, days: int) -> datetime:
     """10:00 in Vietnam (the day's peak) of the first scored weekday, else of the first day."""
     for i in range(days):
@@ -166,7 +213,7 @@ def main() -> None:
         # Re-scoring kept events: the alerts and checkpoint of an earlier run must not count.
         es.options(ignore_status=404).indices.delete(index=f"{indices.alerts},{indices.state}")
     setup(es, indices, replicas=0)
-    lines: list[str] = []
+    lines: list[str] = [f"- backfill: {args.backfill_note}"] if args.backfill_note else []
     if not args.skip_backfill:
         filled = backfill(es, indices, plan, train_start, score_end)
         print(f"backfilled {filled.created} events in {filled.seconds:.0f} s", flush=True)
@@ -178,6 +225,7 @@ def main() -> None:
     if args.backfill_only:
         print(f"kept {events:,} events under {prefix}")
         return
+    args.volumes = _volumes(es, indices, train_start, score_end)
 
     began = time.perf_counter()
     model, _path = flows.train(es, indices, settings, score_start, days=args.train_days)
@@ -215,7 +263,7 @@ def main() -> None:
         for name, spans in _periods(score_start, args.score_days).items()
     }
     began = time.perf_counter()
-    live_rows = sum(v for k, v in per_rule.items() if k not in SILENCE_RULES)
+    live_rows = sum(v for k, v in per_rule.items() if k not in NO_ROW_RULES)
     forest = anomaly_iforest.compare(
         es, indices, model, windows, plan.labels(), train_start, score_start, 2 * bucket, live_rows
     )
@@ -271,7 +319,8 @@ def _write(
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({os.cpu_count()} cores), "
-        f"command `.venv/bin/python bench/anomaly.py` (scale {args.scale}, all 34 provinces, "
+        f"command `{' '.join(['.venv/bin/python bench/anomaly.py', *sys.argv[1:]])}`"
+        f" (scale {args.scale}, all 34 provinces, "
         f"3,321 communes, 8 services). Elasticsearch shared with other work on the machine.",
         "",
         "## Conditions",
@@ -281,6 +330,7 @@ def _write(
         + " (other engineers' test sessions share the 2 cores)",
         f"- events in the store: {events:,}; scored period {score_start:%Y-%m-%d %H:%M} - "
         f"{score_end:%Y-%m-%d %H:%M} UTC; bucket {windows[0].span}",
+        *getattr(args, "volumes", []),
         "",
         "## Performance",
         "",
@@ -361,8 +411,9 @@ def _forest_section(forest: dict, result) -> list[str]:  # type: ignore[no-untyp
     rows = ["", "## The alternative measured: Isolation Forest on the same residual features", ""]
     rows += [
         f"Fitted on {forest['training_rows']:,} hourly training rows, applied to "
-        f"{forest['scored_rows']:,} scored rows in {forest['seconds']:.0f} s. Silence has no row, "
-        "so outages of silent keys are out of its reach by construction.",
+        f"{forest['scored_rows']:,} scored rows in {forest['seconds']:.0f} s. Silence, failing "
+        "probes and unsynced dossiers have no feature row, so they are out of its reach by "
+        "construction.",
         "",
         "| method | flagged | precision | recall | missed kinds |",
         "| --- | --- | --- | --- | --- |",
@@ -371,7 +422,7 @@ def _forest_section(forest: dict, result) -> list[str]:  # type: ignore[no-untyp
         ("seasonal robust statistics (live model)", result),
         ("Isolation Forest, contamination auto", forest["auto"]),
         (
-            f"Isolation Forest, top {forest['top_n']} (live model's non-silence alert count)",
+            f"Isolation Forest, top {forest['top_n']} (live model's alerts on feature rows)",
             forest["top"],
         ),
     ):
