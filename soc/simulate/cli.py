@@ -78,7 +78,7 @@ def backfill_cmd(
     ] = None,
     probes: Annotated[
         bool,
-        typer.Option(help="Also the health-probe results of every fleet endpoint (~85,000 a day)."),
+        typer.Option(help="Also the health-probe results of every fleet endpoint (~90,000 a day)."),
     ] = False,
 ) -> None:
     """Index days of normalised events straight into Elasticsearch (fast; for training/tests)."""
