@@ -384,8 +384,12 @@ def _report(args: argparse.Namespace, total: int, rate: float, window: Window,
         f"{args.repeat} rounds after one warm-up",
         "- rule mix: 3 plain rules (webserver query_string) per event_count correlation "
         "(date_range + terms over a 5-minute timespan); *noisy*: plain rules over 7 user-agent "
-        "words x 5 statuses, thousands of findings per cycle; *distinct*: every plain rule "
-        "looks for words of its own (user agent or URL query, and a status), mostly quiet",
+        "words x 5 statuses (35 distinct queries), thousands of findings per cycle; "
+        "*distinct*: every plain rule looks for words of its own (user agent or URL query, "
+        "and a status), mostly quiet",
+        "- every rule's findings of the `_msearch` cycle (window, group, count) were checked "
+        "equal to those of its own search (the *one query per rule* column: per-rule "
+        "aggregations) in this run",
         "",
         "| mix | rules | `_msearch` cycle (s) | one query per rule (s) | msearch vs 50 rules "
         "| findings per cycle |",
