@@ -342,7 +342,7 @@ def report(
         f"- **pipeline / raw `_bulk`: {ratio:.0%}** (median of the per-round ratios; goal ≥ 80%)",
         f"- collector CPU: {cores:.2f} cores at {pipe_rate:,.0f} events/s = "
         f"**{cores / (pipe_rate / 1000):.3f} cores per 1,000 events/s** (user + system time of "
-        "the collector process, all threads), i.e. "
+        "the collector process, all threads, and of its parse workers), i.e. "
         f"{us_event:.0f} µs of collector CPU per event",
         f"- Elasticsearch CPU per event (`_nodes/stats`): {es_raw_us:.0f} µs under raw `_bulk`, "
         f"{es_pipe_us:.0f} µs under the pipeline (medians)",
