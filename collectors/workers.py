@@ -132,7 +132,8 @@ class _Worker:
         return reply
 
     def _recv(self) -> Any:
-        # poll first: a worker stuck in the kernel with the pipe open still shows as dead here.
+        # A dead worker's pipe normally reads as end of file; should something else still hold
+        # it open, polling with a timeout still notices the death.
         while not self.conn.poll(1.0):
             if not self.process.is_alive():
                 raise self._died()
@@ -244,6 +245,9 @@ class Normalisers:
                 self._all.remove(worker)
         worker.conn.close()
         self._failed_starts = 0 if worker.started else self._failed_starts + 1
+        if self._closed:  # closing: a batch that was in flight is normalised here, no new worker
+            log.error("%s%s", exc, batch)
+            return worker
         if self._failed_starts >= MAX_FAILED_STARTS:
             # A worker that cannot even start (a broken install, no memory) will not start next
             # time either: parse here from now on rather than spawn one per batch.
