@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,21 +77,31 @@ def _events(series: dict[str, Series]) -> Iterator[dict[str, Any]]:
     yield from heartbeats("col-b", "01", start, T + timedelta(hours=1))
 
 
+@contextmanager
+def trained(
+    es: Elasticsearch, es_url: str, var_dir: Path, events: Iterable[dict[str, Any]], at: datetime
+) -> Iterator[tuple[Settings, Indices, Model, Path]]:
+    """``events`` in a fresh index prefix and a model trained on them up to ``at``; the prefix
+    and ``var_dir`` are removed afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    settings = load_settings(es_url=es_url, index_prefix=prefix, var_dir=var_dir)
+    indices = Indices(prefix)
+    setup(es, indices)
+    result = index_events(es, indices, iter(events), refresh=True, chunk_size=5000)
+    assert not result.errors
+    model, path = train(es, indices, settings, at)
+    try:
+        yield settings, indices, model, path
+    finally:
+        teardown(es, prefix)
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def world(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    var_dir = tmp_path_factory.mktemp("anomaly")
-    settings = load_settings(es_url=es_url, index_prefix=prefix, var_dir=var_dir)
-    indices = Indices(prefix)
-    setup(es, indices)
     series = _series()
-    result = index_events(es, indices, _events(series), refresh=True, chunk_size=5000)
-    assert not result.errors
-    model, path = train(es, indices, settings, T)
-    try:
+    var_dir = tmp_path_factory.mktemp("anomaly")
+    with trained(es, es_url, var_dir, _events(series), T) as (settings, indices, model, path):
         yield World(settings, indices, model, path, series)
-    finally:
-        teardown(es, prefix)
-        shutil.rmtree(var_dir, ignore_errors=True)

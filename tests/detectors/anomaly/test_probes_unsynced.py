@@ -14,11 +14,9 @@ World (Hà Nội, wards A..F, ``T`` = Monday 07:00 in Vietnam, one day of histor
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +28,15 @@ from detectors.anomaly import probes, unsynced
 from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.baseline.persistence import load
 from detectors.anomaly.features import Key, Level, extract
-from detectors.anomaly.flows import evaluate, train
-from soc.config import Settings, load_settings
+from detectors.anomaly.flows import evaluate
+from soc.config import Settings
 from soc.es.indices import Indices
-from soc.es.templates import setup, teardown
-from soc.events.service import index_events
 from soc.localities import Locality, Ward, catalogue
 from soc.services import Service
 from soc.simulate.formats import to_ecs
 from soc.simulate.models import AppRecord, ProbeRecord
+from tests.detectors.anomaly.conftest import T, trained
 
-T = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
 START = T - timedelta(days=1)
 END = T + timedelta(hours=4)
 Q = timedelta(minutes=15)
@@ -114,21 +110,11 @@ def _dossiers(w: dict[str, Ward]) -> Iterator[dict[str, Any]]:
 def world(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    var_dir = tmp_path_factory.mktemp("anomaly-probes")
-    settings = load_settings(es_url=es_url, index_prefix=prefix, var_dir=var_dir)
-    indices = Indices(prefix)
-    setup(es, indices)
     w = dict(zip("ABCDEF", catalogue().wards_of("01")[:6], strict=True))
+    var_dir = tmp_path_factory.mktemp("anomaly-probes")
     events = [*_probes(w), *_dossiers(w)]
-    result = index_events(es, indices, iter(events), refresh=True, chunk_size=5000)
-    assert not result.errors
-    model, path = train(es, indices, settings, T)
-    try:
+    with trained(es, es_url, var_dir, events, T) as (settings, indices, model, path):
         yield World(settings, indices, model, path, w)
-    finally:
-        teardown(es, prefix)
-        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def _rules(es: Elasticsearch, world: World, offset: timedelta, rule: str) -> list[Any]:
