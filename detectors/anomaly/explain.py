@@ -17,6 +17,8 @@ from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
 from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
 from detectors.anomaly.silence import CollectorSilence, Silence
+from detectors.anomaly.syncjob import MIN_RUN as MIN_SYNC_RUN
+from detectors.anomaly.syncjob import FailingCommune, StoppedJob
 from detectors.anomaly.unsynced import Backlog
 from detectors.base import iso
 from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef, Severity, Window
@@ -30,6 +32,8 @@ TITLES: dict[str, str] = {
     "collector-silence": "Collector silent (no events, no heartbeat)",
     "endpoint-down": "Health probe failing (endpoint down)",
     "unsynced-dossiers": "Dossiers not synchronised to the national portal",
+    "sync-failing": "Sync job failing for a commune",
+    "sync-job-stopped": "Sync job to the national portal stopped",
     "error-storm": "Surge of server errors (5xx)",
     "access-denied-surge": "Surge of access denied (401/403)",
     "failure-surge": "Surge of failed operations",
@@ -44,6 +48,8 @@ SEVERITY: dict[str, Severity] = {
     "collector-silence": Severity.MEDIUM,
     "endpoint-down": Severity.HIGH,
     "unsynced-dossiers": Severity.HIGH,
+    "sync-failing": Severity.HIGH,
+    "sync-job-stopped": Severity.HIGH,
     "error-storm": Severity.HIGH,
     "failure-surge": Severity.HIGH,
     "otp-verify-failure": Severity.HIGH,
@@ -401,6 +407,118 @@ def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) 
         entity=Entity(type="service", value=b.key.service),
         group=group(b.key),
         count=t.unsynced,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
+def sync_failing_alert(f: FailingCommune, score: float, window: Window, created: datetime) -> Alert:
+    """A commune the province's sync job failed to sync ``runs`` runs in a row."""
+    where = place(f.key)
+    last_ok = f"the last run that synced it was at {iso(f.last_ok)}" if f.last_ok else (
+        "no run synced it within the look-back"
+    )  # fmt: skip
+    explanation = {
+        "kind": "sync-failing",
+        "level": f.key.level.value,
+        "since": iso(f.since),
+        "last_ok": iso(f.last_ok) if f.last_ok else None,
+        "last_error": f.error,
+        "last_reason": f.reason,
+        "last_run_id": f.run_id,
+        "features": [
+            {
+                "feature": "sync_failures_in_a_row",
+                "label": "sync runs in a row that failed for the commune",
+                "unit": "runs",
+                "observed": f.runs,
+                "expected": _number(f.share),
+                "band": [0, MIN_SYNC_RUN - 1],
+                "events": f.runs,
+                "p_value": float(f"{f.p_value:.3g}"),
+            }
+        ],
+    }
+    reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
+        f" ({f.error or f.reason})" if f.error or f.reason else ""
+    )  # fmt: skip
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule("sync-failing"),
+        severity=severity("sync-failing", score, f.key),
+        title=f"{TITLES['sync-failing']}: {_where(where)}",
+        summary=(
+            f"The sync job of {where.province_name} to the national portal has failed for "
+            f"{_where(where)} in {f.runs} runs in a row since {iso(f.since)}{reason}; "
+            f"{last_ok}. Normally {f.share:.2%} of its runs fail for this commune, so "
+            f"{f.runs} in a row are improbable (p = {f.p_value:.1g}): its dossiers are not "
+            "reaching the national portal. Check the commune's connection to the sync job."
+        ),
+        window=window,
+        place=where,
+        service=f.key.service,
+        entity=Entity(type="service", value=f.key.service),
+        group=group(f.key),
+        count=f.runs,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
+def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: datetime) -> Alert:
+    """A province's sync job that wrote no run record for ``missed`` of its periods."""
+    where = place(s.key)
+    since = s.last_run or window.end - s.missed * s.period
+    silent = _duration(window.end - since)
+    last = f"its last run record was at {iso(s.last_run)}" if s.last_run else (
+        f"no run record at all for at least {silent}"
+    )  # fmt: skip
+    heard = (
+        f" Its collector ({', '.join(s.collectors)}) is alive, so the job itself stopped."
+        if s.collectors
+        else " No collector is known for its records."
+    )
+    explanation = {
+        "kind": "sync-job-stopped",
+        "level": s.key.level.value,
+        "since": iso(since),
+        "since_known": s.last_run is not None,
+        "last_run": iso(s.last_run) if s.last_run else None,
+        "period_minutes": _number(s.period.total_seconds() / 60),
+        "collectors": list(s.collectors),
+        "collector_heard": bool(s.collectors),
+        "features": [
+            {
+                "feature": "sync_runs_missing",
+                "label": "sync runs due with no run record",
+                "unit": "runs",
+                "observed": s.missed,
+                "expected": _number(s.share),
+                "band": [0, MIN_SYNC_RUN - 1],
+                "events": 0,
+                "p_value": float(f"{s.p_value:.3g}"),
+            }
+        ],
+    }
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule("sync-job-stopped"),
+        severity=severity("sync-job-stopped", score, s.key),
+        title=f"{TITLES['sync-job-stopped']}: {_where(where)}",
+        summary=(
+            f"The sync job of {_where(where)} to the national portal usually runs every "
+            f"{_duration(s.period)}; {last}, so {s.missed} runs are missing (normally "
+            f"{s.share:.2%} of its runs are; p = {s.p_value:.1g}). No dossier of the "
+            f"province reaches the national portal until it runs again.{heard}"
+        ),
+        window=window,
+        place=where,
+        service=s.key.service,
+        entity=Entity(type="service", value=s.key.service),
+        group=group(s.key),
+        count=0,
         score=score,
         explanation=explanation,
         created=created,

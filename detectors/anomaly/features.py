@@ -5,10 +5,11 @@ Every number comes from Elasticsearch composite aggregations over ``soc-events-*
 and services, not with the traffic. Two levels are extracted: *commune* (events that carry a
 ``locality.ward.code``) and *province* (all events of the province, commune or not).
 
-Collector heartbeats (``event.dataset: collector.heartbeat``) and health-probe results
-(``probe.http``) are not traffic and are excluded here; :mod:`detectors.anomaly.silence` reads
-the heartbeats, :mod:`detectors.anomaly.probes` the probe results. This module must not score
-anything.
+Collector heartbeats (``event.dataset: collector.heartbeat``), health-probe results
+(``probe.http``) and the sync job's run records (``event.action: sync-run``) are not traffic and
+are excluded here; :mod:`detectors.anomaly.silence` reads the heartbeats,
+:mod:`detectors.anomaly.probes` the probe results, :mod:`detectors.anomaly.syncjob` the runs.
+This module must not score anything.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from soc.es.indices import Indices
 HEARTBEAT_DATASET = "collector.heartbeat"
 #: Health-probe results: soc's own checks, judged by :mod:`detectors.anomaly.probes`, not traffic.
 PROBE_DATASET = "probe.http"
+#: The sync job's own run records (one per run, one per commune it could not sync): a regular
+#: series judged by :mod:`detectors.anomaly.syncjob`, not traffic.
+SYNC_RUN_ACTION = "sync-run"
 #: The service of a key that counts every service of its locality: a one-stop shop that stops
 #: sending anything is a stronger signal than each of its small services alone.
 ALL_SERVICES = "*"
@@ -159,8 +163,11 @@ def traffic_query(start: datetime, end: datetime, level: Level) -> dict[str, Any
     ]
     if level is Level.COMMUNE:
         must.append({"exists": {"field": "locality.ward.code"}})
-    not_traffic = {"terms": {"event.dataset": [HEARTBEAT_DATASET, PROBE_DATASET]}}
-    return {"bool": {"filter": must, "must_not": [not_traffic]}}
+    not_traffic = [
+        {"terms": {"event.dataset": [HEARTBEAT_DATASET, PROBE_DATASET]}},
+        {"term": {"event.action": SYNC_RUN_ACTION}},
+    ]
+    return {"bool": {"filter": must, "must_not": not_traffic}}
 
 
 def composite_pages(

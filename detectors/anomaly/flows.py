@@ -19,7 +19,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
-from detectors.anomaly import explain, probes, scoring, silence, unsynced
+from detectors.anomaly import explain, probes, scoring, silence, syncjob, unsynced
 from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Hourly, Model, fit
 from detectors.anomaly.features import (
@@ -106,12 +106,16 @@ def train(
     dossiers, lost = unsynced.training_share(
         unsynced.tally(es, indices, end, window=min(SYNC_TRAINING, end - start))
     )
+    runs = syncjob.learn(es, indices, start, end)
     model = replace(
         model,
         probes=probed,
         probe_share=probes.national_share(probed),
         sync_dossiers=dossiers,
         sync_unsynced=lost,
+        sync_jobs=runs.jobs,
+        sync_failures=runs.failures,
+        sync_failure_share=runs.share,
     )
     path = persistence.save(model, settings.var_dir)
     log.info("trained anomaly model: %d series, %s", len(model.baselines), path)
@@ -193,8 +197,8 @@ def bucket_alerts(
     window: Window,
     created: datetime,
 ) -> list[Alert]:
-    """Score one bucket: deviations of the keys with traffic, silences, failing health probes
-    and dossiers left unsynced."""
+    """Score one bucket: deviations of the keys with traffic, silences, failing health probes,
+    dossiers left unsynced and the sync jobs' runs."""
     start, end = window.start, window.end
     rows = [r for level in Level for r in extract(es, indices, start, end, end - start, level)]
     judged = judge_bucket(model, rows, start, end, settings)
@@ -229,6 +233,12 @@ def bucket_alerts(
     for b in unsynced.find(es, indices, share, start, end, alpha=alpha):
         score = scoring.score([_as_deviation(b.p_value)], alpha)
         alerts.append(explain.unsynced_alert(b, score, window, created))
+    for commune in syncjob.find_failing(es, indices, model, start, end, alpha=alpha):
+        score = scoring.score([_as_deviation(commune.p_value)], alpha)
+        alerts.append(explain.sync_failing_alert(commune, score, window, created))
+    for job in syncjob.find_stopped(es, indices, model, start, end, alpha=alpha):
+        score = scoring.score([_as_deviation(job.p_value)], alpha)
+        alerts.append(explain.sync_stopped_alert(job, score, window, created))
     return alerts
 
 

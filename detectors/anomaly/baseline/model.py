@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from detectors.anomaly.features import ALL_SERVICES, RATIOS, Features, Key, Level
 
 #: Bumped whenever the persisted shape or the meaning of a field changes.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 HOURS_OF_WEEK = 168
 HOUR = timedelta(hours=1)
 #: Pseudo-events of the national rate added to a key's ratio totals (empirical Bayes shrinkage).
@@ -59,6 +59,18 @@ class Baseline:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncJob:
+    """What training saw of one province's sync job (see :mod:`detectors.anomaly.syncjob`):
+    its run records, its usual runs per hour (the median hour), the runs missing from the hours
+    it ran in, and the collectors that carried its records."""
+
+    runs: int
+    per_hour: float
+    missed: int
+    collectors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     version: int
     trained_at: datetime
@@ -76,6 +88,11 @@ class Model:
     #: training (see :mod:`detectors.anomaly.unsynced`).
     sync_dossiers: int = 0
     sync_unsynced: int = 0
+    #: The sync jobs' run records per province, each commune's failed runs (``province/ward``)
+    #: and the national share of failed commune runs (see :mod:`detectors.anomaly.syncjob`).
+    sync_jobs: dict[str, SyncJob] = field(default_factory=dict)
+    sync_failures: dict[str, int] = field(default_factory=dict)
+    sync_failure_share: float = 0.0
 
     def factor(self, service: str, when: datetime) -> float:
         shape = self.shapes.get(service)

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from detectors.anomaly.baseline.model import MODEL_VERSION, Baseline, Model
+from detectors.anomaly.baseline.model import MODEL_VERSION, Baseline, Model, SyncJob
 from detectors.anomaly.features import Key
 from detectors.base import iso
 from soc.errors import ModelNotFoundError, ModelVersionError
@@ -45,6 +45,17 @@ def to_dict(model: Model) -> dict[str, Any]:
         "probes": {key.text(): list(counts) for key, counts in model.probes.items()},
         "probe_share": model.probe_share,
         "sync": {"dossiers": model.sync_dossiers, "unsynced": model.sync_unsynced},
+        "sync_jobs": {
+            province: {
+                "runs": job.runs,
+                "per_hour": job.per_hour,
+                "missed": job.missed,
+                "collectors": list(job.collectors),
+            }
+            for province, job in model.sync_jobs.items()
+        },
+        "sync_failures": model.sync_failures,
+        "sync_failure_share": model.sync_failure_share,
         "baselines": {
             key.text(): {
                 "level": b.level,
@@ -95,6 +106,17 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
             probe_share=float(data["probe_share"]),
             sync_dossiers=int(data["sync"]["dossiers"]),
             sync_unsynced=int(data["sync"]["unsynced"]),
+            sync_jobs={
+                province: SyncJob(
+                    runs=int(j["runs"]),
+                    per_hour=float(j["per_hour"]),
+                    missed=int(j["missed"]),
+                    collectors=tuple(j["collectors"]),
+                )
+                for province, j in data["sync_jobs"].items()
+            },
+            sync_failures={k: int(v) for k, v in data["sync_failures"].items()},
+            sync_failure_share=float(data["sync_failure_share"]),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelVersionError(f"{where}: damaged model file ({exc!r}); retrain it") from None
