@@ -36,7 +36,7 @@ def applies(scn: Scenario, rec: Record) -> bool:
     if scn.service is not None and rec.service is not scn.service:
         return False
     if scn.kind is Kind.SYNC_STOPPED:
-        return rec.where in scn.wards
+        return not scn.wards or rec.where in scn.wards
     return True
 
 
@@ -100,6 +100,13 @@ def _oss_5xx(scn: Scenario, rec: Record, rng: random.Random) -> Record | None:
 
 
 def _drop(scn: Scenario, rec: Record, rng: random.Random) -> Record | None:
+    return None
+
+
+def _sync_stopped(scn: Scenario, rec: Record, rng: random.Random) -> Record | None:
+    # The job's run records already know the outage (traffic.sync_runs): only pushes are lost.
+    if isinstance(rec, AppRecord) and rec.event == "sync_run":
+        return rec
     return None
 
 
@@ -188,7 +195,7 @@ TRANSFORMS: dict[Kind, Transform] = {
     Kind.VNEID_ERROR_STORM: _vneid_storm,
     Kind.OTP_CARRIER_FAILURE: _carrier,
     Kind.OSS_5XX_STORM: _oss_5xx,
-    Kind.SYNC_STOPPED: _drop,
+    Kind.SYNC_STOPPED: _sync_stopped,
     Kind.COMMUNE_SILENT: _drop,
     Kind.SLOW_DEGRADATION: _slow,
 }

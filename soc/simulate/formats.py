@@ -42,6 +42,9 @@ EXTRA_FIELDS: dict[str, str] = {
     "operation": "soc.db.operation",
     "target": "soc.sync.target",
     "records": "soc.sync.records",
+    "run_id": "soc.sync.run_id",
+    "units_synced": "soc.sync.units_synced",
+    "units_failed": "soc.sync.units_failed",
 }
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -91,6 +91,9 @@ class ScenarioSpec(BaseModel):
     error_rate: float = Field(default=0.6, gt=0, le=1)
     rate_per_minute: float = Field(default=20.0, gt=0, le=10_000)
     max_factor: float = Field(default=25.0, gt=1, le=1000)
+    #: ``sync_stopped`` only: ``communes`` (the job cannot reach the wards named) or ``job`` (the
+    #: province's sync job itself stops: no run record, no push at all).
+    scope: Literal["communes", "job"] = "communes"
     description: str = ""
 
     @field_validator("duration")
@@ -222,6 +225,8 @@ def resolve(spec: ScenarioSpec, cat: Catalogue, origin: datetime, *, where: str)
             raise ScenarioError(f"{where}.ward: {exc}") from None
     elif spec.kind in _NEEDS_WARD:
         raise ScenarioError(f"{where}.ward: a {spec.kind.value} scenario needs a ward")
+    if spec.scope == "job" and spec.kind is not Kind.SYNC_STOPPED:
+        raise ScenarioError(f"{where}.scope: only a sync_stopped scenario takes a scope")
     wards = _sync_wards(spec, cat, province.code, where) if spec.kind is Kind.SYNC_STOPPED else ()
     service = KIND_SERVICE[spec.kind] or spec.service
     if spec.service is not None and service is not spec.service:
@@ -245,6 +250,10 @@ def _sync_wards(
     spec: ScenarioSpec, cat: Catalogue, province: str, where: str
 ) -> tuple[Locality, ...]:
     prov = cat.province(province)
+    if spec.scope == "job":
+        if spec.ward or spec.wards or spec.ward_count:
+            raise ScenarioError(f"{where}.scope: a stop of the whole job names no wards")
+        return ()  # the whole province: one label for it (Scenario.labels)
     chosen = []
     for i, name in enumerate(spec.wards or ((spec.ward,) if spec.ward else ())):
         try:
@@ -256,5 +265,7 @@ def _sync_wards(
         rest = [w for w in cat.wards_of(prov) if w not in chosen]
         chosen.extend(rest[: spec.ward_count])
     if not chosen:
-        raise ScenarioError(f"{where}.wards: a sync_stopped scenario needs wards or ward_count")
+        raise ScenarioError(
+            f"{where}.wards: a sync_stopped scenario needs wards or ward_count (or scope: job)"
+        )
     return tuple(Locality(prov, w) for w in chosen)

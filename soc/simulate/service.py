@@ -20,8 +20,8 @@ from soc.simulate import effects, probes
 from soc.simulate.formats import to_ecs, utc_iso
 from soc.simulate.models import Label, Record
 from soc.simulate.profile import LOCAL
-from soc.simulate.scenarios import Scenario
-from soc.simulate.traffic import HOUR, hour_records, stream, synced
+from soc.simulate.scenarios import Kind, Scenario
+from soc.simulate.traffic import HOUR, SyncOutage, hour_records, stream, sync_runs, synced
 
 #: Ingest delay stamped on backfilled events, so windows on ``event.ingested`` see history too.
 INGEST_DELAY = timedelta(seconds=2)
@@ -96,7 +96,17 @@ def _service_hour(plan: Plan, province: str, service: Service, hour: datetime) -
         # What the sync job pushes is what the one-stop shop really did, scenarios included (a
         # dossier that failed in a 5xx storm is not pushed; a silent commune changes nothing).
         oss = [*_oss_hour(plan, province, hour - HOUR), *_oss_hour(plan, province, hour)]
-        base = synced(plan.seed, oss, hour)
+        # A stopped sync also shows in the job's own run records: its communes fail every run,
+        # or (a stop of the whole job) there is no run record at all.
+        outages = [
+            SyncOutage(s.start, s.end, frozenset(w.ward.code for w in s.wards if w.ward))
+            for s in active
+            if s.kind is Kind.SYNC_STOPPED
+        ]
+        base = [
+            *synced(plan.seed, oss, hour),
+            *sync_runs(cat, plan.seed, province, hour, outages),
+        ]
     else:
         base = hour_records(cat, plan.seed, province, service, hour, plan.scale)
     for scn in active:

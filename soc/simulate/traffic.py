@@ -4,7 +4,9 @@ Each (seed, province, service, hour) has its own random stream, so any hour can 
 alone and identically: backfills can run in any order, live mode can resume, and a test can ask
 for one hour of Hà Nội without generating the country. Normal errors are part of the baseline
 (404s, mistyped OTPs, the odd timeout). Scenarios are applied on top by ``scenarios``; this module
-must not know about them.
+must not know about them, with one exception passed in as plain data: the sync job's run records
+(:func:`sync_runs`) count the communes a run could not sync, so the communes it cannot reach (a
+:class:`SyncOutage`) are an argument of the run, not a record changed afterwards.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from soc.localities import Catalogue, Locality, Province, Ward
 from soc.services import Service
@@ -50,7 +52,10 @@ def hour_records(
     if service is Service.PORTAL_SYNC:  # pushes what the one-stop shop changed (see synced)
         oss = Service.ONE_STOP_SHOP
         earlier = hour_records(cat, seed, province, oss, hour - HOUR, scale)
-        return synced(seed, [*earlier, *hour_records(cat, seed, province, oss, hour, scale)], hour)
+        pushes = synced(
+            seed, [*earlier, *hour_records(cat, seed, province, oss, hour, scale)], hour
+        )
+        return sorted([*pushes, *sync_runs(cat, seed, province, hour)], key=lambda r: r.at)
     rng = stream(seed, province, service.value, hour.isoformat())
     wards, cumulative = province_wards(cat, province)
     prov = cat.province(province)
@@ -242,6 +247,101 @@ def _next_run(at: datetime) -> datetime:
     period = SYNC_PERIOD.total_seconds()
     epoch = at.timestamp()
     return datetime.fromtimestamp((epoch // period + 1) * period, tz=at.tzinfo)
+
+
+#: Every run, the job writes one ``sync_run`` record for the province (success, with the communes
+#: synced and failed) and one ``sync_run`` failure per commune it could not sync. A commune's
+#: connection is lost now and then for a single run (:data:`SYNC_RUN_FAILURE`), and a run now and
+#: then starts late (:data:`SYNC_LATE`, by 1.5-4 minutes: still within its period).
+SYNC_RUN_FAILURE = 0.002
+SYNC_LATE = 0.01
+SYNC_TARGET = "dvc-quoc-gia"
+SYNC_REASONS = (
+    ("SYNC_DB_UNREACHABLE", "connection refused by the commune's one-stop-shop database"),
+    ("SYNC_DB_TIMEOUT", "timed out reading the commune's one-stop-shop database"),
+)
+#: A run's records are written within this long of its start, whatever it meets.
+_MAX_RUN = timedelta(seconds=50)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutage:
+    """The sync job cannot reach the communes ``wards`` (codes) in ``[start, end)``: each of
+    their runs fails with ``reason`` (code, message). No wards: the job itself is stopped and
+    writes no run record at all."""
+
+    start: datetime
+    end: datetime
+    wards: frozenset[str] = frozenset()
+    reason: tuple[str, str] = SYNC_REASONS[0]
+
+
+def sync_runs(
+    cat: Catalogue,
+    seed: int,
+    province: str,
+    hour: datetime,
+    outages: Sequence[SyncOutage] = (),
+) -> list[Record]:
+    """The run records of the province's sync job for the hour starting at ``hour``: one run
+    every :data:`SYNC_PERIOD` (aligned on the clock), each with its own random stream, so any
+    hour is the same whichever slice asks for it, and an outage changes only what it is about.
+    """
+    prov = cat.province(province)
+    wards, _ = province_wards(cat, prov.code)
+    host = host_name(Service.PORTAL_SYNC, prov)
+    out: list[Record] = []
+    run = hour
+    while run < hour + HOUR:
+        rng = stream(seed, "sync-run", prov.code, run.isoformat())
+        active = [o for o in outages if o.start <= run < o.end]
+        # Every draw is made whatever the outage, so the noise of other communes stays the same.
+        late = rng.random() < SYNC_LATE
+        delay = rng.randrange(90_000, 240_000) if late else rng.randrange(200, 4_000)
+        lost = [(w, rng.choice(SYNC_REASONS)) for w in wards if rng.random() < SYNC_RUN_FAILURE]
+        took = timedelta(milliseconds=rng.randrange(2_000, 20_000))
+        if not any(not o.wards for o in active):
+            blocked = {code: o.reason for o in active for code in o.wards}
+            failed = dict(lost)
+            failed.update({w: blocked[w.code] for w in wards if w.code in blocked})
+            out.extend(_run(run, run + timedelta(milliseconds=delay), took, prov, wards, failed,
+                            host))  # fmt: skip
+        run += SYNC_PERIOD
+    return out
+
+
+def _run(
+    run: datetime,
+    began: datetime,
+    took: timedelta,
+    prov: Province,
+    wards: Sequence[Ward],
+    failed: dict[Ward, tuple[str, str]],
+    host: str,
+) -> list[Record]:
+    """One run's records: a failure per commune not synced (a few seconds each, a connection
+    refused is quick), then the province's summary when the run ends."""
+    run_id = f"sync-{prov.code}-{run.astimezone(UTC):%Y%m%dT%H%MZ}"
+    common = (("target", SYNC_TARGET), ("run_id", run_id))
+    out: list[Record] = []
+    step = min(timedelta(seconds=3), _MAX_RUN / (len(failed) + 1))
+    at = began
+    for ward, (code, text) in sorted(failed.items(), key=lambda item: item[0].code):
+        at += step
+        out.append(AppRecord(
+            at=at, service=Service.PORTAL_SYNC, where=Locality(prov, ward), host=host,
+            event="sync_run", result="failure", level="error", error_code=code, msg=text,
+            latency_ms=int(step.total_seconds() * 1000), extra=common,
+        ))  # fmt: skip
+    end = min(at + took, began + _MAX_RUN)
+    out.append(AppRecord(
+        at=end, service=Service.PORTAL_SYNC, where=Locality(prov), host=host, event="sync_run",
+        result="success", level="warn" if failed else "info",
+        latency_ms=int((end - began).total_seconds() * 1000),
+        extra=(*common, ("units_synced", len(wards) - len(failed)),
+               ("units_failed", len(failed))),
+    ))  # fmt: skip
+    return out
 
 
 def _payment(rng: random.Random, at: datetime, p: Province, w: Ward, wt: float) -> list[Record]:

@@ -23,7 +23,7 @@ EXTRA_KEYS = {
     "otp-gateway": {"carrier", "purpose"},
     "one-stop-shop": {"procedure_code", "dossier_id"},
     "national-db": {"db", "operation"},
-    "portal-sync": {"target", "records", "dossier_id"},
+    "portal-sync": {"target", "records", "dossier_id", "run_id", "units_synced", "units_failed"},
     "payment": set(),
 }
 EVENTS = {
@@ -31,7 +31,7 @@ EVENTS = {
     "otp-gateway": {"otp_send", "otp_verify"},
     "one-stop-shop": {"dossier_receive", "dossier_process", "dossier_return"},
     "national-db": {"db_lookup"},
-    "portal-sync": {"dossier_sync"},
+    "portal-sync": {"dossier_sync", "sync_run"},
     "payment": {"payment"},
 }
 
@@ -63,4 +63,15 @@ def parse_app(line: str) -> dict[str, Any]:
         assert body["purpose"] in {"login", "sign"}
     if system == "vneid":
         assert body["step"] in {"authorize", "token", "userinfo"}
+    if body["event"] == "sync_run":
+        # The province's summary (no ward, counts) or one commune it could not sync (a reason).
+        assert body["run_id"]
+        if "ward" in body:
+            assert body["result"] == "failure"
+            assert body["error_code"]
+            assert body["msg"]
+        else:
+            assert body["result"] == "success"
+            assert isinstance(body["units_synced"], int)
+            assert isinstance(body["units_failed"], int)
     return dict(body)

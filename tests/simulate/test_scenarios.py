@@ -91,14 +91,60 @@ def test_5xx_storm_on_the_one_stop_shop() -> None:
     assert sum(r.status >= 500 for r in access) > 0.6 * len(access) > 50
 
 
+def _sync(recs: list[Record], event: str) -> list[AppRecord]:
+    return [r for r in recs if isinstance(r, AppRecord) and r.event == event]
+
+
 def test_sync_stops_for_the_listed_communes_only() -> None:
     scn = loaded()["sync-stopped-caobang"]
     stopped = {w.ward.code for w in scn.wards if w.ward}
-    sync = [r for r in run(scn) if r.service is Service.PORTAL_SYNC]
-    before = [r for r in run(scn, with_scenario=False) if r.service is Service.PORTAL_SYNC]
+    sync = _sync(run(scn), "dossier_sync")
+    before = _sync(run(scn, with_scenario=False), "dossier_sync")
     assert sync
     assert not [r for r in sync if r.where.ward and r.where.ward.code in stopped]
     assert [r for r in before if r.where.ward and r.where.ward.code in stopped]
+
+
+def test_a_stopped_sync_fails_its_communes_in_every_run_and_the_summary_counts_them() -> None:
+    scn = loaded()["sync-stopped-caobang"]
+    stopped = {w.ward.code for w in scn.wards if w.ward}
+    runs = _sync(run(scn), "sync_run")
+    summaries = [r for r in runs if r.where.ward is None]
+    assert len(summaries) == (scn.end - scn.start) / timedelta(minutes=5)
+    failed: dict[str, set[str]] = {}
+    for r in runs:
+        if r.where.ward is not None:
+            assert r.failed
+            assert r.error_code
+            assert r.msg
+            assert r.get("run_id")
+            failed.setdefault(r.get("run_id"), set()).add(r.where.ward.code)
+    wards = len(catalogue().wards_of(scn.where.province))
+    for summary in summaries:
+        lost = failed[summary.get("run_id")]
+        assert stopped <= lost  # every run, every stopped commune
+        assert summary.get("units_failed") == len(lost)
+        assert summary.get("units_synced") == wards - len(lost)
+        assert not summary.failed
+
+
+def test_a_stopped_job_writes_no_run_record_and_pushes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "scenarios:\n  - {id: job-stopped, kind: sync_stopped, province: Tuyên Quang, "
+        "scope: job, start: '+1d02h', duration: 3h}\n"
+    )
+    (scn,) = scenarios.load(path, catalogue(), ORIGIN)
+    assert scn.wards == ()
+    assert [(x.province_code, x.ward_code, x.service) for x in scn.labels()] == [
+        (scn.where.province.code, None, "portal-sync")
+    ]
+    assert not [r for r in run(scn) if r.service is Service.PORTAL_SYNC]
+    before = [r for r in run(scn, with_scenario=False) if r.service is Service.PORTAL_SYNC]
+    assert _sync(before, "sync_run")
+    assert _sync(before, "dossier_sync")
+    # other services of the province go on as usual
+    assert [r for r in run(scn) if r.service is Service.ONE_STOP_SHOP]
 
 
 def test_silent_commune_sends_nothing_at_all() -> None:
@@ -173,6 +219,21 @@ def test_outside_its_window_a_scenario_changes_nothing() -> None:
             "scenarios:\n  - {id: a, kind: vneid_outage, province: '01', service: payment, "
             "start: '+1h', duration: 1h}\n",
             "scenarios[0].service: a vneid_outage scenario is about",
+        ),
+        (
+            "scenarios:\n  - {id: a, kind: sync_stopped, province: '04', scope: job, "
+            "ward_count: 3, start: '+1h', duration: 1h}\n",
+            "scenarios[0].scope: a stop of the whole job names no wards",
+        ),
+        (
+            "scenarios:\n  - {id: a, kind: vneid_outage, province: '01', scope: job, "
+            "start: '+1h', duration: 1h}\n",
+            "scenarios[0].scope: only a sync_stopped scenario takes a scope",
+        ),
+        (
+            "scenarios:\n  - {id: a, kind: sync_stopped, province: '04', scope: all, "
+            "start: '+1h', duration: 1h}\n",
+            "scenarios[0].scope",
         ),
     ],
 )

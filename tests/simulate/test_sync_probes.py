@@ -4,7 +4,8 @@ history holds the health-probe results the probe collector would have written fo
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.simulate.test_scenarios import loaded
 MONDAY_9 = datetime.fromisoformat("2026-11-23T09:00:00+07:00")
 
 
-def _app(recs: list[object], service: Service) -> list[AppRecord]:
+def _app(recs: Sequence[object], service: Service) -> list[AppRecord]:
     return [r for r in recs if isinstance(r, AppRecord) and r.service is service]
 
 
@@ -35,7 +36,8 @@ def test_every_dossier_change_is_pushed_within_minutes_under_its_own_id() -> Non
     ]
     pushes: dict[str, list[AppRecord]] = defaultdict(list)
     for r in _app(recs, Service.PORTAL_SYNC):
-        pushes[r.get("dossier_id")].append(r)
+        if r.event == "dossier_sync":  # the job's own run records carry no dossier
+            pushes[r.get("dossier_id")].append(r)
     judged = [c for c in changes if c.at < MONDAY_9 + timedelta(hours=2, minutes=30)]
     assert len(judged) > 20
     for change in judged:
@@ -58,6 +60,53 @@ def test_pushes_across_an_hour_boundary_are_the_same_whichever_slice_is_asked() 
     longer = [r for r in records(plan, MONDAY_9, ten + timedelta(hours=1)) if r.at >= ten]
     assert alone == longer
     assert alone[0].at < ten + timedelta(minutes=6)  # pushes of changes made before ten
+
+
+def test_the_sync_job_writes_a_summary_every_run_and_a_failure_per_commune_it_missed() -> None:
+    """A day of Sơn La: one summary per 5-minute run, within its period (late runs too); now
+    and then a commune lost for a single run, about SYNC_RUN_FAILURE of them, never three runs
+    in a row here; ~300 records a day for the province, not one per commune per run."""
+    day = MONDAY_9 - timedelta(hours=9)
+    plan = Plan(seed=1, provinces=("Sơn La",), services=(Service.PORTAL_SYNC,))
+    runs = [r for r in _app(list(records(plan, day, day + timedelta(days=1))), Service.PORTAL_SYNC)
+            if r.event == "sync_run"]  # fmt: skip
+    summaries = [r for r in runs if r.where.ward is None]
+    failures = [r for r in runs if r.where.ward is not None]
+    assert len(summaries) == 288
+    period = traffic.SYNC_PERIOD
+    wards = len(catalogue().wards_of("14"))
+    for r in summaries:
+        assert _due(r) <= r.at < _due(r) + period  # a late run is still within its period
+        assert r.get("units_synced") + r.get("units_failed") == wards
+    assert [r for r in summaries if r.at - _due(r) > timedelta(minutes=1)]  # late runs exist
+    assert (
+        0.3 * traffic.SYNC_RUN_FAILURE
+        < len(failures) / (288 * wards)
+        < 3 * traffic.SYNC_RUN_FAILURE
+    )
+    assert sum(r.get("units_failed") for r in summaries) == len(failures)
+    assert all(r.failed and r.error_code and r.get("run_id") for r in failures)
+    lost = {(r.where.ward.code if r.where.ward else "", _due(r)) for r in failures}
+    assert not [
+        (w, at) for w, at in lost if (w, at - period) in lost and (w, at - 2 * period) in lost
+    ]
+    assert len(runs) < 400
+
+
+def _due(rec: AppRecord) -> datetime:
+    """The time a run was due, from its id (``sync-<province>-<YYYYmmddTHHMM>Z``)."""
+    return datetime.strptime(rec.get("run_id")[-14:], "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+
+
+def test_run_records_are_the_same_whichever_slice_is_asked() -> None:
+    plan = Plan(seed=1, provinces=("Sơn La",), services=(Service.PORTAL_SYNC,))
+    end = MONDAY_9 + timedelta(hours=1)
+    alone = _app(list(records(plan, MONDAY_9, end)), Service.PORTAL_SYNC)
+    longer = _app(list(records(plan, MONDAY_9 - timedelta(hours=2), end)), Service.PORTAL_SYNC)
+    alone = [r for r in alone if r.event == "sync_run"]
+    longer = [r for r in longer if r.event == "sync_run" and r.at >= MONDAY_9]
+    assert alone == longer
+    assert len(alone) >= 12
 
 
 def test_dossiers_that_failed_in_a_5xx_storm_are_not_pushed() -> None:
