@@ -29,6 +29,9 @@ EXTRA_FIELDS: dict[str, tuple[str, str]] = {
     "operation": ("soc.db.operation", "text"),
     "target": ("soc.sync.target", "text"),
     "records": ("soc.sync.records", "integer"),
+    "run_id": ("soc.sync.run_id", "text"),
+    "units_synced": ("soc.sync.units_synced", "integer"),
+    "units_failed": ("soc.sync.units_failed", "integer"),
 }
 CATEGORIES = {
     "vneid": "authentication",
