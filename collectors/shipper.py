@@ -101,9 +101,9 @@ class Shipper:
         while not self._stop.is_set():
             batch = self.spool.read_from(at, self.batch_size, wait=self.flush_interval)
             self.metrics.pending(self.spool.pending_bytes())
-            if not batch.records:
+            if not batch.parts:
                 continue
-            item = (batch, bulk_body(batch.records))
+            item = (batch, batch.body())
             while not self._stop.is_set():
                 try:
                     ready.put(item, timeout=0.1)
@@ -124,22 +124,25 @@ class Shipper:
         """Send one batch (retrying until answered or stopped); the number of records shipped."""
         batch = self.spool.read(self.batch_size, wait=wait)
         self.metrics.pending(self.spool.pending_bytes())
-        if not batch.records:
+        if not batch.parts:
             return 0
-        return len(batch.records) if self._ship(batch, None, deadline) else 0
+        return batch.count if self._ship(batch, None, deadline) else 0
 
     def _ship(self, batch: Batch, body: bytes | None, deadline: float | None = None) -> bool:
         """Send ``batch`` until every item is answered, then commit it; False if stopped first."""
-        pending = list(batch.records)
+        pending: list[Record] | None = None  # None: the whole batch, as spooled
         delay = self.retry_initial
-        while pending:
+        while pending is None or pending:
             if self._stop.is_set() or (deadline is not None and time.monotonic() > deadline):
                 return False  # not committed: the next run resends this batch, nothing is lost
             try:
                 if self._prepare is not None:
                     self._prepare()
                     self._prepare = None
-                pending = self._attempt(pending, body)
+                if pending is None:
+                    pending = self._attempt_batch(batch, body)
+                else:
+                    pending = self._attempt(pending)
             except (
                 TransportConnectionError,
                 ConnectionTimeout,
@@ -147,52 +150,66 @@ class Shipper:
                 ApiError,
                 ElasticsearchError,
             ) as exc:
-                self._retry_wait(pending, exc, delay)
+                self._retry_wait(_sources(batch, pending), exc, delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
-            body = None  # what is left (retries, dead letters) needs a body of its own
             if pending:
-                self._retry_wait(pending, "items refused with 429/5xx", delay)
+                self._retry_wait(_sources(batch, pending), "items refused with 429/5xx", delay)
                 delay = min(delay * 2, self.retry_max)
         self.spool.commit(batch.end)
         self.metrics.pending(self.spool.pending_bytes())
         return True
 
-    def _retry_wait(self, pending: list[Record], why: object, delay: float) -> None:
-        sources = sorted({r.source_id for r in pending})
-        for source in sources:
+    def _retry_wait(self, sources: dict[str, int], why: object, delay: float) -> None:
+        for source in sorted(sources):
             self.metrics.inc(source, "retries")
         log.warning(
             "bulk of %d actions not accepted (%s); retrying in %.1fs",
-            len(pending),
+            sum(sources.values()),
             str(why)[:200],
             delay,
         )
         self._stop.wait(delay)
 
-    def _attempt(self, records: list[Record], body: bytes | None = None) -> list[Record]:
-        """One ``_bulk``; returns the records to send again (retryable or newly dead-lettered)."""
-        data = body if body is not None else bulk_body(records)
+    def _attempt_batch(self, batch: Batch, body: bytes | None) -> list[Record]:
+        """The first ``_bulk`` of a batch, its body the spooled bytes; when every item was
+        created it is counted per part, else item by item (:meth:`_attempt`)."""
+        count = batch.count
+        resp = self._bulk(body if body is not None else batch.body(), count)
+        if resp.get("errors") is not False:
+            return self._settle_all(batch.records(), resp["items"])
+        for (source, kind), amount in batch.tally().items():
+            self.metrics.inc(source, _COUNTER.get(kind, "indexed"), amount)
+        now = time.time()
+        latest: dict[str, float] = {}
+        for part in batch.parts:
+            latest[part.source_id] = part.spooled_at
+        for source, spooled in latest.items():
+            self.metrics.lag(source, now - spooled)
+        return []
+
+    def _attempt(self, records: list[Record]) -> list[Record]:
+        """One ``_bulk`` of records; returns those to send again (retryable or new dead letters)."""
+        return self._settle_all(records, self._bulk(bulk_body(records), len(records))["items"])
+
+    def _bulk(self, data: bytes, actions: int) -> dict[str, Any]:
         resp = self.es.bulk(
             body=data,  # type: ignore[arg-type]  # pre-encoded NDJSON, sent as is
             filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason",
         )
         items = resp.get("items", [])
-        if len(items) != len(records):
-            raise TransportError(f"bulk answered {len(items)} items for {len(records)} actions")
+        if len(items) != actions:
+            raise TransportError(f"bulk answered {len(items)} items for {actions} actions")
+        return dict(resp.body)
+
+    def _settle_all(self, records: list[Record], items: list[dict[str, Any]]) -> list[Record]:
         again: list[Record] = []
         # Counted per batch, not per item: one increment per source and counter.
         counts: dict[tuple[str, str], int] = {}
         latest: dict[str, float] = {}
-        if resp.get("errors") is False:  # every item created: no per-item status to look at
-            for record in records:
-                key = (record.source_id, _COUNTER.get(record.kind, "indexed"))
-                counts[key] = counts.get(key, 0) + 1
-                latest[record.source_id] = record.ingested
-        else:
-            for record, item in zip(records, items, strict=True):
-                info = next(iter(item.values()))
-                self._settle(record, info, again, counts, latest)
+        for record, item in zip(records, items, strict=True):
+            info = next(iter(item.values()))
+            self._settle(record, info, again, counts, latest)
         for (source, name), amount in counts.items():
             self.metrics.inc(source, name, amount)
         now = time.time()
@@ -264,6 +281,18 @@ class Shipper:
             orjson.dumps(letter),
             record.ingested,
         )
+
+
+def _sources(batch: Batch, pending: list[Record] | None) -> dict[str, int]:
+    """Actions still to send per source: the whole batch, or what is pending of it."""
+    counts: dict[str, int] = {}
+    if pending is None:
+        for part in batch.parts:
+            counts[part.source_id] = counts.get(part.source_id, 0) + part.hi - part.lo
+    else:
+        for record in pending:
+            counts[record.source_id] = counts.get(record.source_id, 0) + 1
+    return counts
 
 
 def bulk_body(records: Sequence[Record]) -> bytes:

@@ -157,19 +157,81 @@ def test_unreachable_cluster_keeps_everything_in_order_until_it_is_back(
     assert metrics.get("src", "indexed") == 300
 
 
-def test_torn_last_line_of_a_crashed_segment_is_skipped(tmp_path: Path, ready: Indices) -> None:
+@pytest.mark.parametrize(
+    "torn",
+    [b'#{"n":2,"len":90', b'#{"n":1,"len":500,"s":"src","t":1,"ends":[500]}\n{"create"'],
+    ids=["header", "body"],
+)
+def test_torn_last_chunk_of_a_crashed_segment_is_skipped(
+    tmp_path: Path, ready: Indices, torn: bytes
+) -> None:
     norm = Normaliser(loads_inventory(INV), ready, "c1")
     spool = Spool(tmp_path / "spool")
     spool.append([norm.normalise(line, parse_auto) for line in _lines(3)])
     spool.close()
     segment = next((tmp_path / "spool").glob("seg-*"))
     with segment.open("ab") as fh:
-        fh.write(b'{"i": "torn')  # the process died mid-write
+        fh.write(torn)  # the process died mid-write
     reopened = Spool(tmp_path / "spool")
     batch = reopened.read(100)
-    assert len(batch.records) == 3
+    assert batch.count == 3
+    assert [r.id for r in batch.records()] == [
+        norm.normalise(line, parse_auto).id for line in _lines(3)
+    ]
     reopened.close()
     shutil.rmtree(tmp_path / "spool")
+
+
+def test_a_spool_of_the_first_format_is_still_shipped(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    """A collector upgraded with records still waiting in the spool's first format (a
+    ``meta<TAB>document`` line each) ships them, then the chunks it writes itself."""
+    norm = Normaliser(loads_inventory(INV), ready, "c1")
+    actions = [norm.normalise(line, parse_auto) for line in _lines(10, bad_every=5)]
+    (tmp_path / "spool").mkdir()
+    old = b"".join(
+        orjson.dumps({"i": a.index, "d": a.id, "s": a.source_id, "k": a.kind, "t": 1.0})
+        + b"\t"
+        + orjson.dumps(a.document)
+        + b"\n"
+        for a in actions[:6]
+    )
+    (tmp_path / "spool" / "seg-000000000000.spool").write_bytes(old)
+    spool = Spool(tmp_path / "spool")
+    assert spool.pending_by_source() == {"src": 6}
+    spool.append(actions[6:])
+    metrics = Metrics("c1")
+    assert Shipper(es, spool, metrics, deadletter_index=ready.deadletter, batch_size=4).drain(30)
+    assert count(es, ready.events) == 8
+    assert count(es, ready.deadletter) == 2
+    assert metrics.get("src", "indexed") == 8
+    assert metrics.get("src", "deadlettered") == 2
+
+
+def test_a_batch_limit_inside_a_chunk_resumes_there_after_a_restart(
+    tmp_path: Path, ready: Indices
+) -> None:
+    """Batches are cut at the record the limit falls on, inside a chunk; the cursor keeps that
+    place, so a new process goes on from the next record: none twice, none skipped."""
+    norm = Normaliser(loads_inventory(INV), ready, "c1")
+    actions = [norm.normalise(line, parse_auto) for line in _lines(25)]
+    spool = Spool(tmp_path / "spool")
+    spool.append(actions[:10])
+    spool.append(actions[10:])
+    first = spool.read(7)
+    second = spool.read_from(first.end, 7)
+    assert (first.count, second.count) == (7, 7)
+    spool.commit(second.end)
+    spool.close()
+    again = Spool(tmp_path / "spool")
+    rest = again.read(100)
+    seen = [r.id for b in (first, second, rest) for r in b.records()]
+    assert seen == [a.id for a in actions]
+    assert len(second.parts) == 2  # records 7-9 of the first chunk, 0-3 of the second
+    by_bytes = again.read(100, max_bytes=1)
+    assert by_bytes.count == 1  # at least one record, whatever the byte limit
+    again.close()
 
 
 def test_prepare_runs_before_first_bulk(

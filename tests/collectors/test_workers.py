@@ -102,7 +102,9 @@ def parse_marking_pid(text: str) -> Parsed:
 def _pids(records: bytes) -> set[str]:
     found = set()
     for line in records.splitlines():
-        doc = orjson.loads(line.partition(b"\t")[2])
+        if line.startswith((b"#", b'{"create"')):
+            continue  # a chunk's header, an action line: the documents are the other lines
+        doc = orjson.loads(line)
         if "labels" in doc:
             found.add(doc["labels"]["pid"])
     return found
