@@ -31,7 +31,7 @@ from pathlib import Path
 import anomaly_iforest  # bench/ is on sys.path when run as a script
 from elasticsearch import ApiError, Elasticsearch
 
-from detectors.anomaly import flows, probes, unsynced
+from detectors.anomaly import flows, probes, syncjob, unsynced
 from detectors.anomaly.features import Level, extract
 from detectors.anomaly.silence import find
 from detectors.anomaly.unsynced import DOSSIER_ACTIONS, OSS_SERVICE
@@ -57,9 +57,19 @@ NO_ROW_RULES = {
     "anomaly-collector-silence",
     "anomaly-endpoint-down",
     "anomaly-unsynced-dossiers",
+    "anomaly-sync-failing",
+    "anomaly-sync-job-stopped",
 }
 VN_OFFSET = timedelta(hours=7)
-PARTS = ("features_commune", "features_province", "judge", "silence", "probes", "unsynced")
+PARTS = (
+    "features_commune",
+    "features_province",
+    "judge",
+    "silence",
+    "probes",
+    "unsynced",
+    "syncjob",
+)
 
 
 def _args() -> argparse.Namespace:
@@ -109,6 +119,10 @@ def _timed_bucket(es, indices, model, settings, start, end) -> dict[str, float]:
     share = unsynced.expected_share(model.sync_dossiers, model.sync_unsynced)
     unsynced.find(es, indices, share, start, end, alpha=settings.anomaly_alpha)
     parts["unsynced"] = time.perf_counter() - t
+    t = time.perf_counter()
+    syncjob.find_failing(es, indices, model, start, end, alpha=settings.anomaly_alpha)
+    syncjob.find_stopped(es, indices, model, start, end, alpha=settings.anomaly_alpha)
+    parts["syncjob"] = time.perf_counter() - t
     parts["total"] = time.perf_counter() - began
     parts["rows"] = len(rows)
     return parts
@@ -144,24 +158,26 @@ def _volumes(es, indices, start: datetime, end: datetime) -> list[str]:  # type:
                 },
                 "aggs": {
                     "probe": {"filter": {"term": {"event.dataset": "probe.http"}}},
-                    "sync": {"filter": {"term": {"service.name": "portal-sync"}}},
+                    "sync": {"filter": {"term": {"event.action": "dossier-sync"}}},
+                    "runs": {"filter": {"term": {"event.action": "sync-run"}}},
                 },
             }
         },
     )
     rows = [
         "",
-        "Events per local day (Asia/Ho_Chi_Minh), with the health-probe results and sync pushes:",
+        "Events per local day (Asia/Ho_Chi_Minh), with the health-probe results, the sync pushes "
+        "and the sync jobs' run records:",
         "",
-        "| local day | events | probe results | share | portal-sync pushes |",
-        "| --- | --- | --- | --- | --- |",
+        "| local day | events | probe results | share | portal-sync pushes | sync-run records |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for b in answer["aggregations"]["day"]["buckets"]:
         day = datetime.fromisoformat(b["key_as_string"][:10])
         n, probe = b["doc_count"], b["probe"]["doc_count"]
         rows.append(
             f"| {day:%a %m-%d} | {n:,} | {probe:,} | {probe / max(n, 1):.0%} "
-            f"| {b['sync']['doc_count']:,} |"
+            f"| {b['sync']['doc_count']:,} | {b['runs']['doc_count']:,} |"
         )
     return rows
 
