@@ -5,6 +5,9 @@ and alerts on what departs from it (error storms, auth-failure surges, slowdowns
     baseline/    the seasonal model (fit) and its versioned files (persistence)
     scoring      per-feature tests with small-count guards
     silence      outages told apart from silent collectors and quiet hours
+    probes       endpoints whose health probe keeps failing
+    unsynced     dossiers the one-stop shop changed that never reached the national portal
+    syncjob      the sync job's own runs: a commune it keeps failing, a job that stopped
     explain      alerts with observed vs expected, band, since when
     flows        train, evaluate (the scheduler's entry point), run_due with a checkpoint
     csvscore     offline scoring of any ``timestamp,value[,value...]`` series
