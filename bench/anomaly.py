@@ -454,16 +454,20 @@ def _write(
             line += f"; first dossier it could not push changed {(first - start) / _MIN:.0f} min in"
             if o.time_to_detect is not None:
                 after = o.time_to_detect - (first - start)
-                line += (f", detected {after / _MIN:.0f} min after it"
-                         f"{' (within two buckets)' if after <= 2 * bucket else ''}")  # fmt: skip
+                if after < timedelta(0):  # the sync job's own runs named it before any dossier
+                    line += f", detected {-after / _MIN:.0f} min before it"
+                else:
+                    note = " (within two buckets)" if after <= 2 * bucket else ""
+                    line += f", detected {after / _MIN:.0f} min after it{note}"
         out.append(line)
     if effects:
         out += [
             "",
-            "A stopped sync has nothing to show before a dossier is waiting to be pushed: the "
-            "*first dossier it could not push* is the first successful one-stop-shop dossier "
-            "change in its communes after the scenario's start (from the stored events), and "
-            "the time after it is the part of the time to detect the detector controls.",
+            "The *first dossier it could not push* is the first successful one-stop-shop "
+            "dossier change in a stopped sync's communes after the scenario's start (from the "
+            "stored events): all that the unsynced-dossiers check can see. The sync job's own "
+            "run records (`anomaly-sync-failing`, `anomaly-sync-job-stopped`) show from its "
+            "first runs, before any dossier is waiting.",
         ]
     if result.false_alerts:
         out += ["", "False alerts (first 25, times UTC):", ""]
