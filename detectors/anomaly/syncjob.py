@@ -18,7 +18,9 @@ significant after a few runs, not after hours:
   ``k >= MIN_RUN``. A run that is only late (within its period) never counts. If the collectors
   that carried the job's records were not heard after the first missing run was due (neither
   event nor heartbeat, in the bucket), the silence is the collector's
-  (:mod:`detectors.anomaly.silence` reports it), not the job's, and nothing is claimed here.
+  (:mod:`detectors.anomaly.silence` reports it), not the job's, and nothing is claimed here; for
+  a job whose collector is not known, nothing at all from its province means a gap in the data
+  (a backfill that ends before live traffic starts), not a stopped job.
 
 Run records are not traffic (:mod:`detectors.anomaly.features` leaves them out). Everything comes
 from composite aggregations: training reads hourly run counts and per-commune failure counts; a
@@ -378,36 +380,58 @@ def _collectors_heard(
     bucket_start: datetime,
     bucket_end: datetime,
 ) -> list[StoppedJob]:
-    """Those of ``stopped`` whose collectors (if any is known) sent something, in the bucket,
-    after the first missing run was due: otherwise the collector, not the job, went quiet."""
-    known = sorted({c for s in stopped for c in s.collectors})
-    if not known:
-        return stopped
+    """Those of ``stopped`` whose data still flows: their collectors sent something (an event or
+    a heartbeat) in the bucket after the first missing run was due; for a job whose collector is
+    not known, anything at all from its province did. Otherwise the collector (or the whole
+    feed of the province: a gap in the data) went quiet, not the job."""
+    if not stopped:
+        return []
 
     def due(s: StoppedJob) -> datetime:
         first_missing = s.last_run + s.period if s.last_run else bucket_start
         return max(bucket_start, first_missing)
 
     start = min(due(s) for s in stopped)
-    heard: dict[str, datetime] = {}
-    for row in composite_pages(
-        es,
-        event_indices(indices, start, bucket_end),
-        {
-            "bool": {
-                "filter": [
-                    {"range": {"@timestamp": {"gte": iso(start), "lt": iso(bucket_end)}}},
-                    {"terms": {"soc.collector.id": known}},
-                ]
-            }
-        },
-        [{"collector": {"terms": {"field": "soc.collector.id"}}}],
-        {"last": {"max": {"field": "@timestamp"}}},
-    ):
-        heard[str(row["key"]["collector"])] = _utc(row["last"]["value"])
+    collectors = sorted({c for s in stopped for c in s.collectors})
+    provinces = sorted({s.key.province for s in stopped if not s.collectors})
+    heard = _last_heard(es, indices, "soc.collector.id", collectors, start, bucket_end)
+    fed = _last_heard(es, indices, "locality.province.code", provinces, start, bucket_end)
     never = datetime.min.replace(tzinfo=UTC)
-    return [
-        s
-        for s in stopped
-        if not s.collectors or any(heard.get(c, never) >= due(s) for c in s.collectors)
-    ]
+
+    def flowing(s: StoppedJob) -> bool:
+        if s.collectors:
+            return any(heard.get(c, never) >= due(s) for c in s.collectors)
+        return fed.get(s.key.province, never) >= due(s)
+
+    return [s for s in stopped if flowing(s)]
+
+
+def _last_heard(
+    es: Elasticsearch,
+    indices: Indices,
+    field: str,
+    values: list[str],
+    start: datetime,
+    end: datetime,
+) -> dict[str, datetime]:
+    """The last event (any dataset) in ``[start, end)`` of each of ``values`` of ``field``."""
+    if not values:
+        return {}
+    query = {
+        "bool": {
+            "filter": [
+                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
+                {"terms": {field: values}},
+            ]
+        }
+    }
+    return {
+        str(row["key"]["value"]): _utc(row["last"]["value"])
+        for row in composite_pages(
+            es,
+            event_indices(indices, start, end),
+            query,
+            [{"value": {"terms": {"field": field}}}],
+            {"last": {"max": {"field": "@timestamp"}}},
+        )
+    }

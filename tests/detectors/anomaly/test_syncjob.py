@@ -11,6 +11,9 @@ every 5 minutes):
   ``T+1h40`` starts 4 minutes late.
 - province P (collector ``col-p``): the job stops at ``T+1h``; its collector keeps beating.
 - province Q (collector ``col-q``): the job and its collector stop together at ``T+1h``.
+- provinces R and S (no collector known, as in a backfill): both jobs stop at ``T+1h``; R's
+  one-stop shop goes on logging every 5 minutes, S's stops too (a gap in the data, as between a
+  backfill and the live traffic that follows it).
 """
 
 from __future__ import annotations
@@ -55,10 +58,12 @@ class World:
     wards: dict[str, Ward]
     p: Province
     q: Province
+    r: Province
+    s: Province
 
 
 def _record(
-    prov: Province, ward: Ward | None, at: datetime, run: datetime, collector: str
+    prov: Province, ward: Ward | None, at: datetime, run: datetime, collector: str | None
 ) -> dict[str, Any]:
     run_id = f"sync-{prov.code}-{run:%Y%m%dT%H%MZ}"
     extra: tuple[tuple[str, Any], ...] = (("target", "dvc-quoc-gia"), ("run_id", run_id))
@@ -73,8 +78,19 @@ def _record(
         latency_ms=3000, extra=extra,
     )  # fmt: skip
     event = to_ecs(rec)
-    event["soc"]["collector"] = {"id": collector}
+    if collector is not None:
+        event["soc"]["collector"] = {"id": collector}
     return event
+
+
+def _dossier(prov: Province, at: datetime) -> dict[str, Any]:
+    ward = catalogue().wards_of(prov)[0]
+    rec = AppRecord(
+        at=at, service=Service.ONE_STOP_SHOP, where=Locality(prov, ward),
+        host=f"one-stop-shop-{prov.code}-01", event="dossier_receive", result="success",
+        latency_ms=80, extra=(("dossier_id", f"H{prov.code}-{at:%H%M}"),),
+    )  # fmt: skip
+    return to_ecs(rec)
 
 
 def _fails(name: str, run: datetime) -> bool:
@@ -90,7 +106,8 @@ def _fails(name: str, run: datetime) -> bool:
     return False
 
 
-def _runs(w: dict[str, Ward], p: Province, q: Province) -> Iterator[dict[str, Any]]:
+def _runs(w: dict[str, Ward], *others: Province) -> Iterator[dict[str, Any]]:
+    p, q, r, s = others
     hanoi = catalogue().province("01")
     run = START
     while run < END:
@@ -99,9 +116,13 @@ def _runs(w: dict[str, Ward], p: Province, q: Province) -> Iterator[dict[str, An
             if _fails(name, run):
                 yield _record(hanoi, ward, run + late + timedelta(seconds=5), run, "col-h")
         yield _record(hanoi, None, run + late + timedelta(seconds=20), run, "col-h")
-        if run < T + H:  # P's and Q's jobs stop at T+1h
+        if run < T + H:  # P's, Q's, R's and S's jobs stop at T+1h
             yield _record(p, None, run + timedelta(seconds=20), run, "col-p")
             yield _record(q, None, run + timedelta(seconds=20), run, "col-q")
+            yield _record(r, None, run + timedelta(seconds=20), run, None)
+            yield _record(s, None, run + timedelta(seconds=20), run, None)
+            yield _dossier(s, run + timedelta(minutes=2))
+        yield _dossier(r, run + timedelta(minutes=2))
         run += RUN
     yield from heartbeats("col-h", "01", START, END)
     yield from heartbeats("col-p", p.code, START, END)
@@ -113,10 +134,11 @@ def world(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     w = dict(zip("ABCDEF", catalogue().wards_of("01")[:6], strict=True))
-    p, q = catalogue().provinces[1], catalogue().provinces[2]
+    p, q, r, s = catalogue().provinces[1:5]
     var_dir = tmp_path_factory.mktemp("anomaly-syncjob")
-    with trained(es, es_url, var_dir, list(_runs(w, p, q)), T) as (settings, indices, model, path):
-        yield World(settings, indices, model, path, w, p, q)
+    events = list(_runs(w, p, q, r, s))
+    with trained(es, es_url, var_dir, events, T) as (settings, indices, model, path):
+        yield World(settings, indices, model, path, w, p, q, r, s)
 
 
 def _alerts(es: Elasticsearch, world: World, offset: timedelta, rule: str) -> list[Alert]:
@@ -139,9 +161,10 @@ def test_training_learns_each_job_and_each_communes_failed_runs(world: World) ->
     hanoi = m.sync_jobs["01"]
     assert (hanoi.runs, hanoi.per_hour, hanoi.missed, hanoi.collectors) == (288, 12, 0, ("col-h",))
     assert m.sync_jobs[world.p.code].collectors == ("col-p",)
+    assert m.sync_jobs[world.r.code].collectors == ()
     assert m.sync_failures == {f"01/{world.wards['D'].code}": 4}
-    # 4 failed commune runs of 288 runs x 6 communes in Hà Nội, plus P's and Q's units.
-    assert m.sync_failure_share == pytest.approx(4.5 / (3 * 288 * 6 + 1))
+    # 4 failed commune runs of 288 runs x 6 communes in Hà Nội, plus P's, Q's, R's and S's.
+    assert m.sync_failure_share == pytest.approx(4.5 / (5 * 288 * 6 + 1))
     again = load(world.model_path)  # persisted and read back
     assert (again.sync_jobs, again.sync_failures) == (m.sync_jobs, m.sync_failures)
     assert again.sync_failure_share == m.sync_failure_share
@@ -149,7 +172,8 @@ def test_training_learns_each_job_and_each_communes_failed_runs(world: World) ->
 
 def test_run_records_are_not_traffic(es: Elasticsearch, world: World) -> None:
     for level in Level:
-        assert list(extract(es, world.indices, T + H, T + H + Q, Q, level)) == []
+        rows = list(extract(es, world.indices, T + H, T + H + Q, Q, level))
+        assert {r.key.service for r in rows} == {"one-stop-shop"}  # R's dossiers only
 
 
 # ------------------------------------------------------------------ failing communes
@@ -205,7 +229,7 @@ def _stopped(es: Elasticsearch, world: World, offset: timedelta) -> dict[str, Al
 
 def test_a_job_that_stopped_is_named_in_the_first_bucket(es: Elasticsearch, world: World) -> None:
     found = _stopped(es, world, H)
-    assert set(found) == {world.p.code}
+    assert set(found) == {world.p.code, world.r.code}
     alert = found[world.p.code]
     ex = alert.explanation
     # Last run record at T+0h55:20; by T+1h15, 19 min 40 s: three periods without a run.
@@ -228,3 +252,15 @@ def test_a_late_run_and_a_silent_collector_are_not_a_stopped_job(
     silence is the collector's (its heartbeat's business), never the job's."""
     for offset in (H, H + Q, H + 2 * Q, H + 3 * Q, 2 * H):
         assert not {"01", world.q.code} & set(_stopped(es, world, offset))
+
+
+def test_without_a_known_collector_the_provinces_other_data_must_still_flow(
+    es: Elasticsearch, world: World
+) -> None:
+    """R's one-stop shop goes on, so its data flows and its job stopped; S's data stopped
+    altogether (a gap in the feed), so nothing says its job did."""
+    alert = _stopped(es, world, H)[world.r.code]
+    assert alert.explanation["collectors"] == []
+    assert "No collector is known" in alert.summary
+    for offset in (H, H + Q, 2 * H):
+        assert world.s.code not in _stopped(es, world, offset)
