@@ -15,16 +15,15 @@ import logging
 import socketserver
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from collectors.metrics import Metrics
-from collectors.models import RawLine
 from collectors.normalise import Normaliser
 from collectors.parsers import Parser
 from collectors.spool import Spool, SpoolFull
-from collectors.workers import Normalisers
+from collectors.workers import Lines, Normalisers, size
 from soc.errors import CollectorError
 
 log = logging.getLogger(__name__)
@@ -58,20 +57,20 @@ class Pipeline:
     def submit(
         self,
         source_id: str,
-        lines: Sequence[RawLine],
+        lines: Lines,
         parser: Parser,
         *,
         block: bool = True,
         timeout: float | None = None,
     ) -> Submitted:
-        if not lines:
+        if not size(lines):
             return Submitted(0, 0)
         done = self.normalisers.normalise(lines, parser)
-        self.metrics.inc(source_id, "read", len(lines))
+        self.metrics.inc(source_id, "read", done.lines)
         try:
             self.spool.append_encoded(done.records, block=block, timeout=timeout)
         except SpoolFull:
-            self.metrics.inc(source_id, "dropped", len(lines))
+            self.metrics.inc(source_id, "dropped", done.lines)
             raise
         self.metrics.inc(source_id, "spooled", done.events + done.deadletters)
         return Submitted(done.events, done.deadletters)

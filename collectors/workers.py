@@ -2,7 +2,8 @@
 
 Parsing and normalising are pure Python (tens of µs a line) and would hold the collector's GIL
 against the tailer and the shipper; a worker process does them on another core. A batch goes to
-one worker as pickled :class:`~collectors.models.RawLine` s, with the collector's
+one worker as a pickled :class:`~collectors.models.RawBlock` (a file's lines, split in the worker)
+or :class:`~collectors.models.RawLine` s, with the collector's
 ``event.ingested`` stamp and spool time, and comes back as spool records
 (:func:`collectors.spool.encode`) with its counts: the bytes the in-process path makes from the
 same inputs (a pure function of them; tested). A caller waits for its batch, so each source's
@@ -35,7 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from collectors.inventory import Inventory
-from collectors.models import RawLine
+from collectors.models import RawBlock, RawLine
 from collectors.normalise import Limits, Normaliser, iso_utc
 from collectors.parsers import Parser
 from collectors.spool import encode
@@ -64,26 +65,39 @@ def tune_gc() -> None:
         gc.set_threshold(GC_YOUNG, middle, old)
 
 
+#: What a source submits: its lines, or a block of a file's lines not split yet.
+Lines = Sequence[RawLine] | RawBlock
+
+
 @dataclass(frozen=True)
 class Normalised:
-    """A batch made ready for the spool: its records and what they are."""
+    """A batch made ready for the spool: its records and what they are (``lines`` read, each
+    one event or dead letter)."""
 
     records: bytes
     events: int
     deadletters: int
+    lines: int
 
 
 def normalise_batch(
     normaliser: Normaliser,
-    lines: Sequence[RawLine],
+    lines: Lines,
     parser: Parser,
     ingested: str,
     spooled_at: float,
 ) -> Normalised:
     """The one way a batch becomes spool records, in a worker or in the collector."""
+    if isinstance(lines, RawBlock):
+        lines = lines.lines()
     actions = normaliser.normalise_many(lines, parser, ingested)
     letters = sum(1 for a in actions if a.kind == "deadletter")
-    return Normalised(encode(actions, spooled_at), len(actions) - letters, letters)
+    return Normalised(encode(actions, spooled_at), len(actions) - letters, letters, len(lines))
+
+
+def size(lines: Lines) -> int:
+    """How many lines a batch has (a bound for a block: empty lines are counted)."""
+    return lines.newlines() if isinstance(lines, RawBlock) else len(lines)
 
 
 class WorkerDied(CollectorError):
@@ -206,25 +220,29 @@ class Normalisers:
         with self._lock:
             return [w.process.pid for w in self._all if w.process.pid is not None]
 
-    def normalise(self, lines: Sequence[RawLine], parser: Parser) -> Normalised:
+    def normalise(self, lines: Lines, parser: Parser) -> Normalised:
         # Both stamps from the collector's clock: a worker's output depends on its input only.
         now = self.local.now()
         ingested, spooled_at = iso_utc(now), now.timestamp()
         worker = self._take(lines, parser)
         if worker is None:
             return normalise_batch(self.local, lines, parser, ingested, spooled_at)
+        # Plain tuples: pickling a named tuple goes through Python code, ~8x slower.
+        if isinstance(lines, RawBlock):
+            payload: tuple[Any, ...] = ("block", tuple(lines))
+        else:
+            payload = ("lines", [tuple(x) for x in lines])
         try:
-            # Lines as plain tuples: pickling a named tuple goes through Python code, ~8x slower.
-            return worker.call(([tuple(x) for x in lines], parser, ingested, spooled_at))
+            return worker.call((*payload, parser, ingested, spooled_at))
         except WorkerDied as exc:
-            worker = self._replace(worker, exc, len(lines))
+            worker = self._replace(worker, exc, size(lines))
             return normalise_batch(self.local, lines, parser, ingested, spooled_at)
         finally:
             self._idle.put(worker)
 
-    def _take(self, lines: Sequence[RawLine], parser: Parser) -> _Worker | None:
+    def _take(self, lines: Lines, parser: Parser) -> _Worker | None:
         """A started worker for this batch, or None to normalise it here."""
-        if self._closed or not self.workers or len(lines) < MIN_LINES:
+        if self._closed or not self.workers or size(lines) < MIN_LINES:
             return None
         if not self._can_send(parser):
             return None
@@ -295,10 +313,12 @@ def _serve(conn: Connection, setup: _Setup) -> None:
         conn.send("started")
         while True:
             try:
-                rows, parser, ingested, spooled_at = conn.recv()
+                kind, rows, parser, ingested, spooled_at = conn.recv()
             except EOFError:
                 return  # the collector closed the pipe, or died
-            lines = [RawLine._make(row) for row in rows]
+            lines: Lines = (
+                RawBlock._make(rows) if kind == "block" else [RawLine._make(row) for row in rows]
+            )
             conn.send(normalise_batch(normaliser, lines, parser, ingested, spooled_at))
     except OSError:
         return  # the collector went away while we answered

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from collectors.base import Pipeline, Source
-from collectors.models import RawLine, SourceType
+from collectors.models import RawBlock, RawLine, SourceType
 from collectors.parsers import Parser
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class FileTailSource(Source):
         total = 0
         for identity, watched in list(self.files.items()):
             lines = self._read(watched)
-            total += len(lines)
+            total += lines
             if identity not in present and not lines:
                 watched.idle_polls += 1
                 if watched.idle_polls >= 2:  # rotated away and drained
@@ -125,57 +125,52 @@ class FileTailSource(Source):
                     self.files[identity] = _Watched(path, identity, offset)
         return present
 
-    def _read(self, w: _Watched) -> list[RawLine]:
+    def _read(self, w: _Watched) -> int:
+        """Read what was appended to one file and submit it; the number of lines (a bound)."""
         if w.handle is None:
             try:
                 w.handle = open(w.path, "rb")  # noqa: SIM115 - held open across polls on purpose
             except OSError:
-                return []
+                return 0
         size = os.fstat(w.handle.fileno()).st_size
         if size < w.offset + len(w.partial):  # copy-truncate: the file was emptied under us
             log.info("file %s shrank (%d < %d): truncated, reading from 0", w.path, size, w.offset)
             w.offset, w.partial = 0, bytearray()
         w.handle.seek(w.offset + len(w.partial))
-        out: list[RawLine] = []
-        while len(out) < self.batch_lines and not self.stopping.is_set():
+        chunks = [bytes(w.partial)]
+        lines, pending = 0, len(w.partial)  # lines read, and bytes after the last newline
+        while lines < self.batch_lines and pending <= _HARD_LINE_CAP:
+            if self.stopping.is_set():
+                break
             chunk = w.handle.read(_CHUNK)
             if not chunk:
                 break
-            out.extend(self._split(w, chunk))
-        if out:
-            # Returns once the lines are spooled; only then may poll() persist w.offset.
-            self.pipeline.submit(self.id, out, self.parser)
-        return out
+            chunks.append(chunk)
+            newlines = chunk.count(b"\n")
+            lines += newlines
+            pending = len(chunk) - chunk.rfind(b"\n") - 1 if newlines else pending + len(chunk)
+        if len(chunks) == 1:
+            return 0
+        return self._submit(w, b"".join(chunks))
 
-    def _split(self, w: _Watched, chunk: bytes) -> list[RawLine]:
-        data = bytes(w.partial) + chunk
-        start = w.offset
+    def _submit(self, w: _Watched, data: bytes) -> int:
+        """Hand the whole lines of ``data`` (read at ``w.offset``) over as one block; what follows
+        the last newline waits for the rest (unless it is past the hard cap). Returns once they are
+        spooled: only then may poll() persist the offset."""
         now = datetime.now(UTC)
-        lines: list[RawLine] = []
-        pos = 0
-        while True:
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                break
-            raw = data[pos:nl]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if raw:
-                lines.append(
-                    RawLine(self.id, SourceType.FILE, raw, now, path=w.path, offset=start + pos)
-                )
-            pos = nl + 1
-        # Lines are handed over whole: what follows the last newline waits for the rest.
-        w.partial = bytearray(data[pos:])
-        w.offset = start + pos
+        end = data.rfind(b"\n") + 1
+        block = RawBlock(self.id, data[:end], now, w.path, w.offset)
+        lines = block.newlines()
+        if lines:
+            self.pipeline.submit(self.id, block, self.parser)
+        w.partial = bytearray(data[end:])
+        w.offset += end
         if len(w.partial) > _HARD_LINE_CAP:
-            lines.append(
-                RawLine(
-                    self.id, SourceType.FILE, bytes(w.partial), now, path=w.path, offset=w.offset
-                )
-            )
+            line = RawLine(self.id, SourceType.FILE, bytes(w.partial), now, w.path, w.offset)
+            self.pipeline.submit(self.id, [line], self.parser)
             w.offset += len(w.partial)
             w.partial = bytearray()
+            lines += 1
         return lines
 
     def _flush_partial(self, w: _Watched) -> None:

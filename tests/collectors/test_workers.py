@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from collectors.inventory import Attribution, loads_inventory
-from collectors.models import Parsed, RawLine, SourceType
+from collectors.models import Parsed, RawBlock, RawLine, SourceType
 from collectors.normalise import Limits, Normaliser
 from collectors.parsers import parse_auto, parse_syslog
 from collectors.workers import MIN_LINES, Normalisers
@@ -137,6 +137,32 @@ def test_worker_output_is_byte_identical_to_in_process(workers: Normalisers) -> 
     }
     assert workers.normalise(lines, lambda t: parse_auto(t)).records == local.records
     assert workers.restarts == 0
+
+
+def test_a_block_of_file_lines_is_split_where_it_is_parsed_with_each_lines_offset(
+    workers: Normalisers,
+) -> None:
+    files = [
+        x for x in _mixed(400) if x.source_type is SourceType.FILE and x.path == "/hn/access.log"
+    ]
+    data = bytearray(b"\n")  # an empty line first: skipped, but its byte counts
+    lines = []
+    for i, x in enumerate(files):
+        end = b"\r\n" if i % 3 == 0 else b"\n"
+        lines.append(x._replace(offset=1000 + len(data)))
+        data += x.data + end
+    block = RawBlock("src", bytes(data), AT, "/hn/access.log", 1000)
+    assert block.lines() == lines  # "\r\n" ends a line too; offsets are where each line starts
+    assert block.newlines() == len(files) + 1
+    here = Normalisers(_normaliser(), workers=0)
+    there, local = workers.normalise(block, parse_auto), here.normalise(lines, parse_auto)
+    assert there.records == local.records
+    assert (there.events, there.deadletters, there.lines) == (
+        local.events,
+        local.deadletters,
+        len(files),
+    )
+    assert _pids(workers.normalise(block, parse_marking_pid).records) == {str(workers.pids()[0])}
 
 
 def test_killed_worker_is_a_logged_error_and_its_batch_is_not_lost(
