@@ -264,6 +264,13 @@ def main() -> None:
         default=3,
         help="raw and pipeline phases alternate this many times; medians reported",
     )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="rounds run first and shown but left out of the medians (a fresh node's JIT and "
+        "caches, the first collector's imports)",
+    )
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
     settings = load_settings()
@@ -274,7 +281,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="collbench-") as tmp:
         logs = Path(tmp) / "logs"
         size = write_logs(logs, args.events)
-        for n in range(args.rounds):
+        for n in range(args.warmup + args.rounds):
             work = Path(tmp) / f"round{n}"
             work.mkdir()
             cfg = config_file(work, logs, args.batch, args.parse_workers)
@@ -301,15 +308,16 @@ def report(
     rounds: list[tuple[int, float, int, float, float, float, float]],
     load_start: float,
 ) -> None:
+    warm, rounds = rounds[: args.warmup], rounds[args.warmup :]
     raw_rate = statistics.median(r[0] / r[1] for r in rounds)
     pipe_rate = statistics.median(r[2] / r[3] for r in rounds)
     ratio = statistics.median((r[2] / r[3]) / (r[0] / r[1]) for r in rounds)
     cores = statistics.median(r[4] / r[3] for r in rounds)
     per_round = [
-        f"| {n + 1} | {r[0] / r[1]:,.0f} | {r[2] / r[3]:,.0f} "
-        f"| {(r[2] / r[3]) / (r[0] / r[1]):.0%} | {r[4] / r[3]:.2f} "
+        f"| {'warm-up' if n < args.warmup else n + 1 - args.warmup} | {r[0] / r[1]:,.0f} "
+        f"| {r[2] / r[3]:,.0f} | {(r[2] / r[3]) / (r[0] / r[1]):.0%} | {r[4] / r[3]:.2f} "
         f"| {r[5] / r[1]:.2f} | {r[6] / r[3]:.2f} |"
-        for n, r in enumerate(rounds)
+        for n, r in enumerate([*warm, *rounds])
     ]
     us_event = statistics.median(r[4] / r[2] * 1e6 for r in rounds)
     es_raw_us = statistics.median(r[5] / r[0] * 1e6 for r in rounds)
@@ -322,14 +330,17 @@ def report(
         f"Elasticsearch at {url}: a single node on the same "
         "machine, sharing its cores with the collector (and, here, with other work).",
         f"Command: `.venv/bin/python bench/collectors_ingest.py --events {args.events} "
-        f"--batch {args.batch} --rounds {args.rounds} --parse-workers {args.parse_workers}`",
+        f"--batch {args.batch} --rounds {args.rounds} --warmup {args.warmup} "
+        f"--parse-workers {args.parse_workers}`",
         "",
         f"{args.events} lines per phase ({size / 1e6:.1f} MB; half nginx access, half JSON app "
         f"lines, 34 files), bulk batches of {args.batch}. Raw `_bulk` and the pipeline alternate "
-        f"{args.rounds} times (raw first in odd rounds, the pipeline first in even ones), each "
-        "into fresh indices deleted right after their count (so one phase's segment merges do "
-        "not run into the next); medians below. The collector's parse workers are started "
-        "before its clock starts (once per run); their CPU is in the collector's.",
+        f"{args.warmup + args.rounds} times (raw first in odd rounds, the pipeline first in even "
+        "ones), each into fresh indices deleted right after their count (so one phase's segment "
+        f"merges do not run into the next); the first {args.warmup} round(s) warm up (a fresh "
+        "node's JIT and caches, the first collector's imports): shown, not in the medians. The "
+        "collector's parse workers are started before its clock starts (once per run); their "
+        "CPU is in the collector's.",
         "",
         "| round | raw `_bulk` events/s | pipeline events/s | pipeline / raw | collector cores "
         "| ES cores (raw) | ES cores (pipeline) |",
@@ -351,8 +362,8 @@ def report(
     ]
     REPORT.write_text("\n".join(lines) + "\n", "utf-8")
     print("\n".join(lines))
-    if any(r[0] != args.events or r[2] != args.events for r in rounds):
-        raise SystemExit(f"count mismatch in {rounds}")
+    if any(r[0] != args.events or r[2] != args.events for r in [*warm, *rounds]):
+        raise SystemExit(f"count mismatch in {[*warm, *rounds]}")
 
 
 if __name__ == "__main__":
