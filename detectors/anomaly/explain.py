@@ -147,6 +147,38 @@ def _shown(d: Deviation) -> str:
     )
 
 
+def _service_alert(
+    kind: str,
+    key: Key,
+    where: Place,
+    *,
+    title: str,
+    summary: str,
+    count: int,
+    score: float,
+    explanation: dict[str, Any],
+    window: Window,
+    created: datetime,
+) -> Alert:
+    """An anomaly alert about one service at one place, grouped by its key."""
+    return Alert(
+        detector=Detector.ANOMALY,
+        rule=rule(kind),
+        severity=severity(kind, score, key),
+        title=title,
+        summary=summary,
+        window=window,
+        place=where,
+        service=key.service,
+        entity=Entity(type="service", value=key.service),
+        group=group(key),
+        count=count,
+        score=score,
+        explanation=explanation,
+        created=created,
+    )
+
+
 def deviation_alert(
     row: Features,
     deviations: list[Deviation],
@@ -177,20 +209,16 @@ def deviation_alert(
         + "; ".join(_shown(d) for d in deviations)
         + f". Deviating since {iso(since)}."
     )
-    return Alert(
-        detector=Detector.ANOMALY,
-        rule=rule(kind),
-        severity=severity(kind, score, row.key),
+    return _service_alert(
+        kind,
+        row.key,
+        where,
         title=f"{TITLES[kind]}: {service_label(row.key.service)}, {_where(where)}",
         summary=summary,
-        window=window,
-        place=where,
-        service=row.key.service,
-        entity=Entity(type="service", value=row.key.service),
-        group=group(row.key),
         count=row.count,
         score=score,
         explanation=explanation,
+        window=window,
         created=created,
     )
 
@@ -341,10 +369,10 @@ def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> 
         ],
     }
     reason = f" (last error: {f.error})" if f.error else ""
-    return Alert(
-        detector=Detector.ANOMALY,
-        rule=rule("endpoint-down"),
-        severity=severity("endpoint-down", score, f.key),
+    return _service_alert(
+        "endpoint-down",
+        f.key,
+        where,
         title=f"{TITLES['endpoint-down']}: {service_label(f.key.service)}, {_where(where)}",
         summary=(
             f"The health probe of {service_label(f.key.service)} at {_where(where)} has failed "
@@ -352,14 +380,10 @@ def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> 
             f"{f.share:.1%} of its reported checks fail, so {f.run} failures in a row are "
             f"improbable (p = {f.p_value:.1g}): the endpoint is down or broken for its users."
         ),
-        window=window,
-        place=where,
-        service=f.key.service,
-        entity=Entity(type="service", value=f.key.service),
-        group=group(f.key),
         count=f.run,
         score=score,
         explanation=explanation,
+        window=window,
         created=created,
     )
 
@@ -389,10 +413,10 @@ def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) 
         "oldest_unsynced": oldest,
         "newest_unsynced": iso(t.newest) if t.newest else None,
     }
-    return Alert(
-        detector=Detector.ANOMALY,
-        rule=rule("unsynced-dossiers"),
-        severity=severity("unsynced-dossiers", score, b.key),
+    return _service_alert(
+        "unsynced-dossiers",
+        b.key,
+        where,
         title=f"{TITLES['unsynced-dossiers']}: {_where(where)}",
         summary=(
             f"{t.unsynced} of the {t.dossiers} dossiers that the one-stop shop of "
@@ -401,14 +425,10 @@ def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) 
             f"still unsynchronised after the grace (p = {b.p_value:.1g}). Check the sync job "
             "and its connection for these communes."
         ),
-        window=window,
-        place=where,
-        service=b.key.service,
-        entity=Entity(type="service", value=b.key.service),
-        group=group(b.key),
         count=t.unsynced,
         score=score,
         explanation=explanation,
+        window=window,
         created=created,
     )
 
@@ -443,10 +463,10 @@ def sync_failing_alert(f: FailingCommune, score: float, window: Window, created:
     reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
         f" ({f.error or f.reason})" if f.error or f.reason else ""
     )  # fmt: skip
-    return Alert(
-        detector=Detector.ANOMALY,
-        rule=rule("sync-failing"),
-        severity=severity("sync-failing", score, f.key),
+    return _service_alert(
+        "sync-failing",
+        f.key,
+        where,
         title=f"{TITLES['sync-failing']}: {_where(where)}",
         summary=(
             f"The sync job of {where.province_name} to the national portal has failed for "
@@ -455,14 +475,10 @@ def sync_failing_alert(f: FailingCommune, score: float, window: Window, created:
             f"{f.runs} in a row are improbable (p = {f.p_value:.1g}): its dossiers are not "
             "reaching the national portal. Check the commune's connection to the sync job."
         ),
-        window=window,
-        place=where,
-        service=f.key.service,
-        entity=Entity(type="service", value=f.key.service),
-        group=group(f.key),
         count=f.runs,
         score=score,
         explanation=explanation,
+        window=window,
         created=created,
     )
 
@@ -502,10 +518,10 @@ def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: dat
             }
         ],
     }
-    return Alert(
-        detector=Detector.ANOMALY,
-        rule=rule("sync-job-stopped"),
-        severity=severity("sync-job-stopped", score, s.key),
+    return _service_alert(
+        "sync-job-stopped",
+        s.key,
+        where,
         title=f"{TITLES['sync-job-stopped']}: {_where(where)}",
         summary=(
             f"The sync job of {_where(where)} to the national portal usually runs every "
@@ -513,13 +529,9 @@ def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: dat
             f"{s.share:.2%} of its runs are; p = {s.p_value:.1g}). No dossier of the "
             f"province reaches the national portal until it runs again.{heard}"
         ),
-        window=window,
-        place=where,
-        service=s.key.service,
-        entity=Entity(type="service", value=s.key.service),
-        group=group(s.key),
         count=0,
         score=score,
         explanation=explanation,
+        window=window,
         created=created,
     )
