@@ -49,6 +49,8 @@ class _SystemSpec(BaseModel):
     paths: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     token_sha256: str | None = Field(default=None, pattern=_HEX64.pattern)
+    #: A national system's push token may write events of any province.
+    national: bool = False
 
 
 class _InventorySpec(BaseModel):
@@ -64,6 +66,8 @@ class Attribution:
     system: str
     service: Service | None
     locality: Locality | None
+    #: A push token of a provincial system: its events must stay in its province.
+    bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class System:
     path_patterns: tuple[re.Pattern[str], ...]
     hosts: frozenset[str]
     token_sha256: str | None
+    national: bool = False
+    #: The patterns as written (``soc collect check`` names them).
+    paths: tuple[str, ...] = ()
 
 
 class Inventory:
@@ -101,7 +108,8 @@ class Inventory:
         for system in self.systems:
             # Constant-time comparison: the digest check must not leak how much of a token matched.
             if system.token_sha256 and hmac.compare_digest(system.token_sha256, digest):
-                return Attribution(system.id, system.service, system.locality)
+                bound = system.locality is not None and not system.national
+                return Attribution(system.id, system.service, system.locality, bound)
         return None
 
 
@@ -200,4 +208,6 @@ def _resolve(item: _SystemSpec, locator: Locator, where: tuple[str | int, ...]) 
         path_patterns=tuple(path_regex(p) for p in item.paths),
         hosts=frozenset(h.lower() for h in item.hosts),
         token_sha256=item.token_sha256,
+        national=item.national,
+        paths=item.paths,
     )

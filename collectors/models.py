@@ -38,6 +38,11 @@ class RawLine(NamedTuple):
     hint: Attribution | None = None
     #: For pre-built events (probes): the document itself, no parsing.
     document: Mapping[str, Any] | None = None
+    #: What the source noticed about the line (``line_unterminated``): added to ``soc.flags``.
+    flags: tuple[str, ...] = ()
+    #: Set when the source already knows the bytes cannot be an event (a broken syslog frame,
+    #: a push for another province): the reason of their dead letter.
+    error: str | None = None
 
 
 class RawBlock(NamedTuple):

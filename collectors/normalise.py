@@ -49,6 +49,8 @@ DATASETS = {
 }
 #: Raw text kept in a dead letter; enough to see what went wrong, bounded against 1 MB lines.
 MAX_RAW_KEPT = 32 * 1024
+#: An archived event stamped before this is clearly invalid (a zeroed clock, a parse slip).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class Limits:
     max_line_bytes: int = 256 * 1024
     max_future: timedelta = timedelta(hours=1)
     max_age: timedelta = timedelta(days=365 * 2)
+    #: Sources of archived logs (``archived: true``, ``soc collect import``): their events keep
+    #: their own ``@timestamp`` however old, are flagged ``imported``, and only a stamp before
+    #: :data:`EARLIEST` or past ``max_future`` (clearly invalid) is replaced by the receive time.
+    archived: frozenset[str] = frozenset()
 
 
 class Normaliser:
@@ -103,6 +109,8 @@ class Normaliser:
         if raw.document is not None:
             doc = dict(raw.document)
             return self._event(doc, raw, False, ingested, str(doc["@timestamp"]))
+        if raw.error is not None:
+            return self.deadletter(raw, "read", raw.error, ingested)
         if len(raw.data) > self.limits.max_line_bytes:
             return self.deadletter(
                 raw,
@@ -127,7 +135,11 @@ class Normaliser:
         found = self._attribution(raw, parsed)
         service = _service(parsed.service, found)
         flags = list(parsed.flags)
+        if raw.flags:
+            flags += raw.flags
         locality = self._locality(parsed, found, flags)
+        if found is not None and found.bound and found.locality is not None:
+            self._check_bound(found, locality)
         # A parser's fields are fresh dicts handed over to the caller (collectors/parsers):
         # completed in place, not copied.
         doc = cast(dict[str, Any], parsed.fields)
@@ -143,7 +155,10 @@ class Normaliser:
         doc["locality"] = locality
         if found is not None:
             doc.setdefault("soc", {})["system"] = found.system
-        stamp, substituted = self._timestamp(parsed.timestamp, raw.received, flags, doc)
+        archived = raw.source_id in self.limits.archived
+        if archived:
+            flags.append("imported")
+        stamp, substituted = self._timestamp(parsed.timestamp, raw.received, flags, doc, archived)
         iso = doc["@timestamp"] = iso_utc(stamp)
         if flags:
             doc.setdefault("soc", {})["flags"] = sorted(set(flags))
@@ -192,8 +207,24 @@ class Normaliser:
         except KeyError:
             return _remember(self._ecs, locality, locality.to_ecs()["locality"])
 
+    def _check_bound(self, found: Attribution, locality: dict[str, Any]) -> None:
+        """A push token bound to a province writes that province's events only."""
+        assert found.locality is not None
+        own = self._ecs_of(found.locality)["province"]["code"]
+        named = locality["province"]["code"]
+        if named != own:
+            raise ParseError(
+                f"push token of system {found.system!r} is bound to province {own}; the line "
+                f"names province {named} (mark the system national: true to allow it)"
+            )
+
     def _timestamp(
-        self, stamp: datetime | None, received: datetime, flags: list[str], doc: dict[str, Any]
+        self,
+        stamp: datetime | None,
+        received: datetime,
+        flags: list[str],
+        doc: dict[str, Any],
+        archived: bool = False,
     ) -> tuple[datetime, bool]:
         if stamp is None:
             return received, True
@@ -201,7 +232,7 @@ class Normaliser:
             stamp = _closest_year(stamp, received)
         if stamp - received > self.limits.max_future:
             flags.append("timestamp_future")
-        elif received - stamp > self.limits.max_age:
+        elif stamp < EARLIEST or (not archived and received - stamp > self.limits.max_age):
             flags.append("timestamp_too_old")
         else:
             return stamp, False

@@ -3,7 +3,11 @@
 The format and its ECS fields are in docs/log-formats.md. Quoted strings may carry nginx's
 ``\\xHH`` escapes or Apache's ``\\"``: they are unescaped so the event holds what the client sent.
 A request line that is not ``METHOD TARGET PROTOCOL`` (scanners send garbage) is kept with the flag
-``request_malformed``. This module must not look at the inventory or the clock.
+``request_malformed``. A line the strict pattern refuses is repaired when it can be, never
+dead-lettered for its quoting alone: a line wrapped in an extra pair of double quotes is unwrapped
+(flag ``line_unwrapped``), quotes inside the request or a user agent without its closing quote are
+taken by a lenient pattern (flag ``quotes_repaired``); a repaired event keeps the line as written in
+``event.original``. This module must not look at the inventory or the clock.
 """
 
 from __future__ import annotations
@@ -27,6 +31,15 @@ _LINE = re.compile(
     + " "
     + _Q
     + r"(?: (?P<rt>\d+(?:\.\d+)?|-))?[ \t]*\r?"
+)
+#: The repair of a line the strict pattern refused: the request up to the last ``" STATUS SIZE``
+#: (scanners put quotes in requests), then optional referrer and user agent, the agent's closing
+#: quote optional (a truncated or unbalanced line), and the optional request time.
+_LENIENT = re.compile(
+    r"(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "
+    r'"(?P<request>.*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
+    r'(?: "(?P<referrer>.*?)"(?: "(?P<agent>.*?)"?)?)?'
+    r"(?: (?P<rt>\d+(?:\.\d+)?|-))?[ \t]*\r?"
 )
 _TIME = re.compile(r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})")
 _MONTHS = {
@@ -76,13 +89,35 @@ def _parse_time(value: str) -> datetime:
         raise ParseError(f"time {value[:40]!r}: {exc}") from None
 
 
-def parse_access(text: str) -> Parsed:
-    found = _LINE.fullmatch(text)
+def _repair(text: str) -> tuple[re.Match[str], str]:
+    """The match of a line the strict pattern refused, and the flag naming the repair.
+
+    A line wrapped in one more pair of double quotes (CSV exports, some public data sets), its
+    inner quotes doubled or backslash-escaped or left as they were, is unwrapped; then the lenient
+    pattern takes quotes inside the request and an agent whose closing quote is missing."""
+    if len(text) > 1 and text[0] == '"' and text.rstrip("\r")[-1] == '"':
+        inner = text.rstrip("\r")[1:-1]
+        candidates = (inner, inner.replace('""', '"'), inner.replace('\\"', '"'))
+        for pattern in (_LINE, _LENIENT):
+            for candidate in candidates:
+                found = pattern.fullmatch(candidate)
+                if found is not None:
+                    return found, "line_unwrapped"
+    found = _LENIENT.fullmatch(text)
     if found is None:
         raise ParseError("not a combined access log line")
+    return found, "quotes_repaired"
+
+
+def parse_access(text: str) -> Parsed:
+    found = _LINE.fullmatch(text)
+    repair = None
+    if found is None:
+        found, repair = _repair(text)
     ip, _ident, user, stamp, request, code, size, referrer, agent, rt = found.groups()
     if "\\" in text:  # escapes are rare: unescape only lines that have one
-        user, request, referrer, agent = (_unescape(v) for v in (user, request, referrer, agent))
+        user, request = _unescape(user), _unescape(request)
+        referrer, agent = _unescape(referrer or ""), _unescape(agent or "")
     status = int(code)
     event: dict[str, Any] = {
         "kind": "event",
@@ -95,6 +130,9 @@ def parse_access(text: str) -> Parsed:
     http: dict[str, Any] = {"request": http_request, "response": response}
     doc: dict[str, Any] = {"event": event, "http": http}
     flags: tuple[str, ...] = ()
+    if repair is not None:  # the line as written stays with the event
+        event["original"] = text[:MAX_FIELD]
+        flags = (repair,)
     if size != "-":
         response["bytes"] = int(size)
     if rt is not None and rt != "-":
@@ -116,7 +154,7 @@ def parse_access(text: str) -> Parsed:
         if sep and query:
             url["query"] = query[:MAX_FIELD]
     else:
-        flags = ("request_malformed",)
+        flags += ("request_malformed",)
         doc["url"] = {"original": request[:MAX_FIELD]}
     if not http_request:
         del http["request"]

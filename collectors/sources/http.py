@@ -146,4 +146,5 @@ def _refine(hint: Attribution | None, wrapper: dict[str, Any]) -> Attribution | 
         pass  # normalisation dead-letters a line it cannot attribute, with the reason
     if service is None and locality is None and hint is None:
         return None
-    return Attribution(hint.system if hint else "push", service, locality)
+    bound = hint is not None and hint.bound
+    return Attribution(hint.system if hint else "push", service, locality, bound)

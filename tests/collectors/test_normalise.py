@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from collectors.inventory import loads_inventory
 from collectors.models import RawLine, SourceType
-from collectors.normalise import Normaliser, iso_utc
+from collectors.normalise import Limits, Normaliser, iso_utc
 from collectors.parsers import parse_auto, parse_syslog
 from soc.es.indices import Indices
 from soc.localities import catalogue
@@ -150,3 +150,34 @@ def test_iso_stamps_are_utc_milliseconds(when: datetime) -> None:
     """The fast ``iso_utc`` writes what ``isoformat`` would, in UTC with milliseconds and ``Z``."""
     expected = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert iso_utc(when) == expected
+
+
+def test_archived_source_keeps_old_timestamps_only_clearly_invalid_ones_replaced() -> None:
+    limits = Limits(archived=frozenset({"import"}))
+    norm = Normaliser(loads_inventory(INVENTORY), Indices("t"), "c1", limits, now=lambda: NOW)
+    old = orjson.dumps({"ts": "2023-10-01T08:00:00Z", "system": "payment", "event": "payment"})
+    raw = RawLine("import", SourceType.FILE, old, NOW, path="/sim/01/payment.app.log", offset=0)
+    action = norm.normalise(raw, parse_auto)
+    assert action.document["@timestamp"] == "2023-10-01T08:00:00.000Z"  # its own time
+    assert action.document["event"]["ingested"] == iso_utc(NOW)  # when it was received
+    assert action.document["soc"]["flags"] == ["imported"]
+    assert action.index == "t-events-2023.10.01"
+    live = norm.normalise(raw._replace(source_id="files"), parse_auto)
+    assert live.document["soc"]["flags"] == ["timestamp_too_old"]  # a live source: receive time
+    for ts, flag in (("1970-01-01T00:00:00Z", "timestamp_too_old"),
+                     ("2031-01-01T00:00:00Z", "timestamp_future")):  # fmt: skip
+        bad = orjson.dumps({"ts": ts, "system": "payment", "event": "payment"})
+        doc = norm.normalise(raw._replace(data=bad), parse_auto).document
+        assert doc["@timestamp"] == iso_utc(NOW)
+        assert doc["soc"]["flags"] == sorted(["imported", flag])
+        assert doc["soc"]["original_timestamp"] == ts.replace("Z", ".000Z")
+
+
+def test_source_flags_and_source_errors() -> None:
+    norm = _normaliser()
+    line = b'{"ts": "2026-11-23T09:15:02+07:00", "system": "vneid", "event": "login"}'
+    raw = _raw(line, path="/sim/01/vneid.app.log")._replace(flags=("line_unterminated",))
+    assert norm.normalise(raw, parse_auto).document["soc"]["flags"] == ["line_unterminated"]
+    broken = norm.normalise(raw._replace(error="octet count 999999999 over 262144"), parse_auto)
+    assert broken.kind == "deadletter"
+    assert broken.document["deadletter"]["reason"] == "octet count 999999999 over 262144"

@@ -243,3 +243,44 @@ def test_repeated_access_stamps_parse_alike() -> None:
 def test_json_latency_out_of_range_is_a_parse_error(latency: float) -> None:
     with pytest.raises(ParseError, match="latency_ms"):
         from_object({"system": "vneid", "latency_ms": latency})
+
+
+SCANNER = (
+    '45.9.20.7 - - [02/Nov/2026:03:11:09 +0700] "GET /cgi-bin/.%2e/.%2e/bin/sh HTTP/1.1" 400 157 '
+    '"-" "Mozilla/5.0 zgrab/0.x"'
+)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'"{SCANNER}"',  # wrapped, inner quotes as they were
+        '"' + SCANNER.replace('"', '""') + '"',  # wrapped CSV-style: inner quotes doubled
+        '"' + SCANNER.replace('"', '\\"') + '"',  # wrapped, inner quotes backslash-escaped
+    ],
+)
+def test_access_line_wrapped_in_quotes_is_unwrapped_and_flagged(line: str) -> None:
+    p = parse_access(line)
+    assert p.flags == ("line_unwrapped",)
+    assert p.fields["url"]["path"] == "/cgi-bin/.%2e/.%2e/bin/sh"
+    assert p.fields["user_agent"]["original"] == "Mozilla/5.0 zgrab/0.x"
+    assert p.fields["http"]["response"]["status_code"] == 400
+    assert p.fields["event"]["original"] == line  # the line as written stays with the event
+    assert p.timestamp == parse_access(SCANNER).timestamp
+
+
+def test_access_unbalanced_quotes_are_repaired_not_dead_lettered() -> None:
+    agent_cut = SCANNER[:-1]  # the user agent lacks its closing quote
+    p = parse_access(agent_cut)
+    assert p.flags == ("quotes_repaired",)
+    assert p.fields["user_agent"]["original"] == "Mozilla/5.0 zgrab/0.x"
+    assert p.fields["event"]["original"] == agent_cut
+    quoted = SCANNER.replace("/bin/sh", '/?id=1" or "1"="1')  # quotes inside the request
+    q = parse_access(quoted)
+    assert "quotes_repaired" in q.flags
+    assert '"1"="1' in q.fields["url"]["original"]
+    common = SCANNER[: SCANNER.index(' "-"')]  # common log format: no referrer nor agent
+    assert parse_access(common).fields["http"]["response"]["bytes"] == 157
+    assert "original" not in parse_access(SCANNER).fields["event"]  # a clean line is not copied
+    with pytest.raises(ParseError, match="combined"):
+        parse_access('"just some quoted text"')
