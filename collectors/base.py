@@ -53,6 +53,9 @@ class Pipeline:
         self.normalisers = normalisers or Normalisers(normaliser)
         self.spool = spool
         self.metrics = metrics
+        #: Set once the collector can take lines (its workers started): push sources answer
+        #: 503 + Retry-After before.
+        self.ready = threading.Event()
 
     def submit(
         self,
@@ -104,29 +107,43 @@ class Source(ABC):
         """What ``soc collect status`` shows about this source besides its counters."""
         return {}
 
+    def pending(self) -> int:
+        """Lines this source holds that are not counted in ``read`` yet (a file's last line
+        waiting for its newline, a TCP frame waiting for its bytes)."""
+        return 0
+
+    def poll_counters(self) -> None:  # noqa: B027 - a hook; most sources have nothing to poll
+        """Bring counters kept outside the collector up to date (the kernel's UDP drops)."""
+
 
 class ServerSource(Source):
     """A source that is a listening ``socketserver`` (HTTP push, syslog over TCP).
 
-    Subclasses call :meth:`listen` from ``__init__``; the server's handlers reach the source as
-    ``self.server.source``.
+    Subclasses call :meth:`listen` from ``__init__`` with a server made with
+    ``bind_and_activate=False``; the server's handlers reach the source as ``self.server.source``.
+    The port is bound at once (a taken port fails at start-up, naming the source) but listened on
+    only in :meth:`run`, once the collector is ready: before, a client's connection is refused at
+    once instead of waiting in the backlog until it times out.
     """
 
-    server: socketserver.BaseServer
+    server: socketserver.TCPServer
     port: int
 
     def listen(self, server: Callable[[], Any], what: str, host: str, port: int) -> None:
         """Bind now, so a taken port fails at start-up naming the source, not in a thread."""
+        self.server = server()
         try:
-            self.server = server()
+            self.server.server_bind()
         except OSError as exc:
+            self.server.server_close()
             raise CollectorError(
                 f"source {self.id}: cannot listen on {what} {host}:{port}: {exc}"
             ) from None
         self.server.source = self  # type: ignore[attr-defined]
-        self.port = int(self.server.server_address[1])  # type: ignore[index]
+        self.port = int(self.server.server_address[1])
 
     def run(self) -> None:
+        self.server.server_activate()
         self.ready.set()
         self.server.serve_forever(poll_interval=0.1)
         self.server.server_close()

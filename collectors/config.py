@@ -67,12 +67,21 @@ class FileSourceSpec(_SourceBase):
     paths: tuple[str, ...] = Field(min_length=1)
     format: Literal["access", "json", "syslog", "auto"] = "auto"
     poll_interval: float = Field(default=0.5, gt=0)
+    #: Seconds a last line without newline may stay unchanged before it is shipped as it is
+    #: (flag ``line_unterminated``); 0: only at rotation, removal, truncation or import.
+    partial_settle: float = Field(default=10.0, ge=0)
+    #: Archived logs: events keep their own ``@timestamp`` however old (flag ``imported``).
+    archived: bool = False
 
 
 class SyslogSourceSpec(_SourceBase):
     type: Literal["syslog-udp", "syslog-tcp"]
     host: str = "127.0.0.1"
     port: int = Field(default=5514, ge=0, le=65535)
+    #: UDP: the socket's kernel receive buffer (a burst waits there while the collector reads).
+    receive_buffer_mb: float = Field(default=16, gt=0, le=1024)
+    #: TCP: the largest octet-counted frame; a larger count is a broken frame, dead-lettered.
+    max_frame_kb: int = Field(default=256, ge=1, le=64 * 1024)
 
 
 class HttpSourceSpec(_SourceBase):

@@ -69,7 +69,10 @@ class Collector:
         self.config = config
         self.metrics = Metrics(config.id)
         self.spool = Spool(config.state_dir / "spool", max_bytes=int(c.spool_max_mb * 1024 * 1024))
-        limits = Limits(max_line_bytes=c.max_line_kb * 1024)
+        archived = frozenset(
+            s.id for s in config.spec.sources if isinstance(s, FileSourceSpec) and s.archived
+        )
+        limits = Limits(max_line_bytes=c.max_line_kb * 1024, archived=archived)
         self.normaliser = Normaliser(config.inventory, indices, config.id, limits)
         self.normalisers = Normalisers(self.normaliser, c.parse_workers)
         self.pipeline = Pipeline(self.normaliser, self.spool, self.metrics, self.normalisers)
@@ -102,10 +105,24 @@ class Collector:
                 parser=parsers.get(spec.format),
                 state_dir=state,
                 poll_interval=spec.poll_interval,
+                settle=spec.partial_settle,
+            )
+        if isinstance(spec, SyslogSourceSpec) and spec.type == "syslog-udp":
+            return SyslogUdpSource(
+                spec.id,
+                self.pipeline,
+                host=spec.host,
+                port=spec.port,
+                wanted_buffer=int(spec.receive_buffer_mb * 1024 * 1024),
             )
         if isinstance(spec, SyslogSourceSpec):
-            cls = SyslogUdpSource if spec.type == "syslog-udp" else SyslogTcpSource
-            return cls(spec.id, self.pipeline, host=spec.host, port=spec.port)
+            return SyslogTcpSource(
+                spec.id,
+                self.pipeline,
+                host=spec.host,
+                port=spec.port,
+                max_frame=spec.max_frame_kb * 1024,
+            )
         if isinstance(spec, HttpSourceSpec):
             return HttpPushSource(
                 spec.id,
@@ -151,6 +168,7 @@ class Collector:
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
         self.start_workers()
+        self.pipeline.ready.set()  # push sources answer 503 until here
         if c.metrics_port:
             server, _thread = self._metrics_server = start_http_server(
                 c.metrics_port, c.metrics_host, registry=self.metrics.registry
@@ -205,6 +223,9 @@ class Collector:
             self.write_status()
 
     def status(self) -> dict[str, Any]:
+        for source in self.sources:
+            source.poll_counters()
+            self.metrics.set_pending(source.id, source.pending())
         snap = self.metrics.snapshot()
         snap["pid"] = os.getpid()
         snap["written_at"] = time.time()

@@ -3,8 +3,11 @@
 The names are the accounting identity of the issue: for every source,
 ``read + resumed = indexed + duplicates + deadlettered + dropped + (still in the spool)``, where
 ``resumed`` counts what an earlier run left in the spool. ``duplicates``
-are events Elasticsearch already had (a replay after a crash); ``dropped`` is only ever UDP syslog
-that arrived while the spool was full. The snapshot is what ``soc collect status`` shows (the
+are actions Elasticsearch already had (a replay after a crash, a resent message, a byte-identical
+dead letter); ``dropped`` is only ever UDP syslog: datagrams that arrived while the spool was
+full, and those the kernel dropped from the socket's full receive buffer (counted in ``read`` as
+well: they reached the host). ``pending`` (a gauge) is what a source holds before ``read``: a
+file's last line without its newline. The snapshot is what ``soc collect status`` shows (the
 runner writes it to ``status.json``). This module must not do I/O other than serving metrics.
 """
 
@@ -30,9 +33,9 @@ _HELP = {
     "read": "Lines, messages or probe results read by the source.",
     "resumed": "Actions found in the spool at start-up (read by an earlier run, not yet shipped).",
     "indexed": "Events (and dead letters) Elasticsearch created.",
-    "duplicates": "Actions Elasticsearch already had (replays after a crash or retry).",
-    "deadlettered": "Inputs kept in the dead-letter index instead of the events.",
-    "dropped": "UDP syslog messages dropped because the spool was full.",
+    "duplicates": "Actions Elasticsearch already had (replays, resends, identical dead letters).",
+    "deadlettered": "Inputs kept in the dead-letter index instead of the events (stored once).",
+    "dropped": "UDP syslog messages dropped: spool full, or the kernel's receive buffer full.",
     "retries": "Bulk attempts that failed and were retried (Elasticsearch slow, 429 or down).",
     "spooled": "Actions written to the disk spool.",
 }
@@ -67,7 +70,14 @@ class Metrics:
             ["collector"],
             registry=self.registry,
         )
+        self._pending_lines = Gauge(
+            "soc_collector_pending",
+            "Lines a source holds, not counted in read yet (a last line without newline).",
+            ["collector", "source"],
+            registry=self.registry,
+        )
         self._lags: dict[str, float] = {}
+        self._pendings: dict[str, int] = {}
         self.spool_bytes = 0
 
     def inc(self, source: str, name: str, amount: int = 1) -> None:
@@ -80,6 +90,11 @@ class Metrics:
     def lag(self, source: str, seconds: float) -> None:
         self._lags[source] = seconds
         self._lag.labels(self.collector_id, source).set(seconds)
+
+    def set_pending(self, source: str, lines: int) -> None:
+        if lines or source in self._pendings:
+            self._pendings[source] = lines
+            self._pending_lines.labels(self.collector_id, source).set(lines)
 
     def pending(self, size: int) -> None:
         self.spool_bytes = size
@@ -96,4 +111,6 @@ class Metrics:
             }
         for source, lag in self._lags.items():
             sources.setdefault(source, dict.fromkeys(COUNTERS, 0))["lag_seconds"] = round(lag, 3)
+        for source, lines in self._pendings.items():
+            sources.setdefault(source, dict.fromkeys(COUNTERS, 0))["pending"] = lines
         return {"collector": self.collector_id, "spool_bytes": self.spool_bytes, "sources": sources}

@@ -4,7 +4,9 @@ It reads batches from the :class:`~collectors.spool.Spool` (by count, or whateve
 ``flush_interval``), sends them as one ``_bulk`` body built from the spooled bytes, and only then
 moves the spool cursor. Per item:
 
-* 201 created → ``indexed``; 409 → ``duplicates`` (a replay: the deterministic ``_id`` is there);
+* 201 created → ``indexed`` (``deadlettered`` for a dead letter); 409 → ``duplicates`` (a replay,
+  or a dead letter byte-identical to one stored: the deterministic ``_id`` is there), so
+  ``deadlettered`` is what the dead-letter index holds;
 * 429 / 5xx, or the whole request failing (timeout, connection refused, 429) → retried with
   exponential back-off, in order, for as long as it takes (the spool holds everything meanwhile);
 * any other rejection (a mapping conflict) → the event becomes a dead letter with the reason and
@@ -230,7 +232,9 @@ class Shipper:
         if status in (200, 201):
             latest[record.source_id] = record.ingested
         elif status == 409:
-            counter = "deadlettered" if record.kind == "deadletter" else "duplicates"
+            # Already there: a replay, a resent message, or a byte-identical dead letter (their
+            # ids are digests of the bytes): stored once, so counted once in ``deadlettered``.
+            counter = "duplicates"
         elif status in _RETRY_STATUSES:
             again.append(record)
             return

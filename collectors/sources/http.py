@@ -111,7 +111,7 @@ class HttpPushSource(ServerSource):
         self.require_token = require_token
         self.max_body_bytes = max_body_bytes
         self.spool_wait = spool_wait
-        self.listen(lambda: _Server((host, port), _Handler), "http", host, port)
+        self.listen(lambda: _Server((host, port), _Handler, False), "http", host, port)
 
     def authenticate(self, header: str) -> Attribution | None:
         scheme, _, token = header.partition(" ")

@@ -8,8 +8,17 @@ A file is known by its identity (device, inode), not its name, and its offset is
 * copy-truncate (the file shrinks below the offset): read again from 0;
 * restart: each still-present inode resumes at its offset (lines after it are re-read at most once
   more, and their deterministic ids make that harmless);
-* a partial last line waits for its newline (emitted anyway when its file is rotated away);
 * new files (a rotation's new ``app.log``) are found by a glob every ``rescan_interval``.
+
+A last line without its newline is *pending* (:meth:`FileTailSource.pending`, shown by ``soc
+collect status``): the writer may still be writing it. It is shipped as it is, flagged
+``line_unterminated``, when the file is rotated away or removed, when the file is truncated, when
+an import reads the file (:meth:`FileTailSource.finish`), or when it has not changed for
+``settle`` seconds (0: never on time alone). It is not shipped at shutdown: its offset is not
+persisted, so the next run reads it again. Once shipped, the offset moves past it, so a writer that
+later completes the line does not double it: the rest of the line becomes its own line at its own
+offset, flagged ``line_continued`` (every byte is shipped once; a line split by a very slow writer
+shows as two flagged pieces).
 
 A full spool blocks :meth:`Pipeline.submit`, which stops the reading: that is the backpressure.
 This module must not parse lines.
@@ -47,6 +56,10 @@ class _Watched:
     handle: Any = None
     partial: bytearray = field(default_factory=bytearray)
     idle_polls: int = 0
+    #: When the pending last line last grew (monotonic seconds).
+    partial_since: float = 0.0
+    #: A pending line was shipped on settle: what follows it continues that line.
+    continued: bool = False
 
 
 class FileTailSource(Source):
@@ -63,8 +76,10 @@ class FileTailSource(Source):
         poll_interval: float = 0.5,
         batch_lines: int = 2000,
         rescan_interval: float = 1.0,
+        settle: float = 10.0,
     ) -> None:
         super().__init__(source_id, pipeline)
+        self.settle = settle
         self.patterns = paths
         self.parser = parser
         self.poll_interval = poll_interval
@@ -83,9 +98,25 @@ class FileTailSource(Source):
             moved = self.poll()
             if not moved:
                 self.stopping.wait(self.poll_interval)
+        waiting = self.pending()
+        if waiting:
+            log.info("source %s: %d unterminated last lines pending at stop", self.id, waiting)
         for watched in self.files.values():
             if watched.handle is not None:
                 watched.handle.close()
+
+    def pending(self) -> int:
+        """Last lines held for their newline (read, not yet shipped nor counted in ``read``)."""
+        return sum(1 for w in list(self.files.values()) if w.partial)
+
+    def finish(self) -> int:
+        """Ship every pending last line (an import: its files are complete); how many."""
+        shipped = 0
+        for watched in list(self.files.values()):
+            shipped += self._flush_partial(watched)
+        if shipped:
+            self._save_offsets()
+        return shipped
 
     def poll(self) -> int:
         """One pass over every matching file; the number of lines read."""
@@ -96,16 +127,19 @@ class FileTailSource(Source):
             self._present, self._scanned = self._discover(), now
         present = self._present
         total = 0
+        settled = now - self.settle if self.settle > 0 else None
         for identity, watched in list(self.files.items()):
             lines = self._read(watched)
             total += lines
             if identity not in present and not lines:
                 watched.idle_polls += 1
                 if watched.idle_polls >= 2:  # rotated away and drained
-                    self._flush_partial(watched)
+                    total += self._flush_partial(watched)
                     self._forget(identity)
-            else:
-                watched.idle_polls = 0
+                continue
+            watched.idle_polls = 0
+            if settled is not None and watched.partial and watched.partial_since <= settled:
+                total += self._flush_partial(watched, settled=True)
         if total:
             self._save_offsets()
         return total
@@ -135,7 +169,10 @@ class FileTailSource(Source):
         size = os.fstat(w.handle.fileno()).st_size
         if size < w.offset + len(w.partial):  # copy-truncate: the file was emptied under us
             log.info("file %s shrank (%d < %d): truncated, reading from 0", w.path, size, w.offset)
-            w.offset, w.partial = 0, bytearray()
+            flushed = self._flush_partial(w)  # what was there before is final
+            w.offset = 0
+            if flushed:
+                self._save_offsets()
         w.handle.seek(w.offset + len(w.partial))
         chunks = [bytes(w.partial)]
         lines, pending = 0, len(w.partial)  # lines read, and bytes after the last newline
@@ -151,6 +188,7 @@ class FileTailSource(Source):
             pending = len(chunk) - chunk.rfind(b"\n") - 1 if newlines else pending + len(chunk)
         if len(chunks) == 1:
             return 0
+        w.partial_since = time.monotonic()
         return self._submit(w, b"".join(chunks))
 
     def _submit(self, w: _Watched, data: bytes) -> int:
@@ -158,6 +196,17 @@ class FileTailSource(Source):
         the last newline waits for the rest (unless it is past the hard cap). Returns once they are
         spooled: only then may poll() persist the offset."""
         now = datetime.now(UTC)
+        first = 0
+        if w.continued and (newline := data.find(b"\n")) >= 0:
+            # The rest of a line shipped on settle: its own line, flagged, never the whole again.
+            w.continued = False
+            if newline:
+                line = RawLine(self.id, SourceType.FILE, data[:newline].rstrip(b"\r"), now,
+                               w.path, w.offset, flags=("line_continued",))  # fmt: skip
+                self.pipeline.submit(self.id, [line], self.parser)
+            first = newline + 1
+            w.offset += first
+            data = data[first:]
         end = data.rfind(b"\n") + 1
         block = RawBlock(self.id, data[:end], now, w.path, w.offset)
         lines = block.newlines()
@@ -171,21 +220,22 @@ class FileTailSource(Source):
             w.offset += len(w.partial)
             w.partial = bytearray()
             lines += 1
-        return lines
+        return lines + (1 if first > 1 else 0)
 
-    def _flush_partial(self, w: _Watched) -> None:
-        if w.partial:
-            line = RawLine(
-                self.id,
-                SourceType.FILE,
-                bytes(w.partial),
-                datetime.now(UTC),
-                path=w.path,
-                offset=w.offset,
-            )
-            self.pipeline.submit(self.id, [line], self.parser)
-            w.offset += len(w.partial)
-            w.partial = bytearray()
+    def _flush_partial(self, w: _Watched, settled: bool = False) -> int:
+        """Ship the pending last line of ``w`` as it is (see the module docstring); 1 or 0."""
+        if not w.partial:
+            return 0
+        data, start = bytes(w.partial).rstrip(b"\r"), w.offset
+        w.offset += len(w.partial)
+        w.partial = bytearray()
+        w.continued = settled
+        if not data:
+            return 0
+        line = RawLine(self.id, SourceType.FILE, data, datetime.now(UTC), w.path, start,
+                       flags=("line_unterminated",))  # fmt: skip
+        self.pipeline.submit(self.id, [line], self.parser)
+        return 1
 
     def _forget(self, identity: str) -> None:
         watched = self.files.pop(identity)
@@ -214,4 +264,4 @@ class FileTailSource(Source):
         tmp.replace(self.state_file)
 
     def health(self) -> dict[str, Any]:
-        return {"files": {w.path: w.offset for w in self.files.values()}}
+        return {"files": {w.path: w.offset for w in self.files.values()}, "pending": self.pending()}

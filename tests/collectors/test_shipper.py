@@ -77,7 +77,22 @@ def test_exact_counts_accounting_identity_and_replay(
     assert Shipper(es, again, replay, deadletter_index=ready.deadletter).drain(30)
     assert count(es, ready.events) == 900
     assert count(es, ready.deadletter) == 100
-    assert replay.get("src", "duplicates") == 900
+    # dead letters too: what the dead-letter index holds is counted once, in deadlettered
+    assert (replay.get("src", "duplicates"), replay.get("src", "deadlettered")) == (1000, 0)
+
+
+def test_identical_dead_letters_are_stored_once_and_counted_once(
+    es: Elasticsearch, ready: Indices, tmp_path: Path
+) -> None:
+    """A sender repeating one bad message: one dead letter stored, the repeats are duplicates
+    (before: counted as dead-lettered each time, 5,156 counted for 5,080 stored)."""
+    norm, spool, metrics = _pipeline(tmp_path, ready)
+    bad = RawLine("src", SourceType.SYSLOG, b"no pri at all", T0, peer="10.0.0.9")
+    _spool_all(norm, spool, metrics, [bad] * 5 + [bad._replace(data=b"other garbage")])
+    assert Shipper(es, spool, metrics, deadletter_index=ready.deadletter).drain(30)
+    assert count(es, ready.deadletter) == 2
+    counted = {k: metrics.get("src", k) for k in ("read", "deadlettered", "duplicates")}
+    assert counted == {"read": 6, "deadlettered": 2, "duplicates": 4}
 
 
 def test_mapping_rejection_becomes_a_dead_letter(

@@ -182,9 +182,11 @@ def test_http_push_with_per_source_token(
         [{"id": "push", "type": "http", "port": port, "max_body_mb": 0.01}],
         metrics_port=free_port(),
     )
-    batch = b"\n".join(orjson.dumps(app(i, "payment")) for i in range(5)) + b"\n{truncated\n"
+    hanoi = {"province": "01"}  # the token's system is in Hà Nội: it may push Hà Nội's events
+    batch = b"\n".join(orjson.dumps(app(i, "payment") | hanoi) for i in range(5)) + b"\n{trunc\n"
     assert _post(port, batch, PUSH_TOKEN) == (200, {"accepted": 6, "events": 5, "deadlettered": 1})
-    status, body = _post(port, orjson.dumps(app(99, "otp-gateway")), PUSH_TOKEN, "application/json")
+    one = orjson.dumps(app(99, "otp-gateway") | hanoi)
+    status, body = _post(port, one, PUSH_TOKEN, "application/json")
     assert (status, body["events"]) == (200, 1)
     wrapped = orjson.dumps({"line": access(7).decode().rstrip("\n")})
     assert _post(port, wrapped, PUSH_TOKEN)[0] == 200
