@@ -149,6 +149,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 try:
                     data = sock.recv(1 << 16)
                 except TimeoutError:
+                    source.submit(framer.quiet(), peer)  # the sender paused
                     continue
                 except OSError:
                     break
