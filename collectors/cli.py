@@ -53,8 +53,14 @@ def _errors(fn: Callable[P, R]) -> Callable[P, R]:
 def check(config: ConfigOpt) -> None:
     """Validate the configuration and inventory (errors name file, line and key)."""
     from collectors.config import load_config
+    from collectors.routing import check_routes
 
     cfg = load_config(config)
+    problems = check_routes(cfg)
+    for problem in problems:
+        err.print(f"[bold red]error:[/] {escape(str(problem))}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
     out.print(
         f"ok: collector {escape(cfg.id)}, {len(cfg.spec.sources)} sources, "
         f"{len(cfg.inventory.systems)} inventory systems, state in {cfg.state_dir}",

@@ -79,8 +79,11 @@ class System:
     hosts: frozenset[str]
     token_sha256: str | None
     national: bool = False
-    #: The patterns as written (``soc collect check`` names them).
+    #: The patterns as written, and where (file, line): ``soc collect check`` names them.
     paths: tuple[str, ...] = ()
+    path_lines: tuple[int | None, ...] = ()
+    file: str | None = None
+    key: str = ""
 
 
 class Inventory:
@@ -210,4 +213,7 @@ def _resolve(item: _SystemSpec, locator: Locator, where: tuple[str | int, ...]) 
         token_sha256=item.token_sha256,
         national=item.national,
         paths=item.paths,
+        path_lines=tuple(locator.line((*where, "paths", i)) for i in range(len(item.paths))),
+        file=locator.path,
+        key=".".join(map(str, where)),
     )

@@ -36,7 +36,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def test_check_names_file_and_line(tmp_path: Path, settings: Settings) -> None:
-    good = write_config(tmp_path, [{"id": "t", "type": "file", "paths": ["/x/*.log"]}])
+    good = write_config(tmp_path, [{"id": "t", "type": "file", "paths": ["/x/**/*.log"]}])
     done = subprocess.run(
         [*SOC, "collect", "check", "-c", str(good)],
         env=_env(settings),
@@ -59,6 +59,18 @@ def test_check_names_file_and_line(tmp_path: Path, settings: Settings) -> None:
     )
     assert done.returncode == 1
     assert f"{bad}:6: sources.0.port: Input should be less than or equal to 65535" in done.stderr
+    # an inventory path pattern that routes no line to a service (before: "ok")
+    unrouted = tmp_path / "unrouted.yaml"
+    unrouted.write_text(
+        "collector:\n  id: x\ninventory:\n  systems:\n    - id: hn\n      province: '01'\n"
+        "      paths:\n        - /var/log/hn/*.log\n"
+        "sources:\n  - {id: a, type: file, paths: ['/var/log/**/*.log']}\n"
+    )
+    done = subprocess.run([*SOC, "collect", "check", "-c", str(unrouted)], env=_env(settings),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert f"{unrouted}:8: inventory.systems.0.paths.0: '/var/log/hn/*.log' routes no line: " \
+           "system 'hn' has no service" in done.stderr  # fmt: skip
 
 
 def _status(state: Path) -> dict[str, int]:
