@@ -101,9 +101,13 @@ class FileTailSource(Source):
         waiting = self.pending()
         if waiting:
             log.info("source %s: %d unterminated last lines pending at stop", self.id, waiting)
+        self.close()
+
+    def close(self) -> None:
         for watched in self.files.values():
             if watched.handle is not None:
                 watched.handle.close()
+                watched.handle = None
 
     def pending(self) -> int:
         """Last lines held for their newline (read, not yet shipped nor counted in ``read``)."""
