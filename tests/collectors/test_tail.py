@@ -32,9 +32,8 @@ def test_last_line_without_newline_is_shipped_after_settle_and_not_doubled(
     logs.mkdir(parents=True)
     log = logs / "portal.log"
     log.write_bytes(access(1) + access(2) + access(3).rstrip(b"\n"))  # a finished file
-    c = run_collector(_spec(logs, settle=0.5))
-    wait_for(lambda: c.metrics.get("tail", "read") == 2)
-    assert c.source("tail").pending() == 1
+    c = run_collector(_spec(logs, settle=2))
+    wait_for(lambda: c.metrics.get("tail", "read") == 2 and c.source("tail").pending() == 1)
     wait_for(lambda: c.metrics.get("tail", "read") == 3)  # shipped once settled
     assert c.source("tail").pending() == 0
     # the writer was only slow: the rest of the line arrives, then a new line
