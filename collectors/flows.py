@@ -107,22 +107,8 @@ class Collector:
                 poll_interval=spec.poll_interval,
                 settle=spec.partial_settle,
             )
-        if isinstance(spec, SyslogSourceSpec) and spec.type == "syslog-udp":
-            return SyslogUdpSource(
-                spec.id,
-                self.pipeline,
-                host=spec.host,
-                port=spec.port,
-                wanted_buffer=int(spec.receive_buffer_mb * 1024 * 1024),
-            )
         if isinstance(spec, SyslogSourceSpec):
-            return SyslogTcpSource(
-                spec.id,
-                self.pipeline,
-                host=spec.host,
-                port=spec.port,
-                max_frame=spec.max_frame_kb * 1024,
-            )
+            return self._syslog(spec)
         if isinstance(spec, HttpSourceSpec):
             return HttpPushSource(
                 spec.id,
@@ -156,6 +142,23 @@ class Collector:
                 report_every=spec.report_every,
             )
         raise TypeError(f"no source for {spec!r}")
+
+    def _syslog(self, spec: SyslogSourceSpec) -> Source:
+        if spec.type == "syslog-udp":
+            return SyslogUdpSource(
+                spec.id,
+                self.pipeline,
+                host=spec.host,
+                port=spec.port,
+                wanted_buffer=int(spec.receive_buffer_mb * 1024 * 1024),
+            )
+        return SyslogTcpSource(
+            spec.id,
+            self.pipeline,
+            host=spec.host,
+            port=spec.port,
+            max_frame=spec.max_frame_kb * 1024,
+        )
 
     def source(self, source_id: str) -> Source:
         return next(s for s in self.sources if s.id == source_id)

@@ -81,11 +81,8 @@ def run_import(
     state = config.state_dir / "imports" / f"{source_id}-{threading.get_native_id()}"
     metrics = Metrics(config.id)
     spool = Spool(state / "spool", max_bytes=int(c.spool_max_mb * 1024 * 1024))
-    limits = Limits(max_line_bytes=c.max_line_kb * 1024, archived=frozenset({source_id}))
-    inventory = _attributed(config.inventory, system, paths)
-    normaliser = Normaliser(inventory, indices, config.id, limits)
-    normalisers = Normalisers(normaliser, c.parse_workers)
-    pipeline = Pipeline(normaliser, spool, metrics, normalisers)
+    pipeline = _pipeline(config, indices, spool, metrics, source_id, system, paths)
+    normalisers = pipeline.normalisers
     shipper = Shipper(es, spool, metrics, deadletter_index=indices.deadletter,
                       batch_size=c.batch_size, flush_interval=c.flush_interval,
                       retry_max=c.retry_max, prepare=prepare)  # fmt: skip
@@ -114,6 +111,23 @@ def run_import(
     if summary.balanced:
         shutil.rmtree(state, ignore_errors=True)
     return summary
+
+
+def _pipeline(
+    config: CollectorConfig,
+    indices: Indices,
+    spool: Spool,
+    metrics: Metrics,
+    source_id: str,
+    system: str | None,
+    paths: list[str],
+) -> Pipeline:
+    """The import's pipeline: the collector's limits, its source archived."""
+    c = config.spec.collector
+    limits = Limits(max_line_bytes=c.max_line_kb * 1024, archived=frozenset({source_id}))
+    inventory = _attributed(config.inventory, system, paths)
+    normaliser = Normaliser(inventory, indices, config.id, limits)
+    return Pipeline(normaliser, spool, metrics, Normalisers(normaliser, c.parse_workers))
 
 
 def _attributed(inventory: Inventory, system: str | None, paths: list[str]) -> Inventory:

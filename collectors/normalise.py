@@ -10,7 +10,12 @@ what happens to bad input:
   ``locality_unknown``;
 * a missing timestamp, or one more than ``max_future`` ahead or ``max_age`` old, is replaced by the
   receive time, flagged (``timestamp_missing``/``timestamp_future``/``timestamp_too_old``), the
-  original kept in ``soc.original_timestamp``.
+  original kept in ``soc.original_timestamp``; a source of archived logs (``Limits.archived``)
+  keeps its events' own time however old (flag ``imported``), only a stamp before
+  :data:`EARLIEST` or past ``max_future`` is replaced;
+* a line its source already judged (``RawLine.error``: a broken syslog frame, a push for another
+  province) is a dead letter with that reason; the source's flags (``line_unterminated``) are kept;
+* an event attributed to a push token bound to a province must name that province (or none).
 
 The ``_id`` of an event from a line is a digest of the line's bytes and of where they came from
 (collector, source, file path and offset, attributed system), so replaying a file from its

@@ -85,10 +85,12 @@ def test_fuzz_drill_every_source_accounts_for_everything(
     hanoi = [orjson.dumps(event | {"request_id": f"p{n}"}) for n in range(50)]
     hue = orjson.dumps(event | {"province": "46"})  # not the token's province
     assert _push(http_port, b"\n".join([*hanoi, hue, b"{truncated"])) == 200
+    # the last line waits for its newline: pending, not read
     wait_for(lambda: c.metrics.get("file", "read") == written - 1, timeout=60)
+    wait_for(lambda: c.source("file").pending() == 1)
     wait_for(lambda: c.metrics.get("udp", "read") == sent, timeout=60)
     wait_for(lambda: c.source("tcp").pending() == 0 and c.metrics.get("tcp", "read") >= len(valid))
-    assert c.source("file").pending() == 1  # the last line waits for its newline
+    assert c.source("file").pending() == 1
     assert c.stop(drain_timeout=60)
     for source in ("file", "udp", "tcp", "push"):
         identity_holds(c, source)

@@ -91,6 +91,8 @@ def test_client_hanging_up_after_413_is_one_log_line(
             sock.close()  # hangs up without reading the answer
         status, _, _ = _request(port, "POST", b"y" * 5000)
         assert status == 413
+        chunked = iter([b"z" * 800, b"z" * 800])  # over the bound once the chunks add up
+        assert _request(port, "POST", chunked)[0] == 413  # type: ignore[arg-type]
     assert "Traceback" not in caplog.text + capfd.readouterr().err  # socketserver prints there
     assert not [r for r in caplog.records if r.exc_info]
 
