@@ -76,14 +76,17 @@ def _html_errors(api_handler: Callable[..., object]) -> Handler:
         if isinstance(exc, LoginRequired):
             target = quote(safe_next(request.url.path), safe="/")
             return RedirectResponse(f"/login?next={target}", status_code=303)
+        headers: dict[str, str] | None = None
         if isinstance(exc, SocError):
             status, detail = problems.status_of(exc), str(exc)
         elif isinstance(exc, HTTPException):
             status, detail = exc.status_code, str(exc.detail)
+            headers = problems.http_headers(request, exc)
         else:
             status, detail = 422, "invalid input: check the filters and the form"
         lang = i18n.pick(request.cookies.get(LANG_COOKIE))
         page = render(None, "error.html", status, status_code=status, detail=detail)
+        page.headers.update(headers or {})
         page.set_cookie(LANG_COOKIE, lang, samesite="strict")
         return page
 
@@ -92,8 +95,7 @@ def _html_errors(api_handler: Callable[..., object]) -> Handler:
 
 # ----------------------------------------------------------------------------- login
 def _secure(settings: Settings) -> bool:
-    # Production always sends cookies over HTTPS only, whatever SOC_AUTH_COOKIE_SECURE says.
-    return settings.auth_cookie_secure or settings.environment == "production"
+    return settings.cookie_secure
 
 
 @router.get("/login")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from elasticsearch import Elasticsearch
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -30,7 +31,7 @@ from soc.alerts import views as alert_views
 from soc.auth import service as auth
 from soc.auth import views as auth_views
 from soc.config import Settings, get_settings
-from soc.deps import EsDep
+from soc.deps import IF_MATCH, EsDep
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     app.state.directory = directory
     problems.install(app)
     _metrics(app)
+    _no_store(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_views.router)
     api.include_router(alert_views.router)
@@ -88,7 +90,29 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     api.include_router(_ops)
     app.include_router(api)
     dashboards.install(app)  # the console's pages under / and its /static files
+    _declare_if_match(app)
     return app
+
+
+def _declare_if_match(app: FastAPI) -> None:
+    """Publish ``If-Match`` as required where the API requires it.
+
+    ``soc.deps.IfMatch`` reads it as optional so that a write without it gets the precise
+    ``428 Precondition Required`` (RFC 6585) rather than a generic 422; the schema must still
+    tell clients that those writes need it.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "header" and parameter["name"].lower() == IF_MATCH:
+                        parameter["required"] = True
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 _ops = APIRouter(tags=["operations"])
@@ -135,6 +159,20 @@ def _metrics(app: FastAPI) -> None:
     def metrics() -> Response:
         """Prometheus metrics of this process."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _no_store(app: FastAPI) -> None:
+    """No cache (browser, proxy) keeps an API answer: they hold incidents, emails and tokens."""
+
+    @app.middleware("http")
+    async def no_store(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        kind = response.headers.get("content-type", "")
+        if request.url.path.startswith(f"{API_PREFIX}/") or "json" in kind:
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 def _route_of(request: Request) -> str:

@@ -256,6 +256,12 @@ class Settings(BaseSettings):
         return 0 if self.managed_es else 1
 
     @property
+    def cookie_secure(self) -> bool:
+        """Whether session cookies carry ``Secure``: always in production, whatever
+        ``SOC_AUTH_COOKIE_SECURE`` says (the API login and the console login alike)."""
+        return self.auth_cookie_secure or self.environment == "production"
+
+    @property
     def effective_es_url(self) -> str:
         return self.es_url or f"http://{self.es_host}:{self.es_http_port}"
 

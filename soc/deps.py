@@ -10,6 +10,7 @@ readable in each ``views.py``. This module must not query incidents or alerts it
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -17,7 +18,7 @@ from typing import Annotated
 from elasticsearch import Elasticsearch
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from soc.auth import service as auth
 from soc.auth.models import Role, User
@@ -100,7 +101,16 @@ Analyst = Annotated[User, Depends(require(Role.ADMIN, Role.ANALYST))]
 Admin = Annotated[User, Depends(require(Role.ADMIN))]
 
 
-def _if_match(if_match: Annotated[str | None, Header(max_length=64)] = None) -> str:
+#: The header's name as it appears in the OpenAPI schema (``soc.app`` marks it required there).
+IF_MATCH = "if-match"
+
+
+def _if_match(
+    if_match: Annotated[
+        str | None,
+        Header(max_length=64, description="The ETag of the version read (GET answers it)."),
+    ] = None,
+) -> str:
     if not if_match:
         raise PreconditionRequired(
             "this write needs an If-Match header with the ETag of the version you read"
@@ -115,6 +125,22 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+#: An ISO 8601 date and time as people and clients write it (``2026-11-21T08:00:00+07:00``).
+_ISO_DATETIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic reads a number ("0.5", "1700000000") as Unix seconds; the API documents ISO 8601
+    # date-times only, and a number in a date filter is far more likely a mistake than intended.
+    if isinstance(value, str) and not _ISO_DATETIME.match(value):
+        raise ValueError(
+            "expected an ISO 8601 date and time with an offset, like 2026-11-21T08:00:00+07:00"
+        )
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected an ISO 8601 date and time with an offset")
+    return value
+
+
 def _to_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -124,4 +150,4 @@ def _to_utc(value: datetime) -> datetime:
 
 #: A query time: must carry an offset, and is converted to UTC, which is what Elasticsearch stores
 #: and the only form it parses whatever the offset (``+18:01`` is valid ISO but not for it).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_to_utc)]

@@ -39,6 +39,7 @@ from detectors.sigma.pipeline import RULES_DIR, is_known, load_pipeline
 from detectors.sigma.testcases import load_tests
 from soc.alerts.models import Severity
 from soc.errors import RuleError, UnknownRuleError
+from soc.yamlshape import YamlShapeError, documents
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,15 @@ def _load_file(
     shown = _shown(path)
     text = path.read_text(encoding="utf-8")
     try:
-        list(yaml.safe_load_all(text))
+        check_shape(text, shown)
         collection = SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         yield None, RuleError(f"broken YAML: {getattr(exc, 'problem', exc)}", shown, line)
+        return
+    except RuleError as exc:
+        yield None, exc
         return
     except SigmaError as exc:
         yield None, RuleError(f"not a Sigma rule: {exc}", shown, 1)
@@ -137,6 +141,25 @@ def _load_file(
             yield None, exc
         except (SigmaError, ValueError) as exc:
             yield None, RuleError(f"cannot compile rule {item.title!r}: {exc}", shown, line)
+
+
+def check_shape(text: str, shown: str) -> None:
+    """Refuse what pySigma cannot walk: nesting too deep, documents that are not mappings."""
+    try:
+        docs = documents(text)
+    except YamlShapeError as exc:
+        raise RuleError(f"not a Sigma rule: YAML {exc.message}", shown, exc.line) from None
+    for number, doc in enumerate(docs, start=1):
+        if doc.kind != "mapping":
+            raise RuleError(
+                f"not a Sigma rule: YAML document {number} is {_A[doc.kind]}, not a mapping of "
+                "rule fields (title, id, logsource, detection ...)",
+                shown,
+                doc.line,
+            )
+
+
+_A = {"list": "a list", "scalar": "a single value", "empty": "empty", "alias": "an alias"}
 
 
 def _shown(path: Path) -> str:

@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from elasticsearch import Elasticsearch
 
 from detectors.base import Window, aligned_windows, floor
-from detectors.sigma.compiler import RuleSet, load_rules
+from detectors.sigma.compiler import RuleSet, check_shape, load_rules
 from detectors.sigma.models import Kind, Rule
 from detectors.sigma.pipeline import RULES_DIR
 from detectors.sigma.runner import Engine, to_alert
@@ -295,7 +296,9 @@ def lint(*, settings: Settings) -> list[str]:
 
     validator = SigmaValidator([v for n, v in validators.items() if n not in _OFFLINE_SKIP])
     files: list[str | Path] = sorted(
-        str(p) for p in rules_dir(settings).rglob("*.yml") if "pipeline" not in p.parts
+        str(p)
+        for p in rules_dir(settings).rglob("*.yml")
+        if "pipeline" not in p.parts and _walkable(p)
     )
     collection = SigmaCollection.load_ruleset(files, collect_errors=True)
     plain = iter([r for r in collection.rules if isinstance(r, SigmaRule)])
@@ -304,3 +307,12 @@ def lint(*, settings: Settings) -> list[str]:
         where = ", ".join(str(r.source) for r in issue.rules if r.source) or "?"
         issues.append(f"{where}: {type(issue).__name__} ({issue.severity.name.lower()}): {issue}")
     return issues
+
+
+def _walkable(path: Path) -> bool:
+    """Whether pySigma's loader can walk the file (``load`` reports the others, file:line)."""
+    try:
+        check_shape(path.read_text(encoding="utf-8"), str(path))
+    except (RuleError, yaml.YAMLError, OSError, UnicodeDecodeError):
+        return False
+    return True

@@ -21,6 +21,7 @@ from detectors.base import iso
 from detectors.sigma.models import Case, RuleTests
 from soc.errors import RuleError
 from soc.localities import catalogue
+from soc.yamlshape import YamlShapeError, documents
 
 _CONTROLS = {"_at", "_repeat", "_every", "_cycle", "_late"}
 DEFAULT_PROVINCE = "01"
@@ -28,11 +29,15 @@ DEFAULT_PROVINCE = "01"
 
 def load_tests(path: Path, shown: str) -> tuple[str, RuleTests]:
     """The rule key (id or name) and the cases of one tests file."""
+    text = path.read_text(encoding="utf-8")
     try:
-        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+        documents(text)  # nesting bounded before the recursive loader sees it
+        body = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise RuleError(f"broken YAML: {exc}", shown, mark.line + 1 if mark else None) from None
+    except YamlShapeError as exc:
+        raise RuleError(f"YAML {exc.message}", shown, exc.line) from None
     if not isinstance(body, dict) or not isinstance(body.get("rule"), str):
         raise RuleError("a tests file needs `rule: <rule id or name>`", shown, 1)
     cases = {kind: _cases(body.get(kind) or [], kind, shown) for kind in ("fire", "quiet")}

@@ -25,7 +25,9 @@ from soc.config import Settings
 from soc.errors import RuleError
 
 UPLOAD_DIR = "uploaded"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,60}\.yml$")
+#: The one rule that names an uploaded file: the API's schema publishes this same pattern.
+FILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,60}\.yml$"
+_NAME = re.compile(FILE_NAME_PATTERN)
 MAX_RULE_BYTES = 64 * 1024
 
 
@@ -44,7 +46,7 @@ class Upload:
 
 def validate(*, settings: Settings, file_name: str, text: str) -> Upload:
     """Load the rules directory plus the uploaded file; report the uploaded file's errors only."""
-    if not _NAME.match(file_name):
+    if not _NAME.fullmatch(file_name):
         error = RuleError("file name: lower-case letters, digits and '-', ending in .yml")
         return Upload(file_name, (error,), ())
     if len(text.encode()) > MAX_RULE_BYTES:
@@ -58,13 +60,24 @@ def validate(*, settings: Settings, file_name: str, text: str) -> Upload:
         target.write_text(text, encoding="utf-8")
         loaded = load_rules(root)
     mine = f"{UPLOAD_DIR}/{file_name}"
+    scratch_paths = (f"{root.resolve()}/", f"{root}/")
     errors = tuple(
-        RuleError(e.message, file_name, e.line) for e in loaded.errors if _is(e.path, mine)
+        RuleError(_unscratched(e.message, scratch_paths), file_name, e.line)
+        for e in loaded.errors
+        if _is(e.path, mine)
     )
     found = tuple(r for r in loaded.rules if _is(r.path, mine))
     if not errors and not found:
         errors = (RuleError("no Sigma rule in this file", file_name, 1),)
     return Upload(file_name, errors, found)
+
+
+def _unscratched(message: str, scratch_paths: tuple[str, ...]) -> str:
+    # Errors naming another rule ("duplicate id, also ...") name it as in the rules directory,
+    # never by the server's scratch path.
+    for prefix in scratch_paths:
+        message = message.replace(prefix, "")
+    return message
 
 
 def _is(path: str | None, suffix: str) -> bool:

@@ -86,7 +86,7 @@ def login(
         max_age=int(settings.auth_session_ttl),
         httponly=True,
         samesite="strict",
-        secure=settings.auth_cookie_secure,
+        secure=settings.cookie_secure,
         path="/",
     )
     audit.record(

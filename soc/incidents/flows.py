@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 
 from soc.auth import audit
 from soc.auth.models import User
-from soc.errors import SocError, StaleVersion
+from soc.errors import RequestError, SocError, StaleVersion
 from soc.es.indices import Indices
 from soc.incidents import service
 from soc.incidents.models import Incident, utcnow
@@ -106,9 +106,20 @@ def attach_alert(
     if stored.incident_id == incident_id:
         return service.get(es, indices, incident_id, user=caller.user)
 
+    place = stored.alert.place
+
     def add(incident: Incident) -> Incident:
         if alert_id in incident.alert_ids:
             return incident
+        # An incident is one place's episode: another province's alert in it would show that
+        # province's alert ids to this one's team, and hide the incident from its own.
+        if place is None or place.province_code != incident.province_code:
+            where = f"province {place.province_code}" if place else "no province"
+            raise RequestError(
+                f"alert {alert_id!r} ({where}) cannot be attached to incident {incident_id!r} "
+                f"(province {incident.province_code}): an alert joins only an incident of its "
+                "own province"
+            )
         return incident.model_copy(
             update={
                 "alert_ids": (*incident.alert_ids, alert_id),

@@ -19,6 +19,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from soc.alerts.models import Severity
 from soc.es.indices import Indices
+from soc.localities import catalogue
 from soc.notify.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -213,13 +214,20 @@ def listing(
     provinces: list[str] | None = None,
     limit: int = 100,
 ) -> list[Stored]:
-    """Messages for people to look at (failures first of all), filtered by status / incident;
-    ``provinces`` (a caller's scope) keeps only emails about those provinces."""
+    """Messages for people to look at (failures first of all), filtered by status / incident.
+
+    ``provinces`` (a caller's scope) keeps only emails *all* of whose provinces are in it: a
+    digest naming Hà Nội and Huế is shown to neither province's team, since it would reveal the
+    other's incidents and recipients. An email naming no province is not shown to a scope."""
     filters: list[dict[str, Any]] = []
+    must_not: list[dict[str, Any]] = []
     if provinces is not None:
         filters.append({"terms": {"province_codes": provinces}})
+        # "Every value in scope" on a multi-valued field: no value among the other provinces.
+        others = sorted({p.code for p in catalogue().provinces} - set(provinces))
+        must_not.append({"terms": {"province_codes": others}})
     if status is not None:
         filters.append({"term": {"status": status.value}})
     if incident_id is not None:
         filters.append({"term": {"incident.id": incident_id}})
-    return _search(es, indices, {"bool": {"filter": filters}}, limit)
+    return _search(es, indices, {"bool": {"filter": filters, "must_not": must_not}}, limit)

@@ -135,7 +135,9 @@ def disable(
 
 # ------------------------------------------------------------------ upload, test, backtest
 class RuleUpload(BaseModel):
-    file_name: str = Field(min_length=1, max_length=80, examples=["otp-flood.yml"])
+    file_name: str = Field(
+        min_length=1, max_length=80, pattern=uploads.FILE_NAME_PATTERN, examples=["otp-flood.yml"]
+    )
     text: str = Field(min_length=1, max_length=uploads.MAX_RULE_BYTES)
 
 
