@@ -23,6 +23,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "logout": ("Đăng xuất", "Sign out"),
     "username": ("Tên đăng nhập", "User name"),
     "password": ("Mật khẩu", "Password"),
+    "throttled": (
+        "Quá nhiều lần đăng nhập sai. Thử lại sau (giây):",
+        "Too many failed sign-ins. Try again in (seconds):",
+    ),
     "province": ("Tỉnh/thành phố", "Province"),
     "provinces": ("Tỉnh/thành phố", "Provinces"),
     "commune": ("Xã/phường", "Commune"),

@@ -24,11 +24,11 @@ from starlette.exceptions import HTTPException
 from dashboards import admin, board, i18n, incident, triage
 from dashboards.pages import HERE, LANG_COOKIE, PageDep, form, read_form, render, safe_next
 from soc import problems
-from soc.auth import audit
+from soc.auth import flows
 from soc.auth import service as auth
 from soc.config import Settings
 from soc.deps import SESSION_COOKIE, DirectoryDep, EsDep, IndicesDep, SettingsDep, client_ip
-from soc.errors import LoginRequired, NotAuthenticated, SocError
+from soc.errors import LoginRequired, NotAuthenticated, SocError, TooManyAttempts
 
 LOGIN_CSRF_COOKIE = "soc_login_csrf"
 CSP = (
@@ -131,21 +131,22 @@ async def login(
         page = render(None, "login.html", 403, csrf=token, next="/", failed=True)
         _login_cookie(page, token, secure=_secure(settings))
         return page
-    name, now = posted.get("username")[:128], auth.utcnow()
+    now = auth.utcnow()
     try:
-        user = directory.check_password(name, posted.get("password"))
-    except NotAuthenticated:
-        audit.record(es, indices, actor=None, action="auth.login", target_type="user",
-                     target_id=name, provinces=[], now=now, outcome="failure",
-                     ip=client_ip(request))  # fmt: skip
+        user = flows.sign_in(
+            es, indices, directory, settings, username=posted.get("username"),
+            password=posted.get("password"), ip=client_ip(request), now=now,
+        )  # fmt: skip
+    except (NotAuthenticated, TooManyAttempts) as exc:
         token = secrets.token_urlsafe(24)
-        page = render(None, "login.html", 401, csrf=token, next=posted.get("next"), failed=True)
+        wait = exc.retry_after if isinstance(exc, TooManyAttempts) else None
+        page = render(None, "login.html", 429 if wait else 401, csrf=token,
+                      next=posted.get("next"), failed=True, retry_after=wait)  # fmt: skip
+        if wait:
+            page.headers["Retry-After"] = str(wait)
         _login_cookie(page, token, secure=_secure(settings))
         return page
     secret, _ = auth.create_session(es, indices, user, settings, now)
-    audit.record(es, indices, actor=user, action="auth.login", target_type="user",
-                 target_id=user.name, provinces=list(user.provinces), now=now,
-                 ip=client_ip(request))  # fmt: skip
     response = RedirectResponse(safe_next(posted.get("next")), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

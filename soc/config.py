@@ -132,6 +132,21 @@ class Settings(BaseSettings):
     auth_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only."
     )
+    auth_login_account_attempts: int = Field(
+        default=5, ge=1, description="Failed sign-ins to one account before each waits."
+    )
+    auth_login_account_max_delay: float = Field(
+        default=60.0, gt=0, description="Longest wait of an account (a victim's worst case), s."
+    )
+    auth_login_address_attempts: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one address before each waits."
+    )
+    auth_login_address_max_delay: float = Field(
+        default=900.0, gt=0, description="Longest wait of a source address, seconds."
+    )
+    auth_login_forget: float = Field(
+        default=900.0, gt=0, description="Seconds without a failure before the count restarts."
+    )
     status_probe_window: float = Field(
         default=900.0, gt=0, description="Seconds of probe results the status board looks at."
     )

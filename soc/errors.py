@@ -39,7 +39,8 @@ API's problem-details handler) catch ``SocError`` and show ``str(error)``; anyth
         ├── NotFound                    no such item visible to the caller (404)
         ├── InvalidTransition           a lifecycle step the incident lifecycle forbids (409)
         ├── StaleVersion                If-Match names an older version (412)
-        └── PreconditionRequired        a versioned write without If-Match (428)
+        ├── PreconditionRequired        a versioned write without If-Match (428)
+        └── TooManyAttempts             sign-in attempts throttled; carries retry_after (429)
 
 This module must not import anything from the rest of soc.
 """
@@ -219,3 +220,12 @@ class StaleVersion(RequestError):
 
 class PreconditionRequired(RequestError):
     """A write to a versioned item without ``If-Match``."""
+
+
+class TooManyAttempts(RequestError):
+    """Too many failed sign-ins for this account or from this address: wait ``retry_after``
+    seconds (the API answers 429 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

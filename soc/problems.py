@@ -36,6 +36,7 @@ STATUS: tuple[tuple[type[errors.SocError], int], ...] = (
     (errors.InvalidTransition, 409),
     (errors.StaleVersion, 412),
     (errors.PreconditionRequired, 428),
+    (errors.TooManyAttempts, 429),
     (errors.RequestError, 400),
     (errors.RuleError, 422),
     (errors.LocalityError, 400),
@@ -74,6 +75,15 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         (428, "If-Match required"),
     )
 }
+#: The sign-in routes' extra answer: throttled, with ``Retry-After``.
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": Problem,
+        "description": "Too many failed sign-ins: wait Retry-After seconds",
+        "content": {MEDIA_TYPE: {}},
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    }
+}
 
 _TITLES = {
     400: "Bad request",
@@ -85,6 +95,7 @@ _TITLES = {
     412: "Precondition failed",
     422: "Invalid input",
     428: "Precondition required",
+    429: "Too many requests",
     500: "Internal error",
     503: "Service unavailable",
 }
@@ -118,6 +129,8 @@ async def _soc_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, errors.TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(status, str(exc), headers=headers)
 
 

@@ -50,13 +50,13 @@ def test_docker_compose_config_accepts_the_file() -> None:
         pytest.skip(
             "no docker compose client on this machine (Debian: apt-get install docker-compose)"
         )
-    env = dict(os.environ, ELASTIC_PASSWORD="example-only", SOC_SECRET_KEY="example-only")
+    env = dict(os.environ, ELASTIC_PASSWORD="example-only")
     done = subprocess.run(
         [*command, "-f", str(COMPOSE), "config", "-q"],
         capture_output=True, text=True, env=env, check=False, cwd=PROJECT_ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    secrets = {"ELASTIC_PASSWORD", "SOC_SECRET_KEY"}
+    secrets = {"ELASTIC_PASSWORD"}
     missing = subprocess.run(
         [*command, "-f", str(COMPOSE), "config", "-q"],
         capture_output=True, text=True, check=False, cwd=PROJECT_ROOT,

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from soc.auth import policy
 from soc.auth import service as auth
 from soc.config import load_settings
 from soc.errors import SocError
@@ -28,9 +29,12 @@ def _fail(exc: SocError) -> typer.Exit:
 def hash_password(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
-    """Print a scrypt hash for a user's ``password_hash`` in SOC_AUTH_USERS_FILE."""
+    """Print a scrypt hash for a user's ``password_hash`` in SOC_AUTH_USERS_FILE.
+
+    With SOC_ENVIRONMENT=production a weak password (placeholder, under 12 characters) is refused.
+    """
     try:
-        auth.refuse_placeholder(password, load_settings())
+        policy.refuse_weak(password, load_settings())
     except SocError as exc:
         raise _fail(exc) from None
     typer.echo(auth.hash_password(password))

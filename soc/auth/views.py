@@ -1,6 +1,7 @@
 """``/api/v1/auth``: dashboard login and logout, who am I, and API tokens.
 
-Login sets an HttpOnly, SameSite=Strict session cookie and returns the CSRF token the dashboards
+Login (``soc.auth.flows.sign_in``: throttled, audited) sets an HttpOnly, SameSite=Strict session
+cookie, ``Secure`` in production, and returns the CSRF token the dashboards
 send back in ``X-CSRF-Token``. Tokens are shown once at creation; listing shows ids only. Anyone
 signed in manages their own tokens; an admin may list and revoke everyone's.
 """
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Cookie, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from soc import problems
-from soc.auth import audit
+from soc.auth import audit, flows
 from soc.auth import service as auth
 from soc.auth.models import Role, TokenInfo, User
 from soc.deps import (
@@ -52,7 +53,7 @@ class TokenCreated(BaseModel):
     info: TokenInfo
 
 
-@router.post("/login", response_model=LoginOut)
+@router.post("/login", response_model=LoginOut, responses=problems.THROTTLED)
 def login(
     body: LoginIn,
     es: EsDep,
@@ -62,23 +63,10 @@ def login(
     request: Request,
     response: Response,
 ) -> LoginOut:
+    """Sign in for the dashboards. Throttled per account and per address (429, Retry-After)."""
     now = auth.utcnow()
-    try:
-        user = directory.check_password(body.username, body.password)
-    except Exception:
-        audit.record(
-            es,
-            indices,
-            actor=None,
-            action="auth.login",
-            target_type="user",
-            target_id=body.username[:128],
-            provinces=[],
-            now=now,
-            outcome="failure",
-            ip=client_ip(request),
-        )
-        raise
+    user = flows.sign_in(es, indices, directory, settings, username=body.username,
+                         password=body.password, ip=client_ip(request), now=now)  # fmt: skip
     secret, session = auth.create_session(es, indices, user, settings, now)
     response.set_cookie(
         SESSION_COOKIE,
@@ -88,17 +76,6 @@ def login(
         samesite="strict",
         secure=settings.cookie_secure,
         path="/",
-    )
-    audit.record(
-        es,
-        indices,
-        actor=user,
-        action="auth.login",
-        target_type="user",
-        target_id=user.name,
-        provinces=list(user.provinces),
-        now=now,
-        ip=client_ip(request),
     )
     return LoginOut(user=user, csrf_token=session.csrf)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from soc.auth import policy
 from soc.auth import service as auth
 from soc.auth.models import Role
 from soc.config import load_settings
@@ -44,7 +45,7 @@ def test_demo_users_exist_only_when_asked_and_only_in_development() -> None:
         )
 
 
-def test_placeholder_passwords_are_refused_outside_development() -> None:
-    auth.refuse_placeholder("changethis", load_settings())
+def test_placeholder_passwords_are_refused_in_production() -> None:
+    policy.refuse_weak("changethis", load_settings())
     with pytest.raises(ConfigError, match="placeholder"):
-        auth.refuse_placeholder("changethis", load_settings(environment="production"))
+        policy.refuse_weak("changethis", load_settings(environment="production"))
