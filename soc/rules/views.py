@@ -161,7 +161,7 @@ def upload(
     """
     result = uploads.validate(settings=settings, file_name=body.file_name, text=body.text)
     if not result.ok:
-        raise RuleError("; ".join(str(e) for e in result.errors), body.file_name)
+        raise RuleError("; ".join(str(e) for e in result.errors))  # each names file:line
     uploads.save(es=es, settings=settings, upload=result, text=body.text, by=user.name)
     with _lock:
         request.app.state.rules = None  # the next read compiles the new file too

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -51,7 +52,10 @@ def users_file(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def running_api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> Iterator[Api]:
+def running_api(
+    es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path, **overrides: Any
+) -> Iterator[Api]:
+    """The app on its own index prefix; ``overrides`` are settings (``environment=...``)."""
     rules = tmp_path / "rules"  # uploads through the API must not write into the checkout
     shutil.copytree(PROJECT_ROOT / "rules", rules)
     settings = load_settings(
@@ -60,6 +64,7 @@ def running_api(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path) -> 
         var_dir=tmp_path,
         auth_users_file=users_file(tmp_path),
         rules_dir=rules,
+        **overrides,
     )
     app = create_app(settings, es)
     indices = Indices(settings.index_prefix)
