@@ -30,6 +30,12 @@ USERS = {
 }
 
 
+#: Every test client signs in from one address ("testclient"), and schemathesis posts random
+#: credentials by the hundred: the per-address throttle would soon refuse every later sign-in.
+#: It is tested on an app of its own (tests/api/test_findings.py).
+_SHARED_ADDRESS: dict[str, Any] = {"auth_login_address_attempts": 1_000_000}
+
+
 @dataclass(frozen=True)
 class Api:
     client: TestClient
@@ -64,7 +70,8 @@ def running_api(
         var_dir=tmp_path,
         auth_users_file=users_file(tmp_path),
         rules_dir=rules,
-        **overrides,
+        notify_routes_file=tmp_path / "routes.yaml",
+        **{**_SHARED_ADDRESS, **overrides},
     )
     app = create_app(settings, es)
     indices = Indices(settings.index_prefix)
