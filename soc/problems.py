@@ -159,14 +159,21 @@ def http_headers(request: Request, exc: HTTPException) -> dict[str, str] | None:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app serves at this request's path."""
+    """The methods of the resource at this request's path: of the routes whose template matches
+    it, those with the fewest parameters (``/incidents/bulk`` is the bulk resource, not an
+    incident called "bulk")."""
     path = request.url.path
-    methods: set[str] = set()
+    by_template: dict[str, set[str]] = {}
     for route in iter_route_contexts(request.app.routes):
         regex = getattr(route, "path_regex", None)
-        if route.methods and regex is not None and regex.match(path):
-            methods.update(route.methods)
-    return sorted(methods)
+        if route.methods and route.path and regex is not None and regex.match(path):
+            by_template.setdefault(route.path, set()).update(route.methods)
+    if not by_template:
+        return []
+    fewest = min(template.count("{") for template in by_template)
+    return sorted(
+        {m for t, methods in by_template.items() if t.count("{") == fewest for m in methods}
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
