@@ -186,7 +186,7 @@ ROWS: dict[tuple[str, str], Row] = {
             "days": "1",
         },
     ),
-    ("POST", "/rules/{rule_id}/{action}"): Row(ADMIN, ok=303, fill={"action": "disable"}),
+    ("POST", "/rules/{rule_id}/{action}"): Row(ADMIN, ok=303, fill={"action": "enable"}),
     ("GET", "/outbox"): Row(ADMIN),
 }
 
