@@ -35,6 +35,7 @@ from soc.auth.models import Role, TokenInfo, User, UserRecord
 from soc.config import Settings
 from soc.errors import ConfigError, NotAuthenticated, NotFound
 from soc.es.indices import Indices
+from soc.yamlshape import YamlShapeError, documents
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _TOKEN_KIND = "api-token"  # noqa: S105 (a document kind, not a secret)
@@ -115,8 +116,10 @@ _DEMO_USERS: tuple[tuple[str, Role, tuple[str, ...]], ...] = (
 
 def _read_users(path: Path) -> dict[str, UserRecord]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+        documents(text)  # bounded nesting before the recursive loader
+        raw = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError, YamlShapeError) as exc:
         raise ConfigError(f"{path}: cannot read the users file: {exc}") from None
     entries = raw.get("users") if isinstance(raw, dict) else None
     if not isinstance(entries, list):

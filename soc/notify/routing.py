@@ -23,6 +23,7 @@ from soc.errors import LocalityError, RouteError
 from soc.localities import catalogue
 from soc.notify.models import IncidentNotice, Language, NoticeEvent, Recipient, Role, check_address
 from soc.services import Service
+from soc.yamlshape import YamlShapeError, documents
 
 
 class _Map(dict[str, Any]):
@@ -116,11 +117,14 @@ def load_routes(path: Path, national: str) -> Routes:
 
 def parse_routes(text: str, national: str, source: str = "<routes>") -> Routes:
     try:
+        documents(text)  # bounded nesting before the recursive loader (an API upload)
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise RouteError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source, line) from None
+    except YamlShapeError as exc:
+        raise RouteError(f"YAML {exc.message}", source, exc.line) from None
     if data is None:
         data = _Map()
     if not isinstance(data, _Map):

@@ -230,6 +230,18 @@ def test_hostile_rule_yaml_is_a_clear_422(api: Api, text: str) -> None:
     assert re.match(r"hostile\.yml:\d+: ", answer.json()["detail"]), answer.json()["detail"]
 
 
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=list(HOSTILE))
+def test_hostile_routes_yaml_is_refused_with_its_line(api: Api, text: str) -> None:
+    admin = api.headers("admin")
+    checked = api.client.post("/api/v1/notify/routes/check", json={"yaml": text}, headers=admin)
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["valid"] is False
+    assert checked.json()["line"] >= 1
+    replaced = api.client.put("/api/v1/notify/routes", json={"yaml": text}, headers=admin)
+    assert replaced.status_code == 400, replaced.text
+    assert "nothing saved" in replaced.json()["detail"]
+
+
 def test_rule_upload_errors_never_show_a_server_path(api: Api) -> None:
     existing = next((api.settings.rules_dir or Path()).rglob("*.yml"))
     answer = api.client.post(
