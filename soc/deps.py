@@ -108,7 +108,11 @@ IF_MATCH = "if-match"
 def _if_match(
     if_match: Annotated[
         str | None,
-        Header(max_length=64, description="The ETag of the version read (GET answers it)."),
+        Header(
+            min_length=1,
+            max_length=64,
+            description="The ETag of the version read (GET answers it).",
+        ),
     ] = None,
 ) -> str:
     if not if_match:
