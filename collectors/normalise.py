@@ -40,6 +40,7 @@ from collectors.models import Action, Parsed, RawLine
 from collectors.parsers import Parser
 from soc.errors import LocalityError, ParseError
 from soc.es.indices import Indices
+from soc.events.failures import classify
 from soc.events.service import event_id
 from soc.localities import Locality, catalogue
 from soc.services import Service
@@ -247,6 +248,7 @@ class Normaliser:
     def _event(
         self, doc: dict[str, Any], raw: RawLine, substituted: bool, ingested: str, stamp: str
     ) -> Action:
+        classify(doc)  # error.type: the failure class detection groups by
         soc = doc.setdefault("soc", {})
         try:
             soc["source"] = self._sources[raw.source_id, raw.source_type]

@@ -36,6 +36,7 @@ from sigma.types import SigmaRegularExpression
 from detectors.base import parse_duration
 from detectors.sigma.models import Condition, Kind, Rule, RuleTests
 from detectors.sigma.pipeline import RULES_DIR, is_known, load_pipeline
+from detectors.sigma.ratio import load_ratio
 from detectors.sigma.testcases import load_tests
 from soc.alerts.models import Severity
 from soc.errors import RuleError, UnknownRuleError
@@ -87,6 +88,7 @@ def load_rules(root: Path = RULES_DIR, pipeline: ProcessingPipeline | None = Non
             elif rule is not None:
                 correlations.append(rule)
     feeding = {ref for c in correlations for ref, _ in c.base}
+    feeding |= {c.ratio.of for c in correlations if c.ratio is not None}
     plain = [r if r.id not in feeding else _replace(r, alerts=False) for r in plain]
     rules = _attach_tests(root, [*plain, *correlations], errors)
     _check_unique(rules, errors)
@@ -134,7 +136,7 @@ def _load_file(
             continue
         try:
             if isinstance(item, SigmaCorrelationRule):
-                yield _correlation(item, shown, line, list(plain)), None
+                yield _correlation(item, shown, line, list(plain), text), None
             elif isinstance(item, SigmaRule):
                 yield _plain(item, shown, line, text, pipeline), None
         except RuleError as exc:
@@ -272,7 +274,9 @@ def _interval(custom: dict[str, Any], path: str, line: int) -> timedelta:
 
 
 # ----------------------------------------------------------------------------- correlations
-def _correlation(rule: SigmaCorrelationRule, path: str, line: int, plain: list[Rule]) -> Rule:
+def _correlation(
+    rule: SigmaCorrelationRule, path: str, line: int, plain: list[Rule], text: str = ""
+) -> Rule:
     by_key = {k: r for r in plain for k in (r.id, r.name) if k}
     base: list[tuple[str, str]] = []
     for ref in rule.rules or []:
@@ -293,6 +297,11 @@ def _correlation(rule: SigmaCorrelationRule, path: str, line: int, plain: list[R
             raise RuleError(f"unknown group-by/field {name!r} in correlation", path, line)
     cond_op = condition.op.name.lower()
     custom = {k: v for k, v in rule.custom_attributes.items() if k != "correlation"}
+    extension = custom.pop("soc", None)
+    ratio = None
+    if extension is not None:
+        where = _find_line(text, "soc:", line)
+        ratio = load_ratio(extension, kind, tuple(group_by), by_key, path, where)
     return Rule(
         id=str(rule.id) if rule.id else _missing_id(path, line),
         name=rule.name,
@@ -310,6 +319,7 @@ def _correlation(rule: SigmaCorrelationRule, path: str, line: int, plain: list[R
         timespan=timedelta(seconds=rule.timespan.seconds),
         condition=Condition(cond_op, int(condition.count)) if condition.count is not None else None,
         value_field=value_field,
+        ratio=ratio,
     )
 
 

@@ -66,6 +66,49 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class Ratio:
+    """soc's extension of a Sigma correlation (its ``soc: ratio:`` block, docs/detection.md):
+    the correlation's events are failures, judged against the population they come from and
+    the failure rate that population normally has, instead of a fixed count alone.
+
+    A finding (the correlation's condition met: a minimum count) is kept only when, in its
+    sub-window, ``failures`` out of ``total`` population events (same ``within`` values) are
+    unlikely under the baseline rate (binomial tail ``<= alpha``) and the observed ratio is at
+    least ``lift`` times the baseline and at least ``min_ratio``. The baseline rate is learnt
+    per ``baseline_by`` values from the ``baseline`` before the window (causal), shrunk towards
+    the rate of all places together (``prior_weight`` events' worth), ``prior`` with no history.
+    """
+
+    #: The id of the plain rule selecting the population (every request of the service ...).
+    of: str
+    #: Its Lucene query.
+    of_query: str
+    within: tuple[str, ...]
+    baseline_by: tuple[str, ...]
+    baseline: timedelta = timedelta(days=7)
+    alpha: float = 1e-6
+    lift: float = 3.0
+    min_ratio: float = 0.1
+    prior: float = 0.01
+    prior_weight: float = 200.0
+    #: A rate never below this: a place with no failure in its history is not infinitely sure.
+    floor: float = 0.001
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1 or not 0 < self.prior < 1 or not 0 <= self.min_ratio <= 1:
+            raise ValueError("alpha and prior must be in (0, 1), min_ratio in [0, 1]")
+        if self.lift < 1 or self.prior_weight < 0 or not 0 < self.floor < 1:
+            raise ValueError("lift must be >= 1, prior_weight >= 0, floor in (0, 1)")
+        if self.baseline <= timedelta():
+            raise ValueError("baseline must be a positive duration such as 7d")
+
+    @property
+    def split(self) -> tuple[str, ...]:
+        """Fields that split the failures but not the population (the failure class)."""
+        return tuple(f for f in self.baseline_by if f not in self.within)
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     """A named set of test events for a rule (``rules/**/*.tests.yaml``)."""
 
@@ -104,6 +147,8 @@ class Rule:
     value_field: str | None = None
     #: False for a plain rule that only feeds a correlation (Sigma's ``generate: false``).
     alerts: bool = True
+    #: soc's ratio-to-baseline extension of a correlation (:class:`Ratio`).
+    ratio: Ratio | None = None
     tests: RuleTests | None = field(default=None, compare=False)
 
     @property

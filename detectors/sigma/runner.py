@@ -29,7 +29,9 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from detectors.base import Window, aligned_windows, floor
+from detectors.sigma.alerting import to_alert
 from detectors.sigma.models import Rule
+from detectors.sigma.ratio import Judge
 from detectors.sigma.search import (
     SCAN_LIMIT,
     Finding,
@@ -48,14 +50,10 @@ from detectors.sigma.search import (
     with_samples,
 )
 from detectors.state import Checkpoint, StateStore
-from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef
-from soc.errors import UnknownLocalityError
+from soc.alerts.models import Alert
 from soc.es.indices import Indices
-from soc.localities import catalogue
 
 log = logging.getLogger(__name__)
-
-_LOCALITY_FIELDS = {"locality.province.code", "locality.ward.code", "service.name"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +115,8 @@ class Engine:
         self.request_cache: bool | None = None
         #: Test seam: called after alerts are written and before checkpoints move.
         self.after_alerts: Callable[[], None] = lambda: None
+        #: Judges the findings of ratio rules against their baselines (detectors/sigma/ratio.py).
+        self.judge = Judge(self._msearch)
 
     # ------------------------------------------------------------------ one tick
     def tick(self, now: datetime | None = None) -> TickReport:
@@ -228,7 +228,17 @@ class Engine:
                 single = {**answer, **split(1, answer)[0]}
                 outcomes[batch[0]] = self._outcome(*prepared[batch[0]][0], single)
         self._read_samples(outcomes, [part for _, part in prepared])
+        self._judge_ratios(outcomes)
         return [outcomes[n] for n in range(len(plan))]
+
+    def _judge_ratios(self, outcomes: dict[int, Outcome]) -> None:
+        """Keep only the findings of ratio rules that their baseline test confirms."""
+        order = [n for n in sorted(outcomes) if outcomes[n].rule.ratio is not None]
+        items = [(o.rule, o.window.start, o.window.end, o.findings)
+                 for o in (outcomes[n] for n in order)]  # fmt: skip
+        for n, (found, error) in zip(order, self.judge(items), strict=True):
+            if outcomes[n].error is None:
+                outcomes[n] = replace(outcomes[n], findings=found, error=error)
 
     def _sharing(self, part: Parts) -> tuple[Any, ...]:
         """Which rules share one search: plain rules over one window share a scan, correlations
@@ -407,70 +417,3 @@ def _reason(error: Any) -> str:
     if causes and isinstance(causes[0], Mapping) and causes[0].get("reason"):
         return str(causes[0]["reason"])
     return str(error.get("reason", error))
-
-
-def to_alert(rule: Rule, finding: Finding, indices: Indices, now: datetime) -> Alert:
-    """The alert for one finding: who, where, when, how many, and samples to pivot to."""
-    sample = finding.samples[0] if finding.samples else {}
-    place = _place(finding.group, sample)
-    service = finding.group.get("service.name") or _get(sample, "service.name")
-    entity = _entity(rule, finding.group, sample)
-    where = f" in {place.ward_name or place.province_name}" if place else ""
-    return Alert(
-        detector=Detector.CORRELATION if rule.kind.is_correlation else Detector.SIGMA,
-        rule=RuleRef(id=rule.id, name=rule.title, level=rule.level, tags=rule.tags),
-        severity=rule.level,
-        title=f"{rule.title}{where}"[:1024],
-        summary=f"{finding.count} matching events ({rule.kind.value}) "
-        f"between {finding.window.start:%Y-%m-%d %H:%M:%S} and {finding.window.end:%H:%M:%S} UTC",
-        window=finding.window.for_alert(),
-        place=place,
-        service=str(service) if service else None,
-        entity=entity,
-        group=dict(finding.group),
-        count=finding.count,
-        explanation={
-            "kind": rule.kind.value,
-            "rule_file": rule.where,
-            "condition": str(rule.condition) if rule.condition else None,
-        },
-        event_ids=tuple(str(s["_id"]) for s in finding.samples),
-        index_pattern=indices.events,
-        created=now,
-    )
-
-
-def _get(doc: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _place(group: Mapping[str, str], sample: Mapping[str, Any]) -> Place | None:
-    province = group.get("locality.province.code") or _get(sample, "locality.province.code")
-    ward = group.get("locality.ward.code")
-    if ward is None and "locality.province.code" not in group:
-        ward = _get(sample, "locality.ward.code")
-    if not province:
-        return None
-    cat = catalogue()
-    try:
-        p = cat.province(str(province))
-        w = cat.ward(str(ward), p) if ward else None
-    except UnknownLocalityError:
-        return Place(province_code=str(province), province_name=str(province))
-    return Place(province_code=p.code, province_name=p.name,
-                 ward_code=w.code if w else None, ward_name=w.name if w else None)  # fmt: skip
-
-
-def _entity(rule: Rule, group: Mapping[str, str], sample: Mapping[str, Any]) -> Entity | None:
-    for name, value in group.items():
-        if name not in _LOCALITY_FIELDS:
-            return Entity(type=name, value=value)
-    if "service.name" in group:
-        return Entity(type="service.name", value=group["service.name"])
-    ip = _get(sample, "source.ip")
-    return Entity(type="source.ip", value=str(ip)) if ip else None

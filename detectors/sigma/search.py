@@ -11,10 +11,11 @@ This module builds and reads bodies; it must not send requests.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,9 @@ SCAN_LIMIT = 5000
 #: Read from doc values, not ``_source``: loading stored ``_source`` for the samples of hundreds
 #: of rules was the largest cost of a cycle (bench/reports/detect-cycle.md).
 _SAMPLE_FIELDS = ["locality.province.code", "locality.ward.code", "service.name", "source.ip",
-                  "user.name"]  # fmt: skip
+                  "user.name", "error.type"]  # fmt: skip
+#: Distinct values of a ``value_count`` correlation named on its alert (accounts, IPs).
+VALUE_NAMES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,15 @@ class Finding:
     #: A correlation finding whose samples are still to be read (:func:`sample_body`): the
     #: ``@timestamp`` range of the sub-window that gave its count.
     span: tuple[str, str] | None = None
+    #: A correlation finding's sub-window (``@timestamp`` range), samples read or not.
+    slide: tuple[str, str] | None = None
+    #: Events counted in that sub-window (``count`` is the distinct values of a value_count).
+    events: int = 0
+    #: The time of the first of them (epoch milliseconds), where the ratio test starts.
+    first: float | None = None
+    #: What the alert explains beyond the count: a value_count's distinct values, the communes
+    #: met, a ratio rule's test (detectors/sigma/ratio.py).
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,10 +648,13 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
     # The newest event of a sub-window tells in which slot the condition became true, so a burst
     # alerts in the slots where it happens, not for a whole timespan after it ended.
     inner: dict[str, Any] = {"last": {"max": {"field": "@timestamp"}}}
+    if rule.ratio is not None:  # where its ratio test starts (detectors/sigma/ratio.py)
+        inner["first"] = {"min": {"field": "@timestamp"}}
     if needs_samples(rule, tuning):
         inner["samples"] = _samples()
     if rule.kind is Kind.VALUE_COUNT:
         inner["values"] = {"cardinality": {"field": rule.value_field}}
+        inner["names"] = {"terms": {"field": rule.value_field, "size": VALUE_NAMES}}
     elif rule.kind is Kind.TEMPORAL:
         inner["rules"] = {"filters": {"filters": {
             rid: {"query_string": {"query": q, "analyze_wildcard": True}} for rid, q in rule.base
@@ -753,11 +768,15 @@ def counted(plans: Sequence[Counting], answer: Mapping[str, Any]) -> list[dict[s
                 leaf: dict[str, Any] = {
                     "doc_count": len(bits),
                     "last": {"value": times[bits[-1]]},
+                    "first": {"value": times[bits[0]]},
                     "samples": {"docs": [docs[b] for b in bits[:SAMPLES]]},
                 }
                 if rule.value_field:
                     values = {_key(v) for b in bits for v in _values(hits[b], rule.value_field)}
-                    leaf["values"] = {"value": len(values)}
+                    leaf["values"] = {"value": len(values), "names": sorted(values)[:VALUE_NAMES]}
+                leaf["wards"] = sorted(
+                    {_key(v) for b in bits for v in _values(hits[b], "locality.ward.code")}
+                )
                 if bases:
                     leaf["rules"] = {"buckets": {rid: {"doc_count": sum(1 for b in bits
                                                                       if mask >> b & 1)}
@@ -829,7 +848,7 @@ def sample_body(batch: Sequence[tuple[Parts, Finding]]) -> dict[str, Any]:
 def with_samples(finding: Finding, answer: Mapping[str, Any], n: int) -> Finding:
     """``finding`` with the samples :func:`sample_body` read for it (the ``n``-th of its search)."""
     samples = _hits(answer.get("aggregations", {})[f"f{n}"]["samples"])
-    return Finding(finding.window, finding.group, finding.count, samples)
+    return replace(finding, samples=samples, span=None)
 
 
 def _min_docs(rule: Rule, tuning: Tuning) -> int:
@@ -864,8 +883,11 @@ def _correlation_findings(
                 continue
             ident = (slot.start, tuple(sorted(group.items())))
             if ident not in best or best[ident].count < value:
-                span = None if "samples" in leaf else (iso(end - rule.timespan), iso(end))
-                best[ident] = Finding(slot, group, value, samples, span)
+                slide = (iso(end - rule.timespan), iso(end))
+                span = None if "samples" in leaf else slide
+                first = leaf.get("first", {}).get("value")
+                best[ident] = Finding(slot, group, value, samples, span, slide,
+                                      int(leaf["doc_count"]), first, _detail(leaf))  # fmt: skip
     return sorted(best.values(), key=lambda f: (f.window.start, sorted(f.group.items())))
 
 
@@ -898,6 +920,20 @@ def _leaves(
     for child in bucket["g"]["buckets"]:
         key = child.get("key_as_string", child["key"])
         yield from _leaves(child, fields[1:], {**group, fields[0]: str(key)})
+
+
+def _detail(leaf: Mapping[str, Any]) -> dict[str, Any]:
+    """A finding's distinct values (a scan's, or the ``names`` terms of the aggregations) and
+    the communes its events come from (scans only)."""
+    detail: dict[str, Any] = {}
+    names = leaf.get("values", {}).get("names")
+    if names is None and "names" in leaf:
+        names = [str(b.get("key_as_string", b["key"])) for b in leaf["names"]["buckets"]]
+    if names:
+        detail["values"] = list(names)
+    if leaf.get("wards"):
+        detail["wards"] = list(leaf["wards"])
+    return detail
 
 
 def _value(rule: Rule, leaf: Mapping[str, Any]) -> int:

@@ -19,10 +19,11 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from detectors.base import Window, aligned_windows, floor
+from detectors.sigma.alerting import to_alert
 from detectors.sigma.compiler import RuleSet, check_shape, load_rules
 from detectors.sigma.models import Kind, Rule
 from detectors.sigma.pipeline import RULES_DIR
-from detectors.sigma.runner import Engine, to_alert
+from detectors.sigma.runner import Engine
 from detectors.sigma.search import Exception_, Finding, Options, Tuning, parts, resolution
 from detectors.sigma.search import needs_samples as _needs_samples
 from detectors.sigma.testing import CaseResult, run_tests

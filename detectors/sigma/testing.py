@@ -1,6 +1,7 @@
 """Run a rule's shipped test events against a real Elasticsearch (``soc rules test``, the tests).
 
-Each case is indexed at its own time, hours apart from the others, then evaluated by the same
+Each case is indexed at its own time, hours apart from the others (a ratio rule's cases: its
+baseline period apart, each with its own history), then evaluated by the same
 :class:`~detectors.sigma.runner.Engine` code path as production over interval-aligned windows
 that cover it. A ``fire`` case passes when it yields at least one finding, a ``quiet`` case when it
 yields none. Nothing is written to the alerts index. Must not be pointed at production indices:
@@ -45,11 +46,16 @@ def run_tests(
     if rule.tests is None:
         raise RuleError(f"rule {rule.title!r} ships no tests file (<rule>.tests.yaml)", rule.path)
     engine = Engine(es, indices, [rule], options=Options())
-    base = floor(datetime.now(UTC) - timedelta(days=2), timedelta(days=1))
     cases = [("fire", c) for c in rule.tests.fire] + [("quiet", c) for c in rule.tests.quiet]
+    gap = _CASE_GAP
+    if rule.ratio is not None:
+        # A ratio rule learns its baseline from the store: each case (with the history it
+        # ships as events before its start) must be out of the others' baseline period.
+        gap = rule.ratio.baseline + timedelta(days=2)
+    base = floor(datetime.now(UTC) - timedelta(days=2) - len(cases) * gap, timedelta(days=1))
     results = []
     for number, (expect, case) in enumerate(cases):
-        start = base + number * _CASE_GAP
+        start = base + number * gap
         count = evaluate_case(es, indices, engine, rule, case, start, tuning or Tuning())
         results.append(CaseResult(rule.id, expect, case.name, count))
     return results

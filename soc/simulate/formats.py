@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from soc.errors import SimulationError
+from soc.events.failures import classify
 from soc.services import Service
 from soc.simulate.models import AccessRecord, AppRecord, ProbeRecord, Record
 from soc.simulate.profile import LOCAL
@@ -103,10 +104,10 @@ def app_body(rec: AppRecord) -> dict[str, Any]:
 def to_ecs(record: Record) -> dict[str, Any]:
     """The normalised event the collectors produce from ``to_line(record)`` (no ``ingested``)."""
     if isinstance(record, AccessRecord):
-        return access_ecs(record)
+        return classify(access_ecs(record))
     if isinstance(record, ProbeRecord):
-        return probe_ecs(record)
-    return app_ecs(record)
+        return classify(probe_ecs(record))
+    return classify(app_ecs(record))
 
 
 def probe_ecs(rec: ProbeRecord) -> dict[str, Any]:
