@@ -3,10 +3,11 @@
 Every alert carries its place (``locality``), its service, and, in ``group``, the correlation's
 group-by values. For the cause of an incident (service x failure class x locality x entity) the
 alert also says, in ``alert.explanation``: ``failure_class`` (``error.type`` of its events:
-``timeout``, ``server_error``, ``auth_rejected`` ...), ``entities`` (the source IPs and accounts
-involved, the grouped one first), ``communes`` (ward codes seen) and, for a ratio rule, ``ratio``
-(failures, total, observed and baseline ratio, p-value). ``entity`` is the grouped IP or account,
-else the service. This module must not do I/O.
+``timeout``, ``server_error``, ``auth_rejected`` ...; the most frequent one when they are
+several), ``failure_classes`` (count per class, where the rule counts them), ``entities`` (the
+source IPs and accounts involved, the grouped one first), ``communes`` (ward codes seen) and,
+for a ratio rule, ``ratio`` (failures, total, observed and baseline ratio, p-value). ``entity``
+is the grouped IP or account, else the service. This module must not do I/O.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ def _cause(rule: Rule, finding: Finding) -> dict[str, Any]:
     """What the incident's cause is derived from: the failure class, the IPs and accounts, the
     communes; and a ratio rule's test."""
     out: dict[str, Any] = {}
-    classes = Counter(str(v) for s in finding.samples for v in _all(s, "error.type"))
+    classes = Counter(finding.detail.get("classes") or
+                      [str(v) for s in finding.samples for v in _all(s, "error.type")])  # fmt: skip
     failure = finding.group.get("error.type") or (classes.most_common(1)[0][0] if classes else None)
     if failure:
         out["failure_class"] = failure
+    if "classes" in finding.detail:
+        out["failure_classes"] = dict(finding.detail["classes"])
     entities: dict[str, list[str]] = {}
     for name in _ENTITY_FIELDS:
         seen = [finding.group[name]] if name in finding.group else []
@@ -94,7 +98,9 @@ def _summary(rule: Rule, finding: Finding, explanation: Mapping[str, Any]) -> st
             f"{finding.window.end:%H:%M:%S} UTC")  # fmt: skip
     test = explanation.get("ratio")
     if test:
-        what = explanation.get("failure_class", "failures")
+        classes = explanation.get("failure_classes") or {}
+        what = ", ".join(f"{n} {c}" for c, n in classes.items())
+        what = what or explanation.get("failure_class", "failures")
         return (
             f"{test['failures']} of {test['total']} events failed ({what}): "
             f"{test['ratio']:.0%} against a baseline of {test['baseline_ratio']:.2%} "

@@ -71,10 +71,13 @@ class Ratio:
     the correlation's events are failures, judged against the population they come from and
     the failure rate that population normally has, instead of a fixed count alone.
 
-    A finding (the correlation's condition met: a minimum count) is kept only when, in its
-    sub-window, ``failures`` out of ``total`` population events (same ``within`` values) are
-    unlikely under the baseline rate (binomial tail ``<= alpha``) and the observed ratio is at
-    least ``lift`` times the baseline and at least ``min_ratio``. The baseline rate is learnt
+    A finding (the correlation's condition met: a minimum count) is kept only when, from the
+    first failure of its sub-window on, ``failures`` out of ``total`` population events (same
+    ``within`` values) are unlikely under the baseline rate: a binomial tail at most ``alpha``
+    divided by the population's events an hour, so that ``alpha`` bounds the false alarms of a
+    group per hour of its traffic whatever its volume (two failures in a row are evidence in a
+    quiet commune, not in a city); and the observed ratio is at least ``lift`` times the baseline
+    and at least ``min_ratio``. The baseline rate is learnt
     per ``baseline_by`` values from the ``baseline`` before the window (causal), shrunk towards
     the rate of all places together (``prior_weight`` events' worth), ``prior`` with no history.
     """
@@ -86,7 +89,7 @@ class Ratio:
     within: tuple[str, ...]
     baseline_by: tuple[str, ...]
     baseline: timedelta = timedelta(days=7)
-    alpha: float = 1e-6
+    alpha: float = 2e-4
     lift: float = 3.0
     min_ratio: float = 0.1
     prior: float = 0.01

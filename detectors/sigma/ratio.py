@@ -5,9 +5,13 @@ an hour at night, and fires on a healthy busy hour in a city. A correlation with
 extension (:class:`~detectors.sigma.models.Ratio`, ``soc: ratio:`` in the rule file) keeps its
 Sigma condition as a *minimum count* every locality can reach, and a finding is kept only when
 
-* ``failures`` out of ``total`` population events of the same place and service, in the finding's
-  own sub-window, are improbable under the place's baseline failure rate ``p0``: the binomial
-  tail ``P(X >= failures | total, p0) <= alpha``, and
+* ``failures`` out of ``total`` population events of the same place and service, counted from the
+  first failure of the finding's sub-window on (hours of healthy traffic before an outage must
+  not dilute it), are improbable under the place's baseline failure rate ``p0``: the binomial
+  tail ``P(X >= failures | total, p0) <= alpha / rate``, where ``rate`` is the population's
+  events an hour in the sub-window. A run of ``k`` failures starts by chance about
+  ``rate * p0**k`` times an hour, so ``alpha`` bounds the false alarms per hour of a group,
+  busy or quiet: a quiet commune's two failed requests in a row are evidence, a city's are not;
 * the observed ratio is at least ``lift * p0`` and at least ``min_ratio`` (a significant but tiny
   rise in a huge population is not an incident).
 
@@ -181,12 +185,13 @@ def population_body(rule: Rule, batch: Sequence[tuple[Finding, datetime]]) -> di
     aggs = {}
     for n, (finding, end) in enumerate(batch):
         assert finding.slide is not None
-        where: list[dict[str, Any]] = [
-            {"range": {"@timestamp": {"gte": _since(finding), "lt": finding.slide[1]}}},
-            {"range": {"event.ingested": {"lt": iso(end)}}},
-        ]
+        where: list[dict[str, Any]] = [{"range": {"event.ingested": {"lt": iso(end)}}}]
         where += [{"term": {f: finding.group[f]}} for f in ratio.within if f in finding.group]
-        aggs[f"f{n}"] = {"filter": {"bool": {"filter": where}}}
+        since = {"range": {"@timestamp": {"gte": _since(finding), "lt": finding.slide[1]}}}
+        aggs[f"f{n}"] = {
+            "filter": {"bool": {"filter": where}},
+            "aggs": {"since": {"filter": since}},
+        }
     starts = [f.slide[0] for f, _ in batch if f.slide]
     ends = [f.slide[1] for f, _ in batch if f.slide]
     scope = [{"range": {"@timestamp": {"gte": min(starts), "lt": max(ends)}}},
@@ -203,21 +208,19 @@ def _since(finding: Finding) -> str:
     return iso(datetime.fromtimestamp(finding.first / 1000, UTC))
 
 
-def test(ratio: Ratio, failures: int, total: int, p0: float) -> dict[str, Any]:
-    """The binomial test of ``failures`` out of ``total`` against ``p0``, as the alert shows it.
-
-    The population is counted from the first failure on, a start chosen *because* it failed:
-    that one is not evidence, so the tail is of the other ``failures - 1`` among ``total - 1``.
-    """
+def test(ratio: Ratio, failures: int, total: int, p0: float, per_hour: float) -> dict[str, Any]:
+    """The binomial test of ``failures`` out of ``total`` against ``p0`` for a population of
+    ``per_hour`` events an hour, as the alert shows it."""
     total = max(total, failures)
     observed = failures / total if total else 0.0
-    p_value = float(binom.sf(failures - 2, total - 1, p0)) if total > 1 else 1.0
-    fired = (p_value <= ratio.alpha and observed >= ratio.lift * p0
+    p_value = float(binom.sf(failures - 1, total, p0)) if total else 1.0
+    threshold = ratio.alpha / max(1.0, per_hour)
+    fired = (p_value <= threshold and observed >= ratio.lift * p0
              and observed >= ratio.min_ratio)  # fmt: skip
     return {"failures": failures, "total": total, "ratio": round(observed, 4),
             "baseline_ratio": round(p0, 5), "p_value": float(f"{p_value:.3g}"),
-            "alpha": ratio.alpha, "lift": round(observed / p0, 1) if p0 else math.inf,
-            "fired": fired}  # fmt: skip
+            "threshold": float(f"{threshold:.3g}"), "events_per_hour": round(per_hour, 1),
+            "lift": round(observed / p0, 1) if p0 else math.inf, "fired": fired}  # fmt: skip
 
 
 class Judge:
@@ -244,14 +247,15 @@ class Judge:
         batches = [wanted[i : i + _BATCH] for i in range(0, len(wanted), _BATCH)]
         bodies = [population_body(items[b[0][0]][0], [(f, end) for _, _, f, end in b])
                   for b in batches]  # fmt: skip
-        totals: dict[tuple[int, int], int] = {}
+        totals: dict[tuple[int, int], tuple[int, int]] = {}
         errors: dict[int, str] = {}
         for batch, answer in zip(batches, self.search(bodies) if bodies else [], strict=True):
             for i, (n, k, _, _) in enumerate(batch):
                 if _error(answer):
                     errors[n] = f"population search failed: {_error(answer)}"
                 else:
-                    totals[n, k] = int(answer["aggregations"][f"f{i}"]["doc_count"])
+                    bucket = answer["aggregations"][f"f{i}"]
+                    totals[n, k] = (int(bucket["since"]["doc_count"]), int(bucket["doc_count"]))
         for n, (rule, start, _, found) in todo:
             key = (rule.id, _as_of(start))
             error = errors.get(n) or failed.get(key)
@@ -303,14 +307,20 @@ class Judge:
         return found, failed
 
 
-def _judged(rule: Rule, baseline: Baseline, finding: Finding, total: int) -> Finding | None:
+def _judged(
+    rule: Rule, baseline: Baseline, finding: Finding, counts: tuple[int, int]
+) -> Finding | None:
+    """``finding`` with its test, if the test confirms it; ``counts``: the population since its
+    first failure and in its whole sub-window."""
     ratio = rule.ratio
     assert ratio is not None
     place = tuple(finding.group.get(f, "") for f in _place_fields(ratio))
     split = finding.group.get(ratio.split[0], "") if ratio.split else ""
     p0 = baseline.rate(place, split)
     failures = finding.events or finding.count
-    result = test(ratio, failures, total, p0)
+    assert rule.timespan is not None
+    per_hour = counts[1] / (rule.timespan.total_seconds() / 3600)
+    result = test(ratio, failures, counts[0], p0, per_hour)
     if not result.pop("fired"):
         return None
     result["baseline_since"] = iso(baseline.as_of - ratio.baseline)

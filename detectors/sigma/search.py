@@ -14,6 +14,7 @@ import bisect
 import dataclasses
 import functools
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ _SAMPLE_FIELDS = ["locality.province.code", "locality.ward.code", "service.name"
                   "user.name", "error.type"]  # fmt: skip
 #: Distinct values of a ``value_count`` correlation named on its alert (accounts, IPs).
 VALUE_NAMES = 20
+#: The failure class of an event (soc/events/failures.py): a correlation counts its findings'.
+CLASS_FIELD = "error.type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,6 +653,7 @@ def _correlation_parts(rule: Rule, window: Window, tuning: Tuning, options: Opti
     inner: dict[str, Any] = {"last": {"max": {"field": "@timestamp"}}}
     if rule.ratio is not None:  # where its ratio test starts (detectors/sigma/ratio.py)
         inner["first"] = {"min": {"field": "@timestamp"}}
+        inner["classes"] = {"terms": {"field": CLASS_FIELD, "size": 10}}
     if needs_samples(rule, tuning):
         inner["samples"] = _samples()
     if rule.kind is Kind.VALUE_COUNT:
@@ -777,6 +781,9 @@ def counted(plans: Sequence[Counting], answer: Mapping[str, Any]) -> list[dict[s
                 leaf["wards"] = sorted(
                     {_key(v) for b in bits for v in _values(hits[b], "locality.ward.code")}
                 )
+                classes = Counter(_key(v) for b in bits for v in _values(hits[b], CLASS_FIELD))
+                leaf["classes"] = {"buckets": [{"key": k, "doc_count": n}
+                                               for k, n in classes.most_common()]}  # fmt: skip
                 if bases:
                     leaf["rules"] = {"buckets": {rid: {"doc_count": sum(1 for b in bits
                                                                       if mask >> b & 1)}
@@ -933,6 +940,9 @@ def _detail(leaf: Mapping[str, Any]) -> dict[str, Any]:
         detail["values"] = list(names)
     if leaf.get("wards"):
         detail["wards"] = list(leaf["wards"])
+    buckets = leaf.get("classes", {}).get("buckets", ())
+    if buckets:
+        detail["classes"] = {str(b["key"]): int(b["doc_count"]) for b in buckets}
     return detail
 
 

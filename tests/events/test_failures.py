@@ -15,18 +15,30 @@ from soc.events.failures import FailureClass, classify, failure_class
         ({"http": {"response": {"status_code": 401}}}, FailureClass.AUTH_REJECTED),
         ({"http": {"response": {"status_code": 404}}}, FailureClass.NOT_FOUND),
         ({"event": {"outcome": "failure"}, "error": {"code": "TIMEOUT"}}, FailureClass.TIMEOUT),
-        ({"event": {"outcome": "failure"}, "error": {"code": "VNEID-502"}},
-         FailureClass.SERVER_ERROR),  # fmt: skip
-        ({"event": {"outcome": "failure"}, "error": {"code": "VNEID-401"}},
-         FailureClass.AUTH_REJECTED),  # fmt: skip
-        ({"event": {"outcome": "failure"}, "error": {"code": "OTP_INVALID"}},
-         FailureClass.AUTH_REJECTED),  # fmt: skip
-        ({"event": {"outcome": "failure"}, "error": {"code": "invalid_client"}},
-         FailureClass.CONFIG),  # fmt: skip
-        ({"event": {"outcome": "failure"}, "error": {"code": "SMS_DELIVERY_FAILED"}},
-         FailureClass.DELIVERY),  # fmt: skip
-        ({"event": {"outcome": "failure"}, "error": {"message": "Connection refused"}},
-         FailureClass.REFUSED),  # fmt: skip
+        (
+            {"event": {"outcome": "failure"}, "error": {"code": "VNEID-502"}},
+            FailureClass.SERVER_ERROR,
+        ),
+        (
+            {"event": {"outcome": "failure"}, "error": {"code": "VNEID-401"}},
+            FailureClass.AUTH_REJECTED,
+        ),
+        (
+            {"event": {"outcome": "failure"}, "error": {"code": "OTP_INVALID"}},
+            FailureClass.AUTH_REJECTED,
+        ),
+        (
+            {"event": {"outcome": "failure"}, "error": {"code": "invalid_client"}},
+            FailureClass.CONFIG,
+        ),
+        (
+            {"event": {"outcome": "failure"}, "error": {"code": "SMS_DELIVERY_FAILED"}},
+            FailureClass.DELIVERY,
+        ),
+        (
+            {"event": {"outcome": "failure"}, "error": {"message": "Connection refused"}},
+            FailureClass.REFUSED,
+        ),
         ({"event": {"outcome": "failure"}}, FailureClass.OTHER),
     ],
 )
