@@ -208,7 +208,9 @@ def _since(finding: Finding) -> str:
     return iso(datetime.fromtimestamp(finding.first / 1000, UTC))
 
 
-def test(ratio: Ratio, failures: int, total: int, p0: float, per_hour: float) -> dict[str, Any]:
+def ratio_test(
+    ratio: Ratio, failures: int, total: int, p0: float, per_hour: float
+) -> dict[str, Any]:
     """The binomial test of ``failures`` out of ``total`` against ``p0`` for a population of
     ``per_hour`` events an hour, as the alert shows it."""
     total = max(total, failures)
@@ -320,7 +322,7 @@ def _judged(
     failures = finding.events or finding.count
     assert rule.timespan is not None
     per_hour = counts[1] / (rule.timespan.total_seconds() / 3600)
-    result = test(ratio, failures, counts[0], p0, per_hour)
+    result = ratio_test(ratio, failures, counts[0], p0, per_hour)
     if not result.pop("fired"):
         return None
     result["baseline_since"] = iso(baseline.as_of - ratio.baseline)

@@ -1,0 +1,73 @@
+"""soc's ratio extension of Sigma correlations: a broken ``soc:`` block names its file and line;
+the binomial test fires on a quiet place's failures in a row and not on a busy place's usual
+failures; baselines shrink a place with little history towards all places."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from detectors.sigma.compiler import load_rules
+from detectors.sigma.models import Ratio
+from detectors.sigma.pipeline import RULES_DIR
+from detectors.sigma.ratio import Baseline, ratio_test
+
+RATIO_FILE = RULES_DIR / "service" / "failure-ratio.correlation.yaml"
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> str:
+    shutil.copytree(RULES_DIR / "service", tmp_path / "service")
+    path = tmp_path / "service" / "failure-ratio.correlation.yaml"
+    path.write_text(RATIO_FILE.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    errors = [str(e) for e in load_rules(tmp_path).errors if "soc extension" in str(e)]
+    assert len(errors) == 1
+    return errors[0]
+
+
+def test_an_unknown_setting_names_the_file_and_the_line_of_the_block(tmp_path: Path) -> None:
+    line = RATIO_FILE.read_text(encoding="utf-8").splitlines().index("soc:") + 1
+    error = _broken(tmp_path, "    lift: 3", "    lfit: 3")
+    assert f"failure-ratio.correlation.yaml:{line}: soc extension: unknown ratio setting" in error
+    assert "'lfit'" in error
+
+
+def test_a_population_rule_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    error = _broken(tmp_path, "of: service_request", "of: service_requests")
+    assert "ratio `of` names unknown rule 'service_requests'" in error
+
+
+def test_a_bad_number_is_refused(tmp_path: Path) -> None:
+    assert "alpha" in _broken(tmp_path, "alpha: 2.0e-4", "alpha: 2")
+
+
+def test_the_population_rule_raises_no_alert_of_its_own() -> None:
+    rules = load_rules()
+    assert rules.get("service_request").alerts is False
+    assert rules.get("service_failure_ratio").ratio is not None
+
+
+RATIO = Ratio(of="x", of_query="*", within=("service.name",), baseline_by=("service.name",))
+
+
+def test_two_failures_in_a_row_are_evidence_in_a_quiet_place_not_in_a_busy_one() -> None:
+    assert ratio_test(RATIO, 2, 2, p0=0.002, per_hour=13)["fired"]
+    assert not ratio_test(RATIO, 2, 2, p0=0.002, per_hour=600)["fired"]
+    assert ratio_test(RATIO, 3, 3, p0=0.002, per_hour=600)["fired"]
+
+
+def test_a_busy_hour_at_the_usual_rate_is_quiet_and_an_outage_is_not() -> None:
+    assert not ratio_test(RATIO, 9, 3000, p0=0.003, per_hour=6000)["fired"]
+    assert not ratio_test(RATIO, 20, 3000, p0=0.003, per_hour=6000)["fired"], "below min_ratio"
+    assert ratio_test(RATIO, 400, 3000, p0=0.003, per_hour=6000)["fired"]
+
+
+def test_a_place_with_little_history_borrows_the_rate_of_all_places() -> None:
+    ratio = Ratio(of="x", of_query="*", within=("locality.province.code",),
+                  baseline_by=("locality.province.code",), prior_weight=100)  # fmt: skip
+    totals = {("01",): 100_000, ("12",): 10}
+    failures = {(("01",), ""): 500, (("12",), ""): 5}
+    baseline = Baseline(ratio, datetime(2026, 12, 1, tzinfo=UTC), totals, failures)
+    assert abs(baseline.rate(("01",), "") - 0.005) < 1e-4
+    assert baseline.rate(("12",), "") < 0.06, "5 failures of 10 do not make a 50% baseline"
+    assert baseline.rate(("99",), "") > 0.004, "no history: the rate of all places"
