@@ -13,12 +13,12 @@ from detectors.sigma.models import Ratio
 from detectors.sigma.pipeline import RULES_DIR
 from detectors.sigma.ratio import Baseline, ratio_test
 
-RATIO_FILE = RULES_DIR / "service" / "failure-ratio.correlation.yaml"
+RATIO_FILE = RULES_DIR / "service" / "service-failure-ratio.correlation.yaml"
 
 
 def _broken(tmp_path: Path, old: str, new: str) -> str:
     shutil.copytree(RULES_DIR / "service", tmp_path / "service")
-    path = tmp_path / "service" / "failure-ratio.correlation.yaml"
+    path = tmp_path / "service" / "service-failure-ratio.correlation.yaml"
     path.write_text(RATIO_FILE.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
     errors = [str(e) for e in load_rules(tmp_path).errors if "soc extension" in str(e)]
     assert len(errors) == 1
@@ -28,7 +28,10 @@ def _broken(tmp_path: Path, old: str, new: str) -> str:
 def test_an_unknown_setting_names_the_file_and_the_line_of_the_block(tmp_path: Path) -> None:
     line = RATIO_FILE.read_text(encoding="utf-8").splitlines().index("soc:") + 1
     error = _broken(tmp_path, "    lift: 3", "    lfit: 3")
-    assert f"failure-ratio.correlation.yaml:{line}: soc extension: unknown ratio setting" in error
+    assert (
+        f"service-failure-ratio.correlation.yaml:{line}: soc extension: unknown ratio setting"
+        in error
+    )
     assert "'lfit'" in error
 
 
