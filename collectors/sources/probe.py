@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from collectors.base import Pipeline, Source
 from collectors.models import RawLine, SourceType
 from collectors.parsers import parse_auto
+from soc.events.failures import classify
 from soc.localities import Locality
 from soc.services import Service
 
@@ -132,7 +133,7 @@ def to_event(target: Target, outcome: Outcome, at: datetime) -> dict[str, Any]:
         doc["http"] = {"response": {"status_code": outcome.status}}
     if outcome.error is not None:
         doc["error"] = {"message": outcome.error}
-    return doc
+    return classify(doc)  # error.type, as the normaliser would set it
 
 
 class ProbeSource(Source):
