@@ -5,13 +5,20 @@ failures; baselines shrink a place with little history towards all places."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from elasticsearch import Elasticsearch
+
+from detectors.base import iso
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.models import Ratio
 from detectors.sigma.pipeline import RULES_DIR
 from detectors.sigma.ratio import Baseline, ratio_test
+from detectors.sigma.runner import Engine
+from soc.es.indices import Indices
+from soc.events.service import index_events
+from soc.localities import catalogue
 
 RATIO_FILE = RULES_DIR / "service" / "service-failure-ratio.correlation.yaml"
 
@@ -74,3 +81,41 @@ def test_a_place_with_little_history_borrows_the_rate_of_all_places() -> None:
     assert abs(baseline.rate(("01",), "") - 0.005) < 1e-4
     assert baseline.rate(("12",), "") < 0.06, "5 failures of 10 do not make a 50% baseline"
     assert baseline.rate(("99",), "") > 0.004, "no history: the rate of all places"
+
+
+def _vneid(at: datetime, province: str, failure: str | None = None) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "@timestamp": iso(at),
+        "event": {"kind": "event", "action": "login", "ingested": iso(at + timedelta(seconds=1)),
+                  "outcome": "failure" if failure else "success"},
+        "service": {"name": "vneid"},
+        "locality": {"province": {"code": province, "name": catalogue().province(province).name}},
+    }  # fmt: skip
+    if failure:
+        doc["error"] = {"type": failure}
+    return doc
+
+
+def test_a_live_engine_learns_the_baseline_from_the_store_and_alerts_once(
+    es: Elasticsearch, ready: Indices
+) -> None:
+    t0 = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)  # 03:00 in Viet Nam
+    history = [_vneid(t0 - timedelta(minutes=2 * k), "12", "timeout" if k % 300 == 7 else None)
+               for k in range(1, 720)]  # fmt: skip
+    busy = [_vneid(t0 + timedelta(seconds=2 * k), "01", "timeout" if k % 300 == 9 else None)
+            for k in range(900)]  # fmt: skip
+    outage = [_vneid(t0 + timedelta(seconds=60 + 90 * k), "12", "timeout") for k in range(4)]
+    index_events(es, ready, [*history, *busy, *outage], refresh=True)
+    engine = Engine(es, ready, [load_rules().get("service_failure_ratio")], start=t0,
+                    settle=timedelta(seconds=5), early=True)  # fmt: skip
+    for second in range(5, 12 * 60, 5):
+        engine.tick(t0 + timedelta(seconds=second))
+    assert engine.judge.baseline_searches == 1, "one baseline search for the hour, then cached"
+    es.indices.refresh(index=ready.alerts)
+    hits = es.search(index=ready.alerts, size=100)["hits"]["hits"]
+    provinces = {h["_source"]["locality"]["province"]["code"] for h in hits}
+    assert provinces == {"12"}, "Lai Châu's outage, not Hà Nội's busy hour"
+    first = min(hits, key=lambda h: h["_source"]["@timestamp"])["_source"]
+    assert first["@timestamp"] < iso(t0 + timedelta(seconds=60 + 90 * 2 + 15))
+    assert first["alert"]["explanation"]["failure_class"] == "timeout"
+    assert first["alert"]["explanation"]["ratio"]["baseline_until"] == iso(t0)
