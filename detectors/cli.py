@@ -84,6 +84,13 @@ def rules_convert(rule: RuleArg) -> None:
               f"condition {r.condition}", highlight=False, markup=False)  # fmt: skip
     for rule_id, query in r.base:
         typer.echo(f"  {rule_id}: {query}")
+    if r.ratio is not None:  # soc's extension (docs/detection.md)
+        x = r.ratio
+        out.print(f"ratio against {x.of} within {', '.join(x.within)}, baseline {x.baseline} "
+                  f"per {', '.join(x.baseline_by)}: binomial tail <= {x.alpha:g} / events an "
+                  f"hour, ratio >= {x.lift:g}x baseline and >= {x.min_ratio:g}",
+                  highlight=False, markup=False)  # fmt: skip
+        typer.echo(f"  {x.of}: {x.of_query}")
 
 
 @rules_app.command("test")
