@@ -110,11 +110,17 @@ class Settings(BaseSettings):
         default="development",
         description="production refuses demo users and placeholder secrets.",
     )
-    incident_group_window: float = Field(
-        default=3600.0, gt=0, description="Seconds an open incident keeps absorbing its alerts."
+    incident_recovery_quiet: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds with no alert of a cause (and at least two of its detection "
+        "windows) after which its episode is over: the next alert opens a new incident.",
     )
-    incident_reopen_window: float = Field(
-        default=7200.0, ge=0, description="Seconds after resolution a new alert reopens it."
+    incident_recovery_probe: float = Field(
+        default=20.0,
+        ge=0,
+        description="Seconds of successful health probes (two results at least) after the "
+        "last alert that end an episode at once.",
     )
     incident_parent_threshold: int = Field(
         default=3, ge=2, description="Communes of one province, one cause, that make a parent."

@@ -96,3 +96,57 @@ def by_ids(
         ignore_unavailable=True,
     )
     return [dict(hit["_source"], _id=hit["_id"]) for hit in found["hits"]["hits"]]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    at: datetime
+    up: bool
+
+
+def probe_results(
+    es: Elasticsearch,
+    indices: Indices,
+    *,
+    service: str,
+    province: str,
+    ward: str | None,
+    after: datetime,
+    until: datetime,
+    limit: int = 500,
+) -> list[ProbeResult]:
+    """Health-probe results of one service at one place in ``(after, until]``, oldest first.
+
+    A province-level place reads the probes that have no commune. Incidents use this to tell
+    when an outage ended (``soc.incidents.episodes``).
+    """
+    where: dict[str, Any] = (
+        {"term": {"locality.ward.code": ward}}
+        if ward
+        else {"bool": {"must_not": {"exists": {"field": "locality.ward.code"}}}}
+    )
+    found = es.search(
+        index=indices.events,
+        allow_no_indices=True,
+        ignore_unavailable=True,
+        size=limit,
+        sort=[{"@timestamp": "asc"}],
+        source_includes=["@timestamp", "soc.probe.up"],
+        query={
+            "bool": {
+                "filter": [
+                    {"term": {"event.dataset": "probe.http"}},
+                    {"term": {"service.name": service}},
+                    {"term": {"locality.province.code": province}},
+                    where,
+                    {"range": {"@timestamp": {"gt": after.isoformat(), "lte": until.isoformat()}}},
+                ]
+            }
+        },
+    )
+    results = []
+    for hit in found["hits"]["hits"]:
+        src = hit["_source"]
+        up = bool(((src.get("soc") or {}).get("probe") or {}).get("up"))
+        results.append(ProbeResult(datetime.fromisoformat(src["@timestamp"]), up))
+    return results

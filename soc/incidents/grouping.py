@@ -1,24 +1,31 @@
-"""Group alerts into incidents: the flow from ``<prefix>-alerts`` to ``<prefix>-incidents``.
+"""Group alerts into incidents by episode and cause: ``<prefix>-alerts`` → ``<prefix>-incidents``.
 
-The rules, in the order they are tried for one alert (times are the alert's own ``created``, so
-re-running the grouping over the same alerts gives the same incidents):
+An incident is one episode of one cause (``soc.incidents.cause``: service x failure class x
+locality x entity), whichever detector saw it. For one alert, in this order (times are the alert's
+own ``created``, so grouping the same alerts again gives the same incidents):
 
-1. **Parent**: an open parent incident of the alert's cause (detector, rule, province, service)
-   seen within ``incident_group_window`` absorbs it, adding its commune to ``ward_codes``.
-2. **Same key**: the latest incident of the alert's key (detector/rule, province, commune, service,
-   entity) absorbs it if open and seen within the window; if it was *resolved* less than
-   ``incident_reopen_window`` ago it is reopened (back to ``new``) and absorbs it. A
-   ``false_positive`` incident is never reopened by an alert: the analyst said that key is noise
-   for that episode, so a later alert opens a fresh incident instead.
-3. Otherwise a new incident opens. If that makes ``incident_parent_threshold`` communes of one
-   province with an open incident of the same cause, a parent incident opens over them: the
-   children get its ``parent_id``, and later communes go straight to the parent (rule 1), so a
-   province-wide outage is one incident with its communes attached, not hundreds.
+1. **Parent**: a commune's alert joins the open parent of its cause in the province (while that
+   parent's episode lasts), adding the commune to ``ward_codes`` (a notified update).
+2. **Current incident of the cause**: the latest incident of the exact cause. An alert that names
+   no entity (an anomaly, a plain Sigma rule) instead joins the latest open incident of its service,
+   class and place, whatever that one's entity; an alert naming an entity joins an open incident
+   of its place that has no entity yet, which takes the entity. So Sigma and anomaly alerts about
+   one failure at one place are one incident.
+3. **Episode**: if the current incident's episode is over (``soc.incidents.episodes``: quiet, or
+   health probe up), it is resolved at its recovery time and a **new incident** opens (episode + 1,
+   ``previous_id`` set): a flapping endpoint gives one incident, and one email, per outage. If the
+   episode goes on, the alert joins it: an open incident absorbs it; one an analyst *resolved* is
+   reopened (and emailed as reopened: the failure never stopped); a *false positive* keeps its
+   verdict for the rest of the episode and absorbs it quietly.
+4. Otherwise a new incident opens, and, when ``incident_parent_threshold`` communes of one province
+   have an open incident of the same cause, a parent over them (``soc.incidents.parents``).
 
-The latest incident per key and the parent per cause are found through pointer documents in
-``<prefix>-state`` read with a real-time GET, so no refresh is needed between two alerts. Each alert
-is attached to its incident afterwards; an alert already listed in ``alert_ids`` is not counted
-twice, so a crash between the two writes loses and doubles nothing.
+A different commune or entity is therefore never absorbed silently: it is its own incident, or a
+commune of a parent. Every attached alert and every change is a timeline entry. The current
+incident per cause, per place and the parent per province are pointer documents in
+``<prefix>-state`` read with a real-time GET (no refresh between two alerts); incident ids are
+deterministic and an alert already in ``alert_ids`` is not counted twice, so a crash between writes
+loses and doubles nothing.
 """
 
 from __future__ import annotations
@@ -26,27 +33,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 
 from soc.alerts import service as alerts
-from soc.alerts.models import Alert, Severity
+from soc.alerts.models import Alert
 from soc.config import Settings
-from soc.errors import NotFound, StaleVersion
+from soc.errors import StaleVersion
 from soc.es.indices import Indices
-from soc.incidents import lifecycle
+from soc.incidents import episodes, lifecycle, parents
 from soc.incidents import service as incidents
-from soc.incidents.models import (
-    Incident,
-    IncidentStatus,
-    TimelineEntry,
-    cause_key,
-    group_key,
-    incident_id,
-)
+from soc.incidents.cause import Cause, cause_of
+from soc.incidents.episodes import SYSTEM, Recovery
+from soc.incidents.models import Incident, IncidentStatus, TimelineEntry, incident_id
+from soc.incidents.pointers import point, pointed
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "soc-grouping"
 _ATTEMPTS = 3
 
 
@@ -55,7 +57,7 @@ def group_pending(
 ) -> int:
     """Group every alert not yet in an incident; returns how many were grouped."""
     pending = alerts.ungrouped(es, indices, limit=limit)
-    for stored in pending:
+    for stored in sorted(pending, key=lambda s: (s.alert.created, s.alert.id)):
         incident = group_alert(es, indices, settings, stored.alert)
         alerts.attach(es, indices, stored.alert.id, incident.id)
     if pending:
@@ -76,50 +78,110 @@ def group_alert(es: Elasticsearch, indices: Indices, settings: Settings, alert: 
 
 
 def _group_once(es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert) -> Incident:
-    window = timedelta(seconds=settings.incident_group_window)
+    cause = cause_of(alert)
     at = alert.created
-    cause = cause_key(alert)
-    ward = alert.place.ward_code if alert.place else None
-    if ward is not None:
-        parent = _pointed(es, indices, "parent", cause)
-        if parent and parent.status.is_open and at - parent.last_seen <= window:
+    if cause.ward_code is not None:
+        parent = pointed(es, indices, "parent", cause.province_key)
+        if parent is not None and alert.id in parent.alert_ids:
+            return parent
+        live = parent is not None and parent.status.is_open
+        if parent is not None and live and _ended(es, indices, settings, parent, at) is None:
             return _absorb(es, indices, parent, alert)
-    key = group_key(alert)
-    current = _pointed(es, indices, "key", key)
+    current, adopt = _current(es, indices, settings, cause, at)
+    previous: Incident | None = None
     if current is not None:
         if alert.id in current.alert_ids:
             return current
-        if current.status.is_open and at - current.last_seen <= window:
-            return _absorb(es, indices, current, alert)
-        reopen_by = timedelta(seconds=settings.incident_reopen_window)
-        if (
-            current.status is IncidentStatus.RESOLVED
-            and current.resolved is not None
-            and at - current.resolved <= reopen_by
-        ):
-            reopened = lifecycle.reopen(
-                current, actor=SYSTEM, now=at, reason=f"alert {alert.id} fired again"
-            )
-            return _absorb(es, indices, reopened, alert)
-    created = _open(es, indices, settings, alert, key, cause)
-    _point(es, indices, "key", key, created.id, at)
-    if ward is not None:
-        _maybe_parent(es, indices, settings, alert, cause)
+        ended = _ended(es, indices, settings, current, at)
+        if ended is None:
+            return _same_episode(es, indices, current, alert, cause, adopt=adopt)
+        previous = _close_episode(es, indices, current, ended)
+    created = _open(es, indices, settings, alert, cause, previous)
+    point(es, indices, "cause", cause.key, created.id, at)
+    point(es, indices, "place", cause.place_key, created.id, at)
+    if cause.ward_code is not None:
+        parents.maybe_parent(es, indices, settings, cause, at)
     return created
 
 
+def _current(
+    es: Elasticsearch, indices: Indices, settings: Settings, cause: Cause, at: datetime
+) -> tuple[Incident | None, bool]:
+    """The incident this cause continues, and whether it is to take the alert's entity."""
+    exact = pointed(es, indices, "cause", cause.key)
+    if exact is not None and exact.status.is_open:
+        return exact, False
+    latest = pointed(es, indices, "place", cause.place_key)
+    if latest is None or not latest.status.is_open:
+        return exact, False
+    if cause.entity is None:
+        return latest, False  # names no entity: evidence for whatever is wrong here now
+    if latest.entity_value is None and _ended(es, indices, settings, latest, at) is None:
+        return latest, True  # the entity-less incident of this place learns who is involved
+    return exact, False
+
+
+def _ended(
+    es: Elasticsearch, indices: Indices, settings: Settings, incident: Incident, at: datetime
+) -> Recovery | None:
+    if incident.recovered is not None:
+        return Recovery(incident.recovered, "recovered")
+    return episodes.recovery(es, indices, settings, incident, at)
+
+
+def _same_episode(
+    es: Elasticsearch,
+    indices: Indices,
+    current: Incident,
+    alert: Alert,
+    cause: Cause,
+    *,
+    adopt: bool,
+) -> Incident:
+    if current.status is IncidentStatus.RESOLVED:
+        # Resolved by hand while the failure went on: it is the same episode, so it comes back
+        # (and is emailed as reopened) instead of opening a second incident for one failure.
+        current = lifecycle.reopen(
+            current, actor=SYSTEM, now=alert.created,
+            reason=f"alert {alert.id}: the failure went on, no recovery since it was resolved",
+        )  # fmt: skip
+    stored = _absorb(es, indices, current, alert, cause if adopt else None)
+    if adopt:
+        point(es, indices, "cause", cause.key, stored.id, alert.created)
+    return stored
+
+
+def _close_episode(
+    es: Elasticsearch, indices: Indices, current: Incident, ended: Recovery
+) -> Incident:
+    if current.recovered is not None:
+        return current
+    return episodes.resolve(es, indices, current, ended)
+
+
 def _open(
-    es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert, key: str, cause: str
+    es: Elasticsearch,
+    indices: Indices,
+    settings: Settings,
+    alert: Alert,
+    cause: Cause,
+    previous: Incident | None,
 ) -> Incident:
     at = alert.created
     place = alert.place
+    entity_type, _, entity_value = (cause.entity or "").partition("=")
+    detail: dict[str, object] = {"alert": alert.id, "cause": cause.describe()}
+    if previous is not None:
+        detail["previous"] = previous.id
     incident = Incident(
-        id=incident_id(key, alert.id),
+        id=incident_id(cause.key, alert.id),
         title=alert.title,
         summary=alert.summary,
         severity=alert.severity,
-        group_key=key,
-        cause_key=cause,
+        group_key=cause.key,
+        cause_key=cause.province_key,
+        place_key=cause.place_key,
+        failure_class=cause.failure_class,
         detector=alert.detector.value,
         rule_id=alert.rule.id,
         rule_name=alert.rule.name,
@@ -128,149 +190,77 @@ def _open(
         ward_code=place.ward_code if place else None,
         ward_name=place.ward_name if place else None,
         service=alert.service,
-        entity_type=alert.entity.type if alert.entity else None,
-        entity_value=alert.entity.value if alert.entity else None,
+        entity_type=entity_type or None,
+        entity_value=entity_value or None,
         alert_ids=(alert.id,),
         alert_count=1,
+        event_count=alert.count,
+        detectors=(alert.detector.value,),
+        window_seconds=_window_seconds(alert),
+        episode=previous.episode + 1 if previous else 1,
+        previous_id=previous.id if previous else None,
         first_seen=at,
         last_seen=at,
         created=at,
         updated=at,
         ack_due=at + timedelta(seconds=settings.notify_ack_sla),
         resolve_due=at + timedelta(seconds=settings.incident_resolve_sla),
-        timeline=(TimelineEntry(at=at, actor=SYSTEM, action="open", detail={"alert": alert.id}),),
+        timeline=(TimelineEntry(at=at, actor=SYSTEM, action="open", detail=detail),),
     )
     stored = incidents.create(es, indices, incident)
     if stored is None:  # created by an earlier run that stopped before attaching the alert
         return incidents.get(es, indices, incident.id, user=None)
-    log.info(
-        "incident %s opened for rule %s in %s",
-        incident.id,
-        alert.rule.id,
-        incident.ward_code or incident.province_code,
-    )
+    log.info("incident %s opened (episode %d) for %s", incident.id, incident.episode,
+             cause.describe())  # fmt: skip
     return stored
 
 
-def _absorb(es: Elasticsearch, indices: Indices, incident: Incident, alert: Alert) -> Incident:
+def _absorb(
+    es: Elasticsearch,
+    indices: Indices,
+    incident: Incident,
+    alert: Alert,
+    adopt: Cause | None = None,
+) -> Incident:
     if alert.id in incident.alert_ids:
         return incident
+    at = alert.created
+    entries = [_alert_entry(alert)]
     changes: dict[str, object] = {
         "alert_ids": (*incident.alert_ids, alert.id),
         "alert_count": incident.alert_count + 1,
-        "last_seen": max(incident.last_seen, alert.created),
-        "updated": max(incident.updated, alert.created),
+        "event_count": incident.event_count + alert.count,
+        "detectors": tuple(dict.fromkeys((*incident.detectors, alert.detector.value))),
+        "window_seconds": max(incident.window_seconds, _window_seconds(alert)),
+        "last_seen": max(incident.last_seen, at),
+        "updated": max(incident.updated, at),
     }
     ward = alert.place.ward_code if alert.place else None
     if incident.is_parent and ward is not None and ward not in incident.ward_codes:
         changes["ward_codes"] = tuple(sorted((*incident.ward_codes, ward)))
-        changes["timeline"] = (
-            *incident.timeline,
-            TimelineEntry(
-                at=alert.created,
-                actor=SYSTEM,
-                action="commune",
-                detail={"ward": ward, "alert": alert.id},
-            ),
-        )
+        entries.append(_entry(at, "commune", ward=ward, alert=alert.id))
+    if adopt is not None and adopt.entity is not None:
+        kind, _, value = adopt.entity.partition("=")
+        changes.update(entity_type=kind, entity_value=value, group_key=adopt.key)
+        entries.append(_entry(at, "entity", entity=adopt.entity, alert=alert.id))
     if alert.severity.rank > incident.severity.rank:
         # A worse alert raises the incident; a lower one never lowers an analyst's judgement.
         changes["severity"] = alert.severity
+        entries.append(_entry(at, "severity", to=alert.severity.value, alert=alert.id))
+    changes["timeline"] = (*incident.timeline, *entries)
     return incidents.replace(es, indices, incident.model_copy(update=changes))
 
 
-def _maybe_parent(
-    es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert, cause: str
-) -> None:
-    since = alert.created - timedelta(seconds=settings.incident_group_window)
-    children = incidents.open_children(es, indices, cause, since)
-    wards = sorted({c.ward_code for c in children if c.ward_code})
-    if len(wards) < settings.incident_parent_threshold:
-        return
-    first = min(children, key=lambda c: (c.created, c.id))
-    at = alert.created
-    parent = first.model_copy(
-        update={
-            "id": incident_id(cause, f"parent:{first.id}"),
-            "is_parent": True,
-            "parent_id": None,
-            "group_key": cause,
-            "ward_code": None,
-            "ward_name": None,
-            "ward_codes": tuple(wards),
-            "title": f"{alert.rule.name}: {len(wards)} communes of {first.province_name}",
-            "severity": max((c.severity for c in children), key=lambda s: Severity(s).rank),
-            "alert_ids": tuple(a for c in children for a in c.alert_ids),
-            "alert_count": sum(c.alert_count for c in children),
-            "entity_type": None,
-            "entity_value": None,
-            "status": IncidentStatus.NEW,
-            "assignee": None,
-            "comments": (),
-            "last_seen": max(c.last_seen for c in children),
-            "updated": at,
-            "version": None,
-            "first_seen": min(c.first_seen for c in children),
-            "created": at,
-            "acknowledged": None,
-            "resolved": None,
-            "tta_seconds": None,
-            "ttr_seconds": None,
-            "reopened": 0,
-            "timeline": (
-                TimelineEntry(
-                    at=at,
-                    actor=SYSTEM,
-                    action="open-parent",
-                    detail={"children": [c.id for c in children]},
-                ),
-            ),
-        }
-    )
-    stored = incidents.create(es, indices, parent) or incidents.get(
-        es, indices, parent.id, user=None
-    )
-    _point(es, indices, "parent", cause, stored.id, at)
-    for child in children:
-        if child.parent_id is None:
-            entry = TimelineEntry(
-                at=at, actor=SYSTEM, action="parent", detail={"parent": stored.id}
-            )
-            updated = child.model_copy(
-                update={"parent_id": stored.id, "timeline": (*child.timeline, entry)}
-            )
-            try:
-                incidents.replace(es, indices, updated)
-            except StaleVersion:
-                log.info("child %s changed meanwhile; it keeps no parent link", child.id)
-    log.info("parent incident %s opened over %d communes", stored.id, len(wards))
+def _alert_entry(alert: Alert) -> TimelineEntry:
+    return _entry(
+        alert.created, "alert", alert=alert.id, detector=alert.detector.value,
+        rule=alert.rule.id, severity=alert.severity.value, count=alert.count,
+    )  # fmt: skip
 
 
-def _pointer_id(kind: str, key: str) -> str:
-    return f"incident-{kind}:{key}"
+def _entry(at: datetime, action: str, **detail: object) -> TimelineEntry:
+    return TimelineEntry(at=at, actor=SYSTEM, action=action, detail=detail)
 
 
-def _pointed(es: Elasticsearch, indices: Indices, kind: str, key: str) -> Incident | None:
-    try:
-        found = es.get(index=indices.state, id=_pointer_id(kind, key))
-    except NotFoundError:
-        return None
-    try:
-        return incidents.get(es, indices, found["_source"]["data"]["incident_id"], user=None)
-    except NotFound:
-        return None
-
-
-def _point(
-    es: Elasticsearch, indices: Indices, kind: str, key: str, target: str, at: datetime
-) -> None:
-    es.index(
-        index=indices.state,
-        id=_pointer_id(kind, key),
-        document={
-            "kind": f"incident-{kind}",
-            "key": key,
-            "updated": at.isoformat(),
-            "data": {"incident_id": target},
-        },
-    )
+def _window_seconds(alert: Alert) -> float:
+    return (alert.window.end - alert.window.start).total_seconds()

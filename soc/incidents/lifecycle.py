@@ -61,9 +61,23 @@ def reopen(incident: Incident, *, actor: str, now: datetime, reason: str) -> Inc
         entry,
         status=IncidentStatus.NEW,
         resolved=None,
+        recovered=None,
         ttr_seconds=None,
         reopened=incident.reopened + 1,
     )
+
+
+def recovered(incident: Incident, *, at: datetime, reason: str, actor: str) -> Incident:
+    """The episode is over (quiet, probe up): an open incident is resolved at the recovery time;
+    a closed one only records it. Either way the next failure of the cause is a new episode."""
+    entry = _entry(actor, "recovered", at, reason=reason)
+    changes: dict[str, Any] = {"recovered": at}
+    if incident.status.is_open:
+        changes["status"] = IncidentStatus.RESOLVED
+        changes["resolved"] = at
+        changes["ttr_seconds"] = (at - incident.created).total_seconds()
+    # Not acknowledged by it: a recovery is no person taking the incident (MTTA stays honest).
+    return _with(incident, entry, **changes)
 
 
 def assign(incident: Incident, assignee: str | None, *, actor: str, now: datetime) -> Incident:

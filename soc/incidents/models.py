@@ -1,6 +1,7 @@
 """The incident as stored in ``<prefix>-incidents`` and the lifecycle it follows.
 
-An incident groups alerts of one cause in one locality. Its lifecycle is a fixed graph
+An incident is one *episode* of one cause (service x failure class x locality x entity, see
+``soc.incidents.cause``), whichever detector saw it. Its lifecycle is a fixed graph
 (:data:`TRANSITIONS`); every change appends a :class:`TimelineEntry` saying who, when and what.
 This module holds shapes and rules only: it must not talk to Elasticsearch (that is
 ``soc.incidents.service``) nor know about HTTP (``soc.incidents.views``).
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from soc.alerts.models import Alert, Severity
+from soc.alerts.models import Severity
 
 
 class IncidentStatus(StrEnum):
@@ -86,6 +87,8 @@ class Incident(Frozen):
     severity: Severity
     group_key: str
     cause_key: str
+    place_key: str = ""
+    failure_class: str = ""
     parent_id: str | None = None
     is_parent: bool = False
     detector: str
@@ -102,6 +105,16 @@ class Incident(Frozen):
     assignee: str | None = None
     alert_ids: tuple[str, ...] = ()
     alert_count: int = 0
+    #: Matching events counted by the detectors over the incident's alerts (``alert.count``).
+    event_count: int = 0
+    detectors: tuple[str, ...] = ()
+    #: Longest detection window among its alerts: how long silence must last before it counts.
+    window_seconds: float = 0.0
+    #: 1 for the first episode of a cause; the next episode after a recovery is a new incident
+    #: with ``episode`` + 1 and ``previous_id`` naming the one before.
+    episode: int = 1
+    previous_id: str | None = None
+    recovered: AwareDatetime | None = None
     first_seen: AwareDatetime
     last_seen: AwareDatetime
     created: AwareDatetime
@@ -176,12 +189,20 @@ _INCIDENT_FIELDS = (
     "severity",
     "group_key",
     "cause_key",
+    "place_key",
+    "failure_class",
     "parent_id",
     "is_parent",
     "ward_codes",
     "assignee",
     "alert_ids",
     "alert_count",
+    "event_count",
+    "detectors",
+    "window_seconds",
+    "episode",
+    "previous_id",
+    "recovered",
     "first_seen",
     "last_seen",
     "created",
@@ -196,26 +217,6 @@ _INCIDENT_FIELDS = (
     "timeline",
     "comments",
 )
-
-
-def group_key(alert: Alert) -> str:
-    """Alerts with the same key belong to the same incident: detector/rule, locality, entity."""
-    place = alert.place
-    parts = [
-        alert.detector.value,
-        alert.rule.id,
-        place.province_code if place else "",
-        place.ward_code if place and place.ward_code else "",
-        alert.service or "",
-        f"{alert.entity.type}={alert.entity.value}" if alert.entity else "",
-    ]
-    return _digest(parts)
-
-
-def cause_key(alert: Alert) -> str:
-    """One cause in one province, whichever commune: what a parent incident gathers."""
-    province = alert.place.province_code if alert.place else ""
-    return _digest([alert.detector.value, alert.rule.id, province, alert.service or ""])
 
 
 def incident_id(key: str, first_alert_id: str) -> str:

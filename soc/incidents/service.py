@@ -165,10 +165,9 @@ def query(flt: IncidentFilter, user: User) -> dict[str, Any]:
     return {"bool": {"filter": clauses, "must": must or [{"match_all": {}}]}}
 
 
-def open_children(
-    es: Elasticsearch, indices: Indices, cause: str, since: datetime
-) -> list[Incident]:
-    """Open commune incidents of one cause seen since ``since``: candidates for a parent."""
+def open_children(es: Elasticsearch, indices: Indices, cause: str) -> list[Incident]:
+    """Open commune incidents of one cause in a province: candidates for a parent (the caller
+    keeps those whose episode is live)."""
     es.indices.refresh(index=indices.incidents)
     found = es.search(
         index=indices.incidents,
@@ -178,7 +177,6 @@ def open_children(
                     {"term": {"incident.cause_key": cause}},
                     {"term": {"incident.is_parent": False}},
                     {"terms": {"incident.status": sorted(s.value for s in OPEN_STATUSES)}},
-                    {"range": {"incident.last_seen": {"gte": since.isoformat()}}},
                 ]
             }
         },

@@ -23,17 +23,21 @@ def make_alert(
     severity: Severity = Severity.HIGH,
     entity: str | None = None,
     title: str = "VNeID login failures",
+    detector: Detector = Detector.SIGMA,
+    count: int = 12,
+    window_minutes: int = 5,
+    second: int = 0,
 ) -> Alert:
-    start = T0 + timedelta(minutes=minute)
+    start = T0 + timedelta(minutes=minute, seconds=second)
     p = catalogue().province(province)
     w = catalogue().ward(ward, p) if ward else None
     return Alert(
-        detector=Detector.SIGMA,
+        detector=detector,
         rule=RuleRef(id=rule, name=title, level=severity),
         severity=severity,
         title=title,
         summary=f"{title} in {w.name if w else p.name}",
-        window=Window(start=start, end=start + timedelta(minutes=5)),
+        window=Window(start=start, end=start + timedelta(minutes=window_minutes)),
         place=Place(
             province_code=p.code,
             province_name=p.name,
@@ -41,10 +45,10 @@ def make_alert(
             ward_name=w.name if w else None,
         ),
         service=service,
-        entity=Entity(type="user", value=entity) if entity else None,
-        group={"ward": w.code if w else "", "entity": entity or ""},
-        count=12,
-        created=start + timedelta(minutes=5),
+        entity=Entity(type="user.name", value=entity) if entity else None,
+        group={"ward": w.code if w else "", **({"user.name": entity} if entity else {})},
+        count=count,
+        created=start + timedelta(minutes=window_minutes),
     )
 
 

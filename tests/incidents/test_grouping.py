@@ -1,4 +1,4 @@
-"""Alerts collapse into incidents per key and window; a province-wide cause becomes one parent."""
+"""Alerts collapse into incidents per cause and episode; a province-wide cause becomes one parent."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ def _all(es: Elasticsearch, indices: Indices, **flt: object) -> list[incidents.I
     return page.items
 
 
-def test_alerts_of_one_key_within_the_window_make_one_incident(
+def test_alerts_of_one_cause_within_the_episode_make_one_incident(
     es: Elasticsearch, ready: Indices, settings: Settings
 ) -> None:
     w = wards("01", 1)[0]
-    first, second = make_alert(ward=w, minute=0), make_alert(ward=w, minute=20)
+    first, second = make_alert(ward=w, minute=0), make_alert(ward=w, minute=6)
     write(es, ready, first, second)
     assert group_pending(es, ready, settings) == 2
     [incident] = _all(es, ready)
@@ -39,6 +39,8 @@ def test_alerts_of_one_key_within_the_window_make_one_incident(
     assert set(incident.alert_ids) == {first.id, second.id}
     assert incident.ward_code == w
     assert incident.status is IncidentStatus.NEW
+    assert incident.event_count == 24
+    assert [e.action for e in incident.timeline] == ["open", "alert"]
     for a in (first, second):
         stored = alerts.get(es, ready, a.id, user=None)
         assert stored.incident_id == incident.id
@@ -48,23 +50,27 @@ def test_alerts_of_one_key_within_the_window_make_one_incident(
     assert _all(es, ready)[0].alert_count == 2
 
 
-def test_a_late_alert_other_entity_or_other_commune_opens_its_own_incident(
+def test_a_new_episode_other_entity_or_other_commune_opens_its_own_incident(
     es: Elasticsearch, ready: Indices, settings: Settings
 ) -> None:
     w1, w2 = wards("01", 2)
-    window_min = int(settings.incident_group_window // 60)
+    quiet_min = int(max(settings.incident_recovery_quiet, 2 * 300) // 60)
     write(
         es,
         ready,
-        make_alert(ward=w1, minute=0),
-        make_alert(ward=w1, minute=window_min + 30),  # after the window
-        make_alert(ward=w1, minute=1, entity="citizen-7"),  # another entity
-        make_alert(ward=w2, minute=2),  # another commune (below the parent threshold)
+        make_alert(ward=w1, minute=0, entity="citizen-7"),
+        make_alert(ward=w1, minute=quiet_min + 1, entity="citizen-7"),  # after a recovery
+        make_alert(ward=w1, minute=1, entity="citizen-9"),  # another entity
+        make_alert(ward=w2, minute=2, entity="citizen-7"),  # another commune (below threshold)
     )
     group_pending(es, ready, settings)
     found = _all(es, ready)
     assert len(found) == 4
     assert all(i.alert_count == 1 and not i.is_parent for i in found)
+    first, second = sorted((i for i in found if i.ward_code == w1 and i.entity_value == "citizen-7"),
+                           key=lambda i: i.created)  # fmt: skip
+    assert first.status is IncidentStatus.RESOLVED and first.recovered is not None
+    assert (second.episode, second.previous_id) == (2, first.id)
 
 
 def test_a_flood_across_communes_of_one_province_becomes_one_parent(
@@ -94,7 +100,7 @@ def test_a_flood_across_communes_of_one_province_becomes_one_parent(
     assert [i.id for i in _all(es, ready, ward=last)] == [parent.id]
 
 
-def test_a_resolved_incident_reopens_when_its_alert_fires_again_soon(
+def test_a_resolved_incident_reopens_when_its_failure_goes_on(
     es: Elasticsearch, ready: Indices, settings: Settings
 ) -> None:
     w = wards("01", 1)[0]
@@ -107,26 +113,26 @@ def test_a_resolved_incident_reopens_when_its_alert_fires_again_soon(
             incident, IncidentStatus.RESOLVED, actor="ana", now=first.created + timedelta(minutes=1)
         ),
     )
-    soon = make_alert(ward=w, minute=30)
+    soon = make_alert(ward=w, minute=6)
     again = group_alert(es, ready, settings, soon)
     assert again.id == resolved.id
     assert again.status is IncidentStatus.NEW
     assert again.reopened == 1
     assert again.resolved is None
-    assert [e.action for e in again.timeline][-1] == "reopen"
-    # Resolved again, then an alert long after the reopen window: a fresh incident.
+    assert [e.action for e in again.timeline][-2:] == ["reopen", "alert"]
+    # Resolved again, then an alert after a recovery: a fresh incident, the next episode.
     closed = incidents.replace(
         es,
         ready,
         lifecycle.transition(again, IncidentStatus.RESOLVED, actor="ana", now=soon.created),
     )
-    late_minute = 30 + int(settings.incident_reopen_window // 60) + 60
-    late = group_alert(es, ready, settings, make_alert(ward=w, minute=late_minute))
+    late = group_alert(es, ready, settings, make_alert(ward=w, minute=60))
     assert late.id != closed.id
     assert late.reopened == 0
+    assert (late.episode, late.previous_id) == (2, closed.id)
 
 
-def test_a_false_positive_is_not_reopened_by_the_next_alert(
+def test_a_false_positive_holds_for_its_episode_and_the_next_episode_is_new(
     es: Elasticsearch, ready: Indices, settings: Settings
 ) -> None:
     w = wards("01", 1)[0]
@@ -138,7 +144,11 @@ def test_a_false_positive_is_not_reopened_by_the_next_alert(
             incident, IncidentStatus.FALSE_POSITIVE, actor="ana", now=incident.created
         ),
     )
-    nxt = group_alert(es, ready, settings, make_alert(ward=w, minute=10))
+    same = group_alert(es, ready, settings, make_alert(ward=w, minute=6))
+    assert same.id == incident.id, "same episode: the analyst's verdict holds, quietly"
+    assert same.status is IncidentStatus.FALSE_POSITIVE
+    assert same.alert_count == 2
+    nxt = group_alert(es, ready, settings, make_alert(ward=w, minute=60))
     assert nxt.id != incident.id
     assert nxt.status is IncidentStatus.NEW
 
