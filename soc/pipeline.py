@@ -1,9 +1,11 @@
 """``soc pipeline``: alerts → incidents → emails, plus the anomaly model, on a schedule.
 
-``soc detect`` runs the Sigma rules; the steps after it (grouping alerts into incidents, the
-notifier's outbox round, the anomaly model's tick) are periodic jobs that their own packages expose
-as plain functions (:func:`soc.incidents.grouping.group_pending`, :func:`soc.notify.scheduled.tick`,
-:class:`detectors.anomaly.scheduled.AnomalyJob`). This module runs them on one APScheduler so that
+``soc detect`` runs the Sigma rules; the steps after it (grouping alerts into incidents, closing
+the incidents whose episode is over, the notifier's outbox round, the anomaly model's tick) are
+periodic jobs that their own packages expose as plain functions
+(:func:`soc.incidents.grouping.group_pending`, :func:`soc.incidents.episodes.close_recovered`,
+:func:`soc.notify.scheduled.tick`, :class:`detectors.anomaly.scheduled.AnomalyJob`).
+This module runs them on one APScheduler so that
 one process carries the whole path after the Sigma rules (production runs it beside
 ``soc detect``; the demo starts it as ``soc demo worker``). Every job is idempotent
 (deterministic ids, compare-and-set, checkpoints), so a crash or a second worker doubles nothing.
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: The anomaly model scores whole buckets (15 min by default); checking once a minute is plenty.
 ANOMALY_EVERY = 60.0
+#: How often open incidents are checked for a recovery (quiet, health probe up).
+RECOVER_EVERY = 10.0
 
 
 def _guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
@@ -53,6 +57,7 @@ def _guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
 
 def build_scheduler(settings: Settings, *, anomaly: bool = True) -> BlockingScheduler:
     """The worker's scheduler with its jobs registered (not started)."""
+    from soc.incidents.episodes import close_recovered
     from soc.incidents.grouping import group_pending
     from soc.notify import scheduled as notify_jobs
     from soc.notify.flows import Notifier
@@ -69,9 +74,16 @@ def build_scheduler(settings: Settings, *, anomaly: bool = True) -> BlockingSche
         if grouped:
             log.info("grouped alerts=%d", grouped)
 
+    def recover() -> None:
+        closed = close_recovered(es, indices, settings, datetime.now(UTC))
+        if closed:
+            log.info("episodes over: resolved incidents=%d", closed)
+
     scheduler.add_job(_guarded("group", group), "interval", seconds=tick, id="group",
                       max_instances=1, coalesce=True, jitter=min(1.0, tick / 5),
                       next_run_time=datetime.now(UTC))  # fmt: skip
+    scheduler.add_job(_guarded("recover", recover), "interval", seconds=max(tick, RECOVER_EVERY),
+                      id="recover", max_instances=1, coalesce=True, jitter=1.0)  # fmt: skip
     notifier = Notifier.from_settings(es, settings)
     notify_jobs.register(scheduler, notifier, every_seconds=tick)
     if anomaly:

@@ -20,6 +20,7 @@ from soc.errors import SocError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup
+from soc.incidents.episodes import close_recovered
 from soc.incidents.grouping import group_pending
 from soc.status import service as status
 
@@ -44,11 +45,14 @@ def group(
         while True:
             grouped = group_pending(es, indices, settings)
             now = datetime.now(UTC)
+            recovered = close_recovered(es, indices, settings, now)
             current = status.board(
                 es, indices, user=_BOARD, now=now, probe_window=settings.status_probe_window
             )
             changed = status.record_changes(es, indices, current, now)
-            typer.echo(f"grouped {grouped} alert(s); {changed} status change(s)")
+            typer.echo(
+                f"grouped {grouped} alert(s); {recovered} recovered; {changed} status change(s)"
+            )
             if not every:
                 return
             time.sleep(every)

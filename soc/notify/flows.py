@@ -20,21 +20,16 @@ from email.utils import parseaddr
 
 from elasticsearch import Elasticsearch
 
-from soc.alerts.models import Severity
 from soc.config import Settings
 from soc.errors import RouteError
 from soc.es.indices import Indices
-from soc.incidents.models import Incident, IncidentStatus
-from soc.localities import catalogue
 from soc.notify import service
 from soc.notify.models import (
-    Frozen,
     IncidentNotice,
     NoticeEvent,
     OutboxMessage,
     OutboxStatus,
     Recipient,
-    WardRef,
     message_id,
 )
 from soc.notify.render import Renderer
@@ -150,9 +145,10 @@ class Notifier:
         if recipient.address not in recent:
             recent[recipient.address] = self._recent(recipient, now)
         status = OutboxStatus.PENDING
-        # Escalations are rare and exist to reach someone: they are never held back.
+        # Escalations are rare and exist to reach someone, and a high or critical incident must
+        # reach its people now: only low and medium notices are ever held for a digest.
         over = recent[recipient.address] >= self.settings.notify_rate_limit
-        if notice.event is not NoticeEvent.ESCALATION and over:
+        if notice.event is not NoticeEvent.ESCALATION and not notice.urgent and over:
             status = OutboxStatus.HELD
         msg = OutboxMessage(
             message_id=mid,
@@ -300,93 +296,22 @@ class Notifier:
         report.retrying += 1
 
 
-class OpenIncident(Frozen):
-    """What escalation needs to know of an incident: its latest notice and whether anyone
-    acknowledged it since ``notified_at`` (when its first email was queued)."""
+# Kept importable from here: the incident adapter moved to soc.notify.adapter.
+from soc.notify.adapter import (  # noqa: E402
+    OpenIncident,
+    escalations_due,
+    incident_notices,
+    notice_from_incident,
+    notify_incidents,
+)
 
-    notice: IncidentNotice
-    notified_at: datetime
-    acknowledged: bool = False
-
-
-def escalations_due(
-    incidents: Iterable[OpenIncident], now: datetime, sla: timedelta
-) -> list[IncidentNotice]:
-    """Escalation notices for unacknowledged open incidents: level 1 (province lead) once the SLA
-    has passed, level 2 (national SOC) after twice the SLA. Asking again yields the same notices,
-    which the outbox refuses to queue twice."""
-    due: list[IncidentNotice] = []
-    for item in incidents:
-        if item.acknowledged or item.notice.event is NoticeEvent.RESOLVED:
-            continue
-        waited = now - item.notified_at
-        for level in (1, 2):
-            if waited >= sla * level:
-                due.append(
-                    item.notice.model_copy(update={"event": NoticeEvent.ESCALATION, "level": level})
-                )
-    return due
-
-
-# ------------------------------------------------------------ from soc.incidents to notices
-def notice_from_incident(incident: Incident, event: NoticeEvent) -> IncidentNotice:
-    """The notice of one incident as it is now (a parent lists all its communes)."""
-    cat = catalogue()
-    codes = incident.ward_codes if incident.is_parent else ()
-    wards = [WardRef(code=c, name=cat.ward(c, incident.province_code).name) for c in codes]
-    if not wards and incident.ward_code:
-        wards = [WardRef(code=incident.ward_code, name=incident.ward_name or incident.ward_code)]
-    return IncidentNotice(
-        incident_id=incident.id,
-        event=event,
-        title=incident.title,
-        severity=incident.severity,
-        province_code=incident.province_code,
-        province_name=incident.province_name,
-        wards=tuple(wards),
-        service=incident.service,
-        status=incident.status.value,
-        first_seen=incident.first_seen,
-        last_seen=incident.last_seen,
-        alert_count=incident.alert_count,
-        first_steps=_FIRST_STEPS.get(incident.service or "", "generic"),
-    )
-
-
-#: Which first steps (soc.notify.texts) fit an incident on each watched system.
-_FIRST_STEPS = {"otp-gateway": "otp", "vneid": "login", "portal-sync": "sync",
-                "web-portal": "web-attack", "national-portal": "outage"}  # fmt: skip
-
-
-def incident_notices(
-    notifier: Notifier, incident: Incident, earlier: Sequence[Severity] | None = None
-) -> list[IncidentNotice]:
-    """The notices an incident's current state implies, given the severities of the emails already
-    queued for it (looked up when not given). Asking again is harmless: each notice has a stable
-    Message-ID per recipient, so only what was never queued is queued."""
-    if incident.parent_id is not None:
-        return []  # its parent speaks for every commune: one email, not one per commune
-    if earlier is None:
-        found_before = service.notified_severities(notifier.es, notifier.indices, [incident.id])
-        earlier = found_before.get(incident.id, [])
-    if incident.status is IncidentStatus.FALSE_POSITIVE:
-        return []
-    if incident.status is IncidentStatus.RESOLVED:
-        return [notice_from_incident(incident, NoticeEvent.RESOLVED)] if earlier else []
-    found = [notice_from_incident(incident, NoticeEvent.NEW)]
-    if earlier and incident.severity.rank > min(s.rank for s in earlier):
-        found.append(notice_from_incident(incident, NoticeEvent.SEVERITY_RAISED))
-    if incident.acknowledged is None and incident.status is IncidentStatus.NEW:
-        sla = timedelta(seconds=notifier.settings.notify_ack_sla)
-        # Level 1 exactly when the incident's own acknowledgement deadline passes.
-        item = OpenIncident(notice=found[0], notified_at=incident.ack_due - sla)
-        found.extend(escalations_due([item], notifier.clock(), sla))
-    return found
-
-
-def notify_incidents(notifier: Notifier, incidents: Iterable[Incident]) -> NotifyReport:
-    """Queue whatever emails these incidents call for (new, raised, escalated, resolved)."""
-    items = list(incidents)
-    before = service.notified_severities(notifier.es, notifier.indices, [i.id for i in items])
-    notices = [n for i in items for n in incident_notices(notifier, i, before.get(i.id, []))]
-    return notifier.notify(notices)
+__all__ = [
+    "Notifier",
+    "NotifyReport",
+    "OpenIncident",
+    "SendReport",
+    "escalations_due",
+    "incident_notices",
+    "notice_from_incident",
+    "notify_incidents",
+]

@@ -27,6 +27,10 @@ class NoticeEvent(StrEnum):
 
     NEW = "new"
     SEVERITY_RAISED = "severity_raised"
+    #: Communes joined a province-wide (parent) incident since its last email.
+    COMMUNES_ADDED = "communes_added"
+    #: Resolved by hand while the failure went on; the next alert of the episode reopened it.
+    REOPENED = "reopened"
     ESCALATION = "escalation"
     RESOLVED = "resolved"
 
@@ -122,6 +126,7 @@ class IncidentNotice(Frozen):
     samples: tuple[SampleEvent, ...] = ()
     first_steps: str = "generic"
     level: int = Field(default=0, ge=0, le=2)
+    reopened: int = Field(default=0, ge=0)
     dashboard_url: str | None = None
 
     @property
@@ -131,7 +136,16 @@ class IncidentNotice(Frozen):
             return f"escalation-{self.level}"
         if self.event is NoticeEvent.SEVERITY_RAISED:
             return f"severity_raised-{self.severity.value}"
+        if self.event is NoticeEvent.COMMUNES_ADDED:
+            return f"communes_added-{len(self.wards)}"
+        if self.event is NoticeEvent.REOPENED:
+            return f"reopened-{self.reopened}"
         return self.event.value
+
+    @property
+    def urgent(self) -> bool:
+        """High and critical notices are never held by a rate limit nor put in a digest."""
+        return self.severity.rank >= Severity.HIGH.rank
 
 
 def message_id(incident_id: str, event_key: str, address: str, domain: str) -> str:

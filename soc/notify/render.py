@@ -141,6 +141,7 @@ class Renderer:
             "t": texts.LABELS[language],
             "lang": language.value,
             "event_label": texts.event_label(language, notice.event),
+            "status_label": texts.status_label(language, notice.status),
             "service": service_label(notice.service, language),
             "first_steps": texts.steps(notice.first_steps, language),
             "link": self.link(notice),

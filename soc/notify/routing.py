@@ -2,7 +2,8 @@
 
 A route names a province (code or name), optionally a commune/ward and a service, a minimum
 severity, and contacts (address, language, role ``team`` or ``lead``). The national SOC address
-receives what no route covers and the last escalation step. Every error names the file and line.
+receives what no route covers, the last escalation step, and a copy of every high and critical
+notice (``national_copy``, a minimum severity or ``none``). Every error names the file and line.
 
 The one rule this module guarantees: a recipient is only ever given notices of a province it has a
 route for (the national SOC sees all). It must not read Elasticsearch or send anything.
@@ -70,6 +71,8 @@ class Routes:
     national: Recipient
     routes: tuple[Route, ...] = ()
     source: str = "<defaults>"
+    #: The national SOC gets a copy of notices at least this severe (None: no copies).
+    national_copy: Severity | None = Severity.HIGH
 
     def provinces_of(self, address: str) -> frozenset[str]:
         """Province codes a recipient may see; empty for the national SOC (it sees all)."""
@@ -91,6 +94,8 @@ class Routes:
             ]
             if not found and not any(r.covers(notice) for r in self.routes):
                 found = [self.national]
+            elif self.national_copy and notice.severity.rank >= self.national_copy.rank:
+                found.append(self.national)
         unique: dict[str, Recipient] = {}
         for contact in found:
             unique.setdefault(contact.address, contact)
@@ -129,13 +134,24 @@ def parse_routes(text: str, national: str, source: str = "<routes>") -> Routes:
         data = _Map()
     if not isinstance(data, _Map):
         raise RouteError("the file must be a mapping with 'national_soc' and 'routes'", source, 1)
-    _only(data, {"national_soc", "routes"}, source)
+    _only(data, {"national_soc", "national_copy", "routes"}, source)
     national_soc = _national(data.get("national_soc"), national, source, data.line)
+    copy = _severity_or_none(data.get("national_copy", "high"), source, data.line)
     items = data.get("routes") or []
     if not isinstance(items, list):
         raise RouteError("'routes' must be a list", source, data.line)
     routes = tuple(_route(item, source) for item in items)
-    return Routes(national=national_soc, routes=routes, source=source)
+    return Routes(national=national_soc, routes=routes, source=source, national_copy=copy)
+
+
+def _severity_or_none(value: object, source: str, line: int) -> Severity | None:
+    if value is None or str(value) == "none":
+        return None
+    try:
+        return Severity(str(value))
+    except ValueError:
+        known = ", ".join(s.value for s in Severity)
+        raise RouteError(f"national_copy: use one of {known} or none", source, line) from None
 
 
 def _only(item: _Map, allowed: set[str], source: str) -> None:

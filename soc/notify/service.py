@@ -113,22 +113,33 @@ def existing(es: Elasticsearch, indices: Indices, message_ids: Iterable[str]) ->
     return {wanted[d["_id"]] for d in resp["docs"] if d.get("found")}
 
 
-def notified_severities(
+@dataclass(frozen=True)
+class Notified:
+    """What one email already told about an incident: its severity and how many communes."""
+
+    severity: Severity
+    wards: int
+
+
+def notified(
     es: Elasticsearch, indices: Indices, incident_ids: Sequence[str]
-) -> dict[str, list[Severity]]:
-    """The severities each incident had in the emails queued for it so far."""
+) -> dict[str, list[Notified]]:
+    """What the emails queued for each incident so far said (severity, communes)."""
     if not incident_ids:
         return {}
     resp = es.search(
         index=indices.outbox,
         query={"terms": {"incident.id": list(incident_ids)}},
-        source_includes=["body.notices.incident_id", "body.notices.severity"],
+        source_includes=[
+            "body.notices.incident_id", "body.notices.severity", "body.notices.wards.code",
+        ],
         size=10_000,
-    )
-    found: dict[str, list[Severity]] = defaultdict(list)
+    )  # fmt: skip
+    found: dict[str, list[Notified]] = defaultdict(list)
     for hit in resp["hits"]["hits"]:
         for notice in hit["_source"].get("body", {}).get("notices", []):
-            found[notice["incident_id"]].append(Severity(notice["severity"]))
+            told = Notified(Severity(notice["severity"]), len(notice.get("wards") or ()))
+            found[notice["incident_id"]].append(told)
     return dict(found)
 
 

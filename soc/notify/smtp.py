@@ -16,6 +16,7 @@ import logging
 import smtplib
 import ssl
 from email import policy
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
@@ -38,14 +39,39 @@ class PermanentSmtpError(Exception):
     """The server refused this message or recipient for good (a 5xx answer)."""
 
 
+def set_text_header(email: EmailMessage, name: str, value: str) -> None:
+    """Set an unstructured header so that every mail client shows its spaces.
+
+    Python 3.11's policy folding may put the space between two words *between* two RFC 2047
+    encoded-words, where decoders must drop it ("Cổngthông tin", "HàNội"). Non-ASCII text is
+    therefore encoded with :class:`email.header.Header`, which keeps every space inside the
+    encoded-words (split on character boundaries, lines under 78 characters), and stored with
+    ``set_raw`` so that the policy does not fold it again. ASCII text keeps the policy's path.
+    """
+    text = one_line(value)
+    if text.isascii():
+        email[name] = text
+        return
+    encoded = Header(text, "utf-8", header_name=name).encode(linesep=email.policy.linesep)
+    email.set_raw(name, encoded)
+
+
 def build_email(msg: OutboxMessage, sender: str) -> EmailMessage:
     email = EmailMessage(policy=policy.SMTP)
     email["From"] = one_line(sender)
     recipient = msg.recipient
-    email["To"] = (
-        f"{one_line(recipient.name)} <{recipient.address}>" if recipient.name else recipient.address
-    )
-    email["Subject"] = one_line(msg.subject)
+    if recipient.name and not one_line(recipient.name).isascii():
+        name = Header(one_line(recipient.name), "utf-8", header_name="To").encode(
+            linesep=email.policy.linesep
+        )
+        email.set_raw("To", f"{name} <{recipient.address}>")
+    else:
+        email["To"] = (
+            f"{one_line(recipient.name)} <{recipient.address}>"
+            if recipient.name
+            else recipient.address
+        )
+    set_text_header(email, "Subject", msg.subject)
     email["Message-ID"] = msg.message_id
     email["Date"] = format_datetime(msg.created)
     email["Auto-Submitted"] = "auto-generated"

@@ -15,6 +15,13 @@ LABELS: dict[Language, Texts] = {
         "event.severity_raised": "Mức độ tăng",
         "event.escalation": "Chuyển cấp (chưa được tiếp nhận)",
         "event.resolved": "Đã khắc phục",
+        "event.communes_added": "Thêm xã/phường bị ảnh hưởng",
+        "event.reopened": "Mở lại (sự cố vẫn tiếp diễn)",
+        "status.new": "Mới",
+        "status.acknowledged": "Đã tiếp nhận",
+        "status.investigating": "Đang xử lý",
+        "status.resolved": "Đã khắc phục",
+        "status.false_positive": "Cảnh báo nhầm",
         "severity.informational": "Thông tin",
         "severity.low": "Thấp",
         "severity.medium": "Trung bình",
@@ -53,6 +60,13 @@ LABELS: dict[Language, Texts] = {
         "event.severity_raised": "Severity raised",
         "event.escalation": "Escalation (not acknowledged)",
         "event.resolved": "Resolved",
+        "event.communes_added": "More communes affected",
+        "event.reopened": "Reopened (the failure goes on)",
+        "status.new": "New",
+        "status.acknowledged": "Acknowledged",
+        "status.investigating": "Investigating",
+        "status.resolved": "Resolved",
+        "status.false_positive": "False positive",
         "severity.informational": "Informational",
         "severity.low": "Low",
         "severity.medium": "Medium",
@@ -154,6 +168,11 @@ FIRST_STEPS: dict[str, dict[Language, tuple[str, ...]]] = {
 
 def event_label(language: Language, event: NoticeEvent) -> str:
     return LABELS[language][f"event.{event.value}"]
+
+
+def status_label(language: Language, status: str) -> str:
+    """The incident status in words; an unknown status is shown as it is (templates escape it)."""
+    return LABELS[language].get(f"status.{status}", status)
 
 
 def steps(key: str, language: Language) -> tuple[str, ...]:

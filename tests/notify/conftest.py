@@ -30,6 +30,7 @@ ROUTES_YAML = """\
 national_soc:
   address: national-soc@soc.local
   language: en
+national_copy: none           # the copies have their own tests (test_policy.py)
 routes:
   - province: "04"            # Cao Bằng
     min_severity: medium

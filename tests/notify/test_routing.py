@@ -53,9 +53,32 @@ routes:
 """,
         NATIONAL,
     )
-    assert addresses(routes, province="04", service="otp-gateway") == ["otp@thucphan.gov.vn"]
+    # A high notice: the national SOC gets its copy (national_copy defaults to high).
+    assert addresses(routes, province="04", service="otp-gateway") == [
+        "otp@thucphan.gov.vn",
+        NATIONAL,
+    ]
+    medium = addresses(routes, province="04", service="otp-gateway", severity=Severity.MEDIUM)
+    assert medium == ["otp@thucphan.gov.vn"]
     # No route covers Cao Bằng's VNeID incidents: they have no route, so the national SOC.
     assert addresses(routes, province="04", service="vneid") == [NATIONAL]
+
+
+def test_the_national_soc_is_copied_on_high_and_critical_as_configured() -> None:
+    text = "national_copy: {copy}\nroutes:\n  - province: '04'\n    min_severity: low\n" \
+        "    contacts: [it@caobang.gov.vn]\n"  # fmt: skip
+    default = parse_routes(text.replace("national_copy: {copy}\n", ""), NATIONAL)
+    only_critical = parse_routes(text.format(copy="critical"), NATIONAL)
+    never = parse_routes(text.format(copy="none"), NATIONAL)
+    for level, by_default, critical_only in [
+        (Severity.LOW, False, False), (Severity.MEDIUM, False, False),
+        (Severity.HIGH, True, False), (Severity.CRITICAL, True, True),
+    ]:  # fmt: skip
+        assert (NATIONAL in addresses(default, province="04", severity=level)) is by_default
+        assert (NATIONAL in addresses(only_critical, province="04", severity=level)) is (
+            critical_only
+        )
+        assert addresses(never, province="04", severity=level) == ["it@caobang.gov.vn"]
 
 
 def test_a_recipient_is_refused_notices_of_another_province(routes: Routes) -> None:
