@@ -1,4 +1,4 @@
-"""Alerts collapse into incidents per cause and episode; a province-wide cause becomes one parent."""
+"""Alerts collapse into incidents per cause and episode; a province-wide cause is one parent."""
 
 from __future__ import annotations
 
@@ -67,9 +67,10 @@ def test_a_new_episode_other_entity_or_other_commune_opens_its_own_incident(
     found = _all(es, ready)
     assert len(found) == 4
     assert all(i.alert_count == 1 and not i.is_parent for i in found)
-    first, second = sorted((i for i in found if i.ward_code == w1 and i.entity_value == "citizen-7"),
-                           key=lambda i: i.created)  # fmt: skip
-    assert first.status is IncidentStatus.RESOLVED and first.recovered is not None
+    same = [i for i in found if i.ward_code == w1 and i.entity_value == "citizen-7"]
+    first, second = sorted(same, key=lambda i: i.created)
+    assert first.status is IncidentStatus.RESOLVED
+    assert first.recovered is not None
     assert (second.episode, second.previous_id) == (2, first.id)
 
 
