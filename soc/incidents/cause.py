@@ -9,7 +9,8 @@ and nothing else, so alerts of different detectors about the same failure get th
   rule tag, the mapping of rule ids and anomaly kinds, else ``rule:<id>``);
 - ``province``/``ward``: ``alert.place``;
 - ``entity``: ``alert.entity`` only when it names a distinct thing (an IP, an account, a carrier)
-  that the detector grouped by; a service, a locality or an error code is not an entity.
+  that the detector grouped by (its type is a key of ``alert.group``); a service, a locality or an
+  error code is not an entity, nor is an IP a plain rule took from a sample event.
 
 The mapping is data (``causes.yaml``), validated at first use; errors name the file and line. This
 module reads no index and decides no grouping (``soc.incidents.grouping`` does).
@@ -122,7 +123,7 @@ def entity_of(alert: Alert, mapping: CauseMap | None = None) -> str | None:
     entity = alert.entity
     if entity is None or entity.type in (mapping or cause_map()).not_entities:
         return None
-    if alert.group and entity.type not in alert.group:
+    if entity.type not in alert.group:
         return None  # taken from a sample event: incidental, not what the detector counted
     return f"{entity.type}={entity.value}"
 
