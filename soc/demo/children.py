@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from soc.config import Settings
 from soc.demo.models import ChildSpec, Credential, DemoOptions, DemoPaths
+from soc.notify.demo_routes import DEMO_ROUTES_FILE
 
 #: The demo users ``soc.auth`` creates in development mode from ``SOC_AUTH_DEMO_PASSWORD``.
 DEMO_USERS = (
@@ -49,6 +51,10 @@ def child_env(
     env["SOC_AUTH_DEMO_PASSWORD"] = password
     env["SOC_SIMULATE_PUSH_TOKEN"] = push_token
     env.setdefault("SOC_NOTIFY_DASHBOARD_URL", dashboard_url(settings))
+    # Provincial IT receives its province's emails (Hà Nội's go to the demo user hanoi-it).
+    routes = Path(DEMO_ROUTES_FILE)
+    if settings.notify_routes_file is None and routes.is_file():
+        env.setdefault("SOC_NOTIFY_ROUTES_FILE", str(routes.resolve()))
     # Children must not each start a managed node: the supervisor already did, on these ports.
     env.setdefault("SOC_ES_HTTP_PORT", str(settings.es_http_port))
     return env

@@ -55,6 +55,16 @@ def routes_validate(
         )
 
 
+@routes_app.command("demo")
+@handles_errors
+def routes_demo() -> None:
+    """Print the demo's routes (every province's IT team), generated from the catalogue."""
+    from soc.notify.demo_routes import demo_routes_yaml
+
+    settings = command_settings()
+    typer.echo(demo_routes_yaml(settings.notify_national_soc), nl=False)
+
+
 @app.command("preview")
 @handles_errors
 def preview(
@@ -149,12 +159,19 @@ def sink(
 def inbox(
     show: Annotated[int | None, typer.Option(help="Print message N (1 = oldest) in full.")] = None,
     maildir: Annotated[Path | None, typer.Option(help="Default <var_dir>/mail.")] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Only emails to this address (e.g. hanoi-it@soc.local)."),
+    ] = None,
 ) -> None:
-    """List the emails the demo sink caught, or print one."""
+    """List the emails the demo sink caught (or those to one recipient), or print one."""
     from soc.notify.sink import read_inbox
 
     settings = command_settings()
     mails = read_inbox(maildir or settings.var_dir / "mail")
+    if to is not None:
+        wanted = to.strip().lower()
+        mails = [m for m in mails if wanted in {a.strip().lower() for a in m.to.split(",")}]
     if show is not None:
         if not 1 <= show <= len(mails):
             raise SocError(f"there are {len(mails)} message(s); --show takes 1..{len(mails)}")

@@ -48,6 +48,13 @@ def test_emails_sent_to_the_sink_can_be_read_back(
     assert shown.exit_code == 0, shown.output
     assert "Subject: [SOC]" in shown.output
 
+    mine = runner.invoke(app, ["notify", "inbox", "--maildir", str(maildir),
+                               "--to", "IT@laichau.gov.vn"])  # fmt: skip
+    assert mine.exit_code == 0, mine.output
+    assert "it@laichau.gov.vn" in mine.output
+    assert "it@caobang.gov.vn" not in mine.output
+    assert "1 message(s)" in mine.output
+
 
 def test_routes_validate_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "routes.yaml"
