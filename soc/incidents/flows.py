@@ -8,8 +8,10 @@ HTTP responses (``soc.incidents.views``) nor bypass ``soc.incidents.service`` to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from elasticsearch import Elasticsearch
 
@@ -18,7 +20,10 @@ from soc.auth.models import User
 from soc.errors import RequestError, SocError, StaleVersion
 from soc.es.indices import Indices
 from soc.incidents import service
-from soc.incidents.models import Incident, utcnow
+from soc.incidents.models import Incident, TimelineEntry, utcnow
+from soc.incidents.silences import Silence
+
+log = logging.getLogger(__name__)
 
 Change = Callable[[Incident], Incident]
 
@@ -141,3 +146,23 @@ def attach_alert(
     )
     alerts.attach(es, indices, alert_id, incident_id)
     return result
+
+
+def end_maintenance(
+    es: Elasticsearch, indices: Indices, silence: Silence, *, actor: str, now: datetime
+) -> Silence | None:
+    """End a maintenance window now; the open incidents it covered are emailed as usual again."""
+    from soc.incidents import silences
+
+    ended = silences.end_now(es, indices, silence, now)
+    for incident in service.under_maintenance(es, indices, silence.id):
+        entry = TimelineEntry(at=now, actor=actor, action="maintenance-ended",
+                              detail={"silence": silence.id})  # fmt: skip
+        changed = incident.model_copy(
+            update={"maintenance_until": now, "timeline": (*incident.timeline, entry)}
+        )
+        try:
+            service.replace(es, indices, changed)
+        except StaleVersion:
+            log.info("incident %s changed meanwhile; its window ends at its own time", incident.id)
+    return ended

@@ -20,6 +20,9 @@ own ``created``, so grouping the same alerts again gives the same incidents):
 4. Otherwise a new incident opens, and, when ``incident_parent_threshold`` communes of one province
    have an open incident of the same cause, a parent over them (``soc.incidents.parents``).
 
+An alert inside a maintenance window (``soc.incidents.silences``) is grouped the same way; its
+incident is marked ``maintenance`` until the window ends, and nobody is emailed meanwhile.
+
 A different commune or entity is therefore never absorbed silently: it is its own incident, or a
 commune of a parent. Every attached alert and every change is a timeline entry. The current
 incident per cause, per place and the parent per province are pointer documents in
@@ -40,12 +43,13 @@ from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.errors import StaleVersion
 from soc.es.indices import Indices
-from soc.incidents import episodes, lifecycle, parents
+from soc.incidents import episodes, lifecycle, parents, silences
 from soc.incidents import service as incidents
 from soc.incidents.cause import Cause, cause_of
 from soc.incidents.episodes import SYSTEM, Recovery
 from soc.incidents.models import Incident, IncidentStatus, TimelineEntry, incident_id
 from soc.incidents.pointers import point, pointed
+from soc.incidents.silences import Silence
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +61,33 @@ def group_pending(
 ) -> int:
     """Group every alert not yet in an incident; returns how many were grouped."""
     pending = alerts.ungrouped(es, indices, limit=limit)
-    for stored in sorted(pending, key=lambda s: (s.alert.created, s.alert.id)):
-        incident = group_alert(es, indices, settings, stored.alert)
+    if not pending:
+        return 0
+    ordered = sorted(pending, key=lambda s: (s.alert.created, s.alert.id))
+    windows = silences.current(es, indices, ordered[0].alert.created)
+    for stored in ordered:
+        incident = group_alert(es, indices, settings, stored.alert, windows)
         alerts.attach(es, indices, stored.alert.id, incident.id)
     if pending:
         es.indices.refresh(index=f"{indices.incidents},{indices.alerts}")
     return len(pending)
 
 
-def group_alert(es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert) -> Incident:
-    """The incident ``alert`` belongs to, created, reopened or updated as the rules above say."""
+def group_alert(
+    es: Elasticsearch,
+    indices: Indices,
+    settings: Settings,
+    alert: Alert,
+    windows: list[Silence] | None = None,
+) -> Incident:
+    """The incident ``alert`` belongs to, created, reopened or updated as the rules above say;
+    ``windows`` are the maintenance windows to check (read when not given)."""
+    if windows is None:
+        windows = silences.current(es, indices, alert.created)
+    silence = silences.covering(windows, alert)
     for attempt in range(_ATTEMPTS):
         try:
-            return _group_once(es, indices, settings, alert)
+            return _group_once(es, indices, settings, alert, silence)
         except StaleVersion:
             # An analyst changed the incident meanwhile: read it again and re-apply the alert.
             if attempt == _ATTEMPTS - 1:
@@ -77,7 +95,9 @@ def group_alert(es: Elasticsearch, indices: Indices, settings: Settings, alert: 
     raise AssertionError("unreachable")
 
 
-def _group_once(es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert) -> Incident:
+def _group_once(
+    es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert, silence: Silence | None
+) -> Incident:
     cause = cause_of(alert)
     at = alert.created
     if cause.ward_code is not None:
@@ -86,7 +106,7 @@ def _group_once(es: Elasticsearch, indices: Indices, settings: Settings, alert: 
             return parent
         live = parent is not None and parent.status.is_open
         if parent is not None and live and _ended(es, indices, settings, parent, at) is None:
-            return _absorb(es, indices, parent, alert)
+            return _absorb(es, indices, parent, alert, silence)
     current, adopt = _current(es, indices, settings, cause, at)
     previous: Incident | None = None
     if current is not None:
@@ -94,9 +114,9 @@ def _group_once(es: Elasticsearch, indices: Indices, settings: Settings, alert: 
             return current
         ended = _ended(es, indices, settings, current, at)
         if ended is None:
-            return _same_episode(es, indices, current, alert, cause, adopt=adopt)
+            return _same_episode(es, indices, current, alert, cause, adopt=adopt, silence=silence)
         previous = _close_episode(es, indices, current, ended)
-    created = _open(es, indices, settings, alert, cause, previous)
+    created = _open(es, indices, settings, alert, cause, previous, silence)
     point(es, indices, "cause", cause.key, created.id, at)
     point(es, indices, "place", cause.place_key, created.id, at)
     if cause.ward_code is not None:
@@ -137,6 +157,7 @@ def _same_episode(
     cause: Cause,
     *,
     adopt: bool,
+    silence: Silence | None,
 ) -> Incident:
     if current.status is IncidentStatus.RESOLVED:
         # Resolved by hand while the failure went on: it is the same episode, so it comes back
@@ -145,7 +166,7 @@ def _same_episode(
             current, actor=SYSTEM, now=alert.created,
             reason=f"alert {alert.id}: the failure went on, no recovery since it was resolved",
         )  # fmt: skip
-    stored = _absorb(es, indices, current, alert, cause if adopt else None)
+    stored = _absorb(es, indices, current, alert, silence, cause if adopt else None)
     if adopt:
         point(es, indices, "cause", cause.key, stored.id, alert.created)
     return stored
@@ -166,6 +187,7 @@ def _open(
     alert: Alert,
     cause: Cause,
     previous: Incident | None,
+    silence: Silence | None,
 ) -> Incident:
     at = alert.created
     place = alert.place
@@ -207,6 +229,8 @@ def _open(
         resolve_due=at + timedelta(seconds=settings.incident_resolve_sla),
         timeline=(TimelineEntry(at=at, actor=SYSTEM, action="open", detail=detail),),
     )
+    if silence is not None:
+        incident = incident.model_copy(update=_maintenance(incident, silence, at))
     stored = incidents.create(es, indices, incident)
     if stored is None:  # created by an earlier run that stopped before attaching the alert
         return incidents.get(es, indices, incident.id, user=None)
@@ -220,6 +244,7 @@ def _absorb(
     indices: Indices,
     incident: Incident,
     alert: Alert,
+    silence: Silence | None,
     adopt: Cause | None = None,
 ) -> Incident:
     if alert.id in incident.alert_ids:
@@ -248,7 +273,21 @@ def _absorb(
         changes["severity"] = alert.severity
         entries.append(_entry(at, "severity", to=alert.severity.value, alert=alert.id))
     changes["timeline"] = (*incident.timeline, *entries)
-    return incidents.replace(es, indices, incident.model_copy(update=changes))
+    updated = incident.model_copy(update=changes)
+    if silence is not None and incident.maintenance_id != silence.id:
+        updated = updated.model_copy(update=_maintenance(updated, silence, at))
+    return incidents.replace(es, indices, updated)
+
+
+def _maintenance(incident: Incident, silence: Silence, at: datetime) -> dict[str, object]:
+    """Mark an incident as under planned work: recorded, shown, nobody paged until it ends."""
+    entry = _entry(at, "maintenance", silence=silence.id, until=silence.end.isoformat(),
+                   reason=silence.reason, by=silence.created_by)  # fmt: skip
+    return {
+        "maintenance_id": silence.id,
+        "maintenance_until": silence.end,
+        "timeline": (*incident.timeline, entry),
+    }
 
 
 def _alert_entry(alert: Alert) -> TimelineEntry:

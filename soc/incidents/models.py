@@ -115,6 +115,9 @@ class Incident(Frozen):
     episode: int = 1
     previous_id: str | None = None
     recovered: AwareDatetime | None = None
+    #: A maintenance window (``soc.incidents.silences``) covers it: nobody is emailed until then.
+    maintenance_id: str | None = None
+    maintenance_until: AwareDatetime | None = None
     first_seen: AwareDatetime
     last_seen: AwareDatetime
     created: AwareDatetime
@@ -203,6 +206,8 @@ _INCIDENT_FIELDS = (
     "episode",
     "previous_id",
     "recovered",
+    "maintenance_id",
+    "maintenance_until",
     "first_seen",
     "last_seen",
     "created",

@@ -186,6 +186,18 @@ def open_children(es: Elasticsearch, indices: Indices, cause: str) -> list[Incid
     return [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
 
 
+def under_maintenance(es: Elasticsearch, indices: Indices, silence_id: str) -> list[Incident]:
+    """Incidents a maintenance window marked (to end their quiet when the window ends early)."""
+    es.indices.refresh(index=indices.incidents)
+    found = es.search(
+        index=indices.incidents,
+        query={"term": {"incident.maintenance_id": silence_id}},
+        size=1000,
+        seq_no_primary_term=True,
+    )
+    return [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
+
+
 def durations_by_province(
     es: Elasticsearch, indices: Indices, *, user: User
 ) -> list[dict[str, Any]]:

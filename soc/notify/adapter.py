@@ -3,9 +3,10 @@
 The policy (docs/notify.md): an email when an incident opens, on a meaningful update (communes
 joined a province-wide parent, severity raised, reopened because the failure went on, escalation
 when nobody acknowledged it) and when it is resolved. A child of a parent gets none: the parent's
-email lists every commune. Asking again is harmless: every notice has a stable Message-ID per
-recipient, so only what was never queued is queued. This module reads the outbox through
-``soc.notify.service`` and incidents only as values; it sends nothing.
+email lists every commune. An incident under a maintenance window gets none until the window ends
+(then, if it is still open, the usual emails). Asking again is harmless: every notice has a
+stable Message-ID per recipient, so only what was never queued is queued. This module reads the
+outbox through ``soc.notify.service`` and incidents only as values; it sends nothing.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def incident_notices(
     it said (looked up when not given)."""
     if incident.parent_id is not None or incident.status is IncidentStatus.FALSE_POSITIVE:
         return []  # a child: its parent speaks for every commune; a false positive: nothing
+    if incident.maintenance_until is not None and notifier.clock() < incident.maintenance_until:
+        return []  # planned work: recorded and shown, nobody paged until the window ends
     if earlier is None:
         earlier = service.notified(notifier.es, notifier.indices, [incident.id]).get(
             incident.id, []

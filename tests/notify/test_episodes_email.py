@@ -243,3 +243,28 @@ def test_a_commune_joining_a_parent_is_a_notified_update(pipeline: Pipeline) -> 
     [parent] = [i for i in pipeline.incidents() if i.is_parent]
     assert len(parent.ward_codes) == 4
     assert pipeline.to(IT) == [(parent.id, "new"), (parent.id, "communes_added-4")]
+
+
+def test_nobody_is_paged_during_maintenance_and_the_incident_is_marked(
+    pipeline: Pipeline,
+) -> None:
+    from soc.incidents import silences
+    from soc.incidents.silences import Silence
+
+    [w] = wards(1)
+    window = Silence(province_code=PROVINCE, ward_code=w, service="web-portal", start=at(0),
+                     end=at(600), reason="thay ổ cứng", created_by="it", created=at(0))  # fmt: skip
+    silences.create(pipeline.es, pipeline.indices, window)
+    write(pipeline.es, pipeline.indices, alert(PROBE_DOWN, w, at(5)))
+    pipeline.round(at(7))
+    [incident] = pipeline.incidents()
+    assert incident.maintenance_id == window.id
+    assert "maintenance" in [e.action for e in incident.timeline]
+    assert pipeline.to(IT) == [], "planned work pages nobody"
+    # The work overruns: the window ends, the failure goes on, the usual email goes out.
+    for second in (250, 500, 601):
+        write(pipeline.es, pipeline.indices, alert(PROBE_DOWN, w, at(second)))
+        pipeline.round(at(second + 2))
+    assert pipeline.to(IT) == [(incident.id, "new")]
+    pipeline.round(at(620))
+    assert pipeline.to(IT) == [(incident.id, "new")]
