@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from elasticsearch import Elasticsearch  # noqa: E402
 
 from soc.config import Settings, load_settings  # noqa: E402
-from soc.demo.measure import Timing, percentile, timing  # noqa: E402
+from soc.demo.measure import Timing, percentile, scenario_mails, timing  # noqa: E402
 from soc.es.client import make_client  # noqa: E402
 from soc.es.indices import Indices  # noqa: E402
 from soc.es.launcher import LocalNode  # noqa: E402
@@ -398,6 +398,9 @@ def main() -> None:
         # Scenarios that started at least a minute before the end (every one had its chance).
         cutoff = datetime.now(UTC) - timedelta(seconds=60)
         stored = {lb.scenario_id: timing(run.es, run.indices, lb) for lb in labels}
+        mails = [scenario_mails(run.es, run.indices, lb) for lb in labels
+                 if lb.start < cutoff and lb.start >= run.phases["latency"][0]
+                 and lb.start <= run.phases["latency"][1]]  # fmt: skip
         timings = [t for t in observer.timings(labels) if t.start < cutoff]
         code = run.stop()
         dups = duplicates_verdict(run)
@@ -418,6 +421,7 @@ def main() -> None:
         },
         "latency": latency(in_latency),
         "injections": [_injection(t, stored[t.scenario_id]) for t in in_latency],
+        "mails": _mails(mails),
         "events": events, "duplicates": dups, "drills": drill_verdicts(run, timings),
         "footprint": {"peak_rss_mib": {k: v / 1024 for k, v in footprint.peak.items()},
                       "vmhwm_mib": {k: v / 1024 for k, v in hwm.items()},
@@ -429,6 +433,20 @@ def main() -> None:
     write_report(result)
     if not args.keep:
         shutil.rmtree(run.dir, ignore_errors=True)
+
+
+def _mails(found: list[Any]) -> dict[str, Any] | None:
+    """Incidents per scenario and "new" emails per incident and recipient (goal 1 and 1.0)."""
+    rated = [m for m in found if m.per_incident is not None]
+    if not found:
+        return None
+    return {"scenarios": len(found),
+            "incidents_per_scenario": sum(m.incidents for m in found) / len(found),
+            "emails_per_incident": (sum(m.per_incident for m in rated) / len(rated)
+                                    if rated else 0.0),
+            "by_scenario": [{"scenario": m.scenario_id, "kind": m.kind,
+                             "incidents": m.incidents, "new_emails": m.new_emails}
+                            for m in found]}  # fmt: skip
 
 
 def _injection(seen: Timing, stored: Timing) -> dict[str, Any]:

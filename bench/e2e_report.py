@@ -9,13 +9,36 @@ def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-def _by_kind(injections: list[dict[str, Any]]) -> dict[str, list[float]]:
+def _by_kind(injections: list[dict[str, Any]], stage: str = "incident_s") -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for i in injections:
         values = out.setdefault(i["kind"], [])
-        if i.get("incident_s") is not None:
-            values.append(float(i["incident_s"]))
+        if i.get(stage) is not None:
+            values.append(float(i[stage]))
     return out
+
+
+def _p95(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)] if ordered else None
+
+
+def _mails_section(r: dict[str, Any]) -> list[str]:
+    m = r.get("mails")
+    if not m:
+        return []
+    lines = ["", "## Emails per incident", "",
+             f"{m['scenarios']} scenarios: **{m['incidents_per_scenario']:.2f} incidents per "
+             f"scenario** (goal 1: one cause, one incident, whichever detectors saw it), "
+             f"**{m['emails_per_incident']:.2f} \"new\" emails per incident and recipient** "
+             "(goal 1.0 on open). Recipients of the demo routes (`config/demo-routes.yaml`): the "
+             "province's IT, and the national SOC's copy of high and critical ones.", "",
+             "| scenario | incidents | new emails per recipient |",
+             "| --- | ---: | --- |"]  # fmt: skip
+    for row in m["by_scenario"]:
+        per = ", ".join(f"{k}: {v}" for k, v in sorted(row["new_emails"].items())) or "-"
+        lines.append(f"| {row['scenario']} | {row['incidents']} | {per} |")
+    return lines
 
 
 def _median(values: list[float]) -> float | None:
@@ -67,6 +90,13 @@ def e2e_markdown(r: dict[str, Any]) -> str:
     for kind, values in _by_kind(r.get("injections", [])).items():
         lines.append(f"| {kind} | {len(values)} | {_s(_median(values))} | "
                      f"{_s(max(values, default=None))} |")  # fmt: skip
+    lines += ["", "Event → email by scenario kind (email sent, seconds after the first event):",
+              "", "| kind | injections | p50 | p95 | max |",
+              "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for kind, values in _by_kind(r.get("injections", []), "email_sent_s").items():
+        lines.append(f"| {kind} | {len(values)} | {_s(_median(values))} | {_s(_p95(values))} | "
+                     f"{_s(max(values, default=None))} |")  # fmt: skip
+    lines += _mails_section(r)
     lines += ["", "Goal: p95 to incident under 30 s at the default intervals.", "",
               "## Fault drills", "",
               "| drill | scenarios during | missed | without email | verdict |",

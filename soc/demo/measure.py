@@ -99,6 +99,54 @@ def timing(es: Elasticsearch, indices: Indices, label: Label) -> Timing:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Mails:
+    """What one scenario became: its incidents (a parent counts for its children) and how many
+    "new" emails each recipient got for them (goal: one incident, one email per recipient)."""
+
+    scenario_id: str
+    kind: str
+    incidents: int
+    new_emails: dict[str, int]
+
+    @property
+    def per_incident(self) -> float | None:
+        """ "new" emails per incident and recipient (1.0: every recipient told once)."""
+        if not self.incidents or not self.new_emails:
+            return None
+        return sum(self.new_emails.values()) / (self.incidents * len(self.new_emails))
+
+
+def scenario_mails(es: Elasticsearch, indices: Indices, label: Label) -> Mails:
+    """The incidents of every alert (any detector) of the scenario's place and time, and the
+    "new" emails queued for them, per recipient."""
+    place: list[dict[str, Any]] = [{"term": {"locality.province.code": label.province_code}}]
+    if label.ward_code:
+        place.append({"bool": {"should": [
+            {"term": {"locality.ward.code": label.ward_code}},
+            {"bool": {"must_not": {"exists": {"field": "locality.ward.code"}}}},
+        ]}})  # fmt: skip
+    query = {"bool": {"filter": [
+        *place,
+        {"range": {"window.end": {"gte": label.start.isoformat()}}},
+        {"range": {"window.start": {"lte": (label.end + SLACK).isoformat()}}},
+        {"range": {"@timestamp": {"gte": label.start.isoformat()}}},
+        {"exists": {"field": "incident.id"}},
+    ]}}  # fmt: skip
+    alerts = _search(es, indices.alerts, query, size=500)
+    ids = sorted({str(a["incident"]["id"]) for a in alerts})
+    found = _search(es, indices.incidents, {"terms": {"incident.id": ids}}, size=500) if ids else []
+    roots = sorted({str(i["incident"].get("parent_id") or i["incident"]["id"]) for i in found})
+    mails = _search(es, indices.outbox, {"bool": {"filter": [
+        {"terms": {"incident.id": roots}}, {"term": {"notification.event": "new"}}]}},
+        size=1000) if roots else []  # fmt: skip
+    per: dict[str, int] = {}
+    for mail in mails:
+        for address in mail.get("recipients", []):
+            per[address] = per.get(address, 0) + 1
+    return Mails(label.scenario_id, label.kind, len(roots), per)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100); None for no values."""
     if not values:
