@@ -68,8 +68,7 @@ def group_pending(
     for stored in ordered:
         incident = group_alert(es, indices, settings, stored.alert, windows)
         alerts.attach(es, indices, stored.alert.id, incident.id)
-    if pending:
-        es.indices.refresh(index=f"{indices.incidents},{indices.alerts}")
+    es.indices.refresh(index=f"{indices.incidents},{indices.alerts}")
     return len(pending)
 
 
