@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 
 from elasticsearch import Elasticsearch
 
-from soc.auth.models import Role, User
 from soc.config import Settings
 from soc.errors import InvalidTransition, StaleVersion
 from soc.es.indices import Indices
@@ -34,7 +33,6 @@ from soc.incidents.models import Incident
 log = logging.getLogger(__name__)
 
 SYSTEM = "soc-grouping"
-_READER = User(name=SYSTEM, role=Role.ADMIN)
 #: The failure class whose end a health probe can see.
 DOWN = "down"
 
@@ -59,7 +57,9 @@ def recovery(
     if now - incident.last_seen >= quiet:
         seconds = round(quiet.total_seconds())
         found.append(Recovery(incident.last_seen + quiet, f"no alert for {seconds} s"))
-    if incident.failure_class == DOWN and incident.service and not incident.is_parent:
+    hold = timedelta(seconds=settings.incident_recovery_probe)
+    probed_cause = incident.failure_class == DOWN and incident.service and not incident.is_parent
+    if probed_cause and now - incident.last_seen >= hold:
         probed = _probe_recovery(es, indices, settings, incident, now)
         if probed is not None:
             found.append(probed)
@@ -95,11 +95,10 @@ def _probe_recovery(
 def close_recovered(
     es: Elasticsearch, indices: Indices, settings: Settings, now: datetime, *, limit: int = 500
 ) -> int:
-    """Resolve every open incident whose episode is over; returns how many were resolved."""
-    flt = incidents.IncidentFilter(open_only=True, size=limit)
-    es.indices.refresh(index=indices.incidents)
+    """Resolve every open incident whose episode is over (the longest quiet first, ``limit`` per
+    round); returns how many were resolved."""
     closed = 0
-    for incident in incidents.search(es, indices, flt, user=_READER).items:
+    for incident in incidents.open_oldest_first(es, indices, limit=limit):
         ended = recovery(es, indices, settings, incident, now)
         if ended is None:
             continue

@@ -186,6 +186,19 @@ def open_children(es: Elasticsearch, indices: Indices, cause: str) -> list[Incid
     return [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
 
 
+def open_oldest_first(es: Elasticsearch, indices: Indices, *, limit: int) -> list[Incident]:
+    """Open incidents, the longest quiet first: the ones whose episode most likely ended."""
+    es.indices.refresh(index=indices.incidents)
+    found = es.search(
+        index=indices.incidents,
+        query={"terms": {"incident.status": sorted(s.value for s in OPEN_STATUSES)}},
+        sort=[{"incident.last_seen": "asc"}, {"incident.id": "asc"}],
+        size=limit,
+        seq_no_primary_term=True,
+    )
+    return [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
+
+
 def under_maintenance(es: Elasticsearch, indices: Indices, silence_id: str) -> list[Incident]:
     """Incidents a maintenance window marked (to end their quiet when the window ends early)."""
     es.indices.refresh(index=indices.incidents)
