@@ -41,6 +41,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "title": ("Tiêu đề", "Title"),
     "open_incidents": ("Sự cố đang mở", "Open incidents"),
     "probes_down": ("Thăm dò lỗi", "Probes down"),
+    "maintenance": ("Bảo trì", "Maintenance"),
     "green_ratio": ("Tỉ lệ xanh", "Green share"),
     "filter": ("Lọc", "Filter"),
     "acknowledge": ("Xác nhận", "Acknowledge"),

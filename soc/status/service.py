@@ -11,6 +11,10 @@ The rule (also in docs/api.md):
   failed. It is YELLOW when it has any open incident, any non-GREEN commune or a failed probe.
   Otherwise GREEN. ``green_ratio`` is the share of its communes that are GREEN.
 
+A locality under an active maintenance window (``soc.incidents.silences``; a province-wide window
+covers its communes) is flagged ``maintenance``: its colour still follows the rule, and the board
+shows the flag next to it.
+
 "Open" means new, acknowledged or investigating. The board is computed from two aggregation
 queries (incidents, probe events), never from a cached copy, so it cannot drift from the
 incidents. :func:`record_changes` stores one document per status change in ``<prefix>-state``.
@@ -65,6 +69,7 @@ class CommuneStatus:
     status: Colour
     open_incidents: int
     probes_down: int
+    maintenance: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class ProvinceStatus:
     communes_green: int
     communes_yellow: int
     communes_red: int
+    maintenance: bool = False
 
     @property
     def green_ratio(self) -> float:
@@ -96,6 +102,7 @@ def board(
     scope = user.province_scope()
     wards, provinces, open_counts = _incident_signals(es, indices, scope)
     probe_wards, probe_provinces = _probe_signals(es, indices, scope, now, probe_window)
+    quiet_provinces, quiet_wards = _maintenance(es, indices, scope, now)
     result: list[ProvinceStatus] = []
     communes: dict[str, list[CommuneStatus]] = {}
     for p in catalogue().provinces:
@@ -104,9 +111,9 @@ def board(
         rows = []
         for w in catalogue().wards_of(p):
             sig = _merge(wards.get(w.code), probe_wards.get(w.code))
-            rows.append(
-                CommuneStatus(w.code, w.name, sig.colour(), sig.severe + sig.other, sig.probes_down)
-            )
+            planned = p.code in quiet_provinces or w.code in quiet_wards
+            rows.append(CommuneStatus(w.code, w.name, sig.colour(), sig.severe + sig.other,
+                                      sig.probes_down, planned))  # fmt: skip
         communes[p.code] = rows
         own = _merge(provinces.get(p.code), probe_provinces.get(p.code))
         counts = {c: sum(1 for r in rows if r.status is c) for c in Colour}
@@ -124,9 +131,22 @@ def board(
                 counts[Colour.GREEN],
                 counts[Colour.YELLOW],
                 counts[Colour.RED],
+                p.code in quiet_provinces,
             )
         )
     return Board(result, communes)
+
+
+def _maintenance(
+    es: Elasticsearch, indices: Indices, scope: list[str] | None, now: datetime
+) -> tuple[set[str], set[str]]:
+    """Provinces and communes under a maintenance window active at ``now``."""
+    from soc.incidents import silences  # incidents own the windows; the board only reads them
+
+    active = [s for s in silences.current(es, indices, now, provinces=scope) if s.start <= now]
+    provinces = {s.province_code for s in active if s.ward_code is None}
+    wards = {s.ward_code for s in active if s.ward_code is not None}
+    return provinces, wards
 
 
 def _merge(inc: Signals | None, probe: Signals | None) -> Signals:

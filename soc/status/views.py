@@ -40,6 +40,7 @@ class ProvinceStatusRead(BaseModel):
     communes_yellow: int
     communes_red: int
     green_ratio: float
+    maintenance: bool = False
 
 
 class CommuneStatusRead(BaseModel):
@@ -48,6 +49,7 @@ class CommuneStatusRead(BaseModel):
     status: Colour
     open_incidents: int
     probes_down: int
+    maintenance: bool = False
 
 
 class ProvinceBoardRead(BaseModel):
@@ -85,6 +87,7 @@ def _province_read(p: service.ProvinceStatus) -> ProvinceStatusRead:
         communes_yellow=p.communes_yellow,
         communes_red=p.communes_red,
         green_ratio=round(p.green_ratio, 4),
+        maintenance=p.maintenance,
     )
 
 
@@ -129,6 +132,7 @@ def province_status(
             status=c.status,
             open_incidents=c.open_incidents,
             probes_down=c.probes_down,
+            maintenance=c.maintenance,
         )
         for c in board.communes[code]
     ]

@@ -117,3 +117,21 @@ def test_a_provincial_user_sees_only_its_provinces(es: Elasticsearch, ready: Ind
     result = _board(es, ready, it)
     assert [p.code for p in result.provinces] == ["01"]
     assert list(result.communes) == ["01"]
+
+
+def test_a_locality_under_maintenance_is_flagged_on_the_board(
+    es: Elasticsearch, ready: Indices
+) -> None:
+    from soc.incidents import silences
+    from soc.incidents.silences import Silence
+
+    w1, w2 = wards("04", 2)
+    for ward, start in ((w1, NOW - timedelta(hours=1)), (w2, NOW + timedelta(hours=1))):
+        silences.create(es, ready, Silence(province_code="04", ward_code=ward, start=start,
+                                           end=start + timedelta(hours=2), reason="nâng cấp",
+                                           created_by="it", created=NOW))  # fmt: skip
+    found = _board(es, ready)
+    communes = {c.code: c for c in found.communes["04"]}
+    assert communes[w1].maintenance, "an active window flags its commune"
+    assert not communes[w2].maintenance, "a planned window does not, yet"
+    assert not next(p for p in found.provinces if p.code == "04").maintenance
