@@ -188,13 +188,27 @@ def _open(
     previous: Incident | None,
     silence: Silence | None,
 ) -> Incident:
+    incident = _new_incident(settings, alert, cause, previous)
+    if silence is not None:
+        incident = incident.model_copy(update=_maintenance(incident, silence, alert.created))
+    stored = incidents.create(es, indices, incident)
+    if stored is None:  # created by an earlier run that stopped before attaching the alert
+        return incidents.get(es, indices, incident.id, user=None)
+    log.info("incident %s opened (episode %d) for %s", incident.id, incident.episode,
+             cause.describe())  # fmt: skip
+    return stored
+
+
+def _new_incident(
+    settings: Settings, alert: Alert, cause: Cause, previous: Incident | None
+) -> Incident:
     at = alert.created
     place = alert.place
     entity_type, _, entity_value = (cause.entity or "").partition("=")
     detail: dict[str, object] = {"alert": alert.id, "cause": cause.describe()}
     if previous is not None:
         detail["previous"] = previous.id
-    incident = Incident(
+    return Incident(
         id=incident_id(cause.key, alert.id),
         title=alert.title,
         summary=alert.summary,
@@ -228,14 +242,6 @@ def _open(
         resolve_due=at + timedelta(seconds=settings.incident_resolve_sla),
         timeline=(TimelineEntry(at=at, actor=SYSTEM, action="open", detail=detail),),
     )
-    if silence is not None:
-        incident = incident.model_copy(update=_maintenance(incident, silence, at))
-    stored = incidents.create(es, indices, incident)
-    if stored is None:  # created by an earlier run that stopped before attaching the alert
-        return incidents.get(es, indices, incident.id, user=None)
-    log.info("incident %s opened (episode %d) for %s", incident.id, incident.episode,
-             cause.describe())  # fmt: skip
-    return stored
 
 
 def _absorb(
