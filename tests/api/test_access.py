@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -23,6 +24,8 @@ from fastapi.routing import iter_route_contexts
 from detectors.sigma.service import load
 from soc.auth import service as auth
 from soc.config import PROJECT_ROOT
+from soc.incidents import silences
+from soc.incidents.silences import Silence
 from tests.api.conftest import PASSWORD, USERS, Api
 from tests.api.seed import etag, incident
 
@@ -71,6 +74,14 @@ CONSOLE_RULE = {
 ROUTES_YAML = (PROJECT_ROOT / "config" / "routes.example.yaml").read_text(encoding="utf-8")
 V1 = "/api/v1"
 
+
+def _window() -> dict[str, Any]:
+    """A maintenance window in Hà Nội, from now for an hour."""
+    now = auth.utcnow()
+    return {"province": "01", "service": "web-portal", "start": now.isoformat(),
+            "end": (now + timedelta(hours=1)).isoformat(), "reason": "planned work"}  # fmt: skip
+
+
 ROWS: dict[tuple[str, str], Row] = {
     # --- public: documentation, health, metrics, signing in
     ("GET", f"{V1}/openapi.json"): Row(ALL, public=True),
@@ -117,6 +128,10 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", f"{V1}/incidents/bulk"): Row(
         STAFF, body=lambda ids: {"ids": [ids["incident"]], "action": "assign", "assignee": "lan"}
     ),
+    # --- maintenance windows (issue 19): any role, within its provinces
+    ("GET", f"{V1}/silences"): Row(ALL),
+    ("POST", f"{V1}/silences"): Row(ALL, scoped=True, ok=201, body=lambda _: _window()),
+    ("DELETE", f"{V1}/silences/{{silence_id}}"): Row(ALL, scoped=True),
     # --- emails: the outbox is scoped (every province an email names must be the caller's)
     ("GET", f"{V1}/notify/outbox"): Row(ALL),
     ("GET", f"{V1}/notify/routes"): Row(ADMIN),
@@ -239,6 +254,11 @@ def _ids(api: Api, method: str, path: str, who: str, shared: Ids) -> Ids:
     if method != "GET":  # a write changes its target: give it a fresh one
         made = incident(api, "01")
         ids.update(incident=made.id, alert=made.alert_ids[0], etag=etag(api, made.id))
+    if "{silence_id}" in path:
+        made_window = Silence(province_code="01", start=auth.utcnow(),
+                              end=auth.utcnow() + timedelta(hours=1), reason="planned",
+                              created_by="admin", created=auth.utcnow())  # fmt: skip
+        ids["silence"] = silences.create(api.es, api.indices, made_window).id
     if "{token_id}" in path:
         ids["token"] = "0" * 16
         if who != "anonymous":
@@ -250,7 +270,8 @@ def _ids(api: Api, method: str, path: str, who: str, shared: Ids) -> Ids:
 
 def _url(path: str, row: Row, ids: Ids) -> str:
     values = {"incident_id": ids["incident"], "alert_id": ids["alert"], "token_id": ids["token"],
-              "key": ids["rule"], "rule_id": ids["rule"], **row.fill}  # fmt: skip
+              "key": ids["rule"], "rule_id": ids["rule"], "silence_id": ids.get("silence", ""),
+              **row.fill}  # fmt: skip
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
