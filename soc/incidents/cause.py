@@ -6,7 +6,8 @@ and nothing else, so alerts of different detectors about the same failure get th
 
 - ``service``: ``alert.service`` ("" when the alert has none);
 - ``failure_class``: see ``causes.yaml`` (the alert's own ``failure_class``, a ``soc.failure.<x>``
-  rule tag, the mapping of rule ids and anomaly kinds, else ``rule:<id>``);
+  rule tag, the events' ``error.type`` in ``explanation.failure_class`` translated by
+  ``event_classes``, the mapping of rule ids and anomaly kinds, else ``rule:<id>``);
 - ``province``/``ward``: ``alert.place``;
 - ``entity``: ``alert.entity`` only when it names a distinct thing (an IP, an account, a carrier)
   that the detector grouped by (its type is a key of ``alert.group``); a service, a locality or an
@@ -76,8 +77,15 @@ class CauseMap(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     classes: dict[str, str]
+    event_classes: dict[str, str]
     rules: dict[str, str | dict[str, str]]
     not_entities: frozenset[str]
+
+    def from_event(self, error_type: str) -> str:
+        """An event's ``error.type`` as a class (a class name stays itself)."""
+        if error_type in self.classes:
+            return error_type
+        return self.event_classes.get(error_type, error_type)
 
     def failure_class(self, rule_id: str, service: str | None) -> str | None:
         found = self.rules.get(rule_id)
@@ -95,11 +103,15 @@ def cause_map() -> CauseMap:
         mapping = CauseMap.model_validate(raw)
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{source}: not a valid cause mapping: {exc}") from None
-    for rule_id, value in mapping.rules.items():
+    named_by: dict[str, str | dict[str, str]] = {
+        f"event class {k}": v for k, v in mapping.event_classes.items()
+    }
+    named_by.update(mapping.rules)
+    for rule_id, value in named_by.items():
         named = value.values() if isinstance(value, dict) else [value]
         unknown = sorted(set(named) - set(mapping.classes))
         if unknown:
-            line = _line_of(source.read_text("utf-8"), rule_id)
+            line = _line_of(source.read_text("utf-8"), rule_id.removeprefix("event class "))
             raise ConfigError(
                 f"{source}:{line}: rule {rule_id} names undeclared class(es) {', '.join(unknown)}"
             )
@@ -108,14 +120,17 @@ def cause_map() -> CauseMap:
 
 def failure_class(alert: Alert, mapping: CauseMap | None = None) -> str:
     """The alert's failure class, by the rules in the module docstring (never empty)."""
-    own = getattr(alert, "failure_class", None) or alert.explanation.get("failure_class")
+    mapping = mapping or cause_map()
+    own = getattr(alert, "failure_class", None)
     if isinstance(own, str) and own:
-        return own
+        return mapping.from_event(own)
     for tag in alert.rule.tags:
         if tag.startswith(_TAG_PREFIX) and len(tag) > len(_TAG_PREFIX):
             return tag[len(_TAG_PREFIX) :]
-    mapped = (mapping or cause_map()).failure_class(alert.rule.id, alert.service)
-    return mapped or f"rule:{alert.rule.id}"
+    seen = alert.explanation.get("failure_class")
+    if isinstance(seen, str) and seen:
+        return mapping.from_event(seen)
+    return mapping.failure_class(alert.rule.id, alert.service) or f"rule:{alert.rule.id}"
 
 
 def entity_of(alert: Alert, mapping: CauseMap | None = None) -> str | None:

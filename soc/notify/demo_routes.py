@@ -45,7 +45,7 @@ def demo_routes_yaml(national: str = f"national-soc@{DOMAIN}") -> str:
         name = slug(province.name)
         lines += [
             f'  - province: "{province.code}"    # {province.name}',
-            "    min_severity: low",
+            "    min_severity: medium",
             "    contacts:",
             f"      - address: {team or f'it.{name}@{DOMAIN}'}",
             "        language: vi",

@@ -27,6 +27,11 @@ def test_an_unknown_rule_is_a_class_of_its_own_and_a_tag_or_the_alert_can_name_o
     assert failure_class(tagged) == "auth-failure"
     told = plain.model_copy(update={"explanation": {"failure_class": "down"}})
     assert failure_class(told) == "down"
+    # The events' error.type, as the Sigma alerting reports it, is translated to a class.
+    for error_type, expected in (("timeout", "down"), ("auth_rejected", "auth-failure"),
+                                 ("server_error", "errors")):  # fmt: skip
+        seen = plain.model_copy(update={"explanation": {"failure_class": error_type}})
+        assert failure_class(seen) == expected
 
 
 def test_only_an_entity_the_detector_grouped_by_is_part_of_the_cause() -> None:

@@ -25,8 +25,9 @@ def test_each_province_has_its_it_team_and_hanoi_it_gets_hanoi() -> None:
     assert hanoi == ["hanoi-it@soc.local"]
     high = [c.address for c in routes.recipients(notice("hn", "01", severity=Severity.HIGH))]
     assert high == ["hanoi-it@soc.local", NATIONAL]
-    caobang = [c.address for c in routes.recipients(notice("cb", "04", severity=Severity.LOW))]
+    caobang = [c.address for c in routes.recipients(notice("cb", "04", severity=Severity.MEDIUM))]
     assert caobang == ["it.cao-bang@soc.local"]
+    assert routes.recipients(notice("cb", "04", severity=Severity.LOW)) == []
 
 
 def test_slugs_are_plain_ascii() -> None:
