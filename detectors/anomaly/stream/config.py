@@ -1,0 +1,73 @@
+"""The streaming engine's one parameter set (frozen, validated), shared by every series.
+
+NAB's rule and soc's need are the same: one set of parameters for all series, so nothing here
+depends on a series' name, scale or length. Must not hold per-series state (see ``state.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from soc.errors import AnomalyError
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How fast each part of the engine learns and forgets; defaults are the measured ones.
+
+    Rates are per observation. ``score_decades`` maps a tail probability ``p`` to the score
+    ``-log10(p) / score_decades`` (capped at 1), so a score is a probability on a log scale,
+    comparable across series: with 10, score 0.5 is ``p = 1e-5``.
+    """
+
+    level_rates: tuple[float, ...] = (0.05,)
+    """Smoothing of each plain view's level: a fast one (a level shift is a few large errors,
+    then absorbed) and a slow one (a drift away from the longer-run level)."""
+    season_level_rate: float = 0.03
+    """Smoothing of the seasonal view's deseasonalised level."""
+    season_rate: float = 0.1
+    """Smoothing of each seasonal slot (hour of day x working day or not)."""
+    error_rate: float = 0.01
+    """Smoothing of each predictor's mean absolute error (its noise scale)."""
+    tail_rate: float = 0.005
+    """Forgetting of the distribution of past errors (the calibration); ~1/500 observations."""
+    tail_prior: float = 20.0
+    """Pseudo-observations of the prior error distribution a new series starts from."""
+    tail_quantile: float = 0.03
+    """Share of the error distribution fitted by an exponential tail beyond its quantile."""
+    window: int = 6
+    """Observations combined (Fisher's method) to see a sustained, moderate change."""
+    warmup: int = 30
+    """Observations a new series learns from before it may alert."""
+    season_min_days: float = 2.0
+    """History needed before the seasonal predictor may be chosen."""
+    gap_steps: float = 4.0
+    """A silence longer than this many usual intervals is a collection gap, not data."""
+    rewarm: int = 3
+    """Observations after a gap, restart or boundary that relearn the level without alerting."""
+    hold: int = 150
+    """Observations after an alert whose reported score is damped (one alert per episode)."""
+    score_decades: float = 10.0
+    """``-log10(p)`` that maps to score 1."""
+    alert_score: float = 0.5
+    """Score at and above which a point is an alert (one threshold for every series)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "season_level_rate",
+            "season_rate",
+            "error_rate",
+            "tail_rate",
+            "tail_quantile",
+        ):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise AnomalyError(f"engine setting {name}={value}: must be in (0, 1)")
+        if not self.level_rates or not all(0.0 < r < 1.0 for r in self.level_rates):
+            raise AnomalyError(f"engine setting level_rates={self.level_rates}: each in (0, 1)")
+        if self.window < 1 or self.warmup < 0 or self.rewarm < 0 or self.hold < 0:
+            raise AnomalyError("engine settings window >= 1, warmup, rewarm and hold >= 0")
+        if self.gap_steps <= 1.0 or self.score_decades <= 0.0:
+            raise AnomalyError("engine settings gap_steps > 1 and score_decades > 0")
+        if not 0.0 < self.alert_score <= 1.0:
+            raise AnomalyError(f"engine setting alert_score={self.alert_score}: in (0, 1]")
