@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from detectors.anomaly import csvscore, flows
 from detectors.anomaly.baseline import persistence
+from detectors.anomaly.stream import PLAIN, VIETNAM, Engine, EngineConfig
 from detectors.base import aligned_windows
 from soc.commands import command_settings, handles_errors
 from soc.config import Settings
@@ -116,11 +117,19 @@ def score(
 def score_csv(
     path: Annotated[Path, typer.Argument(help="CSV file: timestamp,value[,value...]")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
-    method: Annotated[str, typer.Option(help="robust or iforest.")] = "robust",
-    threshold: Annotated[float, typer.Option(min=0.5, help="Robust z of the flag line.")] = 5.0,
+    method: Annotated[
+        str, typer.Option(help="stream (the live engine, causal) or iforest (whole file).")
+    ] = "stream",
+    threshold: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Alert score of the stream engine.")
+    ] = 0.5,
+    holidays: Annotated[
+        bool, typer.Option(help="Local time UTC+7 and Vietnam's holidays as rest days.")
+    ] = False,
 ) -> None:
-    """Write every row with an anomaly score in [0, 1] and a flag (1 = anomalous)."""
-    scored = csvscore.score(csvscore.read(path), method=method, threshold=threshold)
+    """Write every row with an anomaly score in [0, 1] and a flag (1 = an episode starts)."""
+    engine = Engine(EngineConfig(alert_score=threshold), calendar=VIETNAM if holidays else PLAIN)
+    scored = csvscore.score(csvscore.read(path), method=method, engine=engine)
     if output is None:
         csvscore.write(scored, sys.stdout)
     else:

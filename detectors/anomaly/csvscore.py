@@ -2,17 +2,16 @@
 
 Input: ``timestamp,value[,value...]`` with an optional header line; timestamps are ISO 8601 (an
 offset or ``Z``; naive means UTC) or Unix seconds. Output: the same rows plus ``score`` in
-``[0, 1]`` and ``flag`` (1 = anomalous).
+``[0, 1]`` and ``flag`` (1 = the first row of an anomalous episode).
 
 Two methods:
 
-* ``robust`` (default), the same idea as the live model: each column against a seasonal median
-  (hour of week when every slot has at least :data:`MIN_PER_SLOT` values, else hour of day, else
-  the whole series) and the column's pooled MAD; ``score = z / (z + threshold)``, so 0.5 is
-  the flag line.
-* ``iforest``: scikit-learn's IsolationForest on the robustly scaled values and their seasonal
-  residuals; ``score`` is its anomaly score ``2^(-E(h)/c(n))`` (about 0.5 for ordinary points),
-  flagged by the forest's own decision.
+* ``stream`` (default): the live model's streaming engine (:mod:`detectors.anomaly.stream`),
+  row by row, each column its own series, causally (a row's score uses the rows up to it only).
+  A row's score is its highest column's; 0.5 is the engine's one alert line (``p = 1e-5``).
+* ``iforest``: scikit-learn's IsolationForest on the robustly scaled values, fitted on the whole
+  file (so *not* causal: a measured comparison, not a detector to run live); ``score`` is its
+  anomaly score ``2^(-E(h)/c(n))``, flagged by the forest's own decision.
 
 A malformed line raises :class:`~soc.errors.CsvInputError` naming the file and line; nothing is
 skipped silently. This module must not talk to Elasticsearch.
@@ -32,11 +31,10 @@ from typing import TextIO
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
+from detectors.anomaly.stream import Engine
 from soc.errors import CsvInputError
 
-MIN_PER_SLOT = 8
 MAD_TO_SIGMA = 1.4826
-DEFAULT_THRESHOLD = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,50 +110,34 @@ def read(path: Path) -> Series:
     return parse(io.StringIO(text), str(path))
 
 
-def _slots(stamps: tuple[datetime, ...]) -> np.ndarray:
-    """Seasonal slot of each row: hour of week, hour of day or one slot, whichever is filled."""
-    utc = [s.astimezone(UTC) for s in stamps]
-    for slot in ([s.weekday() * 24 + s.hour for s in utc], [s.hour for s in utc]):
-        counts = np.bincount(np.array(slot))
-        if counts[counts > 0].min() >= MIN_PER_SLOT:
-            return np.array(slot)
-    return np.zeros(len(stamps), dtype=int)
+def stream_scores(series: Series, engine: Engine | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run the streaming engine over every column; (row score, row flag)."""
+    engine = engine or Engine()
+    width = series.values.shape[1]
+    states = [engine.new_state() for _ in range(width)]
+    scores = np.zeros(len(series.stamps))
+    flags = np.zeros(len(series.stamps), dtype=bool)
+    for row, (stamp, values) in enumerate(zip(series.stamps, series.values.tolist(), strict=True)):
+        at = stamp.timestamp()
+        for state, value in zip(states, values, strict=True):
+            verdict = engine.observe(state, at, value)
+            scores[row] = max(scores[row], verdict.score)
+            flags[row] = flags[row] or verdict.alert
+    return scores, flags
 
 
-def residuals(series: Series) -> np.ndarray:
-    """Robust z of every value: distance to its seasonal slot's median, over the column's MAD.
-
-    The scale is pooled over the whole column (one MAD of all residuals): per-slot MADs from a
-    handful of values are too small and would flag ordinary noise.
-    """
-    slots = _slots(series.stamps)
-    z = np.zeros_like(series.values)
-    for col in range(series.values.shape[1]):
-        column = series.values[:, col]
-        resid = np.empty_like(column)
-        for slot in np.unique(slots):
-            mask = slots == slot
-            resid[mask] = column[mask] - np.median(column[mask])
-        mad = float(np.median(np.abs(resid - np.median(resid))))
-        floor = max(1e-9, 0.01 * abs(float(np.median(column))))
-        z[:, col] = resid / max(MAD_TO_SIGMA * mad, floor)
-    return z
-
-
-def score(series: Series, method: str = "robust", threshold: float = DEFAULT_THRESHOLD) -> Scored:
-    z = residuals(series)
-    if method == "robust":
-        strongest = np.abs(z).max(axis=1)
-        scores = strongest / (strongest + threshold)
-        return Scored(series, scores, scores >= 0.5, method)
+def score(series: Series, method: str = "stream", engine: Engine | None = None) -> Scored:
+    if method == "stream":
+        scores, flags = stream_scores(series, engine)
+        return Scored(series, scores, flags, method)
     if method == "iforest":
         if len(series.stamps) < 16:
-            raise CsvInputError("iforest needs at least 16 rows; use --method robust")
-        features = np.hstack([z, _scaled(series.values)])
+            raise CsvInputError("iforest needs at least 16 rows; use --method stream")
+        features = _scaled(series.values)
         forest = IsolationForest(n_estimators=200, random_state=0).fit(features)
         scores = -forest.score_samples(features)
         return Scored(series, scores, forest.predict(features) == -1, method)
-    raise CsvInputError(f"unknown method {method!r}: use robust or iforest")
+    raise CsvInputError(f"unknown method {method!r}: use stream or iforest")
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:

@@ -24,12 +24,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy import special
+
 from detectors.anomaly.stream import season, tails
 from detectors.anomaly.stream.config import EngineConfig
 from detectors.anomaly.stream.state import SeriesState
 
 HOLD_DEPTH = 4.0
 """A held score is 0 for the first three quarters of the hold, then comes back linearly."""
+FIRST_ERRORS = 10
+"""Observations before a view's errors enter its tail histogram (the prior stands in)."""
+REFIT = 8
+"""Observations between two fits of a view's tail model."""
 NORMAL_MAE = 1.2533
 """Standard deviation over mean absolute deviation of a normal law: MAE -> sigma."""
 
@@ -88,10 +94,13 @@ class Engine:
         # The view that has erred least recently judges: a daily jump the seasonal view expects
         # is not an anomaly because the plain level did not see it coming.
         best = min(ready, key=lambda v: predictions[v][1])
-        p = ps[best]
         expected, mae = predictions[best]
+        p = ps[best]
+        if state.counts:
+            p = max(p, _count_tail(value, expected))
         scale = max(NORMAL_MAE * mae, floor)
-        width = tails.inverse(state.hists[best], self._alert_p / 2.0, cfg.tail_quantile) * scale
+        band = tails.inverse(state.hists[best], self._alert_p, cfg.tail_quantile, state.fits[best])
+        width = band * scale
         learning = state.n < cfg.warmup or state.quiet > 0
         if learning and not note:
             note = "learning" if state.n < cfg.warmup else "relearning"
@@ -102,7 +111,9 @@ class Engine:
     def _view_p(self, state: SeriesState, view: int, z: float) -> float:
         """The view's tail probability of this error, or of its recent errors together."""
         cfg = self.config
-        p_point = tails.tail(state.hists[view], z, cfg.tail_quantile)
+        if state.n % REFIT == 0 or not state.fits[view]:
+            state.fits[view] = tails.fit(state.hists[view], cfg.tail_quantile)
+        p_point = tails.tail(state.hists[view], z, cfg.tail_quantile, state.fits[view])
         recent = state.recents[view]
         recent.append(p_point)
         del recent[: -cfg.window]
@@ -145,6 +156,7 @@ class Engine:
         state.first_t = state.last_t = at
         state.last_x = state.slevel = state.lo = state.hi = value
         state.levels = [value] * len(state.levels)
+        state.counts = bool(value >= 0.0 and value == int(value))
 
     def _relearn(self, state: SeriesState, value: float, slot: int) -> None:
         """After a gap: the old level is stale, the noise and the season still hold."""
@@ -180,7 +192,9 @@ class Engine:
     ) -> None:
         cfg = self.config
         for view, z in enumerate(zs):
-            if not math.isnan(z):
+            # The first errors, against a noise scale learnt from a handful of values, say
+            # nothing about the series' tail: they would haunt it for hundreds of observations.
+            if not math.isnan(z) and state.n >= FIRST_ERRORS:
                 state.gains[view] = tails.add(
                     state.hists[view], state.gains[view], z, cfg.tail_rate
                 )
@@ -218,6 +232,7 @@ class Engine:
         if dt > 0.0:
             bounded = min(dt, 2.0 * state.step) if state.step > 0.0 else dt
             state.step = bounded if state.step == 0.0 else state.step + 0.1 * (bounded - state.step)
+        state.counts = bool(state.counts and value >= 0.0 and value == int(value))
         change = abs(value - state.last_x)
         if change > 0.0:
             state.quantum = min(state.quantum, change)
@@ -225,3 +240,15 @@ class Engine:
         state.n += 1
         state.quiet = max(0, state.quiet - 1)
         state.last_t, state.last_x = max(state.last_t, at), value
+
+
+def _count_tail(value: float, expected: float) -> float:
+    """Poisson tail of a count against its expected value: a floor under a count's p-value.
+
+    The error histogram of a mostly-zero series knows a few 1s; its fitted tail would call the
+    first 2 a one-in-a-million event, which for a Poisson mean of 0.1 it is not (p = 0.005).
+    """
+    mean = max(expected, 1e-3)
+    if value >= mean:
+        return float(special.gammainc(value, mean)) if value >= 1.0 else 1.0
+    return float(special.gammaincc(value + 1.0, mean))

@@ -31,6 +31,8 @@ class SeriesState:
     last_x: float = 0.0
     lo: float = math.inf
     hi: float = -math.inf
+    counts: bool = True
+    """Every value so far a non-negative integer: a count, judged with a Poisson floor too."""
     quantum: float = math.inf
     """Smallest non-zero change seen: the series' resolution (1 for counts)."""
     levels: list[float] = field(default_factory=list)
@@ -44,6 +46,8 @@ class SeriesState:
     hists: list[list[float]] = field(default_factory=list)
     """Each view's histogram of past standardised errors (``tails.py``)."""
     gains: list[float] = field(default_factory=list)
+    fits: list[list[float]] = field(default_factory=list)
+    """Each view's tail model (``tails.fit``), refitted every few observations."""
     recents: list[list[float]] = field(default_factory=list)
     """Each view's last p-values (newest last), combined to see a sustained change."""
     quiet: int = 0
@@ -60,6 +64,7 @@ class SeriesState:
             maes=[0.0] * views,
             hists=[tails.prior(prior_weight) for _ in range(views)],
             gains=[1.0] * views,
+            fits=[[] for _ in range(views)],
             recents=[[] for _ in range(views)],
         )
 

@@ -61,8 +61,12 @@ def add(counts: list[float], gain: float, z: float, rate: float) -> float:
     return gain
 
 
+WIDTHS = tuple(EDGES[i + 1] - EDGES[i] if i + 1 < BINS else EDGES[i] * 0.25 for i in range(BINS))
+CENTRES = tuple(edge + 0.5 * width for edge, width in zip(EDGES, WIDTHS, strict=True))
+
+
 def _width(i: int) -> float:
-    return EDGES[i + 1] - EDGES[i] if i + 1 < BINS else EDGES[i] * 0.25
+    return WIDTHS[i]
 
 
 def _quantile(counts: list[float], total: float, upper: float) -> tuple[float, int]:
@@ -85,7 +89,7 @@ def _excess(counts: list[float], zq: float, iq: int) -> tuple[float, float]:
     """
     mass = first = second = 0.0
     for i in range(iq, BINS):
-        centre = max(EDGES[i] + 0.5 * _width(i), zq) - zq
+        centre = max(CENTRES[i], zq) - zq
         mass += counts[i]
         first += counts[i] * centre
         second += counts[i] * centre * centre
@@ -100,37 +104,46 @@ def _excess(counts: list[float], zq: float, iq: int) -> tuple[float, float]:
 def _beyond(excess: float, scale: float, shape: float) -> float:
     if shape < 1e-6:
         return math.exp(-excess / scale)
-    return (1.0 + shape * excess / scale) ** (-1.0 / shape)
+    return float((1.0 + shape * excess / scale) ** (-1.0 / shape))
 
 
-def tail(counts: list[float], z: float, quantile: float) -> float:
+def fit(counts: list[float], quantile: float) -> list[float]:
+    """The tail model of a histogram: [upper quantile, Pareto scale, Pareto shape].
+
+    Refitted every few observations by the engine (it moves slowly), which keeps a score cheap.
+    """
+    total = sum(counts)
+    zq, iq = _quantile(counts, total, quantile) if total > 0.0 else (0.0, 0)
+    scale, shape = _excess(counts, zq, iq)
+    return [zq, scale, shape]
+
+
+def tail(counts: list[float], z: float, quantile: float, model: list[float]) -> float:
     """P(error >= z) under the histogram, with a Pareto tail beyond its upper quantile."""
+    zq, scale, shape = model
+    if z > zq:
+        return quantile * _beyond(z - zq, scale, shape)
     total = sum(counts)
     if total <= 0.0:
         return 1.0
-    zq, iq = _quantile(counts, total, quantile)
-    if z <= zq:
-        i = bin_of(z)
-        above = sum(counts[i + 1 :])
-        inside = (EDGES[i] + _width(i) - z) / _width(i) * counts[i]
-        return min(1.0, (above + inside) / total)
-    scale, shape = _excess(counts, zq, iq)
-    return quantile * _beyond(z - zq, scale, shape)
+    i = bin_of(z)
+    above = sum(counts[i + 1 :])
+    inside = (EDGES[i] + WIDTHS[i] - z) / WIDTHS[i] * counts[i]
+    return min(1.0, (above + inside) / total)
 
 
-def inverse(counts: list[float], p: float, quantile: float) -> float:
+def inverse(counts: list[float], p: float, quantile: float, model: list[float]) -> float:
     """The error whose tail probability is ``p`` (the edge of the expected band)."""
     total = sum(counts)
     if total <= 0.0:
         return math.inf
     if p >= quantile:
         return _quantile(counts, total, p)[0]
-    zq, iq = _quantile(counts, total, quantile)
-    scale, shape = _excess(counts, zq, iq)
+    zq, scale, shape = model
     ratio = quantile / p
     if shape < 1e-6:
         return zq + scale * math.log(ratio)
-    return zq + scale * (ratio**shape - 1.0) / shape
+    return zq + scale * (float(ratio**shape) - 1.0) / shape
 
 
 def fisher(pvalues: list[float]) -> float:
