@@ -16,11 +16,14 @@ dossier when none was), a binomial tail below ``anomaly_alpha``, with at least
 A finding is raised only in a bucket where another dossier became overdue, so a backlog that is
 only waiting to be pushed does not alert every bucket, and the alerts stop once the pushes flow
 again. It cannot be faster than the first dossiers: a commune that changes no dossier loses
-nothing by not syncing. No writes here.
+nothing by not syncing. A dossier whose push was due while nothing at all of its province's sync
+job was collected (a collection gap, a restart, the end of a backfilled history before live
+traffic) is unknown, not unsynced: it counts neither way. No writes here.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -138,17 +141,56 @@ def pairs(
     ):
         k = row["key"]
         last[(k["province"], k["ward"], k["dossier"])][k["service"]] = float(row["at"]["value"])
+    heard = _heard(es, indices, start, end, provinces)
+    grace_ms = (end - changed_until).total_seconds() * 1000.0  # when each push was due
     out: dict[tuple[str, str], Tally] = defaultdict(Tally)
     for (province, ward, _), seen in last.items():
         changed = seen.get(OSS_SERVICE)
         if changed is None:
             continue  # a push of a dossier changed before the window
         pushed = seen.get(SYNC_SERVICE)
-        when = datetime.fromtimestamp(changed / 1000, tz=UTC)
         lost = pushed is None or pushed < changed
+        if lost and not _job_heard(heard.get(province, []), changed, grace_ms):
+            continue  # nothing collected when its push was due: unknown, not unsynced
+        when = datetime.fromtimestamp(changed / 1000, tz=UTC)
         one = Tally(1, 1, when, when) if lost else Tally(1, 0)
         out[(province, ward)] = out[(province, ward)].add(one)
     return dict(out)
+
+
+def _heard(
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, provinces: Collection[str]
+) -> dict[str, list[float]]:
+    """Per province, the minutes (epoch ms, sorted) with any event of its sync job collected.
+
+    A dossier whose push was due while nothing at all of its province's sync job reached soc (a
+    collection gap, a restart, the boundary between backfilled history and live traffic) cannot
+    be called unsynced: the push may well have happened in the gap.
+    """
+    must: list[dict[str, Any]] = [
+        {"term": {"service.name": SYNC_SERVICE}},
+        {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
+    ]
+    if provinces:
+        must.append({"terms": {"locality.province.code": sorted(provinces)}})
+    sources = [
+        {"province": {"terms": {"field": "locality.province.code"}}},
+        {"minute": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}}},
+    ]
+    out: dict[str, list[float]] = defaultdict(list)
+    rows = composite_pages(
+        es, event_indices(indices, start, end), {"bool": {"filter": must}}, sources, size=PAGE
+    )
+    for row in rows:
+        out[row["key"]["province"]].append(float(row["key"]["minute"]))
+    return {province: sorted(minutes) for province, minutes in out.items()}
+
+
+def _job_heard(minutes: list[float], changed: float, within: float) -> bool:
+    """Was the sync job heard in a minute after the change's and within ``within`` ms of it?"""
+    after = (changed // 60_000 + 1) * 60_000
+    i = bisect_left(minutes, after)
+    return i < len(minutes) and minutes[i] <= changed + within
 
 
 def tally(

@@ -10,6 +10,11 @@ World (Hà Nội, wards A..F, ``T`` = Monday 07:00 in Vietnam, one day of histor
 - dossiers: every ward changes a dossier every 10 minutes, each pushed 3 minutes later; A's
   pushes stop at ``T+1h`` and resume at ``T+3h``; C's dossier of ``T+1h`` is pushed 30 minutes
   late (once, a slow retry).
+- a boundary in Tuyên Quang (province 08, after ``T`` only, so training does not see it): three
+  wards change a dossier every 10 minutes from ``T+8min``, pushed 3 minutes later, until
+  ``T+2h``; then nothing of the province is collected until ``T+2h40`` (a backfilled history
+  that ends before live traffic starts, or a collector restart), so the pushes of the dossiers
+  changed at ``T+1h58`` are lost with the gap; then the same again.
 """
 
 from __future__ import annotations
@@ -106,13 +111,30 @@ def _dossiers(w: dict[str, Ward]) -> Iterator[dict[str, Any]]:
         at += timedelta(minutes=10)
 
 
+GAP = (T + timedelta(hours=2), T + timedelta(hours=2, minutes=40))
+
+
+def _boundary(wards: list[Ward]) -> Iterator[dict[str, Any]]:
+    at, n = T + timedelta(minutes=8), 0
+    while at < END:
+        for ward in wards:
+            n += 1
+            dossier = f"H08.{ward.code}-{n:06d}"
+            push = at + timedelta(minutes=3)
+            if not GAP[0] <= at < GAP[1]:
+                yield _app(ward, at, Service.ONE_STOP_SHOP, "dossier_receive", dossier)
+            if not GAP[0] <= push < GAP[1]:
+                yield _app(ward, push, Service.PORTAL_SYNC, "dossier_sync", dossier)
+        at += timedelta(minutes=10)
+
+
 @pytest.fixture(scope="module")
 def world(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     w = dict(zip("ABCDEF", catalogue().wards_of("01")[:6], strict=True))
     var_dir = tmp_path_factory.mktemp("anomaly-probes")
-    events = [*_probes(w), *_dossiers(w)]
+    events = [*_probes(w), *_dossiers(w), *_boundary(catalogue().wards_of("08")[:3])]
     with trained(es, es_url, var_dir, events, T) as (settings, indices, model, path):
         yield World(settings, indices, model, path, w)
 
@@ -257,3 +279,17 @@ def test_once_pushes_flow_again_the_old_backlog_raises_nothing_new(
     assert _rules(es, world, timedelta(hours=3, minutes=30), "anomaly-unsynced-dossiers") == []
     t = unsynced.tally(es, world.indices, T + timedelta(hours=3, minutes=45))
     assert t[("01", world.wards["A"].code)].unsynced > 0
+
+
+def test_a_collection_gap_or_the_history_live_boundary_leaves_nothing_unsynced(
+    es: Elasticsearch, world: World
+) -> None:
+    # The dossiers changed at T+1h58 had their pushes due in the gap: unknown, not unsynced.
+    for minutes in range(120, 200, 15):
+        end = T + timedelta(minutes=minutes)
+        for (province, _), t in unsynced.tally(es, world.indices, end).items():
+            if province == "08":
+                assert t.unsynced == 0, (end, t)
+    for i in range(6):
+        found = _rules(es, world, timedelta(hours=2) + i * Q, "anomaly-unsynced-dossiers")
+        assert [a for a in found if a.place and a.place.province_code == "08"] == []
