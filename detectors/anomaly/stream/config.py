@@ -17,7 +17,7 @@ class EngineConfig:
 
     Rates are per observation. ``score_decades`` maps a tail probability ``p`` to the score
     ``-log10(p) / score_decades`` (capped at 1), so a score is a probability on a log scale,
-    comparable across series: with 10, score 0.5 is ``p = 1e-5``.
+    comparable across series: with 9, score 0.5 is ``p = 10^-4.5`` (about 3e-5).
     """
 
     level_rates: tuple[float, ...] = (0.05,)
@@ -39,7 +39,7 @@ class EngineConfig:
     """Observations combined (Fisher's method) to see a sustained, moderate change."""
     warmup: int = 30
     """Observations a new series learns from before it may alert."""
-    season_min_days: float = 2.0
+    season_min_days: float = 1.0
     """History needed before the seasonal predictor may be chosen."""
     gap_steps: float = 4.0
     """A silence longer than this many usual intervals is a collection gap, not data."""
@@ -47,7 +47,7 @@ class EngineConfig:
     """Observations after a gap, restart or boundary that relearn the level without alerting."""
     hold: int = 150
     """Observations after an alert whose reported score is damped (one alert per episode)."""
-    score_decades: float = 10.0
+    score_decades: float = 9.0
     """``-log10(p)`` that maps to score 1."""
     alert_score: float = 0.5
     """Score at and above which a point is an alert (one threshold for every series)."""

@@ -16,8 +16,8 @@ import math
 
 
 def _edges() -> tuple[float, ...]:
-    fine = [0.25 * i for i in range(8)]  # 0 .. 1.75: where most errors fall
-    coarse = [2.0 * 1.25**i for i in range(24)]  # 2 .. ~350, geometric
+    fine = [0.25 * i for i in range(16)]  # 0 .. 3.75: where most errors and the tail start fall
+    coarse = [4.0 * 1.25**i for i in range(22)]  # 4 .. ~430, geometric
     return (*fine, *coarse)
 
 

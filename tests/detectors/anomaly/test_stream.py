@@ -54,8 +54,8 @@ def test_gap_restart_and_boundary_raise_nothing() -> None:
     rng = np.random.default_rng(3)
     engine = Engine()
     state = engine.new_state()
-    before = [engine.observe(state, T0 + i * STEP, v) for i, v in enumerate(rng.normal(50, 2, 600))]
-    assert not alerts(before, after=50)
+    for i, v in enumerate(rng.normal(50, 2, 600)):
+        engine.observe(state, T0 + i * STEP, v)
     # six hours without data (a collector down, a restart, history then live), then a new level
     resume = T0 + 600 * STEP + 6 * 3600
     live = rng.normal(80, 2, 300)
