@@ -29,6 +29,10 @@ class EngineConfig:
     """Smoothing of each seasonal slot (hour of day x working day or not)."""
     error_rate: float = 0.01
     """Smoothing of each predictor's mean absolute error (its noise scale)."""
+    select_rate: float = 0.001
+    """Smoothing of each view's track record (mean absolute error) that picks the judging view."""
+    competent: float = 1.0
+    """A view whose track record is within this factor of the best view's must agree."""
     tail_rate: float = 0.005
     """Forgetting of the distribution of past errors (the calibration); ~1/500 observations."""
     tail_prior: float = 20.0
@@ -71,3 +75,15 @@ class EngineConfig:
             raise AnomalyError("engine settings gap_steps > 1 and score_decades > 0")
         if not 0.0 < self.alert_score <= 1.0:
             raise AnomalyError(f"engine setting alert_score={self.alert_score}: in (0, 1]")
+
+
+LIVE = EngineConfig(alert_score=7.0 / 9.0, season_level_rate=0.0005, tail_rate=0.001)
+"""Parameters for live five-minute buckets of thousands of series (``bank.py``; not wired yet).
+
+The alert line is ``p = 1e-7`` (the live model's ``SOC_ANOMALY_ALPHA``), not score-csv's
+``10^-4.5``: over 26,000 series and 288 buckets a day, 3e-5 would be hundreds of false alerts a
+day. The seasonal view's level moves slowly (about a week of memory), so the weekly rhythm
+(working days against weekends and holidays) lives in the slots rather than in the level.
+Known limit: in the first weeks the plain level view, good on flat stretches, often judges, and
+a Monday morning after a quiet weekend can look like a surge to it.
+"""

@@ -93,9 +93,10 @@ class Engine:
         ps = {v: self._view_p(state, v, zs[v]) for v in ready}
         # The view that has erred least recently judges: a daily jump the seasonal view expects
         # is not an anomaly because the plain level did not see it coming.
-        best = min(ready, key=lambda v: predictions[v][1])
+        best = min(ready, key=lambda v: state.track[v])
         expected, mae = predictions[best]
-        p = ps[best]
+        # Every view with a track record close to the best one's must be surprised too.
+        p = max(ps[v] for v in ready if state.track[v] <= cfg.competent * state.track[best])
         if state.counts:
             p = max(p, _count_tail(value, expected))
         scale = max(NORMAL_MAE * mae, floor)
@@ -200,10 +201,14 @@ class Engine:
                 )
         errors = [abs(value - level) for level in state.levels]
         errors.append(abs(value - state.slevel - state.season[slot]))
-        r = cfg.error_rate if state.n > 1 else 1.0
+        # A running mean until the rate's own memory is filled: a noise scale taken from the
+        # first error or two would make every later error look huge.
+        r = max(cfg.error_rate, 1.0 / state.n)
+        t = max(cfg.select_rate, 1.0 / state.n)
         for view, err in enumerate(errors):
-            cap = 5.0 * max(state.maes[view], 1e-12) if state.n > 1 else err
+            cap = 5.0 * max(state.maes[view], 1e-12) if state.n > 10 else err
             state.maes[view] += r * (min(err, cap) - state.maes[view])
+            state.track[view] += t * (min(err, cap) - state.track[view])
         for i, rate in enumerate(cfg.level_rates):
             state.levels[i] += rate * (value - state.levels[i])
         self._learn_season(state, value, slot)

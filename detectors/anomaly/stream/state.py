@@ -43,6 +43,8 @@ class SeriesState:
     season_n: list[int] = field(default_factory=lambda: [0] * season.SLOTS)
     maes: list[float] = field(default_factory=list)
     """Each view's running mean absolute error (plain views, then the seasonal one)."""
+    track: list[float] = field(default_factory=list)
+    """Each view's mean absolute error over a longer memory: the view with the lowest judges."""
     hists: list[list[float]] = field(default_factory=list)
     """Each view's histogram of past standardised errors (``tails.py``)."""
     gains: list[float] = field(default_factory=list)
@@ -62,6 +64,7 @@ class SeriesState:
         return cls(
             levels=[0.0] * (views - 1),
             maes=[0.0] * views,
+            track=[0.0] * views,
             hists=[tails.prior(prior_weight) for _ in range(views)],
             gains=[1.0] * views,
             fits=[[] for _ in range(views)],

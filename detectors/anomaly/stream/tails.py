@@ -89,10 +89,14 @@ def _excess(counts: list[float], zq: float, iq: int) -> tuple[float, float]:
     """
     mass = first = second = 0.0
     for i in range(iq, BINS):
-        centre = max(CENTRES[i], zq) - zq
-        mass += counts[i]
-        first += counts[i] * centre
-        second += counts[i] * centre * centre
+        weight, centre = counts[i], CENTRES[i] - zq
+        if i == iq:  # only the part of the quantile's bin above it, at its own middle
+            upper = EDGES[i] + WIDTHS[i]
+            weight *= max(upper - zq, 0.0) / WIDTHS[i]
+            centre = 0.5 * (upper - zq)
+        mass += weight
+        first += weight * centre
+        second += weight * centre * centre
     if mass <= 0.0:
         return 1.0, 0.0
     mean = max(first / mass, MIN_EXCESS)
