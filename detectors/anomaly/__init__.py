@@ -10,7 +10,9 @@ and alerts on what departs from it (error storms, auth-failure surges, slowdowns
     syncjob      the sync job's own runs: a commune it keeps failing, a job that stopped
     explain      alerts with observed vs expected, band, since when
     flows        train, evaluate (the scheduler's entry point), run_due with a checkpoint
-    csvscore     offline scoring of any ``timestamp,value[,value...]`` series
+    stream/      the one streaming engine (causal, online, checkpointable, calibrated scores),
+                 its bank of live series, the calendar (Vietnam's holidays as rest days)
+    csvscore     ``score-csv``: the streaming engine run over any ``timestamp,value[,...]`` file
     cli          ``soc anomaly train | score | score-csv``
 
 It must not import the Sigma engine, and writes only ``<prefix>-alerts`` (its alerts) and its own
