@@ -1,8 +1,10 @@
 """The ``soc`` command line: one sub-command group per concern.
 
-Every command reads the one :class:`~soc.config.Settings`, configures logging once, and turns a
-:class:`~soc.errors.SocError` into a clear message on stderr and exit code 1. Commands only parse
-arguments and call services or flows; no business logic lives here.
+The packages' groups are loaded only when used (:mod:`soc.subcommands`), so ``soc --help``
+imports neither scikit-learn, pySigma nor the Elasticsearch client. Every command reads the one
+:class:`~soc.config.Settings`, configures logging once, and turns a :class:`~soc.errors.SocError`
+into a clear message on stderr and exit code 1. Commands only parse arguments and call services or
+flows; no business logic lives here.
 """
 
 from __future__ import annotations
@@ -15,24 +17,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from collectors.cli import app as collect_app
-from detectors.anomaly.cli import app as anomaly_app
-from detectors.cli import detect_app, rules_app
-from soc.auth.cli import app as auth_app
 from soc.commands import command_settings, handles_errors
-from soc.demo.cli import app as demo_app
 from soc.errors import SocError
-from soc.incidents.cli import app as incidents_app
-from soc.notify.cli import app as notify_app
-from soc.serve import app as api_app
-from soc.simulate.cli import app as simulate_app
+from soc.subcommands import LazyTyperGroup
 
 if TYPE_CHECKING:
     from soc.es.launcher import LocalNode
 
 
+# The packages' groups (anomaly, rules, collect, …) load lazily: see soc.subcommands.
 app = typer.Typer(help="soc: security operations monitoring for public-service systems.",
-                  no_args_is_help=True, add_completion=False)  # fmt: skip
+                  no_args_is_help=True, add_completion=False, cls=LazyTyperGroup)  # fmt: skip
 es_app = typer.Typer(help="The Elasticsearch store: the managed local node and the templates.",
                      no_args_is_help=True)  # fmt: skip
 config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
@@ -41,16 +36,6 @@ localities_app = typer.Typer(help="The catalogue of provinces and communes/wards
 app.add_typer(es_app, name="es")
 app.add_typer(config_app, name="config")
 app.add_typer(localities_app, name="localities")
-app.add_typer(anomaly_app, name="anomaly")
-app.add_typer(simulate_app, name="simulate")
-app.add_typer(notify_app, name="notify")
-app.add_typer(rules_app, name="rules")
-app.add_typer(detect_app, name="detect")
-app.add_typer(collect_app, name="collect")
-app.add_typer(demo_app, name="demo")
-app.add_typer(api_app, name="api")
-app.add_typer(auth_app, name="auth")
-app.add_typer(incidents_app, name="incidents")
 
 out = Console()
 err = Console(stderr=True)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from soc import logs
-from soc.config import Settings, load_settings
 from soc.errors import SocError
+
+if TYPE_CHECKING:
+    from soc.config import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,7 +28,12 @@ _err = Console(stderr=True, highlight=False)
 
 
 def command_settings() -> Settings:
-    """The settings of this command, with logging configured from them."""
+    """The settings of this command, with logging configured from them.
+
+    pydantic-settings is imported here, not at module level, to keep ``soc --help`` fast.
+    """
+    from soc.config import load_settings
+
     settings = load_settings()
     logs.configure(settings.log_level)
     return settings

@@ -8,16 +8,38 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
 from soc.auth import policy
 from soc.auth import service as auth
-from soc.config import load_settings
+from soc.config import Settings, load_settings
+from soc.demo.models import DemoPaths
 from soc.errors import SocError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup
 
 app = typer.Typer(help="Users, password hashes and API tokens.", no_args_is_help=True)
+
+
+def _token_settings() -> Settings:
+    """The settings, with the running demo's users when ``SOC_AUTH_DEMO_PASSWORD`` is unset.
+
+    ``soc demo`` gives its children the demo password in their environment only, so a token
+    command typed in another terminal knew no ``analyst``. In development the demo's password
+    file (``<var_dir>/demo/demo-password``) stands in for the variable; production never reads it.
+    """
+    settings = load_settings()
+    if settings.auth_demo_password is not None or settings.environment != "development":
+        return settings
+    path = DemoPaths.of(settings).password
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return settings
+    if not password:
+        return settings
+    return settings.model_copy(update={"auth_demo_password": SecretStr(password)})
 
 
 def _fail(exc: SocError) -> typer.Exit:
@@ -45,13 +67,19 @@ def create_token(
     user: Annotated[str, typer.Option(help="A user of SOC_AUTH_USERS_FILE.")],
     label: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
 ) -> None:
-    """Create an API token for a user and print it (shown once)."""
-    settings = load_settings()
+    """Create an API token for a user and print it (shown once).
+
+    During `soc demo` the demo users (admin, analyst, hanoi-it) are known without any setting.
+    """
+    settings = _token_settings()
     try:
         directory = auth.load_directory(settings)
         found = directory.user(user)
         if found is None:
-            raise SocError(f"no user {user!r} in the users file or demo users")
+            raise SocError(
+                f"no user {user!r} in SOC_AUTH_USERS_FILE or the demo users (they exist while "
+                "`soc demo` has written var/demo/demo-password, or with SOC_AUTH_DEMO_PASSWORD)"
+            )
         es = make_client(settings)
         wait_until_healthy(es, timeout=settings.es_wait_timeout)
         indices = Indices(settings.index_prefix)
