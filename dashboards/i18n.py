@@ -38,6 +38,12 @@ _LABELS: dict[str, tuple[str, str]] = {
     "severity": ("Mức độ", "Severity"),
     "rule": ("Luật", "Rule"),
     "time": ("Thời gian", "Time"),
+    "tz_vn": ("Giờ Việt Nam (UTC+7)", "Vietnam time (UTC+7)"),
+    "tz_utc": ("Giờ UTC", "UTC"),
+    "tz_switch_hint": (
+        "Chọn múi giờ hiển thị; múi giờ còn lại hiện khi rê chuột lên thời gian",
+        "Choose the time zone shown; hover a time to see the other one",
+    ),
     "title": ("Tiêu đề", "Title"),
     "open_incidents": ("Sự cố đang mở", "Open incidents"),
     "probes_down": ("Thăm dò lỗi", "Probes down"),

@@ -4,7 +4,9 @@ A page needs the ``soc_session`` cookie of a login; without one it raises
 :class:`~soc.errors.LoginRequired`, which :mod:`dashboards.views` turns into a redirect to the login
 page. Every form carries the session's CSRF token in a hidden ``csrf_token`` field and
 :func:`form` refuses a post without it. Templates are autoescaped (log content is attacker
-controlled), and times are shown in Asia/Ho_Chi_Minh. This module must not read incidents or alerts.
+controlled), and times are shown in the person's zone (Vietnam time by default, UTC by choice,
+the ``soc_tz`` preference cookie), labelled, with the other zone in a tooltip
+(:mod:`soc.timezones`). This module must not read incidents or alerts.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
 from elasticsearch import Elasticsearch
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from dashboards import i18n
+from soc import timezones
 from soc.auth import service as auth
 from soc.auth.models import Role, User
 from soc.config import Settings
@@ -33,7 +37,7 @@ from soc.services import Service
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "soc_lang"
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+TZ_COOKIE = "soc_tz"
 #: A form body larger than this is refused: the biggest legitimate one is a rule upload.
 MAX_FORM_BYTES = 256 * 1024
 
@@ -45,15 +49,32 @@ _env = Environment(
 )
 
 
-def local_time(value: datetime | str | None) -> str:
-    """A stored UTC time as people read it: Vietnam time, to the second."""
-    if value is None or value == "":
-        return ""
-    when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
-    return when.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+def _zone(context: Context) -> timezones.Zone:
+    page = context.get("page")
+    return page.zone if isinstance(page, Page) else timezones.DEFAULT
+
+
+@pass_context
+def local_time(context: Context, value: datetime | str | None) -> Markup:
+    """A stored UTC time as this person reads it: their zone, labelled; the other in a tooltip."""
+    when = timezones.parse(value)
+    if when is None:
+        return Markup("")
+    zone = _zone(context)
+    shown, tip = zone.show(when), timezones.other(zone).show(when)
+    iso = when.astimezone(timezones.ZONES["utc"].tz).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso, tip, shown)
+
+
+@pass_context
+def local_text(context: Context, value: datetime | str | None) -> str:
+    """The same as plain text, for places that take no markup (SVG labels, attributes)."""
+    when = timezones.parse(value)
+    return "" if when is None else _zone(context).show(when)
 
 
 _env.filters["local"] = local_time
+_env.filters["local_text"] = local_text
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,7 @@ class Page:
     es: Elasticsearch
     indices: Indices
     settings: Settings
+    zone: timezones.Zone = timezones.DEFAULT
 
     @property
     def is_admin(self) -> bool:
@@ -115,6 +137,7 @@ def _page(
         user=session.user,
         csrf=session.csrf,
         lang=i18n.pick(request.cookies.get(LANG_COOKIE)),
+        zone=timezones.pick(request.cookies.get(TZ_COOKIE)),
         path=request.url.path,
         es=es,
         indices=indices,

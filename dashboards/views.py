@@ -22,8 +22,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from dashboards import admin, board, i18n, incident, triage
-from dashboards.pages import HERE, LANG_COOKIE, PageDep, form, read_form, render, safe_next
-from soc import problems
+from dashboards.pages import (
+    HERE,
+    LANG_COOKIE,
+    TZ_COOKIE,
+    PageDep,
+    form,
+    read_form,
+    render,
+    safe_next,
+)
+from soc import problems, timezones
 from soc.auth import flows
 from soc.auth import service as auth
 from soc.config import Settings
@@ -177,4 +186,16 @@ def language(code: str, next_: Annotated[str | None, Query(alias="next")] = None
     """Switch the console's language (a preference cookie, nothing else)."""
     response = RedirectResponse(safe_next(next_), status_code=303)
     response.set_cookie(LANG_COOKIE, i18n.pick(code), samesite="strict", path="/")
+    return response
+
+
+@router.get("/tz/{code}")
+def time_zone(code: str, next_: Annotated[str | None, Query(alias="next")] = None) -> Response:
+    """Choose the zone times are shown in: ``vn`` (Vietnam time, the default) or ``utc``.
+
+    A preference cookie kept for a year, nothing else; the other zone stays in each tooltip.
+    """
+    response = RedirectResponse(safe_next(next_), status_code=303)
+    response.set_cookie(TZ_COOKIE, timezones.pick(code).code, samesite="strict", path="/",
+                        max_age=365 * 24 * 3600)  # fmt: skip
     return response

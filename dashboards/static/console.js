@@ -35,9 +35,20 @@
   });
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text || ""; return td; }
-  function localTime(iso) {
+  // The person's zone (Vietnam time unless they chose UTC), labelled; the other zone as tooltip.
+  const zone = document.body.dataset.tz || "Asia/Ho_Chi_Minh";
+  const zoneLabel = document.body.dataset.tzLabel || "UTC+7";
+  function inZone(d, tz) { return d.toLocaleString("sv-SE", { timeZone: tz }); }
+  function timeCell(iso) {
+    const td = document.createElement("td");
     const d = new Date(iso);
-    return isNaN(d) ? iso : d.toLocaleString("sv-SE", { timeZone: "Asia/Ho_Chi_Minh" });
+    if (isNaN(d)) { td.textContent = iso || ""; return td; }
+    const t = document.createElement("time");
+    t.dateTime = d.toISOString();
+    t.textContent = inZone(d, zone) + " " + zoneLabel;
+    t.title = zone === "UTC" ? inZone(d, "Asia/Ho_Chi_Minh") + " UTC+7" : inZone(d, "UTC") + " UTC";
+    td.appendChild(t);
+    return td;
   }
   function row(item) {
     const tr = document.createElement("tr");
@@ -49,7 +60,7 @@
       pick.appendChild(box);
     }
     tr.appendChild(pick);
-    tr.appendChild(cell(localTime(item.created)));
+    tr.appendChild(timeCell(item.created));
     const sev = cell(""); const span = document.createElement("span");
     span.className = "sev-" + item.severity; span.textContent = item.severity; sev.appendChild(span);
     tr.appendChild(sev);

@@ -19,6 +19,7 @@ from typing import Any
 
 from detectors.sigma.models import Rule
 from detectors.sigma.search import Finding
+from soc import timezones
 from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef
 from soc.errors import UnknownLocalityError
 from soc.es.indices import Indices
@@ -94,8 +95,9 @@ def _cause(rule: Rule, finding: Finding) -> dict[str, Any]:
 
 
 def _summary(rule: Rule, finding: Finding, explanation: Mapping[str, Any]) -> str:
-    span = (f"between {finding.window.start:%Y-%m-%d %H:%M:%S} and "
-            f"{finding.window.end:%H:%M:%S} UTC")  # fmt: skip
+    # Read by people in Vietnam: Vietnam time, labelled (soc.timezones), not bare UTC.
+    span = (f"between {timezones.vietnam(finding.window.start)} and "
+            f"{timezones.vietnam(finding.window.end)}")  # fmt: skip
     test = explanation.get("ratio")
     if test:
         classes = explanation.get("failure_classes") or {}

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import jinja2
 
+from soc import timezones
 from soc.alerts.models import Severity
 from soc.notify import texts
 from soc.notify.models import (
@@ -39,7 +39,6 @@ from soc.services import Service
 
 log = logging.getLogger(__name__)
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TEMPLATE_NAMES = (
     "notice_subject.txt",
     "notice.txt",
@@ -71,7 +70,8 @@ def one_line(value: str) -> str:
 
 
 def local_time(value: datetime) -> str:
-    return value.astimezone(LOCAL_TZ).strftime("%d/%m/%Y %H:%M")
+    """Vietnam time, labelled (``01/07/2025 08:30 UTC+7``): emails are read in Vietnam."""
+    return timezones.vietnam(value, "%d/%m/%Y %H:%M")
 
 
 def service_label(name: str | None, language: Language) -> str | None:

@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 import yaml
 from elasticsearch import Elasticsearch
+from playwright.sync_api import Browser, Page, expect
 
 from soc.app import create_app
 from soc.auth import service as auth
@@ -116,3 +117,35 @@ def browser() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+@pytest.fixture
+def login(browser: Browser, console: Console) -> Iterator[object]:
+    """``login(name)`` opens a fresh context (own cookies) and signs in through the form."""
+    contexts = []
+
+    def sign_in(name: str, lang: str = "en", bypass_csp: bool = False) -> Page:
+        context = browser.new_context(
+            base_url=console.url,
+            viewport={"width": 1280, "height": 860},
+            locale="vi-VN",
+            bypass_csp=bypass_csp,
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda d: d.dismiss())
+        page.goto(f"/lang/{lang}?next=/login")
+        page.fill("input[name=username]", name)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form[action='/login'] button[type=submit]")
+        expect(page.locator("#who")).to_contain_text(name)
+        return page
+
+    yield sign_in
+    for context in contexts:
+        context.close()

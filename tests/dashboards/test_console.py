@@ -7,9 +7,7 @@ Screenshots of the main pages are written to docs/screenshots/ (the README shows
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from soc.alerts import service as alerts
@@ -17,7 +15,7 @@ from soc.alerts.models import AlertStatus
 from soc.auth.models import Role, User
 from soc.incidents import service as incidents
 from soc.localities import catalogue
-from tests.dashboards.conftest import PASSWORD, SCREENSHOTS, Console
+from tests.dashboards.conftest import Console, shot
 from tests.dashboards.seed import IMG, SCRIPT
 
 FIXED_RULE = """title: Uploaded VNeID login failure
@@ -35,38 +33,6 @@ level: low
 """
 HANOI = catalogue().province("01").name
 HCMC = catalogue().province("79").name
-
-
-def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
-
-
-@pytest.fixture
-def login(browser: Browser, console: Console) -> Iterator[object]:
-    """``login(name)`` opens a fresh context (own cookies) and signs in through the form."""
-    contexts = []
-
-    def sign_in(name: str, lang: str = "en", bypass_csp: bool = False) -> Page:
-        context = browser.new_context(
-            base_url=console.url,
-            viewport={"width": 1280, "height": 860},
-            locale="vi-VN",
-            bypass_csp=bypass_csp,
-        )
-        contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", lambda d: d.dismiss())
-        page.goto(f"/lang/{lang}?next=/login")
-        page.fill("input[name=username]", name)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("form[action='/login'] button[type=submit]")
-        expect(page.locator("#who")).to_contain_text(name)
-        return page
-
-    yield sign_in
-    for context in contexts:
-        context.close()
 
 
 def xss_fired(page: Page) -> bool:

@@ -19,7 +19,7 @@ def test_vietnamese_email_has_its_diacritics_and_the_facts() -> None:
     for part in (out.text, out.html):
         assert "Việc cần làm trước tiên" in part
         assert "Bắt đầu từ" in part
-        assert "01/07/2025 08:30" in part  # 01:30 UTC shown in Vietnam time
+        assert "01/07/2025 08:30 UTC+7" in part  # 01:30 UTC shown in Vietnam time, labelled
         assert "VNEID-401" in part
         assert "https://soc.example.vn/incidents/inc-demo-0001" in part
 
