@@ -1,4 +1,10 @@
-"""The alert queue: newest first, filters, bulk triage, and a JSON feed for live refresh.
+"""The alert queue: what just fired, newest first, with its incident; filters, bulk triage, and a
+JSON feed for live refresh.
+
+Grouping attaches every alert to an incident within seconds, so "attached" is not a verdict: the
+``new`` filter means *not yet judged by an analyst* (new or attached), and each row names its
+incident (title, status) so triage happens with the incident in view. Alerts of the last
+``FRESH`` are marked as just fired.
 
 Reads through ``soc.alerts.service.search`` (scoped to the user's provinces); verdicts through
 ``soc.alerts.service.triage`` and attachments through ``soc.incidents.flows.attach_alert``, each
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,13 +30,16 @@ from soc.auth import audit
 from soc.deps import client_ip
 from soc.errors import RequestError, SocError
 from soc.incidents import flows
-from soc.incidents.models import utcnow
+from soc.incidents import service as incidents
+from soc.incidents.models import Incident, utcnow
 from soc.services import Service
 
 router = APIRouter()
 
 _VERDICTS = {"acknowledge": AlertStatus.ACKNOWLEDGED, "false_positive": AlertStatus.FALSE_POSITIVE}
 _ID = r"^[A-Za-z0-9_-]{1,64}$"
+#: An alert younger than this is shown as just fired.
+FRESH = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -42,12 +52,14 @@ class Filters:
     rule: str | None
 
     def to_filter(self, size: int = 100) -> alerts.AlertFilter:
+        untriaged = self.status is AlertStatus.NEW
         return alerts.AlertFilter(
             province=self.province,
             ward=self.ward,
             service=self.service.value if self.service else None,
             severity=self.severity.value if self.severity else None,
-            status=self.status.value if self.status else None,
+            status=self.status.value if self.status and not untriaged else None,
+            statuses=(AlertStatus.NEW.value, AlertStatus.ATTACHED.value) if untriaged else (),
             rule_id=self.rule,
             size=size,
         )
@@ -81,11 +93,14 @@ def queue(page: PageDep, request: Request) -> Response:
         return RedirectResponse(f"/alerts?{urlencode(cleaned)}", status_code=303)
     flt = _filters(**_parsed(cleaned))
     items, total = alerts.search(page.es, page.indices, flt.to_filter(), user=page.user)
+    now = utcnow()
     return render(
         page,
         "alerts.html",
         items=items,
         total=total,
+        incidents=_incidents_of(page, items),
+        fresh={s.alert.id for s in items if now - s.alert.created <= FRESH},
         filters=flt,
         query=flt.query(),
         severities=list(Severity),
@@ -119,22 +134,35 @@ def feed(page: PageDep, request: Request) -> dict[str, Any]:
     """The queue's first page as JSON, for the page's live refresh (rendered as text by JS)."""
     flt = _filters(**_parsed(_with_empty_as_none(request)))
     items, total = alerts.search(page.es, page.indices, flt.to_filter(), user=page.user)
-    return {"total": total, "items": [_row(s) for s in items]}
+    found = _incidents_of(page, items)
+    now = utcnow()
+    rows = [_row(page, s, found.get(s.incident_id or ""), now) for s in items]
+    return {"total": total, "items": rows}
 
 
-def _row(stored: alerts.StoredAlert) -> dict[str, Any]:
+def _incidents_of(page: Page, items: list[alerts.StoredAlert]) -> dict[str, Incident]:
+    ids = [s.incident_id for s in items if s.incident_id]
+    return incidents.get_many(page.es, page.indices, ids, user=page.user)
+
+
+def _row(
+    page: Page, stored: alerts.StoredAlert, incident: Incident | None, now: datetime
+) -> dict[str, Any]:
     a = stored.alert
     return {
         "id": a.id,
         "created": a.created.isoformat(),
+        "fresh": now - a.created <= FRESH,
         "severity": a.severity.value,
         "status": stored.status.value,
         "title": a.title,
-        "rule": a.rule.id,
-        "service": a.service,
+        "rule": a.rule.name or a.rule.id,
+        "service": page.service_label(a.service),
         "province": a.place.province_name if a.place else "",
         "ward": (a.place.ward_name or "") if a.place else "",
         "incident_id": stored.incident_id,
+        "incident_title": incident.title if incident else "",
+        "incident_status": incident.status.value if incident else "",
     }
 
 

@@ -56,23 +56,39 @@
     const pick = document.createElement("td");
     if (canTriage) {
       const box = document.createElement("input");
-      box.type = "checkbox"; box.name = "ids"; box.value = item.id; box.setAttribute("aria-label", "select");
+      box.type = "checkbox"; box.name = "ids"; box.value = item.id; box.setAttribute("aria-label", table.dataset.selectLabel || "select");
       pick.appendChild(box);
     }
     tr.appendChild(pick);
-    tr.appendChild(timeCell(item.created));
+    const when = timeCell(item.created);
+    if (item.fresh) {
+      tr.className = "fresh";
+      const badge = document.createElement("span");
+      badge.className = "badge-fresh"; badge.textContent = " " + (table.dataset.freshLabel || "new");
+      when.appendChild(badge);
+    }
+    tr.appendChild(when);
     const sev = cell(""); const span = document.createElement("span");
     span.className = "sev-" + item.severity; span.textContent = item.severity; sev.appendChild(span);
     tr.appendChild(sev);
     const st = cell(item.status); st.className = "status"; tr.appendChild(st);
     const title = cell(item.title); title.className = "title"; tr.appendChild(title);
     [item.rule, item.service, item.province, item.ward].forEach((v) => tr.appendChild(cell(v)));
-    const inc = cell("");
+    const inc = cell(""); inc.className = "incident";
     if (item.incident_id) {
       const a = document.createElement("a");
       a.href = "/incidents/" + encodeURIComponent(item.incident_id);
-      a.textContent = item.incident_id.slice(0, 8);
+      a.textContent = item.incident_title || item.incident_id.slice(0, 8);
       inc.appendChild(a);
+      if (item.incident_status) {
+        const chip = document.createElement("span");
+        chip.className = "tag"; chip.textContent = item.incident_status;
+        inc.append(" ", chip);
+      }
+    } else {
+      const note = document.createElement("span");
+      note.className = "note"; note.textContent = table.dataset.notGrouped || "";
+      inc.appendChild(note);
     }
     tr.appendChild(inc);
     return tr;
@@ -93,7 +109,7 @@
       document.getElementById("alert-total").textContent = String(data.total);
       const live = document.getElementById("live");
       live.hidden = false;
-      live.textContent = "↻ " + new Date().toLocaleTimeString("sv-SE", { timeZone: "Asia/Ho_Chi_Minh" });
+      live.textContent = "↻ " + new Date().toLocaleTimeString("sv-SE", { timeZone: zone }) + " " + zoneLabel;
     } catch (e) { /* the next poll tries again */ }
   }
   const every = parseInt(table.dataset.poll, 10) || 5000;

@@ -28,6 +28,8 @@ class AlertFilter:
     service: str | None = None
     severity: str | None = None
     status: str | None = None
+    #: Any of these statuses (e.g. new and attached: not yet judged by an analyst).
+    statuses: tuple[str, ...] = ()
     rule_id: str | None = None
     incident_id: str | None = None
     since: datetime | None = None
@@ -115,6 +117,8 @@ def search(
         "incident.id": flt.incident_id,
     }
     clauses.extend({"term": {field: value}} for field, value in exact.items() if value)
+    if flt.statuses:
+        clauses.append({"terms": {"alert.status": list(flt.statuses)}})
     if flt.since or flt.until:
         bounds = {"gte": flt.since.isoformat()} if flt.since else {}
         if flt.until:

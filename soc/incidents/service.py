@@ -66,6 +66,23 @@ def get(es: Elasticsearch, indices: Indices, incident_id: str, *, user: User | N
     return incident
 
 
+def get_many(
+    es: Elasticsearch, indices: Indices, ids: list[str], *, user: User | None
+) -> dict[str, Incident]:
+    """The incidents of ``ids`` that exist and ``user`` may see, by id (one round trip)."""
+    wanted = list(dict.fromkeys(i for i in ids if i))
+    if not wanted:
+        return {}
+    found = es.mget(index=indices.incidents, ids=wanted)
+    out: dict[str, Incident] = {}
+    for doc in found["docs"]:
+        if doc.get("found"):
+            incident = Incident.from_hit(dict(doc))
+            if user is None or user.can_see(incident.province_code):
+                out[incident.id] = incident
+    return out
+
+
 def create(es: Elasticsearch, indices: Indices, incident: Incident) -> Incident | None:
     """Store a new incident; None when one with that id exists already (a retried grouping)."""
     try:
