@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 
+from dashboards import tilemap
 from dashboards.pages import PageDep, render
 from soc.alerts.models import Severity
 from soc.errors import NotFound
@@ -46,6 +47,8 @@ def national(page: PageDep, service: Annotated[Service | None, Query()] = None) 
         counts=counts.by_province,
         severities=SEVERITIES,
         service=service.value if service else "",
+        place=tilemap.place,
+        short_name=tilemap.short_name,
     )
 
 

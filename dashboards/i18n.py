@@ -38,6 +38,51 @@ _LABELS: dict[str, tuple[str, str]] = {
     "severity": ("Mức độ", "Severity"),
     "rule": ("Luật", "Rule"),
     "time": ("Thời gian", "Time"),
+    "board_map": ("Bản đồ trạng thái 34 tỉnh/thành phố", "Status map of the 34 provinces"),
+    "legend": ("Chú giải", "Legend"),
+    "colour_GREEN": ("XANH", "GREEN"),
+    "colour_YELLOW": ("VÀNG", "YELLOW"),
+    "colour_RED": ("ĐỎ", "RED"),
+    "communes_green": ("xã/phường xanh", "communes green"),
+    "legend_green": (
+        "Không có sự cố đang mở, mọi đầu dò kiểm tra đều trả lời.",
+        "No open incident, every health probe answers.",
+    ),
+    "legend_yellow": (
+        "Có sự cố đang mở (mức trung bình/thấp), một xã/phường không xanh, hoặc một đầu dò lỗi.",
+        "An open incident (medium/low), a commune not green, or a failed probe.",
+    ),
+    "legend_red": (
+        "Sự cố mức cao/nghiêm trọng đang mở cho cả tỉnh, hoặc mọi đầu dò cấp tỉnh đều lỗi.",
+        "An open high/critical incident of the whole province, or all its province probes down.",
+    ),
+    "legend_sev_critical": (
+        "C: số sự cố đang mở mức nghiêm trọng (critical)",
+        "C: open critical incidents",
+    ),
+    "legend_sev_high": ("H: số sự cố đang mở mức cao (high)", "H: open high incidents"),
+    "legend_sev_medium": (
+        "M: số sự cố đang mở mức trung bình (medium)",
+        "M: open medium incidents",
+    ),
+    "legend_sev_low": ("L: số sự cố đang mở mức thấp (low)", "L: open low incidents"),
+    "legend_sev_informational": (
+        "I: số sự cố đang mở mức thông tin (informational)",
+        "I: open informational incidents",
+    ),
+    "legend_none": ("Không có sự cố đang mở", "No open incident"),
+    "legend_ratio": (
+        "Số xã/phường xanh trên tổng số xã/phường của tỉnh",
+        "Green communes out of the province's communes",
+    ),
+    "legend_maintenance": (
+        "Đang trong thời gian bảo trì đã khai báo",
+        "Under a declared maintenance window",
+    ),
+    "legend_click": (
+        "Bấm vào một tỉnh để xem các xã/phường và dịch vụ của tỉnh đó.",
+        "Click a province to see its communes and services.",
+    ),
     "queue_untriaged": ("Vừa phát hiện, chưa xử lý", "Just fired, not yet triaged"),
     "queue_all": ("Tất cả cảnh báo", "All alerts"),
     "queue_note": (

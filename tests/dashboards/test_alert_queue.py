@@ -44,7 +44,7 @@ def test_just_fired_alerts_show_with_their_incident_and_can_be_triaged(
     page.wait_for_timeout(1200)
     expect(row.locator("td.incident a")).to_contain_text(TITLE)
     expect(row.locator(".badge-fresh")).to_be_visible()
-    shot(page, "alert-queue")
+    shot(page, "alert-queue-just-fired")
     # Bulk triage from this view: acknowledged, it leaves the untriaged view, keeps its incident.
     row.locator("input[type=checkbox]").check()
     page.click("#do-ack")
