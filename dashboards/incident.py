@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboards import charts
+from dashboards import charts, evidence
 from dashboards.pages import Page, PageDep, form, render
+from detectors.sigma.service import rules_dir
 from soc import problems
 from soc.alerts import service as alerts
 from soc.alerts.models import Detector
@@ -103,15 +104,29 @@ def _evidence(page: Page, incident: Incident) -> dict[str, Any]:
         if page.can_triage
         else []
     )
+    sample = events.by_ids(page.es, page.indices, event_ids, limit=SAMPLE_EVENTS)
+    kind = evidence.kind_of(found, sample)
     return {
         "incident": incident,
         "alerts": found,
         "alert_total": total,
-        "events": events.by_ids(page.es, page.indices, event_ids, limit=SAMPLE_EVENTS),
+        "events": sample,
+        "kind": kind,
+        "now_summary": evidence.summary(incident, found, total),
+        "probe": _probe(page, incident) if kind == "probe" else None,
+        "fields": evidence.rule_fields(found, rules_dir(page.settings)) if kind == "rule" else (),
+        "matched": evidence.matched,
         "chart": charts.chart(feature, unit, pts),
         "emails": emails,
         "next_statuses": sorted(TRANSITIONS[incident.status], key=list(IncidentStatus).index),
     }
+
+
+def _probe(page: Page, incident: Incident) -> evidence.ProbeEvidence:
+    checks = events.probe_checks(page.es, page.indices, province=incident.province_code,
+                                 ward=incident.ward_code, service=incident.service,
+                                 until=utcnow())  # fmt: skip
+    return evidence.probe(checks)
 
 
 @router.post("/incidents/{incident_id}/{action}")

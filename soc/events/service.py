@@ -150,3 +150,35 @@ def probe_results(
         up = bool(((src.get("soc") or {}).get("probe") or {}).get("up"))
         results.append(ProbeResult(datetime.fromisoformat(src["@timestamp"]), up))
     return results
+
+
+def probe_checks(
+    es: Elasticsearch,
+    indices: Indices,
+    *,
+    province: str,
+    ward: str | None,
+    service: str | None,
+    until: datetime,
+    size: int = 30,
+) -> list[dict[str, Any]]:
+    """The latest health-probe results (``event.dataset: probe.http``) of one locality and service
+    up to ``until``, newest first: what an incident page shows as a probe's answers."""
+    clauses: list[dict[str, Any]] = [
+        {"term": {"event.dataset": "probe.http"}},
+        {"term": {"locality.province.code": province}},
+        {"range": {"@timestamp": {"lte": until.isoformat()}}},
+    ]
+    if ward:
+        clauses.append({"term": {"locality.ward.code": ward}})
+    if service:
+        clauses.append({"term": {"service.name": service}})
+    found = es.search(
+        index=indices.events,
+        query={"bool": {"filter": clauses}},
+        sort=[{"@timestamp": "desc"}],
+        size=size,
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
+    return [dict(hit["_source"], _id=hit["_id"]) for hit in found["hits"]["hits"]]
