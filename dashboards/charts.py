@@ -8,8 +8,9 @@ alert is ever placed in the SVG unescaped. It must not read Elasticsearch.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 WIDTH, HEIGHT, PAD = 640, 200, 32
@@ -64,8 +65,25 @@ def points(alerts: list[tuple[datetime, dict[str, Any]]]) -> tuple[str, str, lis
     return feature, unit, found
 
 
-def chart(feature: str, unit: str, pts: list[Point]) -> Chart | None:
-    """The chart of ``pts``; None when there is nothing to draw."""
+def seasonal(volume: dict[datetime, int], start: datetime, days: int) -> list[Point]:
+    """The series from ``start`` on, each point with the band of the same time on the ``days``
+    days before (lowest to highest, their median as expected): a band for every point, not only
+    where an alert fired."""
+    out = []
+    for at in sorted(t for t in volume if t >= start):
+        past = [volume[p] for k in range(1, days + 1) if (p := at - timedelta(days=k)) in volume]
+        if past:
+            out.append(Point(at, volume[at], statistics.median(past), min(past), max(past)))
+        else:
+            out.append(Point(at, volume[at], None, None, None))
+    return out
+
+
+def chart(
+    feature: str, unit: str, pts: list[Point], marked: list[datetime] | None = None
+) -> Chart | None:
+    """The chart of ``pts``; None when there is nothing to draw. Dots mark the points at or just
+    after the times in ``marked`` (the anomalous buckets), or every point when it is None."""
     if not pts:
         return None
     values = [p.observed for p in pts]
@@ -90,8 +108,21 @@ def chart(feature: str, unit: str, pts: list[Point]) -> Chart | None:
     # An open-ended band (no upper limit, as for silence) is drawn up to the top of the chart.
     upper = [(x(p.at), y(p.high if p.high is not None else y_max)) for p in pts]
     lower = [(x(p.at), y(p.low if p.low is not None else 0.0)) for p in reversed(pts)]
+    dots = (
+        tuple(observed)
+        if marked is None
+        else tuple(
+            (x(p.at), y(p.observed)) for p in pts if any(_near(p.at, m, pts) for m in marked)
+        )
+    )
     return Chart(feature, unit, line(observed), line(expected), line(upper + lower),
-                 tuple(observed), round(y_max, 2), start, end)  # fmt: skip
+                 dots, round(y_max, 2), start, end)  # fmt: skip
+
+
+def _near(at: datetime, mark: datetime, pts: list[Point]) -> bool:
+    """``mark`` falls in the bucket starting at ``at``."""
+    step = (pts[1].at - pts[0].at) if len(pts) > 1 else timedelta(0)
+    return at <= mark < at + step if step else at == mark
 
 
 def _number(value: Any) -> float | None:

@@ -57,6 +57,12 @@ _LABELS: dict[str, tuple[str, str]] = {
     "probe_failed": ("lỗi", "down"),
     "matched_fields": ("Trường khớp luật", "Matched fields"),
     "matched_events": ("sự kiện khớp luật", "events the rule matched"),
+    "series_title": ("Lưu lượng sự kiện quanh sự cố", "Event traffic around the incident"),
+    "series_band": (
+        "dải kỳ vọng: cùng giờ trong 7 ngày trước (thấp nhất đến cao nhất)",
+        "expected band: the same hours of the 7 days before (lowest to highest)",
+    ),
+    "anomalous": ("điểm bất thường", "anomalous point"),
     "board_map": ("Bản đồ trạng thái 34 tỉnh/thành phố", "Status map of the 34 provinces"),
     "legend": ("Chú giải", "Legend"),
     "colour_GREEN": ("XANH", "GREEN"),

@@ -10,6 +10,7 @@ someone else in between is refused instead of overwritten. Routes only validate 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -26,7 +27,7 @@ from soc.errors import PreconditionRequired, RequestError
 from soc.events import service as events
 from soc.incidents import flows, lifecycle
 from soc.incidents import service as incidents
-from soc.incidents.models import TRANSITIONS, Incident, IncidentStatus, utcnow
+from soc.incidents.models import OPEN_STATUSES, TRANSITIONS, Incident, IncidentStatus, utcnow
 from soc.notify import service as outbox
 
 router = APIRouter()
@@ -35,6 +36,9 @@ IncidentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 _ASSIGNEE = r"^[A-Za-z0-9_.@-]{1,128}$"
 #: Raw events shown as a sample; the full set stays one query away in Elasticsearch.
 SAMPLE_EVENTS = 10
+#: An anomaly incident's traffic chart: bucket when its alerts do not say, days of history.
+SERIES_BUCKET = timedelta(minutes=5)
+SERIES_DAYS = 7
 
 
 @router.get("/incidents", response_class=HTMLResponse)
@@ -117,15 +121,36 @@ def _evidence(page: Page, incident: Incident) -> dict[str, Any]:
         "fields": evidence.rule_fields(found, rules_dir(page.settings)) if kind == "rule" else (),
         "matched": evidence.matched,
         "chart": charts.chart(feature, unit, pts),
+        "series": _series(page, incident, found) if kind == "anomaly" else None,
         "emails": emails,
         "next_statuses": sorted(TRANSITIONS[incident.status], key=list(IncidentStatus).index),
     }
 
 
+def _series(page: Page, incident: Incident, found: list[alerts.StoredAlert]) -> charts.Chart | None:
+    """The incident's traffic over a useful window (3 h before it to 1 h after its last alert),
+    the band of the same hours on the 7 days before, and its anomalous buckets marked."""
+    windows = [s.alert.window for s in found]
+    bucket = min((w.end - w.start for w in windows), default=SERIES_BUCKET) or SERIES_BUCKET
+    start = incident.first_seen - timedelta(hours=3)
+    end = min(incident.last_seen + timedelta(hours=1), utcnow())
+    volume = events.volume(page.es, page.indices, province=incident.province_code,
+                           ward=incident.ward_code, service=incident.service,
+                           start=start - timedelta(days=SERIES_DAYS), end=end,
+                           bucket=bucket)  # fmt: skip
+    pts = charts.seasonal(volume, start, SERIES_DAYS)
+    return charts.chart("events", f"/{int(bucket.total_seconds() // 60)} min", pts,
+                        marked=[w.start for w in windows])  # fmt: skip
+
+
 def _probe(page: Page, incident: Incident) -> evidence.ProbeEvidence:
+    # An open incident: the checks up to now; a closed one: up to an hour after its last alert.
+    until = (
+        utcnow() if incident.status in OPEN_STATUSES else incident.last_seen + timedelta(hours=1)
+    )
     checks = events.probe_checks(page.es, page.indices, province=incident.province_code,
                                  ward=incident.ward_code, service=incident.service,
-                                 until=utcnow())  # fmt: skip
+                                 until=until)  # fmt: skip
     return evidence.probe(checks)
 
 

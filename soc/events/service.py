@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -182,3 +182,39 @@ def probe_checks(
         ignore_unavailable=True,
     )
     return [dict(hit["_source"], _id=hit["_id"]) for hit in found["hits"]["hits"]]
+
+
+def volume(
+    es: Elasticsearch,
+    indices: Indices,
+    *,
+    province: str,
+    ward: str | None,
+    service: str | None,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+) -> dict[datetime, int]:
+    """Events per ``bucket`` of one locality and service over ``[start, end)``, empty buckets
+    included: the observed series an anomaly incident is drawn on, and its history's band."""
+    clauses: list[dict[str, Any]] = [
+        {"term": {"locality.province.code": province}},
+        {"range": {"@timestamp": {"gte": start.isoformat(), "lt": end.isoformat()}}},
+    ]
+    if ward:
+        clauses.append({"term": {"locality.ward.code": ward}})
+    if service:
+        clauses.append({"term": {"service.name": service}})
+    step = f"{int(bucket.total_seconds())}s"
+    bounds = {"min": start.isoformat(), "max": (end - bucket).isoformat()}
+    found = es.search(
+        index=indices.events,
+        query={"bool": {"filter": clauses}},
+        size=0,
+        aggs={"v": {"date_histogram": {"field": "@timestamp", "fixed_interval": step,
+                                       "min_doc_count": 0, "extended_bounds": bounds}}},
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )  # fmt: skip
+    buckets = (found.get("aggregations") or {}).get("v", {}).get("buckets", [])
+    return {datetime.fromtimestamp(b["key"] / 1000, tz=UTC): int(b["doc_count"]) for b in buckets}

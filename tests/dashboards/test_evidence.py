@@ -16,7 +16,7 @@ from soc.incidents.grouping import group_pending
 from soc.incidents.models import utcnow
 from soc.localities import catalogue
 from tests.dashboards.conftest import Console, shot
-from tests.incidents.factory import make_alert, wards, write
+from tests.incidents.factory import T0, make_alert, wards, write
 
 URL = "https://dichvucong.khanhhoa.gov.vn/health"
 
@@ -145,3 +145,41 @@ def test_a_rule_incident_shows_matched_fields_and_the_summary_follows(
     expect(page.locator("#probe-evidence")).to_have_count(0)
     # Log content stays text.
     expect(page.locator("#raw-events")).to_contain_text("/lookup?id=<b>x</b>")
+
+
+def test_an_anomaly_incident_shows_its_series_band_and_anomalous_points(
+    console: Console, login: object
+) -> None:
+    ward = wards("01", 3)[1]  # the seeded anomaly incident's commune
+    base = T0 - timedelta(hours=3)
+
+    def traffic(day: int, n_per_bucket: int, buckets: range) -> list[dict[str, Any]]:
+        return [
+            {
+                "@timestamp": (
+                    base - timedelta(days=day) + timedelta(minutes=5 * b, seconds=7 * k)
+                ).isoformat(),
+                "event": {"kind": "event", "action": "login", "outcome": "success"},
+                "service": {"name": "vneid"},
+                "locality": _locality("01", ward),
+                "user": {"name": f"u{day}-{b}-{k}"},
+            }
+            for b in buckets
+            for k in range(n_per_bucket)
+        ]
+
+    history = [e for day in range(1, 8) for e in traffic(day, 2 + day % 3, range(60))]
+    today = traffic(0, 4, range(36)) + traffic(0, 1, range(36, 60))  # drops at T0
+    index_events(console.es, console.indices, history + today, refresh=True)
+    page = login("analyst", lang="vi")  # type: ignore[operator]
+    page.goto(f"/incidents/{console.data.anomaly_incident}")
+    chart = page.locator("#series-chart")
+    expect(chart).to_be_visible()
+    expect(page.locator("#series h2")).to_contain_text("/5 min")
+    observed = chart.locator("polyline.observed").get_attribute("points") or ""
+    assert len(observed.split()) >= 48  # 3 h before to 1 h after: a useful window, not one dot
+    band = chart.locator("polygon.band").get_attribute("points") or ""
+    assert len(band.split()) == 2 * len(observed.split())
+    expect(chart.locator("circle.anomalous")).to_have_count(6)  # the six anomalous buckets
+    expect(page.locator("#series .legend")).to_contain_text("7 ngày trước")
+    shot(page, "incident-anomaly")
