@@ -20,7 +20,7 @@ from detectors.sigma import uploads
 from detectors.sigma.models import Rule
 from detectors.sigma.search import Exception_
 from soc.alerts import service as alerts
-from soc.errors import NotFound, RequestError, RuleError, UnknownRuleError
+from soc.errors import NotFound, RequestError, RuleError, UnknownLocalityError, UnknownRuleError
 from soc.incidents.models import utcnow
 from soc.notify import service as outbox
 from soc.notify.models import OutboxStatus
@@ -39,7 +39,7 @@ def _rules_context(page: Page) -> dict[str, Any]:
     stats = alerts.stats_by_rule(page.es, page.indices, since=utcnow() - STATS_SPAN)
     return {"rules": loaded.rules, "load_errors": loaded.errors, "health": health,
             "tuning": tuning, "stats": stats, "now": utcnow(), "upload": None, "text": "",
-            "file_name": "", "backtest": None, "saved": "",
+            "file_name": "", "backtest": None, "saved": "", "preview": None,
             "rules_root": f"{rules.rules_dir(page.settings)}/"}  # fmt: skip
 
 
@@ -92,10 +92,48 @@ async def add_exception(request: Request, page: PageDep, rule_id: str) -> Respon
         expires=utcnow() + timedelta(days=days),
     )
     try:
+        if posted.get("action") == "preview":  # backtest with the exception, store nothing
+            current = rules.tuning(es=page.es, settings=page.settings, rule=rule)
+            candidate = rules.with_exception(current, rule, exception)
+            result = rules.backtest(es=page.es, settings=page.settings, rule=rule,
+                                    since=BACKTEST_SPAN, tuning=candidate)  # fmt: skip
+            context = _rules_context(page)
+            context.update(backtest=result, preview_exception=exception, preview_days=days,
+                           preview={"rule_id": rule.id, "kind": "exception"})  # fmt: skip
+            return render(page, "rules.html", **context)
         rules.add_exception(es=page.es, settings=page.settings, rule=rule, exception=exception)
     except RuleError as exc:
         raise RequestError(f"exception not added: {exc.message}") from None
     return RedirectResponse("/rules", status_code=303)
+
+
+@router.post("/rules/{rule_id}/threshold")
+async def threshold(request: Request, page: PageDep, rule_id: str) -> Response:
+    """A correlation's threshold for one province: ``preview`` backtests the change over the last
+    24 h without saving it; ``save`` stores it (an empty count resets to the rule's own)."""
+    posted = await form(request, page)
+    page.require_admin()
+    rule = _rule(page, rule_id)
+    province, raw = posted.get("province").strip(), posted.get("count").strip()
+    try:
+        count = int(raw) if raw else None
+    except ValueError:
+        raise RequestError("threshold: the count must be a whole number") from None
+    try:
+        current = rules.tuning(es=page.es, settings=page.settings, rule=rule)
+        candidate = rules.with_threshold(current, rule, province, count)
+        if posted.get("action") == "save":
+            rules.set_threshold(es=page.es, settings=page.settings, rule=rule, province=province,
+                                count=count, by=page.user.name)  # fmt: skip
+            return RedirectResponse(f"/rules?saved={rule.title[:80]}", status_code=303)
+        result = rules.backtest(es=page.es, settings=page.settings, rule=rule,
+                                since=BACKTEST_SPAN, tuning=candidate)  # fmt: skip
+    except (RuleError, UnknownLocalityError) as exc:
+        raise RequestError(f"threshold not changed: {exc}") from None
+    context = _rules_context(page)
+    context.update(backtest=result, preview={"rule_id": rule.id, "province": province,
+                                             "count": raw})  # fmt: skip
+    return render(page, "rules.html", **context)
 
 
 @router.post("/rules/{rule_id}/{action}")

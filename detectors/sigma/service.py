@@ -84,8 +84,12 @@ def backtest(
     since: timedelta,
     now: datetime | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    tuning: Tuning | None = None,
 ) -> Backtest:
     """How many alerts ``rule`` would have raised over ``since``, per locality; writes nothing.
+
+    ``tuning`` tries a change before it is saved (a threshold, an exception); by default the
+    rule's stored tuning.
 
     The answer is the live engine's (one evaluation per window, as after a catch-up), found
     with few searches: a plain rule's windows come from one paged ``composite`` aggregation
@@ -98,7 +102,7 @@ def backtest(
     runner = engine(es=es, settings=settings, rules=[rule])
     runner.options = replace(runner.options, correlation_lookback=timedelta(0))
     windows = list(aligned_windows(now - since, now, rule.interval))
-    tuning = StateStore(es, runner.indices).tuning(rule.id)
+    tuning = tuning if tuning is not None else StateStore(es, runner.indices).tuning(rule.id)
     alerts: dict[str, str] = {}
     if rule.kind.is_correlation:
         exact = _correlation_candidates(runner, rule, tuning, windows, progress)
@@ -246,22 +250,36 @@ def set_threshold(
     *, es: Elasticsearch, settings: Settings, rule: Rule, province: str, count: int | None, by: str
 ) -> None:
     """Override (or, with ``count=None``, reset) a correlation's threshold for one province."""
+    store = _store(es, settings)
+    store.save_tuning(rule.id, with_threshold(store.tuning(rule.id), rule, province, count),
+                      by=by)  # fmt: skip
+
+
+def with_threshold(current: Tuning, rule: Rule, province: str, count: int | None) -> Tuning:
+    """``current`` with one province's threshold overridden (reset with ``count=None``)."""
     if not rule.kind.is_correlation:
         raise RuleError(f"rule {rule.title!r} has no threshold (not a correlation)", rule.path)
+    if count is not None and count < 1:
+        raise RuleError("a threshold is a count of at least 1", rule.path)
     from soc.localities import catalogue
 
     code = catalogue().province(province).code
-    store = _store(es, settings)
-    current = store.tuning(rule.id)
     kept = [(c, n) for c, n in current.thresholds if c != code]
     if count is not None:
         kept.append((code, count))
-    store.save_tuning(rule.id, replace(current, thresholds=tuple(sorted(kept))), by=by)
+    return replace(current, thresholds=tuple(sorted(kept)))
 
 
 def add_exception(
     *, es: Elasticsearch, settings: Settings, rule: Rule, exception: Exception_
 ) -> None:
+    store = _store(es, settings)
+    store.save_tuning(rule.id, with_exception(store.tuning(rule.id), rule, exception),
+                      by=exception.author)  # fmt: skip
+
+
+def with_exception(current: Tuning, rule: Rule, exception: Exception_) -> Tuning:
+    """``current`` with one more exception, checked (known field, future expiry, a reason)."""
     from detectors.sigma.pipeline import is_known
 
     if not is_known(exception.field):
@@ -270,10 +288,7 @@ def add_exception(
         raise RuleError("an exception needs an expiry in the future", rule.path)
     if not exception.reason.strip():
         raise RuleError("an exception needs a reason", rule.path)
-    store = _store(es, settings)
-    current = store.tuning(rule.id)
-    store.save_tuning(rule.id, replace(current, exceptions=(*current.exceptions, exception)),
-                      by=exception.author)  # fmt: skip
+    return replace(current, exceptions=(*current.exceptions, exception))
 
 
 def tuning(*, es: Elasticsearch, settings: Settings, rule: Rule) -> Tuning:
