@@ -58,6 +58,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "matched_fields": ("Trường khớp luật", "Matched fields"),
     "matched_events": ("sự kiện khớp luật", "events the rule matched"),
     "series_title": ("Lưu lượng sự kiện quanh sự cố", "Event traffic around the incident"),
+    "events_per_minutes": ("sự kiện / N phút", "events per N min"),
     "series_band": (
         "dải kỳ vọng: cùng giờ trong 7 ngày trước (thấp nhất đến cao nhất)",
         "expected band: the same hours of the 7 days before (lowest to highest)",

@@ -139,7 +139,7 @@ def _series(page: Page, incident: Incident, found: list[alerts.StoredAlert]) -> 
                            start=start - timedelta(days=SERIES_DAYS), end=end,
                            bucket=bucket)  # fmt: skip
     pts = charts.seasonal(volume, start, SERIES_DAYS)
-    return charts.chart("events", f"/{int(bucket.total_seconds() // 60)} min", pts,
+    return charts.chart("events", str(int(bucket.total_seconds() // 60)), pts,
                         marked=[w.start for w in windows])  # fmt: skip
 
 

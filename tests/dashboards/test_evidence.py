@@ -175,7 +175,7 @@ def test_an_anomaly_incident_shows_its_series_band_and_anomalous_points(
     page.goto(f"/incidents/{console.data.anomaly_incident}")
     chart = page.locator("#series-chart")
     expect(chart).to_be_visible()
-    expect(page.locator("#series h2")).to_contain_text("/5 min")
+    expect(page.locator("#series h2")).to_contain_text("sự kiện / 5 phút")
     observed = chart.locator("polyline.observed").get_attribute("points") or ""
     assert len(observed.split()) >= 48  # 3 h before to 1 h after: a useful window, not one dot
     band = chart.locator("polygon.band").get_attribute("points") or ""
