@@ -80,17 +80,18 @@ def run(
     """Run the collector in the foreground until stopped."""
     from collectors.config import load_config
     from collectors.flows import Collector
-    from soc.es.client import make_client
+    from soc.es.client import check_access, make_client
     from soc.es.indices import Indices
-    from soc.es.templates import setup
+    from soc.es.templates import Layout, setup
 
     settings = load_settings()
     logs.configure(settings.log_level)
     cfg = load_config(config)
     es = make_client(settings)
+    check_access(es)  # wrong credentials or CA fail now; a down cluster only means spooling
     indices = Indices(settings.index_prefix)
     collector = Collector(
-        cfg, es, indices, prepare=lambda: _setup(setup, es, indices, settings.replicas)
+        cfg, es, indices, prepare=lambda: _setup(setup, es, indices, Layout.of(settings))
     )
     stop = threading.Event()
 
@@ -119,8 +120,8 @@ def run(
         )
 
 
-def _setup(setup: Callable[..., Any], es: Any, indices: Any, replicas: int) -> None:
-    setup(es, indices, replicas=replicas)
+def _setup(setup: Callable[..., Any], es: Any, indices: Any, layout: Any) -> None:
+    setup(es, indices, layout=layout)
 
 
 @app.command("import")

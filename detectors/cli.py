@@ -40,7 +40,7 @@ def _es() -> tuple[Settings, Elasticsearch]:
 
     settings = command_settings()
     es = make_client(settings)
-    wait_until_healthy(es, timeout=30)
+    wait_until_healthy(es, timeout=30, settings=settings)
     return settings, es
 
 

@@ -22,7 +22,7 @@ from detectors.state import StateStore
 from soc.config import Settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import Layout, setup
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class Detect:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.es = make_client(settings)
-        wait_until_healthy(self.es, timeout=60)
-        setup(self.es, Indices(settings.index_prefix), replicas=settings.replicas)
+        wait_until_healthy(self.es, timeout=60, settings=settings)
+        setup(self.es, Indices(settings.index_prefix), layout=Layout.of(settings))
         self.rules = service.load(settings=settings)
         for error in self.rules.errors:
             log.error("rule skipped: %s", error)

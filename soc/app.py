@@ -34,7 +34,7 @@ from soc.config import Settings, get_settings
 from soc.deps import IF_MATCH, EsDep
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import Layout, setup
 from soc.incidents import silence_views
 from soc.incidents import views as incident_views
 from soc.notify import views as notify_views
@@ -58,8 +58,8 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        wait_until_healthy(client, timeout=settings.es_wait_timeout)
-        setup(client, app.state.indices, replicas=settings.replicas)
+        wait_until_healthy(client, timeout=settings.es_wait_timeout, settings=settings)
+        setup(client, app.state.indices, layout=Layout.of(settings))
         yield
         if owns_client:
             client.close()

@@ -119,12 +119,12 @@ def es_setup() -> None:
     """Install soc's index templates and indices (idempotent); refuse incompatible indices."""
     from soc.es.client import make_client, wait_until_healthy
     from soc.es.indices import Indices
-    from soc.es.templates import setup
+    from soc.es.templates import Layout, setup
 
     settings = command_settings()
     es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_wait_timeout)
-    report = setup(es, Indices(settings.index_prefix), replicas=settings.replicas)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
+    report = setup(es, Indices(settings.index_prefix), layout=Layout.of(settings))
     for line in report.lines():
         out.print(line, highlight=False)
 

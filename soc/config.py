@@ -38,7 +38,13 @@ class Settings(BaseSettings):
     # --- Elasticsearch: an existing cluster ---
     es_url: str | None = Field(
         default=None,
-        description="URL of an existing Elasticsearch cluster; when set, no local node is managed.",
+        description="URL(s) of an existing Elasticsearch cluster, comma-separated (several nodes: "
+        "requests fail over to the others); when set, no local node is managed.",
+    )
+    es_sniff: bool = Field(
+        default=False,
+        description="Discover the cluster's other HTTP nodes (at start and when a node fails); "
+        "only where the nodes' published addresses are reachable from soc.",
     )
     es_username: str | None = None
     es_password: SecretStr | None = None
@@ -77,6 +83,15 @@ class Settings(BaseSettings):
         default="soc", description="Prefix of every index and template soc owns."
     )
 
+    index_shards: int = Field(
+        default=1, ge=1, le=64, description="Primary shards of the fixed indices (alerts ...)."
+    )
+    index_event_shards: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Primary shards of each daily event index (by volume: docs/deploy.md).",
+    )
     index_replicas: int | None = Field(
         default=None,
         ge=0,
@@ -253,9 +268,14 @@ class Settings(BaseSettings):
     @field_validator("es_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
+        if value is None or not value.strip():
+            return None
+        urls = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        for n, url in enumerate(urls, start=1):
+            if not url.startswith(("http://", "https://")):
+                # The value itself is not shown: a URL may carry credentials.
+                raise ValueError(f"URL {n} of {len(urls)} must start with http:// or https://")
+        return ",".join(urls)
 
     @property
     def managed_es(self) -> bool:
@@ -283,8 +303,16 @@ class Settings(BaseSettings):
         return self.auth_cookie_secure or self.environment == "production"
 
     @property
+    def es_urls(self) -> list[str]:
+        """The cluster's node URLs: those of ``SOC_ES_URL``, or the managed node's."""
+        if self.es_url is None:
+            return [f"http://{self.es_host}:{self.es_http_port}"]
+        return self.es_url.split(",")
+
+    @property
     def effective_es_url(self) -> str:
-        return self.es_url or f"http://{self.es_host}:{self.es_http_port}"
+        """The URL(s) to show or hand to a child process (comma-separated when several)."""
+        return ",".join(self.es_urls)
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain values, secrets replaced by ``'**********'``."""

@@ -16,6 +16,8 @@ API's problem-details handler) catch ``SocError`` and show ``str(error)``; anyth
     │   └── UnknownLocalityError
     ├── ElasticsearchError          the store cannot be used
     │   ├── ElasticsearchUnavailable    no answer / not healthy in time
+    │   ├── ElasticsearchAccessError    credentials refused (401) or privileges missing (403)
+    │   ├── ElasticsearchTlsError       the cluster's certificate cannot be verified
     │   └── IncompatibleMappingError    an existing index disagrees with soc's mapping
     ├── SimulationError             the simulator cannot run as asked
     │   └── ScenarioError               a scenario file is invalid (names file and key)
@@ -108,6 +110,15 @@ class ElasticsearchError(SocError):
 
 class ElasticsearchUnavailable(ElasticsearchError):
     """Elasticsearch did not answer, or did not become healthy in time."""
+
+
+class ElasticsearchAccessError(ElasticsearchError):
+    """The cluster refused soc's credentials (401) or its user lacks a privilege (403): a
+    configuration mistake to fix, not an outage to wait out."""
+
+
+class ElasticsearchTlsError(ElasticsearchError):
+    """The TLS handshake with the cluster failed (unknown CA, wrong host name, no CA file)."""
 
 
 class IncompatibleMappingError(ElasticsearchError):

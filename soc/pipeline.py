@@ -28,7 +28,7 @@ from elasticsearch import Elasticsearch
 from soc.config import Settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import Layout, setup
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def build_scheduler(settings: Settings, *, anomaly: bool = True) -> BlockingSche
     from soc.notify.flows import Notifier
 
     es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_start_timeout)
+    wait_until_healthy(es, timeout=settings.es_start_timeout, settings=settings)
     indices = Indices(settings.index_prefix)
-    setup(es, indices, replicas=settings.replicas)
+    setup(es, indices, layout=Layout.of(settings))
     scheduler = BlockingScheduler(timezone="UTC")
     tick = settings.demo_pipeline_tick
 

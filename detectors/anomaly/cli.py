@@ -27,7 +27,7 @@ from soc.config import Settings
 from soc.errors import AnomalyError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import Layout, setup
 
 out = Console()
 err = Console(stderr=True)
@@ -52,9 +52,9 @@ def _when(text: str | None, default: datetime, option: str) -> datetime:
 def _client(settings: Settings) -> tuple[Elasticsearch, Indices]:
 
     es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_wait_timeout)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
     indices = Indices(settings.index_prefix)
-    setup(es, indices, replicas=settings.replicas)
+    setup(es, indices, layout=Layout.of(settings))
     return es, indices
 
 

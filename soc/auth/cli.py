@@ -17,7 +17,7 @@ from soc.demo.models import DemoPaths
 from soc.errors import SocError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import Layout, setup
 
 app = typer.Typer(help="Users, password hashes and API tokens.", no_args_is_help=True)
 
@@ -81,9 +81,9 @@ def create_token(
                 "`soc demo` has written var/demo/demo-password, or with SOC_AUTH_DEMO_PASSWORD)"
             )
         es = make_client(settings)
-        wait_until_healthy(es, timeout=settings.es_wait_timeout)
+        wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
         indices = Indices(settings.index_prefix)
-        setup(es, indices, replicas=settings.replicas)
+        setup(es, indices, layout=Layout.of(settings))
         secret, info = auth.create_token(es, indices, found, label, auth.utcnow())
     except SocError as exc:
         raise _fail(exc) from None

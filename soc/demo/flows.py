@@ -27,7 +27,7 @@ from soc.demo.models import DemoOptions, DemoPaths
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.launcher import LocalNode
-from soc.es.templates import SetupReport, setup
+from soc.es.templates import Layout, SetupReport, setup
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def ensure_elasticsearch(settings: Settings) -> tuple[Elasticsearch, bool]:
     if settings.managed_es:
         started = LocalNode(settings).start()
     es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_start_timeout)
+    wait_until_healthy(es, timeout=settings.es_start_timeout, settings=settings)
     return es, started
 
 
@@ -74,7 +74,7 @@ def prepare(
     """Everything before the processes start; safe to repeat."""
     es, started = ensure_elasticsearch(settings)
     indices = Indices(settings.index_prefix)
-    report = setup(es, indices, replicas=settings.replicas)
+    report = setup(es, indices, layout=Layout.of(settings))
     history = ensure_history(es, indices, settings, options, on_progress=on_progress)
     model = ensure_model(es, indices, settings) if options.train else "not trained (--no-train)"
     return Prepared(es_started=started, setup=report, backfill=history, model=model)

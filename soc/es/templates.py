@@ -22,6 +22,7 @@ from typing import Any
 
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
+from soc.config import Settings
 from soc.errors import ElasticsearchError, IncompatibleMappingError
 from soc.es.indices import Indices, Kind
 
@@ -72,9 +73,24 @@ class SetupReport:
         ]
 
 
-def component_bodies(indices: Indices, replicas: int) -> dict[str, Json]:
+@dataclass(frozen=True)
+class Layout:
+    """Shards and replicas of soc's indices: the daily event indices carry nearly all the volume,
+    so their primary shards are set apart (docs/deploy.md sizes them by events a day)."""
+
+    replicas: int = 0
+    shards: int = 1
+    event_shards: int = 1
+
+    @classmethod
+    def of(cls, settings: Settings) -> Layout:
+        return cls(settings.replicas, settings.index_shards, settings.index_event_shards)
+
+
+def component_bodies(indices: Indices, replicas: int, shards: int = 1) -> dict[str, Json]:
     settings = _load("settings")
     settings["settings"]["index"]["number_of_replicas"] = replicas
+    settings["settings"]["index"]["number_of_shards"] = shards
     ecs = _load("ecs")
     ecs["mappings"]["_meta"] = _meta()
     # A component template is validated on its own: it must define the normalizer it uses.
@@ -85,12 +101,17 @@ def component_bodies(indices: Indices, replicas: int) -> dict[str, Json]:
     }
 
 
-def template_body(indices: Indices, kind: Kind) -> Json:
+def template_body(indices: Indices, kind: Kind, layout: Layout | None = None) -> Json:
     composed = [indices.settings_component]
     if kind in _ECS_KINDS:
         composed.append(indices.ecs_component)
     own = _load(kind.value)
     own["mappings"]["_meta"] = _meta()
+    if kind is Kind.EVENTS and layout is not None and layout.event_shards != layout.shards:
+        # The index template's own settings win over its component's.
+        own.setdefault("settings", {}).setdefault("index", {})["number_of_shards"] = (
+            layout.event_shards
+        )
     return {
         "index_patterns": [indices.pattern(kind)],
         "composed_of": composed,
@@ -122,14 +143,21 @@ def lowercase_keywords(kind: Kind) -> frozenset[str]:
     )
 
 
-def setup(es: Elasticsearch, indices: Indices, *, replicas: int = 0) -> SetupReport:
-    """Install templates and fixed indices; check existing ones. Safe to run at every start."""
+def setup(
+    es: Elasticsearch, indices: Indices, *, replicas: int = 0, layout: Layout | None = None
+) -> SetupReport:
+    """Install templates and fixed indices; check existing ones. Safe to run at every start.
+
+    ``layout`` (``Layout.of(settings)``) wins over ``replicas``. Shard counts apply to indices
+    created from now on (tomorrow's event index); existing indices keep theirs.
+    """
+    layout = layout or Layout(replicas=replicas)
     report = SetupReport()
     try:
-        for name, body in component_bodies(indices, replicas).items():
+        for name, body in component_bodies(indices, layout.replicas, layout.shards).items():
             _put_if_changed(es, name, body, component=True, report=report)
         for kind in Kind:
-            _put_if_changed(es, indices.template(kind), template_body(indices, kind),
+            _put_if_changed(es, indices.template(kind), template_body(indices, kind, layout),
                             component=False, report=report)  # fmt: skip
         for kind in Kind:
             if kind is not Kind.EVENTS:

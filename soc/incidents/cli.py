@@ -19,7 +19,7 @@ from soc.config import load_settings
 from soc.errors import SocError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
-from soc.es.templates import setup
+from soc.es.templates import Layout, setup
 from soc.incidents.episodes import close_recovered
 from soc.incidents.grouping import group_pending
 from soc.status import service as status
@@ -39,9 +39,9 @@ def group(
     logs.configure(settings.log_level)
     try:
         es = make_client(settings)
-        wait_until_healthy(es, timeout=settings.es_wait_timeout)
+        wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
         indices = Indices(settings.index_prefix)
-        setup(es, indices, replicas=settings.replicas)
+        setup(es, indices, layout=Layout.of(settings))
         while True:
             grouped = group_pending(es, indices, settings)
             now = datetime.now(UTC)

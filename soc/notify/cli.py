@@ -90,7 +90,7 @@ def _notifier(settings: Settings) -> Notifier:
     from soc.notify.flows import Notifier
 
     es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_wait_timeout)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
     return Notifier.from_settings(es, settings)
 
 

@@ -84,7 +84,7 @@ def backfill_cmd(
     """Index days of normalised events straight into Elasticsearch (fast; for training/tests)."""
     from soc.demo.flows import ensure_elasticsearch
     from soc.es.indices import Indices
-    from soc.es.templates import setup
+    from soc.es.templates import Layout, setup
     from soc.simulate.flows import backfill
 
     settings = command_settings()
@@ -94,7 +94,7 @@ def backfill_cmd(
     plan = _plan(seed, scale, scenario, province, local_midnight(start), probes)
     es, _ = ensure_elasticsearch(settings)
     indices = Indices(settings.index_prefix)
-    setup(es, indices, replicas=settings.replicas)
+    setup(es, indices, layout=Layout.of(settings))
     with out.status(f"simulating {start:%Y-%m-%d %H:%M} → {stop:%Y-%m-%d %H:%M} UTC…"):
         report = backfill(es, indices, plan, start, stop, labels_path=labels)
     for day, count in report.per_day.items():
@@ -175,7 +175,7 @@ def evaluate_cmd(
     labels = labels or settings.var_dir / "simulate" / "labels.jsonl"
     truth = labels_file.read(labels)  # a broken file fails before any waiting on the cluster
     es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_wait_timeout)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
     lo = _when(start, datetime.min.replace(tzinfo=UTC)) if start else None
     hi = _when(end, datetime.max.replace(tzinfo=UTC)) if end else None
     result = evaluate(truth, fetch_alerts(es, Indices(settings.index_prefix), lo, hi),
@@ -292,11 +292,11 @@ def _live_sinks(settings: Settings, out_dir: Path | None, *, to_es: bool, syslog
     if to_es:
         from soc.demo.flows import ensure_elasticsearch
         from soc.es.indices import Indices
-        from soc.es.templates import setup
+        from soc.es.templates import Layout, setup
 
         es, _ = ensure_elasticsearch(settings)
         indices = Indices(settings.index_prefix)
-        setup(es, indices, replicas=settings.replicas)
+        setup(es, indices, layout=Layout.of(settings))
         sinks.append(EsSink(es, indices))
     if syslog:
         host, _, port = syslog.rpartition(":")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
 
+from soc.config import load_settings
 from soc.demo.samples import sample_events
 from soc.errors import IncompatibleMappingError
 from soc.es.indices import Indices, Kind
-from soc.es.templates import MAPPING_VERSION, setup, teardown
+from soc.es.templates import MAPPING_VERSION, Layout, setup, teardown
 from soc.events.service import event_id, index_events
 from soc.localities import catalogue
 
@@ -38,6 +40,27 @@ def test_setup_twice_changes_nothing(es: Elasticsearch, indices: Indices) -> Non
     assert again.indices_created == []
     assert again.indices_updated == []
     assert len(again.templates_unchanged) == len(Kind) + 2  # + the two component templates
+
+
+def test_shards_of_the_daily_event_index_are_configurable(
+    es: Elasticsearch, indices: Indices, tmp_path: Path
+) -> None:
+    settings = load_settings(index_prefix=indices.prefix, index_shards=1, index_event_shards=3,
+                             index_replicas=0, var_dir=tmp_path)  # fmt: skip
+    setup(es, indices, layout=Layout.of(settings))
+    day = indices.events_for(date(2026, 12, 4))
+    es.index(index=day, document={"@timestamp": "2026-12-04T00:00:00Z"}, refresh=True)
+
+    def shards(index: str) -> str:
+        return str(
+            es.indices.get_settings(index=index)[index]["settings"]["index"]["number_of_shards"]
+        )
+
+    assert shards(day) == "3"
+    assert shards(indices.alerts) == "1"
+    # A second setup with the same layout is a no-op; with another it rewrites the template.
+    assert setup(es, indices, layout=Layout.of(settings)).templates_written == []
+    assert setup(es, indices).templates_written != []
 
 
 def test_teardown_removes_every_index_and_template_of_the_prefix_only(
