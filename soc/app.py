@@ -26,7 +26,7 @@ from prometheus_client import (
 from pydantic import BaseModel
 
 from dashboards import views as dashboards
-from soc import problems
+from soc import apidocs, problems
 from soc.alerts import views as alert_views
 from soc.auth import service as auth
 from soc.auth import views as auth_views
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
         version="1",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by soc.apidocs from local files (no CDN, strict CSP)
         redoc_url=None,
     )
     app.state.settings = settings
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     # routes, over the same detectors.sigma.service functions `soc rules` uses today.
     api.include_router(_ops)
     app.include_router(api)
+    apidocs.install(app, API_PREFIX)
     dashboards.install(app)  # the console's pages under / and its /static files
     _declare_if_match(app)
     return app
