@@ -174,7 +174,9 @@ def import_(
 def status(
     config: ConfigOpt,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
+    max_age: Annotated[float | None, typer.Option(
+        help="Exit 1 when the status is older than this many seconds (a health check).")] = None,
+) -> None:  # fmt: skip
     """Per-source counters of the collector (from its status file). Exit 3 if it never ran."""
     from collectors.config import load_config
     from collectors.flows import read_status
@@ -188,6 +190,9 @@ def status(
         out.print_json(json.dumps(snap))
         return
     age = time.time() - float(snap.get("written_at", 0))
+    if max_age is not None and age > max_age:
+        err.print(f"unhealthy: status written {age:.0f} s ago (max {max_age:.0f} s)")
+        raise typer.Exit(1)
     out.print(
         f"collector {escape(str(snap['collector']))} (pid {snap.get('pid')}), status "
         f"written {age:.0f}s ago, spool {snap.get('spool_bytes', 0)} bytes",

@@ -19,6 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from detectors.sigma import service
 from detectors.sigma.runner import Engine, TickReport
 from detectors.state import StateStore
+from soc import heartbeat
 from soc.config import Settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
@@ -80,3 +81,4 @@ class Detect:
             self.tick()
         except Exception:
             log.exception("tick failed; the windows will be retried")
+        heartbeat.beat(self.settings.var_dir, "detect")  # `soc health detect`: the loop is alive

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from soc.commands import command_settings, handles_errors
+from soc.config import load_settings
 from soc.errors import SocError
 from soc.subcommands import LazyTyperGroup
 
@@ -196,6 +197,41 @@ def pipeline(
     from soc.pipeline import run_worker
 
     run_worker(command_settings(), anomaly=anomaly)
+
+
+@app.command("health")
+def health(
+    process: Annotated[str, typer.Argument(help="api, detect or pipeline.")],
+    max_age: Annotated[float, typer.Option(help="Seconds a heartbeat stays fresh.")] = 60.0,
+) -> None:
+    """Exit 0 when this host's process is healthy (a container health check).
+
+    api: /api/v1/health answers on SOC_API_PORT; detect, pipeline: their heartbeat is fresh.
+    """
+    settings = load_settings()
+    if process == "api":
+        import urllib.request
+
+        url = f"http://127.0.0.1:{settings.api_port}/api/v1/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                body = json.loads(resp.read())
+        except (OSError, ValueError) as exc:
+            err.print(f"unhealthy: {url}: {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        out.print(f"api {body.get('status')}, elasticsearch {body.get('elasticsearch')}")
+        return
+    from soc import heartbeat
+
+    if process not in ("detect", "pipeline"):
+        err.print(f"unknown process {process!r}: api, detect or pipeline", highlight=False)
+        raise typer.Exit(2)
+    seconds = heartbeat.age(settings.var_dir, process)
+    if seconds is None or seconds > max_age:
+        when = "never" if seconds is None else f"{seconds:.0f} s ago"
+        err.print(f"unhealthy: {process} last beat {when} (max {max_age:.0f} s)", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{process} beat {seconds:.0f} s ago")
 
 
 def main() -> None:

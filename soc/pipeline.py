@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.blocking import BlockingScheduler
 from elasticsearch import Elasticsearch
 
+from soc import heartbeat
 from soc.config import Settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
@@ -70,6 +71,7 @@ def build_scheduler(settings: Settings, *, anomaly: bool = True) -> BlockingSche
     tick = settings.demo_pipeline_tick
 
     def group() -> None:
+        heartbeat.beat(settings.var_dir, "pipeline")  # `soc health pipeline`: the loop is alive
         grouped = group_pending(es, indices, settings)
         if grouped:
             log.info("grouped alerts=%d", grouped)

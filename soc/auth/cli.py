@@ -5,6 +5,7 @@ Commands only parse arguments and call ``soc.auth.service``; a token is printed 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,6 +61,28 @@ def hash_password(
     except SocError as exc:
         raise _fail(exc) from None
     typer.echo(auth.hash_password(password))
+
+
+@app.command("init")
+def init(
+    password_file: Annotated[Path, typer.Option(
+        help="File holding the admin's password (a Docker secret, e.g. /run/secrets/...).")],
+    user: Annotated[str, typer.Option(help="Name of the admin.")] = "admin",
+) -> None:  # fmt: skip
+    """Create (or update) the first admin in SOC_AUTH_USERS_FILE from a secret file; safe to
+    run at every deployment (unchanged when the password is)."""
+    from soc.auth import bootstrap
+
+    settings = load_settings()
+    try:
+        if settings.auth_users_file is None:
+            raise SocError("set SOC_AUTH_USERS_FILE: the users file `soc auth init` writes")
+        password = bootstrap.read_secret(password_file)
+        auth.refuse_placeholder(password, settings)
+        outcome = bootstrap.init_admin(settings.auth_users_file, user, password)
+    except SocError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"admin {user} {outcome} in {settings.auth_users_file}")
 
 
 @app.command("token")
