@@ -5,6 +5,8 @@ Parses options and calls :mod:`soc.demo.session`; no logic of its own.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -58,20 +60,50 @@ def demo(
     )  # fmt: skip
     columns = (TextColumn("  history"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, console=out, transient=True) as bar:
-            task = bar.add_task("history", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            outcome = session.run(settings, options, say=_say, progress=progress,
+        if not out.is_terminal:  # a log file or a pipe: one line per step, with total and ETA
+            outcome = session.run(settings, options, say=_say, progress=StepLog(_say),
                                   anomaly=anomaly)  # fmt: skip
+        else:
+            with Progress(*columns, console=out, transient=True) as bar:
+                task = bar.add_task("history", total=None)
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                outcome = session.run(settings, options, say=_say, progress=progress,
+                                      anomaly=anomaly)  # fmt: skip
     except SocError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     restarted = {name: n for name, n in outcome.restarts.items() if n}
     if restarted:
         out.print(f"restarted during the run: {restarted}", highlight=False)
+
+
+class StepLog:
+    """Backfill progress as log lines (done/total, elapsed, ETA) where no bar can be drawn."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.began: float | None = None
+        self.first_done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.began is None:  # the first call comes before any work (done > 0: resumed)
+            self.began, self.first_done = now, done
+            resumed = f", resuming after step {done}" if done else ""
+            self.say(f"  history: {total} steps to backfill{resumed}")
+            return
+        rate = (done - self.first_done) / max(now - self.began, 1e-9)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        self.say(f"  history: step {done}/{total} ({100 * done / total:.0f}%), elapsed "
+                 f"{_mmss(now - self.began)}, ETA {_mmss(eta)}")  # fmt: skip
+
+
+def _mmss(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes}m{secs:02d}s"
 
 
 def _say(line: str) -> None:

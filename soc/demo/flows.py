@@ -88,37 +88,71 @@ def ensure_history(
     *,
     on_progress: Progress | None = None,
 ) -> str:
-    """Backfill ``options.backfill_days`` of history unless a previous run left it there."""
-    from soc.simulate.flows import backfill
+    """Backfill ``options.backfill_days`` of history unless a previous run left it there.
+
+    The record (``var/demo/backfill.json``) is rewritten after every step, so an interrupted
+    backfill resumes where it stopped (same window, the steps already indexed skipped) instead of
+    starting from zero; a step indexed twice is absorbed by the deterministic ids.
+    """
     from soc.simulate.service import Plan, floor_hour
 
     if options.backfill_days <= 0:
         return "no history asked for"
     paths = DemoPaths.of(settings)
-    found = _recorded_history(es, indices, paths.backfill_record, settings.index_prefix)
-    if found is not None:
-        return found
-    end = floor_hour(datetime.now(UTC))
-    start = end - timedelta(days=options.backfill_days)
+    record = _read_record(paths.backfill_record, settings.index_prefix)
+    if record is not None and record.get("complete", True):
+        found = _stored_enough(es, indices, record, record["end"])
+        if found is not None:
+            return (
+                f"reused: {found:,} events from {record['start'][:16]} to {record['end'][:16]} UTC"
+            )
+        record = None
+    if record is not None and _stored_enough(es, indices, record, record["done_until"]) is None:
+        record = None  # the store lost what the record says was indexed: start over
+    if record is None:
+        end = floor_hour(datetime.now(UTC))
+        start = end - timedelta(days=options.backfill_days)
+        record = {"prefix": settings.index_prefix, "start": start.isoformat(),
+                  "end": end.isoformat(), "done_until": start.isoformat(), "events": 0,
+                  "complete": False}  # fmt: skip
+    resumed_from = record["done_until"] if record["done_until"] != record["start"] else None
     # No scenarios in the history: the anomaly model's baseline must be clean traffic.
     plan = Plan(seed=1, scale=options.scale)
-    steps = _hour_steps(start, end)
+    steps = _hour_steps(
+        datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])
+    )
+    done_until = datetime.fromisoformat(record["done_until"])
+    if on_progress is not None:  # the total (and where a resumed run starts) before any work
+        on_progress(sum(1 for _, b in steps if b <= done_until), len(steps))
     created = duplicates = 0
     for n, (a, b) in enumerate(steps, start=1):
-        done = backfill(es, indices, plan, a, b)
-        if done.rejected:
-            from soc.errors import SocError
-
-            raise SocError(f"backfill {a:%Y-%m-%d %H:%M}: {len(done.rejected)} events rejected, "
-                           f"first: {done.rejected[0]}")  # fmt: skip
-        created, duplicates = created + done.created, duplicates + done.duplicates
+        if b <= done_until:
+            continue
+        step_created, step_duplicates = _backfill_step(es, indices, plan, a, b)
+        created, duplicates = created + step_created, duplicates + step_duplicates
+        record.update(done_until=b.isoformat(), events=int(record["events"]) + step_created
+                      + step_duplicates)  # fmt: skip
+        _write(paths.backfill_record, json.dumps(record, indent=1))
         if on_progress is not None:
             on_progress(n, len(steps))
-    record = {"prefix": settings.index_prefix, "start": start.isoformat(),
-              "end": end.isoformat(), "events": created + duplicates}  # fmt: skip
+    record["complete"] = True
     _write(paths.backfill_record, json.dumps(record, indent=1))
-    return (f"{created:,} events indexed ({duplicates:,} already there), "
-            f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    how = f"resumed from {resumed_from[:16]}: " if resumed_from else ""
+    return (f"{how}{created:,} events indexed ({duplicates:,} already there), "
+            f"{record['start'][:16]} → {record['end'][:16]} UTC")  # fmt: skip
+
+
+def _backfill_step(
+    es: Elasticsearch, indices: Indices, plan: Any, start: datetime, end: datetime
+) -> tuple[int, int]:
+    from soc.errors import SocError
+    from soc.simulate.flows import backfill
+
+    done = backfill(es, indices, plan, start, end)
+    if done.rejected:
+        raise SocError(f"backfill {start:%Y-%m-%d %H:%M}: {len(done.rejected)} events rejected, "
+                       f"first: {done.rejected[0]}")  # fmt: skip
+    return done.created, done.duplicates
 
 
 def _hour_steps(start: datetime, end: datetime, hours: int = 6) -> list[tuple[datetime, datetime]]:
@@ -130,21 +164,28 @@ def _hour_steps(start: datetime, end: datetime, hours: int = 6) -> list[tuple[da
     return steps
 
 
-def _recorded_history(es: Elasticsearch, indices: Indices, record: Path, prefix: str) -> str | None:
-    """The previous run's history if its record matches this prefix and the store still has it."""
+def _read_record(path: Path, prefix: str) -> dict[str, Any] | None:
+    """The previous run's backfill record if it is for this prefix."""
     try:
-        done = json.loads(record.read_text(encoding="utf-8"))
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if done.get("prefix") != prefix:
+    if record.get("prefix") != prefix or not {"start", "end", "events"} <= record.keys():
         return None
-    window = {"range": {"@timestamp": {"gte": done["start"], "lt": done["end"]}}}
+    record.setdefault("done_until", record["end"])  # a record of an older soc: complete
+    return record
+
+
+def _stored_enough(
+    es: Elasticsearch, indices: Indices, record: dict[str, Any], until: str
+) -> int | None:
+    """How many events the store holds from the record's start to ``until``, if at least as
+    many as the record says were indexed."""
+    window = {"range": {"@timestamp": {"gte": record["start"], "lt": until}}}
     es.indices.refresh(index=indices.events, allow_no_indices=True, ignore_unavailable=True)
-    count = es.count(index=indices.events, query=window, allow_no_indices=True,
-                     ignore_unavailable=True)["count"]  # fmt: skip
-    if count < int(done["events"]):
-        return None
-    return f"reused: {count:,} events from {done['start'][:16]} to {done['end'][:16]} UTC"
+    count = int(es.count(index=indices.events, query=window, allow_no_indices=True,
+                         ignore_unavailable=True)["count"])  # fmt: skip
+    return count if count >= int(record["events"]) else None
 
 
 def ensure_model(es: Elasticsearch, indices: Indices, settings: Settings) -> str:

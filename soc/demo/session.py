@@ -40,6 +40,42 @@ class Outcome:
 
 def run(settings: Settings, options: DemoOptions, *, say: Say,
         progress: flows.Progress | None = None, anomaly: bool = True) -> Outcome:  # fmt: skip
+    """The whole demo. Ctrl-C/SIGTERM are handled from the first line on: stopping during the
+    backfill stops the node the demo started too (the backfill resumes on the next run)."""
+    from soc.es.launcher import LocalNode
+
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C must reach us even when started from a shell that ignores SIGINT (a background job).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    node = LocalNode(settings) if settings.managed_es else None
+    ours = node is not None and node.pid() is None  # stopped at the end only if we start it
+    sups: list[Supervisor] = []
+    codes: dict[str, int | None] = {}
+    try:
+        _run_steps(settings, options, say, progress, anomaly, sups)
+    except (KeyboardInterrupt, _Stop):
+        say("stopping…")
+    finally:
+        # A second Ctrl-C/SIGTERM must not interrupt the orderly stop.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            codes = sups[0].stop() if sups else {}
+            if ours and node is not None and node.stop():
+                say("  Elasticsearch stopped (data kept; the next run reuses it)")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
+    say("stopped: " + (", ".join(f"{k} ({v})" for k, v in codes.items()) or "before the processes"))
+    restarts = {c.spec.name: c.restarts for c in sups[0].children} if sups else {}
+    return Outcome(codes, restarts)
+
+
+def _run_steps(settings: Settings, options: DemoOptions, say: Say,
+               progress: flows.Progress | None, anomaly: bool,
+               sups: list[Supervisor]) -> None:  # fmt: skip
+    """Steps 1 to 4, then watch until stopped; the supervisor is handed back through ``sups``
+    as soon as it exists, so that the caller stops whatever was started."""
     paths = DemoPaths.of(settings)
     say("[1/4] Elasticsearch, templates, history and model")
     prepared = flows.prepare(settings, options, on_progress=progress)
@@ -60,32 +96,13 @@ def run(settings: Settings, options: DemoOptions, *, say: Say,
     sup = Supervisor(children.child_specs(settings, options, paths, anomaly=anomaly),
                      logs=paths.process_logs, env=env, stop_timeout=settings.demo_stop_timeout,
                      pid_file=paths.pids, hold_dir=paths.hold)  # fmt: skip
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
-    # Ctrl-C must reach us even when started from a shell that ignores SIGINT (a background job).
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        sup.start()
-        for name, pid in sup.pids().items():
-            say(f"  {name:<10} pid {pid:<7} log {sup.log_path(name)}")
-        _wait_ready(settings, sup, say)
-        _tell_where(settings, options, paths, password, say)
-        _watch(sup, options, say)
-    except (KeyboardInterrupt, _Stop):
-        say("stopping…")
-    finally:
-        # A second Ctrl-C/SIGTERM must not interrupt the orderly stop.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        codes = sup.stop()
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
-        if prepared.es_started:
-            from soc.es.launcher import LocalNode
-
-            LocalNode(settings).stop()
-            say("  Elasticsearch stopped (data kept; the next run reuses it)")
-    say("stopped: " + ", ".join(f"{k} ({v})" for k, v in codes.items()))
-    return Outcome(codes, {c.spec.name: c.restarts for c in sup.children})
+    sups.append(sup)
+    sup.start()
+    for name, pid in sup.pids().items():
+        say(f"  {name:<10} pid {pid:<7} log {sup.log_path(name)}")
+    _wait_ready(settings, sup, say)
+    _tell_where(settings, options, paths, password, say)
+    _watch(sup, options, say)
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
