@@ -71,11 +71,23 @@ class NodeStatus:
         ]
 
 
+@dataclass(frozen=True)
+class Membership:
+    """This node's place in a local multi-node cluster (:mod:`soc.es.cluster`); without one the
+    node is a single-node cluster."""
+
+    cluster: str
+    node: str
+    seed_hosts: tuple[str, ...]  # every node's transport address, host:port
+    masters: tuple[str, ...]  # node names that form the first cluster
+
+
 class LocalNode:
     """Install, start, stop, inspect and reset the managed single-node cluster."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, membership: Membership | None = None) -> None:
         self.settings = settings
+        self.membership = membership
         self.version = settings.es_version
         self.dist_dir = settings.es_dist_dir
         self.node_dir = settings.es_node_dir
@@ -197,8 +209,18 @@ class LocalNode:
         :class:`PortInUseError`, :class:`soc.errors.JavaNotFoundError` or
         :class:`StartupFailedError` (with the log tail) instead of hanging.
         """
-        if self.pid() is not None:
+        proc = self.launch()
+        if proc is None:
             return False
+        self._wait_healthy(proc)
+        log.info("Elasticsearch %s is up at %s (pid %s)", self.version, self.url, proc.pid)
+        return True
+
+    def launch(self) -> subprocess.Popen[bytes] | None:
+        """Start the process without waiting for health (a cluster's nodes are launched
+        together, then waited for); None when our node already runs."""
+        if self.pid() is not None:
+            return None
         self.install()
         java = find_java(
             self.version, explicit=self.settings.es_java_home, java_home=self.settings.java_home
@@ -217,9 +239,7 @@ class LocalNode:
         proc = self._spawn(java, run_user)
         host.adopt(proc)
         self.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
-        self._wait_healthy(proc)
-        log.info("Elasticsearch %s is up at %s (pid %s)", self.version, self.url, proc.pid)
-        return True
+        return proc
 
     def _run_user(self) -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
@@ -269,6 +289,12 @@ class LocalNode:
             "cluster.routing.allocation.disk.watermark.high": "1gb",
             "cluster.routing.allocation.disk.watermark.flood_stage": "512mb",
         }
+        if self.membership is not None:
+            m = self.membership
+            del yml["discovery.type"]
+            yml.update({"cluster.name": m.cluster, "node.name": m.node,
+                        "discovery.seed_hosts": list(m.seed_hosts),
+                        "cluster.initial_master_nodes": list(m.masters)})  # fmt: skip
         lines = [f"{key}: {json.dumps(value)}" for key, value in yml.items()]
         (self.conf_dir / "elasticsearch.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
         options = (source / "jvm.options").read_text(encoding="utf-8").splitlines()
@@ -307,6 +333,10 @@ class LocalNode:
                 extra_groups=[] if run_user else None,
             )
 
+    def wait_healthy(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for a launched node to answer health (see :meth:`launch`)."""
+        self._wait_healthy(proc)
+
     def _wait_healthy(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.settings.es_start_timeout
         while time.monotonic() < deadline:
@@ -325,7 +355,8 @@ class LocalNode:
 
     def _log_tail(self) -> tuple[str, str]:
         """The most telling log and its last lines: the server log if it has any, else console."""
-        server_log = self.log_dir / "soc-local.log"
+        cluster = self.membership.cluster if self.membership else "soc-local"
+        server_log = self.log_dir / f"{cluster}.log"
         path = (
             server_log if server_log.is_file() and server_log.stat().st_size else self.console_log
         )
