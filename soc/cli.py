@@ -114,6 +114,34 @@ def es_reset(
     out.print(f"stopped and wiped {node.data_dir}")
 
 
+@es_app.command("prune")
+@handles_errors
+def es_prune(
+    keep_days: Annotated[int, typer.Option(help="Days kept before today (and today).",
+                                           min=1)],
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+) -> None:  # fmt: skip
+    """Delete the daily event indices older than --keep-days (retention; run it daily)."""
+    from datetime import UTC, datetime
+
+    from soc.es import retention
+    from soc.es.client import make_client, wait_until_healthy
+    from soc.es.indices import Indices
+
+    settings = command_settings()
+    es = make_client(settings)
+    wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
+    names = retention.expired(es, Indices(settings.index_prefix), keep_days,
+                              datetime.now(UTC).date())  # fmt: skip
+    if not names:
+        out.print(f"nothing older than {keep_days} days")
+        return
+    if not yes and not typer.confirm(f"Delete {len(names)} indices ({names[0]} … {names[-1]})?"):
+        raise typer.Exit(1)
+    retention.delete(es, names)
+    out.print(f"deleted {len(names)} indices: {', '.join(names)}", highlight=False)
+
+
 @es_app.command("setup")
 @handles_errors
 def es_setup() -> None:

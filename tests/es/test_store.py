@@ -145,3 +145,16 @@ def test_sigma_matched_keywords_match_case_insensitively(
         ]
         == 1
     )
+
+
+def test_prune_deletes_only_event_days_older_than_kept(es: Elasticsearch, ready: Indices) -> None:
+    from soc.es import retention
+
+    for day in (date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)):
+        es.indices.create(index=ready.events_for(day))
+    names = retention.expired(es, ready, keep_days=1, today=date(2026, 11, 3))
+    assert names == [ready.events_for(date(2026, 11, 1))]
+    retention.delete(es, names)
+    assert not es.indices.exists(index=names[0])
+    assert es.indices.exists(index=ready.events_for(date(2026, 11, 2)))
+    assert es.indices.exists(index=ready.alerts)
