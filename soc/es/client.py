@@ -15,6 +15,7 @@ is asked of ``_cluster/health``, which every cluster answers.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -142,17 +143,20 @@ def raise_if_misconfigured(es: Elasticsearch, exc: Exception) -> None:
 
 
 def _tls_cause(exc: Exception) -> str | None:
-    """The TLS failure behind ``exc``, if any, in a line (CERTIFICATE_VERIFY_FAILED ...)."""
-    seen: list[BaseException] = [exc, *getattr(exc, "errors", ())]
-    for error in seen:
+    """The TLS failure behind ``exc``, if any, in a line (``CERTIFICATE_VERIFY_FAILED: …``)."""
+    for error in (exc, *getattr(exc, "errors", ())):
         text = str(error)
-        if isinstance(error, TlsError) or "CERTIFICATE_VERIFY_FAILED" in text:
-            for marker in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "hostname"):
-                if marker in text:
-                    start = text.find(marker)
-                    return text[start : start + 120].split("')")[0].rstrip(")'\" ")
+        found = _SSL_REASON.search(text)
+        if found:
+            return f"{found.group(1)}: {found.group(2).strip()}"
+        if isinstance(error, TlsError):
             return _short(error)
     return None
+
+
+#: What OpenSSL says, as the client quotes it: ``[SSL: CERTIFICATE_VERIFY_FAILED] certificate
+#: verify failed: unable to get local issuer certificate (_ssl.c:1006)``.
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z_]+)\] ([^(\]'\"]+)")
 
 
 def _advice(es: Elasticsearch, settings: Settings | None) -> str:
