@@ -70,6 +70,15 @@ def _env(urls: list[str], prefix: str, var: Path) -> dict[str, str]:
     return env
 
 
+def test_the_client_knows_every_node_listed_or_sniffed(cluster: LocalCluster) -> None:
+    listed: Elasticsearch = make_client(load_settings(es_url=",".join(cluster.urls)))
+    assert len(listed.transport.node_pool.all()) == 3
+    sniffed = make_client(load_settings(es_url=cluster.urls[0], es_sniff=True))
+    assert sorted(str(n.base_url) for n in sniffed.transport.node_pool.all()) == sorted(
+        cluster.urls
+    )
+
+
 @pytest.mark.timeout(400)
 def test_killing_the_node_soc_talks_to_loses_nothing(cluster: LocalCluster, tmp_path: Path) -> None:
     prefix = f"t{os.getpid()}c"
@@ -145,8 +154,3 @@ def _ticks_after(tmp_path: Path, after: float) -> list[float]:
 
 def _ticks(tmp_path: Path, after: float = 0.0) -> int:
     return len(_ticks_after(tmp_path, after))
-
-
-def test_the_cluster_client_knows_every_node(cluster: LocalCluster) -> None:
-    es: Elasticsearch = make_client(load_settings(es_url=",".join(cluster.urls)))
-    assert len(es.transport.node_pool.all()) == 3
