@@ -38,14 +38,17 @@ _TICK = re.compile(r"^(\S+) level=INFO logger=detectors.scheduling tick searches
 def cluster() -> Iterator[LocalCluster]:
     run_dir = new_run_dir("cluster")
     nodes = LocalCluster(
-        load_settings(var_dir=run_dir, es_install_dir=PROJECT_ROOT / "var" / "es" / "dist"), 3
+        load_settings(var_dir=run_dir, es_install_dir=PROJECT_ROOT / "var" / "es" / "dist"),
+        3,
+        heap="512m",
     )
     try:
         nodes.start()
         yield nodes
     finally:
         nodes.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not os.environ.get("SOC_TEST_KEEP_CLUSTER"):  # the nodes' logs, to see why
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 class Writer(threading.Thread):
@@ -82,7 +85,7 @@ def test_the_client_knows_every_node_listed_or_sniffed(cluster: LocalCluster) ->
 @pytest.mark.timeout(400)
 def test_killing_the_node_soc_talks_to_loses_nothing(cluster: LocalCluster, tmp_path: Path) -> None:
     prefix = f"t{os.getpid()}c"
-    es = make_client(load_settings(es_url=",".join(cluster.urls)))
+    es = make_client(load_settings(es_url=",".join(cluster.urls), es_request_timeout=10))
     es.cluster.health(wait_for_nodes="3", wait_for_status="green", timeout="60s")
     indices = Indices(prefix)
     setup(es, indices, layout=Layout(replicas=1))
