@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.table import Table
 from soc import logs
 from soc.config import load_settings
 from soc.errors import SocError
+
+if TYPE_CHECKING:
+    from soc.es.templates import Layout
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,7 +123,7 @@ def run(
         )
 
 
-def _setup(setup: Callable[..., Any], es: Any, indices: Any, layout: Any) -> None:
+def _setup(setup: Callable[..., Any], es: Any, indices: Any, layout: Layout) -> None:
     setup(es, indices, layout=layout)
 
 
@@ -143,9 +146,9 @@ def import_(
     accounting. Exit 1 if something is left unshipped."""
     from collectors.config import load_config
     from collectors.importer import run_import
-    from soc.es.client import make_client
+    from soc.es.client import check_access, make_client
     from soc.es.indices import Indices
-    from soc.es.templates import setup
+    from soc.es.templates import Layout, setup
 
     settings = load_settings()
     logs.configure(settings.log_level)
@@ -155,9 +158,11 @@ def import_(
         err.print(f"[bold red]error:[/] not files: {escape(', '.join(missing))}", highlight=False)
         raise typer.Exit(2)
     es = make_client(settings)
+    check_access(es)
     indices = Indices(settings.index_prefix)
+    layout = Layout.of(settings)
     summary = run_import(cfg, es, indices, files, fmt=fmt, source_id=source_id, system=system,
-                         prepare=lambda: _setup(setup, es, indices, settings.replicas),
+                         prepare=lambda: _setup(setup, es, indices, layout),
                          drain_timeout=drain_timeout)  # fmt: skip
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     out.print(f"imported {summary.files} files in {summary.seconds:.1f}s: {counts}",
