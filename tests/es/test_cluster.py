@@ -103,6 +103,10 @@ def test_killing_the_node_soc_talks_to_loses_nothing(cluster: LocalCluster, tmp_
     }
     try:
         _until(lambda: count(es, indices.events) > 100 and _ticks(tmp_path) > 1, 120, procs)
+        # Only a started replica can replace a lost primary: a daily index created seconds ago
+        # may still be copying its replica (yellow), and losing its primary then leaves it red.
+        health = es.cluster.health(index=f"{prefix}-*", wait_for_status="green", timeout="60s")
+        assert health["status"] == "green"
         master = es.cat.master(format="json")[0]["node"]
         victim = [n.membership.node for n in cluster.nodes if n.membership].index(master)
         cut, written_at_kill = time.time(), writer.written
