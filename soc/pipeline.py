@@ -86,11 +86,22 @@ def build_scheduler(settings: Settings, *, anomaly: bool = True) -> BlockingSche
                       next_run_time=datetime.now(UTC))  # fmt: skip
     scheduler.add_job(_guarded("recover", recover), "interval", seconds=max(tick, RECOVER_EVERY),
                       id="recover", max_instances=1, coalesce=True, jitter=1.0)  # fmt: skip
+    scheduler.add_job(_guarded("next-day-index", lambda: _next_day(es, indices)), "interval",
+                      hours=1, id="next-day-index", max_instances=1, coalesce=True, jitter=60,
+                      next_run_time=datetime.now(UTC))  # fmt: skip
     notifier = Notifier.from_settings(es, settings)
     notify_jobs.register(scheduler, notifier, every_seconds=tick)
     if anomaly:
         _add_anomaly(scheduler, settings, es, indices)
     return scheduler
+
+
+def _next_day(es: Elasticsearch, indices: Indices) -> None:
+    """Tomorrow's event index, made ahead so its replica is started before its first event."""
+    from soc.es import retention
+
+    if retention.create_next_day(es, indices, datetime.now(UTC).date()):
+        log.info("created tomorrow's event index")
 
 
 def _add_anomaly(scheduler: BlockingScheduler, settings: Settings, es: Elasticsearch,

@@ -1,6 +1,10 @@
-"""Retention of events: whole daily indices older than the kept days are deleted.
+"""The daily event indices' life: created a day ahead, deleted whole when older than kept.
 
-Events live in ``<prefix>-events-YYYY.MM.DD`` (the event's UTC day), so retention is one
+A daily index made by its first event (just after 00:00 UTC) has no started replica for its
+first seconds, and a node lost then leaves it red; :func:`create_next_day` (a job of ``soc
+pipeline``) makes tomorrow's index hours before, so its replica is started when data arrives.
+
+Retention: events live in ``<prefix>-events-YYYY.MM.DD`` (the event's UTC day), so retention is one
 ``DELETE`` per expired day: no delete-by-query, nothing to merge away. Only event indices are
 touched; alerts, incidents, the outbox and the audit trail are kept (they are small and are the
 record). Each index is named explicitly (clusters refuse wildcard deletes by default).
@@ -33,3 +37,12 @@ def expired(es: Elasticsearch, indices: Indices, keep_days: int, today: date) ->
 def delete(es: Elasticsearch, names: list[str]) -> None:
     for name in names:
         es.options(ignore_status=404).indices.delete(index=name)
+
+
+def create_next_day(es: Elasticsearch, indices: Indices, today: date) -> bool:
+    """Create tomorrow's event index from its template unless it exists; True if created."""
+    name = indices.events_for(today + timedelta(days=1))
+    if es.indices.exists(index=name):
+        return False
+    answer = es.options(ignore_status=400).indices.create(index=name)
+    return bool(answer.get("acknowledged"))  # 400: created meanwhile by a collector or peer

@@ -158,3 +158,13 @@ def test_prune_deletes_only_event_days_older_than_kept(es: Elasticsearch, ready:
     assert not es.indices.exists(index=names[0])
     assert es.indices.exists(index=ready.events_for(date(2026, 11, 2)))
     assert es.indices.exists(index=ready.alerts)
+
+
+def test_tomorrows_event_index_is_made_ahead_once(es: Elasticsearch, ready: Indices) -> None:
+    from soc.es import retention
+
+    today = date(2026, 12, 4)
+    assert retention.create_next_day(es, ready, today) is True
+    assert retention.create_next_day(es, ready, today) is False
+    settings = es.indices.get_settings(index=ready.events_for(date(2026, 12, 5)))
+    assert next(iter(settings.values()))["settings"]["index"]["number_of_shards"] == "1"
