@@ -113,7 +113,7 @@ def _healthcheck(spec: dict[str, Any], mapping: Mapping) -> list[str]:
 
 @pytest.fixture
 def compose(es_url: str, prefix: str, tmp_path: Path) -> tuple[dict[str, Any], Mapping]:
-    env = {"ELASTIC_PASSWORD": "example-only", "SOC_SECRET_KEY": "example-only-secret-key"}
+    env = {"ELASTIC_PASSWORD": "example-only"}
     spec = yaml.safe_load(_interpolate(COMPOSE.read_text(encoding="utf-8"), env))
     mapping = Mapping(tmp_path, es_url)
     return spec, mapping
@@ -215,5 +215,5 @@ def _tail(logs: Path, name: str) -> str:
 
 def test_the_compose_file_refuses_to_start_without_its_secrets() -> None:
     with pytest.raises(AssertionError, match="ELASTIC_PASSWORD"):
-        _interpolate(COMPOSE.read_text(encoding="utf-8"), {"SOC_SECRET_KEY": "x"})
+        _interpolate(COMPOSE.read_text(encoding="utf-8"), {})
     assert shutil.which("sh") is not None

@@ -78,7 +78,7 @@ def init(
         if settings.auth_users_file is None:
             raise SocError("set SOC_AUTH_USERS_FILE: the users file `soc auth init` writes")
         password = bootstrap.read_secret(password_file)
-        auth.refuse_placeholder(password, settings)
+        policy.refuse_weak(password, settings, user=user)
         outcome = bootstrap.init_admin(settings.auth_users_file, user, password)
     except SocError as exc:
         raise _fail(exc) from None
