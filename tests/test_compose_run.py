@@ -30,7 +30,7 @@ from tests.conftest import free_port
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 SOC = str(Path(sys.executable).with_name("soc"))
-PASSWORD = "a long test admin password"
+PASSWORD = "violet kettle under the bridge"
 LONG_RUNNING = ("soc-api", "soc-detect", "soc-pipeline", "soc-collect")
 _VAR = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 
