@@ -25,7 +25,7 @@ def _demo(run_dir: Path, out: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOC_")}
     env.update(SOC_VAR_DIR=str(run_dir), SOC_ES_INSTALL_DIR=str(PROJECT_ROOT / "var/es/dist"),
                SOC_ES_HTTP_PORT=str(free_port()), SOC_ES_TRANSPORT_PORT=str(free_port()),
-               SOC_ES_HEAP="384m", SOC_INDEX_PREFIX="demostop",
+               SOC_ES_HEAP="384m", SOC_INDEX_PREFIX="demostop", SOC_ES_START_TIMEOUT="300",
                SOC_LOG_LEVEL="WARNING")  # fmt: skip
     argv = [sys.executable, "-m", "soc.cli", "demo", "--backfill-days", "2", "--scale", "0.5",
             "--no-train", "--no-live"]  # fmt: skip
