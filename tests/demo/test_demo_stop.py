@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from soc.config import PROJECT_ROOT
+from soc.config import PROJECT_ROOT, load_settings
+from soc.es.launcher import LocalNode
 from tests.conftest import free_port, new_run_dir
 from tests.demo.test_demo_e2e import alive
 
@@ -48,7 +49,7 @@ def _wait_for(pattern: str, out: Path, proc: subprocess.Popen[bytes], timeout: f
 def _stop_during_backfill(run_dir: Path, out: Path, after: str) -> dict[str, object]:
     proc = _demo(run_dir, out)
     try:
-        _wait_for(after, out, proc, timeout=240)
+        _wait_for(after, out, proc, timeout=420)
         es_pid = int((run_dir / "es" / "node" / "es.pid").read_text())
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -66,7 +67,7 @@ def _stop_during_backfill(run_dir: Path, out: Path, after: str) -> dict[str, obj
     return {**record, "stopped_in": stopped_in, "text": text}
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 def test_sigterm_during_backfill_stops_the_node_and_the_next_run_resumes(tmp_path: Path) -> None:
     run_dir = new_run_dir("demo-stop")
     try:
@@ -80,4 +81,8 @@ def test_sigterm_during_backfill_stops_the_node_and_the_next_run_resumes(tmp_pat
         assert second["start"] == first["start"]  # the same window, not a new one from zero
         assert str(second["done_until"]) >= str(first["done_until"])
     finally:
+        # A demo that failed the test was SIGKILLed: its node (own session) must not outlive it.
+        LocalNode(
+            load_settings(var_dir=run_dir, es_install_dir=PROJECT_ROOT / "var/es/dist")
+        ).stop()
         shutil.rmtree(run_dir, ignore_errors=True)
