@@ -86,7 +86,7 @@ ROWS: dict[tuple[str, str], Row] = {
     # --- public: documentation, health, metrics, signing in
     ("GET", f"{V1}/openapi.json"): Row(ALL, public=True),
     ("GET", f"{V1}/docs"): Row(ALL, public=True),
-    ("GET", "/docs/oauth2-redirect"): Row(ALL, public=True),
+    ("GET", f"{V1}/docs/init.js"): Row(ALL, public=True),
     ("GET", f"{V1}/health"): Row(ALL, public=True),
     ("GET", f"{V1}/metrics"): Row(ALL, public=True),
     ("POST", f"{V1}/auth/login"): Row(
@@ -167,6 +167,7 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", "/login"): Row(ALL, public=True, ok=303),
     ("POST", "/logout"): Row(ALL, ok=303),
     ("GET", "/lang/{code}"): Row(ALL, public=True, ok=303, fill={"code": "en"}),
+    ("GET", "/tz/{code}"): Row(ALL, public=True, ok=303, fill={"code": "utc"}),
     ("GET", "/"): Row(ALL),
     ("GET", "/provinces/{code}"): Row(ALL, scoped=True, fill={"code": "01"}),
     ("GET", "/durations"): Row(ALL),
@@ -200,6 +201,11 @@ ROWS: dict[tuple[str, str], Row] = {
             "reason": "pentest",
             "days": "1",
         },
+    ),
+    ("POST", "/rules/{rule_id}/threshold"): Row(
+        ADMIN,  # a correlation rule (thresholds are counts of one)
+        fill={"rule_id": "eef20f99-8bf8-4d31-9776-95641223716b"},
+        body=lambda _: {"province": "01", "count": "5", "action": "preview"},
     ),
     ("POST", "/rules/{rule_id}/{action}"): Row(ADMIN, ok=303, fill={"action": "enable"}),
     ("GET", "/outbox"): Row(ADMIN),
