@@ -188,6 +188,8 @@ _LABELS: dict[str, tuple[str, str]] = {
         "Not saved yet; result with this change",
     ),
     "backtest_alerts": ("Số cảnh báo luật sẽ phát sinh", "Alerts the rule would have raised"),
+    "matched_events": ("Sự kiện khớp", "Matched events"),
+    "matched_sample": ("Mẫu sự kiện khớp", "Sample of matched events"),
     "windows": ("Cửa sổ", "Windows"),
     "alerts_day": ("Cảnh báo/24 giờ", "Alerts/24 h"),
     "fp_rate": ("Tỉ lệ báo động giả", "False-positive rate"),

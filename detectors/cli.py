@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from detectors.sigma import service
 from detectors.sigma.search import Exception_
 from soc.commands import command_settings, handles_errors
 from soc.config import Settings
-from soc.errors import ConfigError
+from soc.errors import ConfigError, RuleError
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -98,17 +98,31 @@ def rules_convert(rule: RuleArg) -> None:
 def rules_test(
     rule: Annotated[str | None, typer.Argument(help="Rule id or name; all when omitted.")] = None,
 ) -> None:
-    """Run rules' must-fire / must-not test events against Elasticsearch (scratch indices)."""
+    """Run rules' must-fire / must-not test events against Elasticsearch (scratch indices).
+
+    Every rule with a tests file is tested; rules without one are listed, not failed. The exit
+    status is 1 only when a case fails (or the one RULE named has no tests)."""
     settings, es = _es()
     loaded = service.load(settings=settings)
-    chosen = [loaded.get(rule)] if rule else list(loaded.rules)
-    failed = 0
+    chosen = [loaded.get(rule)] if rule else list(loaded.runnable)
+    if rule and chosen[0].tests is None:
+        raise RuleError(f"rule {chosen[0].title!r} ships no tests file (<rule>.tests.yaml)",
+                        chosen[0].path, chosen[0].line)  # fmt: skip
+    failed = cases = 0
+    untested = [r for r in chosen if r.tests is None]
     for r in chosen:
+        if r.tests is None:
+            continue
         for result in service.test_rule(es=es, settings=settings, rule=r):
             mark = "ok  " if result.passed else "FAIL"
             failed += not result.passed
+            cases += 1
             out.print(f"{mark} {r.name or r.id}  {result.expect}: {escape(result.name)} "
                       f"({result.findings} alerts)", highlight=False)  # fmt: skip
+    for r in untested:
+        out.print(f"no tests  {r.name or r.id}  {r.where}", highlight=False, markup=False)
+    out.print(f"{cases} cases, {failed} failed; {len(chosen) - len(untested)} rules tested, "
+              f"{len(untested)} without tests", highlight=False)  # fmt: skip
     if failed:
         raise typer.Exit(1)
 
@@ -132,6 +146,10 @@ def rules_backtest(
               f"{r.interval}", highlight=False, markup=False)  # fmt: skip
     for place, count in result.by_locality:
         out.print(f"  {count:6d}  {place}", highlight=False, markup=False)
+    out.print(f"{result.events} matched events; the first {len(result.sample)}:",
+              highlight=False, markup=False)  # fmt: skip
+    for event in result.sample:
+        out.print(f"  {_describe(event)}", highlight=False, markup=False)
 
 
 @rules_app.command("enable")
@@ -229,6 +247,19 @@ def detect_run(
               highlight=False)  # fmt: skip
     for rule_id, error in report.errors.items():
         err.print(f"rule {rule_id}: {error}", highlight=False, markup=False)
+
+
+def _describe(event: dict[str, Any], prefix: str = "") -> str:
+    """A matched event on one line: ``field=value`` pairs, nested objects flattened."""
+    pairs: list[str] = []
+    for key, value in event.items():
+        if key.startswith("_") and not prefix:
+            continue
+        if isinstance(value, dict):
+            pairs.append(_describe(value, f"{prefix}{key}."))
+        else:
+            pairs.append(f"{prefix}{key}={value}")
+    return " ".join(p for p in pairs if p)
 
 
 def _duration(text: str) -> timedelta:

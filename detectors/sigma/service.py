@@ -70,10 +70,48 @@ def test_rule(*, es: Elasticsearch, settings: Settings, rule: Rule) -> list[Case
 
 @dataclass(frozen=True, slots=True)
 class Backtest:
+    """A backtest's answer: the alerts the rule would have raised and the events it matched
+    (218 SQL-injection lines in one window are one alert but 218 matched events)."""
+
     rule_id: str
     windows: int
     alerts: int
     by_locality: tuple[tuple[str, int], ...]
+    events: int = 0
+    sample: tuple[dict[str, Any], ...] = ()
+
+
+#: Matched events shown as a backtest's sample, and the fields shown of each.
+BACKTEST_SAMPLE = 5
+_SAMPLE_SOURCE = [
+    "@timestamp", "event.dataset", "service.name", "host.name", "source.ip", "http.request.method",
+    "url.original", "http.response.status_code", "user.name", "user_agent.original",
+    "event.action", "event.outcome", "locality.province.name", "locality.ward.name", "message",
+]  # fmt: skip
+
+
+def matched_events(
+    *, es: Elasticsearch, indices: Indices, rule: Rule, tuning: Tuning, start: datetime,
+    end: datetime,
+) -> tuple[int, tuple[dict[str, Any], ...]]:  # fmt: skip
+    """How many events ingested in ``[start, end)`` the rule's query matches (a correlation: any
+    of its rules' queries), exceptions active at ``end`` left out, and the first few of them."""
+    must_not = [{"term": {e.field: e.value}} for e in tuning.active_exceptions(end)]
+    query = {"bool": {
+        "filter": [
+            {"range": {"event.ingested": {"gte": start.isoformat(), "lt": end.isoformat()}}},
+            {"query_string": {"query": rule.combined_query, "analyze_wildcard": True}},
+        ],
+        "must_not": must_not,
+    }}  # fmt: skip
+    answer = es.search(
+        index=indices.events, query=query, size=BACKTEST_SAMPLE, track_total_hits=True,
+        sort=[{"@timestamp": "asc"}], source_includes=_SAMPLE_SOURCE, ignore_unavailable=True,
+        allow_no_indices=True,
+    )  # fmt: skip
+    hits = answer["hits"]
+    sample = tuple({"_id": h["_id"], "_index": h["_index"], **h["_source"]} for h in hits["hits"])
+    return int(hits["total"]["value"]), sample
 
 
 def backtest(
@@ -118,7 +156,10 @@ def backtest(
                 alerts[alert.id] = _locality(alert)
     progress(len(windows), len(windows))
     counts = Counter(alerts.values()).most_common()
-    return Backtest(rule.id, len(windows), len(alerts), tuple(counts))
+    first = windows[0].start if windows else now
+    events, sample = matched_events(es=es, indices=runner.indices, rule=rule, tuning=tuning,
+                                    start=first, end=now)  # fmt: skip
+    return Backtest(rule.id, len(windows), len(alerts), tuple(counts), events, sample)
 
 
 #: Sub-windows (date_range buckets) per search of a correlation backtest.

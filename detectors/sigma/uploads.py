@@ -25,8 +25,11 @@ from soc.config import Settings
 from soc.errors import RuleError
 
 UPLOAD_DIR = "uploaded"
-#: The one rule that names an uploaded file: the API's schema publishes this same pattern.
-FILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,60}\.yml$"
+#: The one rule that names an uploaded file; the API's schema publishes this same pattern.
+#: SigmaHQ's names (``web_sql_injection_in_access_logs.yml``) are kept as they are: letters,
+#: digits, '_' and '-', ending in .yml; never a path, never a hidden file.
+FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,120}\.yml$"
+FILE_NAME_RULE = "letters, digits, '_' and '-' (at most 121), ending in .yml"
 _NAME = re.compile(FILE_NAME_PATTERN)
 MAX_RULE_BYTES = 64 * 1024
 
@@ -47,7 +50,7 @@ class Upload:
 def validate(*, settings: Settings, file_name: str, text: str) -> Upload:
     """Load the rules directory plus the uploaded file; report the uploaded file's errors only."""
     if not _NAME.fullmatch(file_name):
-        error = RuleError("file name: lower-case letters, digits and '-', ending in .yml")
+        error = RuleError(f"file name {file_name[:130]!r}: {FILE_NAME_RULE}")
         return Upload(file_name, (error,), ())
     if len(text.encode()) > MAX_RULE_BYTES:
         return Upload(file_name, (RuleError(f"at most {MAX_RULE_BYTES} bytes", file_name),), ())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -136,7 +136,10 @@ def disable(
 # ------------------------------------------------------------------ upload, test, backtest
 class RuleUpload(BaseModel):
     file_name: str = Field(
-        min_length=1, max_length=80, pattern=uploads.FILE_NAME_PATTERN, examples=["otp-flood.yml"]
+        min_length=1,
+        max_length=125,
+        pattern=uploads.FILE_NAME_PATTERN,
+        examples=["otp-flood.yml", "web_sql_injection_in_access_logs.yml"],
     )
     text: str = Field(min_length=1, max_length=uploads.MAX_RULE_BYTES)
 
@@ -197,6 +200,9 @@ class BacktestRead(BaseModel):
     windows: int
     alerts: int
     by_locality: dict[str, int]
+    #: Events the rule's query matched (one alert may stand for hundreds of them), and a sample.
+    events: int
+    sample: list[dict[str, Any]]
 
 
 @router.post("/{key}/backtest", response_model=BacktestRead)
@@ -207,7 +213,8 @@ def backtest(key: RuleKey, body: BacktestRequest, request: Request, es: EsDep,
     found = rules.backtest(es=es, settings=settings, rule=_rule(request, key),
                            since=timedelta(hours=body.hours))  # fmt: skip
     return BacktestRead(rule_id=found.rule_id, hours=body.hours, windows=found.windows,
-                        alerts=found.alerts, by_locality=dict(found.by_locality))  # fmt: skip
+                        alerts=found.alerts, by_locality=dict(found.by_locality),
+                        events=found.events, sample=list(found.sample))  # fmt: skip
 
 
 # ------------------------------------------------------------------ exceptions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.api.conftest import Api
@@ -120,3 +122,35 @@ def test_exceptions_need_a_known_field_and_are_listed(api: Api) -> None:
     assert "no.such.field" in unknown.json()["detail"]
     listed = api.client.get(path, headers=api.headers("analyst"))
     assert any(e["value"] == "203.0.113.7" for e in listed.json())
+
+
+SIGMAHQ = Path(__file__).resolve().parents[1] / "fixtures" / "sigmahq"
+
+
+def test_a_sigmahq_file_uploads_unchanged_under_its_own_name(api: Api) -> None:
+    name = "web_sqli_keywords_in_uri_query.yml"
+    text = (SIGMAHQ / name).read_text(encoding="utf-8")
+    made = api.client.post("/api/v1/rules", json={"file_name": name, "text": text},
+                           headers=api.headers("admin"))  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["file_name"] == name
+    [rule] = made.json()["rules"]
+    assert rule["path"].endswith(f"uploaded/{name}")
+    assert rule["enabled"] is False
+    assert (api.settings.rules_dir / "uploaded" / name).read_text(encoding="utf-8") == text  # type: ignore[operator]
+    back = api.client.post(f"/api/v1/rules/{rule['id']}/backtest", json={"hours": 1},
+                           headers=api.headers("admin"))  # fmt: skip
+    assert back.status_code == 200, back.text
+    assert back.json()["events"] >= 0
+    assert isinstance(back.json()["sample"], list)
+
+
+@pytest.mark.parametrize("name", ["../escape.yml", "sub/dir.yml", ".hidden.yml", "rule.yaml",
+                                  "spaced name.yml"])  # fmt: skip
+def test_a_file_name_that_is_a_path_or_not_yml_is_refused(api: Api, name: str) -> None:
+    text = (SIGMAHQ / "web_etc_passwd_keyword.yml").read_text(encoding="utf-8")
+    bad = api.client.post("/api/v1/rules", json={"file_name": name, "text": text},
+                          headers=api.headers("admin"))  # fmt: skip
+    assert bad.status_code == 422, bad.text
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert "file_name" in bad.text

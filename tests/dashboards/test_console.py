@@ -7,6 +7,7 @@ Screenshots of the main pages are written to docs/screenshots/ (the README shows
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -226,6 +227,26 @@ def test_an_uploaded_rule_with_an_error_shows_the_error_in_place(
         f"{console.url}/rules/no-such-rule/enable", form={"csrf_token": token}, max_redirects=0
     )
     assert missing.status == 404
+
+
+def test_a_sigmahq_file_uploads_through_the_page_under_its_own_name(
+    console: Console, login: object
+) -> None:
+    name = "web_etc_passwd_keyword.yml"
+    text = (Path(__file__).resolve().parents[1] / "fixtures" / "sigmahq" / name).read_text()
+    page = login("admin")  # type: ignore[operator]
+    page.goto("/rules")
+    page.fill("#upload-form input[name=file_name]", name)
+    page.fill("#upload-form textarea", text)
+    page.click("#upload-form button[type=submit]")
+    expect(page.locator(".flash.good")).to_contain_text(name)
+    row = page.locator("#rules tr[data-rule='9c7a3e51-6b0d-4e8f-8a2c-0d4e5f6a7b81']")
+    expect(row.locator("td.enabled")).to_have_text("Disabled")
+    expect(row).to_contain_text(f"uploaded/{name}")
+    uploaded = console.settings.rules_dir / "uploaded" / name  # type: ignore[operator]
+    assert uploaded.read_text(encoding="utf-8") == text
+    row.locator("button", has_text="Backtest").click()
+    expect(page.locator("#matched-events")).to_have_text("0")
 
 
 def test_planted_script_in_events_and_alerts_is_shown_as_text(
