@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -152,14 +153,51 @@ def rules_backtest(
         out.print(f"  {_describe(event)}", highlight=False, markup=False)
 
 
+@rules_app.command("import")
+@handles_errors
+def rules_import(
+    folder: Annotated[Path, typer.Argument(help="Folder of Sigma rules (*.yml), e.g. SigmaHQ's.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; copy nothing.")] = False,
+) -> None:
+    """Import a folder of community rules: validate each, report what cannot run on soc's
+    events, copy the rest to rules/imported/ disabled (enable each with `soc rules enable`)."""
+    from detectors.sigma import imports
+
+    settings = command_settings()
+    report = imports.examine(settings=settings, source=folder)
+    for entry in report.entries:
+        for reason in entry.reasons:
+            out.print(f"{entry.verdict.value:10}  {reason}", highlight=False, markup=False)
+        for r in entry.rules:
+            out.print(f"{entry.verdict.value:10}  {entry.file}:{r.line}  {r.id}  {r.title}",
+                      highlight=False, markup=False)  # fmt: skip
+    ready = report.count(imports.Verdict.READY)
+    if ready and not dry_run:
+        settings, es = _es()
+        imports.apply(es=es, settings=settings, source=folder, report=report,
+                      by=getpass.getuser())  # fmt: skip
+    done = "would be imported" if dry_run else f"imported into {report.target}, disabled"
+    out.print(f"{ready} files {done}; {report.count(imports.Verdict.CANNOT_RUN)} cannot run on "
+              f"soc's events; {report.count(imports.Verdict.ERROR)} with errors",
+              highlight=False, markup=False)  # fmt: skip
+    if ready and not dry_run:
+        out.print("enable a rule after a backtest: soc rules enable RULE [RULE...]",
+                  highlight=False, markup=False)  # fmt: skip
+    if report.count(imports.Verdict.ERROR):
+        raise typer.Exit(1)
+
+
 @rules_app.command("enable")
 @handles_errors
-def rules_enable(rule: RuleArg) -> None:
-    """Run the rule again."""
+def rules_enable(
+    rule: Annotated[list[str], typer.Argument(help="Rule ids or names.")],
+) -> None:
+    """Run the rules (again)."""
     settings, es = _es()
-    r = service.load(settings=settings).get(rule)
-    service.set_enabled(es=es, settings=settings, rule=r, on=True, by=getpass.getuser())
-    out.print(f"enabled {r.title}", highlight=False, markup=False)
+    loaded = service.load(settings=settings)
+    for r in [loaded.get(key) for key in rule]:
+        service.set_enabled(es=es, settings=settings, rule=r, on=True, by=getpass.getuser())
+        out.print(f"enabled {r.title}", highlight=False, markup=False)
 
 
 @rules_app.command("disable")

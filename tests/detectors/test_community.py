@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from detectors.base import iso
 from detectors.sigma.pipeline import RULES_DIR
+from detectors.state import StateStore
 from soc.cli import app
 from soc.es.indices import Indices
 from soc.es.templates import setup
@@ -112,3 +113,71 @@ def test_backtest_reports_matched_events_and_a_sample(
     assert "source.ip=198.51.100.7" in done.output
     assert "union+select+0" in done.output.lower()
     assert "198.51.100.8" not in done.output, "the 404 is filtered out, as the rule says"
+
+
+COOKIE_RULE = """title: Suspicious Cookie Value
+id: 5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b
+status: test
+description: A cookie field soc's access events do not carry.
+author: soc tests
+date: 2026-12-04
+logsource:
+    category: webserver
+detection:
+    selection:
+        cs-cookie|contains: 'admin=true'
+    condition: selection
+falsepositives:
+    - Unknown
+level: low
+"""
+
+
+def test_import_reports_what_cannot_run_and_enables_nothing(
+    es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "community"
+    for sub, name in (("web", RUNNABLE[0]), ("web", RUNNABLE[1]),
+                      ("windows", "proc_creation_win_whoami_all.yml")):  # fmt: skip
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy(SIGMAHQ / name, folder / sub / name)
+    (folder / "web" / "web_cookie_admin_flag.yml").write_text(COOKIE_RULE)
+    root = tmp_path / "rules"
+    shutil.copytree(RULES_DIR / "web", root / "web")
+    env = _env(es_url, prefix, root)
+    dry = runner.invoke(app, ["rules", "import", str(folder), "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "2 files would be imported; 2 cannot run on soc's events; 0 with errors" in dry.output
+    assert not (root / "imported").exists()
+    done = runner.invoke(app, ["rules", "import", str(folder)], env=env)
+    assert done.exit_code == 0, done.output
+    assert ("cannot run  windows/proc_creation_win_whoami_all.yml:10: log source "
+            "category=process_creation, product=windows is not mapped") in done.output  # fmt: skip
+    assert ("cannot run  web/web_cookie_admin_flag.yml:11: fields not in soc's events: "
+            "cs-cookie") in done.output  # fmt: skip
+    for name in RUNNABLE:
+        assert (root / "imported" / "web" / name).read_bytes() == (SIGMAHQ / name).read_bytes()
+    assert not (root / "imported" / "windows").exists()
+    listed = runner.invoke(app, ["rules", "health"], env=env)
+    assert listed.exit_code == 0, listed.output
+    store = StateStore(es, Indices(prefix))
+    ids = ["4d0e6b8a-2f1c-4c55-9a7e-5b1f0f3c2a11", "9c7a3e51-6b0d-4e8f-8a2c-0d4e5f6a7b81"]
+    assert [store.tuning(i).enabled for i in ids] == [False, False]
+    enabled = runner.invoke(app, ["rules", "enable", *ids], env=env)
+    assert enabled.exit_code == 0, enabled.output
+    assert [store.tuning(i).enabled for i in ids] == [True, True]
+    again = runner.invoke(app, ["rules", "import", str(folder)], env=env)
+    assert again.exit_code == 0, again.output
+    assert [store.tuning(i).enabled for i in ids] == [True, True], "re-import keeps the choice"
+
+
+def test_import_names_a_broken_file_and_line(es_url: str, prefix: str, tmp_path: Path) -> None:
+    folder = tmp_path / "community"
+    folder.mkdir()
+    (folder / "web_broken_rule.yml").write_text("title: Broken\nid: [\n")
+    root = tmp_path / "rules"
+    shutil.copytree(RULES_DIR / "web", root / "web")
+    done = runner.invoke(app, ["rules", "import", str(folder)], env=_env(es_url, prefix, root))
+    assert done.exit_code == 1
+    assert "error       web_broken_rule.yml:3: broken YAML" in done.output
+    assert "0 files imported" in done.output
