@@ -64,6 +64,11 @@ def rules_validate() -> None:
     loaded = service.load(settings=settings)
     for error in loaded.errors:
         typer.echo(f"error: {error}", err=True)
+    sources = service.load_sources(service.rules_dir(settings))  # sources.yaml: file:line
+    for folder, indices, own in sources.folders:
+        also = " and soc's events" if own else ""
+        out.print(f"rules under {folder}/ search {', '.join(indices)}{also}", highlight=False,
+                  markup=False)  # fmt: skip
     issues = service.lint(settings=settings)
     for issue in issues:
         typer.echo(f"warning: {issue}", err=True)

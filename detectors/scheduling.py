@@ -39,9 +39,11 @@ class Detect:
         self.rules = service.load(settings=settings)
         for error in self.rules.errors:
             log.error("rule skipped: %s", error)
-        self.engine: Engine = service.engine(
+        # One engine per set of searched indices (rules/sources.yaml); soc's own events first.
+        self.engines: list[Engine] = service.engines(
             es=self.es, settings=settings, rules=list(self.rules.runnable)
         )
+        self.engine = self.engines[0]
         self.store = StateStore(self.es, Indices(settings.index_prefix))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -51,7 +53,7 @@ class Detect:
         if not self.store.acquire_lease(self.owner, ttl):
             log.info("standby: another soc detect holds the lease owner=%s", self.owner)
             return None
-        report = self.engine.tick()
+        report = _merged([engine.tick() for engine in self.engines])
         log.info(
             "tick searches=%d windows=%d alerts_created=%d alerts_existing=%d errors=%d "
             "behind=%d seconds=%.3f", report.searches, report.windows, report.alerts_created,
@@ -82,3 +84,16 @@ class Detect:
         except Exception:
             log.exception("tick failed; the windows will be retried")
         heartbeat.beat(self.settings.var_dir, "detect")  # `soc health detect`: the loop is alive
+
+
+def _merged(reports: list[TickReport]) -> TickReport:
+    total = TickReport()
+    for r in reports:
+        total.searches += r.searches
+        total.windows += r.windows
+        total.alerts_created += r.alerts_created
+        total.alerts_existing += r.alerts_existing
+        total.errors.update(r.errors)
+        total.behind.update(r.behind)
+        total.seconds += r.seconds
+    return total

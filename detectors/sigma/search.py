@@ -33,7 +33,7 @@ SCAN_LIMIT = 5000
 #: Read from doc values, not ``_source``: loading stored ``_source`` for the samples of hundreds
 #: of rules was the largest cost of a cycle (bench/reports/detect-cycle.md).
 _SAMPLE_FIELDS = ["locality.province.code", "locality.ward.code", "service.name", "source.ip",
-                  "user.name", "error.type"]  # fmt: skip
+                  "user.name", "error.type", "host.name", "host.ip"]  # fmt: skip
 #: Distinct values of a ``value_count`` correlation named on its alert (accounts, IPs).
 VALUE_NAMES = 20
 #: The failure class of an event (soc/events/failures.py): a correlation counts its findings'.

@@ -26,6 +26,7 @@ from detectors.sigma.pipeline import RULES_DIR
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Exception_, Finding, Options, Tuning, parts, resolution
 from detectors.sigma.search import needs_samples as _needs_samples
+from detectors.sigma.sources import LocatingEngine, load_sources
 from detectors.sigma.testing import CaseResult, run_tests
 from detectors.state import Checkpoint, StateStore
 from soc.alerts.models import Alert
@@ -51,11 +52,27 @@ def options(settings: Settings) -> Options:
 
 
 def engine(*, es: Elasticsearch, settings: Settings, rules: list[Rule]) -> Engine:
-    return Engine(
-        es, Indices(settings.index_prefix), rules, options=options(settings),
+    """The engine for ``rules``, which must search the same indices (``engines`` splits them)."""
+    sources = load_sources(rules_dir(settings))
+    patterns = {sources.patterns(r) for r in rules}
+    if len(patterns) > 1:
+        raise RuleError("these rules search different indices: use service.engines()")
+    found = patterns.pop() if patterns else None
+    kind = Engine if found is None else LocatingEngine
+    made = kind(
+        es, Indices(settings.index_prefix, found or ()), rules, options=options(settings),
         settle=timedelta(seconds=settings.detect_settle), max_catchup=settings.detect_max_catchup,
         chunk=settings.detect_msearch_chunk, early=settings.detect_early,
     )  # fmt: skip
+    if isinstance(made, LocatingEngine):
+        made.inventory = sources.inventory
+    return made
+
+
+def engines(*, es: Elasticsearch, settings: Settings, rules: list[Rule]) -> list[Engine]:
+    """One engine per set of searched indices (rules/sources.yaml), soc's own events first."""
+    sources = load_sources(rules_dir(settings))
+    return [engine(es=es, settings=settings, rules=group) for _, group in sources.partition(rules)]
 
 
 def test_rule(*, es: Elasticsearch, settings: Settings, rule: Rule) -> list[CaseResult]:

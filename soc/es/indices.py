@@ -29,6 +29,9 @@ class Indices:
     """Index names under one prefix."""
 
     prefix: str = "soc"
+    #: Index patterns the detectors search for events instead of soc's own (``filebeat-*``,
+    #: ``logs-*``: detectors/sigma/sources.py); ``""`` among them stands for soc's own.
+    sources: tuple[str, ...] = ()
 
     def name(self, kind: Kind) -> str:
         """The concrete index of a fixed-name kind (everything but events)."""
@@ -55,8 +58,11 @@ class Indices:
 
     @property
     def events(self) -> str:
-        """Pattern to search all events."""
-        return self.pattern(Kind.EVENTS)
+        """Pattern to search all events (soc's own, or the ``sources`` given)."""
+        own = self.pattern(Kind.EVENTS)
+        if not self.sources:
+            return own
+        return ",".join(p or own for p in self.sources)
 
     def events_for(self, when: date | datetime) -> str:
         """The daily events index for a UTC day (an aware datetime is converted to UTC)."""
