@@ -64,7 +64,9 @@ def rules_validate() -> None:
     loaded = service.load(settings=settings)
     for error in loaded.errors:
         typer.echo(f"error: {error}", err=True)
-    sources = service.load_sources(service.rules_dir(settings))  # sources.yaml: file:line
+    from detectors.sigma.sources import load_sources
+
+    sources = load_sources(service.rules_dir(settings))  # rules/sources.yaml: errors file:line
     for folder, indices, own in sources.folders:
         also = " and soc's events" if own else ""
         out.print(f"rules under {folder}/ search {', '.join(indices)}{also}", highlight=False,
