@@ -165,13 +165,14 @@ def rules_backtest(
 def rules_import(
     folder: Annotated[Path, typer.Argument(help="Folder of Sigma rules (*.yml), e.g. SigmaHQ's.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; copy nothing.")] = False,
+    into: Annotated[str, typer.Option(help="Folder of the rules dir to copy into.")] = "imported",
 ) -> None:
     """Import a folder of community rules: validate each, report what cannot run on soc's
     events, copy the rest to rules/imported/ disabled (enable each with `soc rules enable`)."""
     from detectors.sigma import imports
 
     settings = command_settings()
-    report = imports.examine(settings=settings, source=folder)
+    report = imports.examine(settings=settings, source=folder, into=into)
     for entry in report.entries:
         for reason in entry.reasons:
             out.print(f"{entry.verdict.value:10}  {reason}", highlight=False, markup=False)

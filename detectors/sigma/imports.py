@@ -15,6 +15,7 @@ Only *ready* files are copied. This module must not print: the CLI presents the 
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -66,8 +67,12 @@ class Report:
         return sum(e.verdict is verdict for e in self.entries)
 
 
-def examine(*, settings: Settings, source: Path) -> Report:
-    """Sort the folder's rule files into ready / cannot run / error; changes nothing."""
+def examine(*, settings: Settings, source: Path, into: str = IMPORT_DIR) -> Report:
+    """Sort the folder's rule files into ready / cannot run / error; changes nothing. ``into``
+    is the folder of the rules directory they go to (``imported``; ``ecs`` for a rule set that
+    rules/sources.yaml points at other indices)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", into) or into == "pipeline":
+        raise RuleError(f"--into {into!r}: a folder name under the rules directory")
     if not source.is_dir():
         raise RuleError(f"{source} is not a folder of Sigma rules")
     files = sorted(p.relative_to(source) for p in source.rglob("*.yml") if p.is_file())
@@ -79,7 +84,7 @@ def examine(*, settings: Settings, source: Path) -> Report:
         root = Path(scratch) / "rules"
         shutil.copytree(root_dir, root)  # a re-imported file then replaces its own copy
         for relative in files:
-            target = root / IMPORT_DIR / relative
+            target = root / into / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / relative, target)
         loaded = load_rules(root, pipeline)
@@ -87,12 +92,13 @@ def examine(*, settings: Settings, source: Path) -> Report:
         loaded = RuleSet(loaded.rules, tuple(
             RuleError(_unscratched(e.message, scratch_paths), e.path, e.line)
             for e in loaded.errors))  # fmt: skip
-        entries = [_entry(p.as_posix(), root / IMPORT_DIR / p, loaded, pipeline) for p in files]
-    return Report(tuple(entries), root_dir / IMPORT_DIR)
+        entries = [_entry(p.as_posix(), into, root / into / p, loaded, pipeline) for p in files]
+    return Report(tuple(entries), root_dir / into)
 
 
-def _entry(name: str, path: Path, loaded: RuleSet, pipeline: ProcessingPipeline) -> Entry:
-    mine = f"{IMPORT_DIR}/{name}"
+def _entry(name: str, into: str, path: Path, loaded: RuleSet, pipeline: ProcessingPipeline
+           ) -> Entry:  # fmt: skip
+    mine = f"{into}/{name}"
     errors = tuple(RuleError(e.message, name, e.line) for e in loaded.errors
                    if _is(e.path, mine))  # fmt: skip
     found = tuple(r for r in loaded.rules if _is(r.path, mine))

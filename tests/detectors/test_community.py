@@ -181,3 +181,19 @@ def test_import_names_a_broken_file_and_line(es_url: str, prefix: str, tmp_path:
     assert done.exit_code == 1
     assert "error       web_broken_rule.yml:3: broken YAML" in done.output
     assert "0 files imported" in done.output
+
+
+def test_import_into_a_rule_set_folder(es_url: str, prefix: str, tmp_path: Path) -> None:
+    folder = tmp_path / "community"
+    folder.mkdir()
+    shutil.copy(SIGMAHQ / RUNNABLE[0], folder / RUNNABLE[0])
+    root = tmp_path / "rules"
+    shutil.copytree(RULES_DIR / "web", root / "web")
+    env = _env(es_url, prefix, root)
+    done = runner.invoke(app, ["rules", "import", str(folder), "--into", "ecs"], env=env)
+    assert done.exit_code == 0, done.output
+    assert (root / "ecs" / RUNNABLE[0]).exists()
+    escape = runner.invoke(app, ["rules", "import", str(folder), "--into", "../out"], env=env)
+    assert escape.exit_code != 0
+    assert "a folder name under the rules directory" in escape.output
+    assert not (tmp_path / "out").exists()
