@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     notify_ack_sla: float = Field(
         default=1800.0, gt=0, description="Seconds to acknowledge before an incident escalates."
     )
+    notify_webhooks_file: Path | None = Field(
+        default=None, description="Outgoing webhooks YAML (docs/notify.md#webhooks)."
+    )
+    notify_webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description='HMAC keys by webhook name, JSON: {"name": "key"}.'
+    )
+    notify_webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds per POST.")
 
     # --- incidents, API, auth, status board (soc.incidents, soc.app, soc.auth, soc.status) ---
     environment: Literal["development", "production"] = Field(

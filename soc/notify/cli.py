@@ -109,6 +109,16 @@ def send_pending() -> None:
               f"failed {report.failed}, skipped {report.skipped}")  # fmt: skip
     for line in report.errors:
         err.print(escape(line))
+    if notifier.hooks:
+        from soc.notify.models import Channel
+        from soc.notify.webhooks import WebhookSender
+
+        hooks = WebhookSender(notifier.hooks, settings.notify_webhook_timeout)
+        posted = notifier.send_pending(hooks, channel=Channel.WEBHOOK)
+        out.print(f"webhooks: sent {posted.sent}, retrying {posted.retrying}, "
+                  f"failed {posted.failed}")  # fmt: skip
+        for line in posted.errors:
+            err.print(escape(line))
 
 
 @app.command("outbox")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
+from typing import Protocol
 
 from elasticsearch import Elasticsearch
 
@@ -25,6 +26,7 @@ from soc.errors import RouteError
 from soc.es.indices import Indices
 from soc.notify import service
 from soc.notify.models import (
+    Channel,
     IncidentNotice,
     NoticeEvent,
     OutboxMessage,
@@ -34,13 +36,23 @@ from soc.notify.models import (
 )
 from soc.notify.render import Renderer
 from soc.notify.routing import Routes, default_routes, load_routes, validate_only_own_provinces
-from soc.notify.smtp import PermanentSmtpError, SmtpSender, SmtpUnavailable, TransientSmtpError
+from soc.notify.smtp import PermanentSmtpError, SmtpUnavailable, TransientSmtpError
+from soc.notify.webhooks import Webhook, load_webhooks
+from soc.notify.webhooks import queue as queue_webhooks
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 #: How long a sender's claim on a message lasts before another sender may retry it.
 CLAIM_SECONDS = 300.0
+
+
+class Sender(Protocol):
+    """Delivers one outbox message; raises :class:`PermanentSmtpError` (never retried),
+    :class:`TransientSmtpError` (retried with backoff) or :class:`SmtpUnavailable` (the rest of
+    the batch waits too). SMTP and webhooks (:mod:`soc.notify.webhooks`) both implement it."""
+
+    def send(self, msg: OutboxMessage) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -53,6 +65,8 @@ class NotifyReport:
     held: int = 0
     duplicates: int = 0
     unrouted: list[str] = field(default_factory=list)
+    #: Webhook deliveries queued (soc.notify.webhooks).
+    webhooks: int = 0
 
 
 @dataclass
@@ -74,6 +88,8 @@ class Notifier:
     routes: Routes
     renderer: Renderer
     clock: Clock = utc_now
+    #: Outgoing webhooks, routed per province like email (soc.notify.webhooks).
+    hooks: tuple[Webhook, ...] = ()
 
     @classmethod
     def from_settings(
@@ -86,7 +102,8 @@ class Notifier:
             else default_routes(national)
         )
         renderer = Renderer(settings.notify_dashboard_url, settings.notify_template_dir)
-        return cls(es, Indices(settings.index_prefix), settings, routes, renderer, clock)
+        hooks = load_webhooks(settings)
+        return cls(es, Indices(settings.index_prefix), settings, routes, renderer, clock, hooks)
 
     def reload_routes(self) -> None:
         """Pick up an edited routes file; a broken one is refused and the current routes kept."""
@@ -104,7 +121,9 @@ class Notifier:
         return address.rpartition("@")[2] or "soc.local"
 
     def notify(self, notices: Iterable[IncidentNotice]) -> NotifyReport:
-        """Queue one email per (notice, recipient); a notice already queued is not queued again."""
+        """Queue one email per (notice, recipient) and one delivery per (notice, webhook); a
+        notice already queued is not queued again."""
+        notices = list(notices)
         report = NotifyReport()
         service.refresh(self.es, self.indices)
         # Emails each recipient got in the window, counted once per batch and then kept up to date
@@ -121,6 +140,10 @@ class Notifier:
                 wanted.append((mid, notice, recipient))
         # A scheduler asks about the same incidents every tick: skip what is queued already in
         # one multi-get instead of rendering and refusing each email again.
+        if self.hooks:
+            made, _ = queue_webhooks(self.es, self.indices, self.hooks, notices, self.clock(),
+                                     self._domain)  # fmt: skip
+            report.webhooks += made
         queued = service.existing(self.es, self.indices, [mid for mid, _, _ in wanted])
         for mid, notice, recipient in wanted:
             if mid in queued:
@@ -229,11 +252,15 @@ class Notifier:
                 self.es, self.indices, stored, status=OutboxStatus.DIGESTED, digest_id=mid
             )
 
-    def send_pending(self, sender: SmtpSender, limit: int = 200) -> SendReport:
-        """Try every due message once; record sent, retry-later or failed for each."""
+    def send_pending(
+        self, sender: Sender, limit: int = 200, channel: Channel = Channel.EMAIL
+    ) -> SendReport:
+        """Try every due message of the channel once (an :class:`SmtpSender` for emails, a
+        :class:`~soc.notify.webhooks.WebhookSender` for webhooks); record sent, retry-later or
+        failed for each, with the same retries, claims and limits."""
         report = SendReport()
         service.refresh(self.es, self.indices)
-        due = service.due(self.es, self.indices, self.clock(), limit)
+        due = service.due(self.es, self.indices, self.clock(), limit, channel)
         for position, stored in enumerate(due):
             down = self._send_one(sender, stored, report)
             if down is not None:
@@ -245,9 +272,7 @@ class Notifier:
         service.refresh(self.es, self.indices)
         return report
 
-    def _send_one(
-        self, sender: SmtpSender, stored: service.Stored, report: SendReport
-    ) -> str | None:
+    def _send_one(self, sender: Sender, stored: service.Stored, report: SendReport) -> str | None:
         """Send one message and record the outcome; the error if the server is unavailable."""
         now = self.clock()
         attempts = stored.message.attempts + 1
@@ -267,7 +292,7 @@ class Notifier:
                            last_error=str(exc))  # fmt: skip
             report.failed += 1
             report.errors.append(f"{mid}: {exc}")
-            log.warning("email %s failed permanently: %s", mid, exc)
+            log.warning("%s %s failed permanently: %s", stored.message.channel, mid, exc)
             return None
         except TransientSmtpError as exc:
             self._retry_later(claimed, attempts, str(exc), report)

@@ -35,6 +35,14 @@ class NoticeEvent(StrEnum):
     RESOLVED = "resolved"
 
 
+class Channel(StrEnum):
+    """How an outbox message travels: an email, or a JSON POST to a webhook
+    (:mod:`soc.notify.webhooks`)."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
 class Language(StrEnum):
     VI = "vi"
     EN = "en"
@@ -173,3 +181,6 @@ class OutboxMessage(Frozen):
     last_error: str | None = None
     digest_id: str | None = None
     notices: tuple[IncidentNotice, ...] = ()
+    channel: Channel = Channel.EMAIL
+    #: A webhook's name (``channel=webhook``); its JSON payload is ``text``.
+    webhook: str | None = None

@@ -21,7 +21,9 @@ from soc.es.indices import Indices
 from soc.incidents import service as incidents
 from soc.incidents.models import Incident, IncidentStatus
 from soc.notify.flows import Notifier, notify_incidents
+from soc.notify.models import Channel
 from soc.notify.smtp import SmtpSender
+from soc.notify.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,14 @@ def tick(notifier: Notifier, source: IncidentSource | None = None) -> None:
         digests = notifier.flush_digests()
         with SmtpSender(notifier.settings) as sender:
             report = notifier.send_pending(sender)
+        if notifier.hooks:
+            hooks = WebhookSender(notifier.hooks, notifier.settings.notify_webhook_timeout)
+            posted = notifier.send_pending(hooks, channel=Channel.WEBHOOK)
+            report.sent, report.retrying = (
+                report.sent + posted.sent,
+                report.retrying + posted.retrying,
+            )
+            report.failed += posted.failed
     except (SocError, ApiError, TransportError):
         # Elasticsearch away or a bad route: nothing is lost (the outbox is the state); retry.
         log.exception("notify tick failed; the next tick retries")

@@ -20,7 +20,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from soc.alerts.models import Severity
 from soc.es.indices import Indices
 from soc.localities import catalogue
-from soc.notify.models import OutboxMessage, OutboxStatus
+from soc.notify.models import Channel, OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,11 @@ def _to_doc(msg: OutboxMessage) -> dict[str, Any]:
         "@timestamp": msg.created.isoformat(),
         "message_id": msg.message_id,
         "incident": {"id": list(msg.incident_ids)},
-        "notification": {"event": msg.event, "language": msg.recipient.language.value},
+        "notification": {
+            "event": msg.event,
+            "language": msg.recipient.language.value,
+            "channel": msg.channel.value,
+        },
         "province_codes": list(msg.province_codes),
         "recipients": [msg.recipient.address],
         "subject": msg.subject,
@@ -57,7 +61,8 @@ def _to_doc(msg: OutboxMessage) -> dict[str, Any]:
         "sent": msg.sent.isoformat() if msg.sent else None,
         "last_error": msg.last_error,
         "body": msg.model_dump(
-            mode="json", include={"recipient", "text", "html", "digest_id", "notices"}
+            mode="json",
+            include={"recipient", "text", "html", "digest_id", "notices", "channel", "webhook"},
         ),
     }
 
@@ -179,9 +184,14 @@ def _search(es: Elasticsearch, indices: Indices, query: dict[str, Any], size: in
     return [_from_hit(dict(hit)) for hit in resp["hits"]["hits"]]
 
 
-def due(es: Elasticsearch, indices: Indices, now: datetime, limit: int = 200) -> list[Stored]:
-    """Messages to (re)try now: pending ones whose time has come, and expired claims."""
-    query = {
+def due(
+    es: Elasticsearch, indices: Indices, now: datetime, limit: int = 200,
+    channel: Channel = Channel.EMAIL,
+) -> list[Stored]:  # fmt: skip
+    """Messages of one channel to (re)try now: pending ones whose time has come, and expired
+    claims. Messages stored before channels existed are emails."""
+    webhook = {"term": {"notification.channel": Channel.WEBHOOK.value}}
+    query: dict[str, Any] = {
         "bool": {
             "filter": [
                 {"terms": {"status": [OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]}},
@@ -189,6 +199,10 @@ def due(es: Elasticsearch, indices: Indices, now: datetime, limit: int = 200) ->
             ]
         }
     }
+    if channel is Channel.WEBHOOK:
+        query["bool"]["filter"].append(webhook)
+    else:
+        query["bool"]["must_not"] = [webhook]
     return _search(es, indices, query, limit)
 
 
