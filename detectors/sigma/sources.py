@@ -31,8 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collectors.inventory import Inventory, load_inventory
 from collectors.yamlfile import load
+from detectors.sigma.alerting import to_alert
 from detectors.sigma.models import Rule
-from detectors.sigma.runner import Engine, Outcome, to_alert
+from detectors.sigma.runner import Engine, Outcome
 from soc.alerts.models import Alert, Place
 from soc.localities import Locality
 
