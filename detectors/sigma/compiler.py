@@ -193,7 +193,7 @@ def _plain(rule: SigmaRule, path: str, line: int, text: str, pipeline: Processin
         raise RuleError(
             f"rule {rule.title!r} converted to {len(queries)} queries, not 1", path, line
         )
-    for item in _items(rule):
+    for item in detection_items(rule):
         _check_item(item, path, text, line)
     return Rule(
         id=str(rule.id) if rule.id else _missing_id(path, line),
@@ -211,7 +211,9 @@ def _plain(rule: SigmaRule, path: str, line: int, text: str, pipeline: Processin
     )
 
 
-def _items(rule: SigmaRule) -> Iterator[SigmaDetectionItem]:
+def detection_items(rule: SigmaRule) -> Iterator[SigmaDetectionItem]:
+    """Every field/value item of a rule's detection, however deeply its lists nest."""
+
     def walk(node: SigmaDetection | SigmaDetectionItem) -> Iterator[SigmaDetectionItem]:
         if isinstance(node, SigmaDetectionItem):
             yield node

@@ -30,10 +30,10 @@ from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.rule import SigmaRule
 
 from detectors.sigma import service as rules
-from detectors.sigma.compiler import RuleSet, load_rules
+from detectors.sigma.compiler import RuleSet, detection_items, load_rules
 from detectors.sigma.models import Rule
 from detectors.sigma.pipeline import is_known, load_pipeline
 from soc.config import Settings
@@ -145,7 +145,8 @@ def _cannot_run(path: Path, name: str, pipeline: ProcessingPipeline) -> Iterator
             LuceneBackend(processing_pipeline=pipeline).convert_rule(rule)
         except SigmaError:
             continue
-        unknown = sorted({i.field for i in _items(rule) if i.field and not is_known(i.field)})
+        fields = {item.field for item in detection_items(rule) if item.field}
+        unknown = sorted(field for field in fields if not is_known(field))
         if unknown:
             yield RuleError(f"fields not in soc's events: {', '.join(unknown)}", name,
                             _line(text, unknown[0]))  # fmt: skip
@@ -158,18 +159,6 @@ def _mapped_logsources(pipeline: ProcessingPipeline) -> list[LogsourceCondition]
         conditions = getattr(item, "rule_conditions", None) or []
         found.extend(c for c in conditions if isinstance(c, LogsourceCondition))
     return found
-
-
-def _items(rule: SigmaRule) -> Iterator[SigmaDetectionItem]:
-    def walk(node: SigmaDetection | SigmaDetectionItem) -> Iterator[SigmaDetectionItem]:
-        if isinstance(node, SigmaDetectionItem):
-            yield node
-        else:
-            for child in node.detection_items:
-                yield from walk(child)
-
-    for detection in rule.detection.detections.values():
-        yield from walk(detection)
 
 
 def _line(text: str, needle: str) -> int:

@@ -54,23 +54,29 @@ def _search(es: Elasticsearch, index: str, query: dict[str, Any], size: int = 50
     return [dict(hit["_source"]) for hit in found["hits"]["hits"]]
 
 
-def first_alert(es: Elasticsearch, indices: Indices, label: Label) -> dict[str, Any] | None:
-    """The earliest Sigma alert of the scenario's place whose window overlaps the scenario and
-    that was written after its first event (an alert fired early for its window can predate the
-    scenario: then it is about something else in that place)."""
+def _scenario_alerts(label: Label) -> list[dict[str, Any]]:
+    """Filters for the alerts of the scenario's place whose window overlaps it, written after
+    its first event. Probe and province-wide rules carry no ward: those count too."""
     place: list[dict[str, Any]] = [{"term": {"locality.province.code": label.province_code}}]
     if label.ward_code:
-        # Probe and province-wide rules carry no ward: accept those, or the scenario's ward.
         place.append({"bool": {"should": [
             {"term": {"locality.ward.code": label.ward_code}},
             {"bool": {"must_not": {"exists": {"field": "locality.ward.code"}}}},
         ]}})  # fmt: skip
-    query = {"bool": {"filter": [
+    return [
         *place,
         {"range": {"window.end": {"gte": label.start.isoformat()}}},
         {"range": {"window.start": {"lte": (label.end + SLACK).isoformat()}}},
         {"range": {"@timestamp": {"gte": label.start.isoformat()}}},
-    ], "must_not": [{"term": {"detector": "anomaly"}}]}}  # fmt: skip
+    ]
+
+
+def first_alert(es: Elasticsearch, indices: Indices, label: Label) -> dict[str, Any] | None:
+    """The earliest Sigma alert of the scenario's place whose window overlaps the scenario and
+    that was written after its first event (an alert fired early for its window can predate the
+    scenario: then it is about something else in that place)."""
+    not_anomaly = [{"term": {"detector": "anomaly"}}]
+    query = {"bool": {"filter": _scenario_alerts(label), "must_not": not_anomaly}}
     hits = _search(es, indices.alerts, query, size=1, sort=[{"@timestamp": "asc"}])
     return hits[0] if hits else None
 
@@ -120,19 +126,7 @@ class Mails:
 def scenario_mails(es: Elasticsearch, indices: Indices, label: Label) -> Mails:
     """The incidents of every alert (any detector) of the scenario's place and time, and the
     "new" emails queued for them, per recipient."""
-    place: list[dict[str, Any]] = [{"term": {"locality.province.code": label.province_code}}]
-    if label.ward_code:
-        place.append({"bool": {"should": [
-            {"term": {"locality.ward.code": label.ward_code}},
-            {"bool": {"must_not": {"exists": {"field": "locality.ward.code"}}}},
-        ]}})  # fmt: skip
-    query = {"bool": {"filter": [
-        *place,
-        {"range": {"window.end": {"gte": label.start.isoformat()}}},
-        {"range": {"window.start": {"lte": (label.end + SLACK).isoformat()}}},
-        {"range": {"@timestamp": {"gte": label.start.isoformat()}}},
-        {"exists": {"field": "incident.id"}},
-    ]}}  # fmt: skip
+    query = {"bool": {"filter": [*_scenario_alerts(label), {"exists": {"field": "incident.id"}}]}}
     alerts = _search(es, indices.alerts, query, size=500)
     ids = sorted({str(a["incident"]["id"]) for a in alerts})
     found = _search(es, indices.incidents, {"terms": {"incident.id": ids}}, size=500) if ids else []
