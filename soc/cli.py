@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 
 from soc.commands import command_settings, handles_errors
-from soc.config import load_settings
 from soc.errors import SocError
 from soc.subcommands import LazyTyperGroup
 
@@ -236,6 +235,8 @@ def health(
 
     api: /api/v1/health answers on SOC_API_PORT; detect, pipeline: their heartbeat is fresh.
     """
+    from soc.config import load_settings  # here, not at start-up: `soc --help` stays light
+
     settings = load_settings()
     if process == "api":
         import urllib.request
