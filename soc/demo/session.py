@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
-class _Stop(Exception):
-    """Raised from the SIGTERM handler so that SIGTERM stops like Ctrl-C."""
+class _Stop(BaseException):
+    """Raised from the SIGTERM handler so that SIGTERM stops like Ctrl-C.
+
+    A BaseException, as KeyboardInterrupt is: raised in the middle of a request, an ``except
+    Exception`` in a library (the Elasticsearch transport retries on any Exception) would take it
+    for a failed request and carry on with the backfill."""
 
 
 @dataclass(frozen=True)
