@@ -41,15 +41,6 @@ class FailureClass(StrEnum):
     #: A failure whose kind the source does not say.
     OTHER = "other"
 
-    @property
-    def availability(self) -> bool:
-        """A failure of the service for everyone, not of one caller's request."""
-        return self in _AVAILABILITY
-
-
-_AVAILABILITY = frozenset(
-    {FailureClass.TIMEOUT, FailureClass.REFUSED, FailureClass.SERVER_ERROR, FailureClass.CONFIG}
-)
 
 _AUTH = (
     r"(^|\D)40[13]($|\D)|invalid_grant|access_denied|otp_invalid|invalid[ _]credential"
