@@ -18,7 +18,8 @@ API's problem-details handler) catch ``SocError`` and show ``str(error)``; anyth
     │   ├── ElasticsearchUnavailable    no answer / not healthy in time
     │   ├── ElasticsearchAccessError    credentials refused (401) or privileges missing (403)
     │   ├── ElasticsearchTlsError       the cluster's certificate cannot be verified
-    │   └── IncompatibleMappingError    an existing index disagrees with soc's mapping
+    │   ├── IncompatibleMappingError    an existing index disagrees with soc's mapping
+    │   └── AlertWriteError             Elasticsearch refused to store an alert (names its id)
     ├── SimulationError             the simulator cannot run as asked
     │   └── ScenarioError               a scenario file is invalid (names file and key)
     ├── LauncherError               the managed local node cannot be installed / started / stopped
@@ -132,6 +133,15 @@ class IncompatibleMappingError(ElasticsearchError):
             f"index {index!r} has a mapping incompatible with soc's: {listed}. "
             "Reindex it into a new index or delete it (its data is lost) and run `soc es setup`."
         )
+
+
+class AlertWriteError(ElasticsearchError):
+    """Elasticsearch refused to store an alert (other than "already there"); names the alert."""
+
+    def __init__(self, alert_id: str, reason: str) -> None:
+        self.alert_id = alert_id
+        self.reason = reason
+        super().__init__(f"alert {alert_id} not stored: {reason}")
 
 
 class SimulationError(SocError):

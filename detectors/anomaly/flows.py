@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from elasticsearch import Elasticsearch, NotFoundError, helpers
+from elasticsearch import Elasticsearch, NotFoundError
 
 from detectors.anomaly import explain, probes, scoring, silence, syncjob, unsynced
 from detectors.anomaly.baseline import persistence
@@ -32,6 +32,7 @@ from detectors.anomaly.features import (
     totals,
 )
 from detectors.base import aligned_windows, floor, iso
+from soc.alerts import store
 from soc.alerts.models import Alert, Detector, Window
 from soc.config import Settings
 from soc.errors import ConfigError
@@ -246,26 +247,6 @@ def _as_deviation(p_value: float) -> scoring.Deviation:
     return scoring.Deviation("count", "outage", "events", 0, 0, 0, 0, p_value)
 
 
-def write(es: Elasticsearch, indices: Indices, alerts: list[Alert]) -> tuple[int, int]:
-    """Create each alert once; return (created, already present)."""
-    actions = (
-        {"_op_type": "create", "_index": indices.alerts, "_id": a.id, "_source": a.to_doc()}
-        for a in alerts
-    )
-    created = duplicates = 0
-    for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False, max_retries=3):
-        info = item["create"]
-        if ok:
-            created += 1
-        elif info.get("status") == 409:
-            duplicates += 1
-        else:
-            raise RuntimeError(f"alert {info.get('_id')} not stored: {info.get('error')}")
-    if alerts:
-        es.indices.refresh(index=indices.alerts)
-    return created, duplicates
-
-
 def evaluate(
     es: Elasticsearch,
     indices: Indices,
@@ -286,7 +267,7 @@ def evaluate(
     alerts: list[Alert] = []
     for w in aligned_windows(window_start, window_end, bucket):
         found = bucket_alerts(es, indices, model, settings, w.for_alert(), created_at)
-        write(es, indices, found)
+        store.create(es, indices, found, refresh=True)
         alerts.extend(found)
     return alerts
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
 from detectors.base import Window, aligned_windows, floor
 from detectors.sigma.alerting import to_alert
@@ -50,6 +50,7 @@ from detectors.sigma.search import (
     with_samples,
 )
 from detectors.state import Checkpoint, StateStore
+from soc.alerts import store
 from soc.alerts.models import Alert
 from soc.es.indices import Indices
 
@@ -325,28 +326,10 @@ class Engine:
         return list(unique.values())
 
     def write(self, alerts: Sequence[Alert], *, final: bool = False) -> tuple[int, int]:
-        """Write each alert once; an alert already there (same id) is counted, not doubled.
-
-        An early alert is only created (a later, larger early count never overwrites it). A final
-        one is upserted: created if no early search saw it, else brought to the window's final
-        count, summary and samples, leaving its creation time, status and incident alone.
-        """
-        if not alerts:
-            return 0, 0
-        actions = (_final_action(a, self.indices) if final else
-                   {"_op_type": "create", "_index": self.indices.alerts, "_id": a.id,
-                    "_source": a.to_doc()} for a in alerts)  # fmt: skip
-        created = existing = 0
-        for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
-                                               max_retries=3):  # fmt: skip
-            ((_op, result),) = item.items()
-            if ok and result.get("result") == "created":
-                created += 1
-            elif ok or result.get("status") == 409:
-                existing += 1
-            else:
-                raise RuntimeError(f"alert not written: {result.get('error')}")
-        return created, existing
+        """Write each alert once (see :mod:`soc.alerts.store`): an early alert is only created (a
+        later, larger early count never overwrites it); a final one is settled, brought to the
+        window's final count, summary and samples."""
+        return (store.settle if final else store.create)(self.es, self.indices, alerts)
 
     # ------------------------------------------------------------------ checkpoints
     def _advance(self, checkpoints: Mapping[str, Checkpoint], outcomes: Sequence[Outcome],
@@ -395,14 +378,6 @@ def _whole(outcome: Outcome) -> Outcome:
         return outcome  # correlation findings are already slots of the whole windows
     return replace(outcome, window=whole,
                    findings=tuple(replace(f, window=whole) for f in outcome.findings))  # fmt: skip
-
-
-def _final_action(alert: Alert, indices: Indices) -> dict[str, Any]:
-    doc = alert.to_doc()
-    final = {"alert": {"count": doc["alert"]["count"], "summary": doc["alert"]["summary"]},
-             "evidence": doc["evidence"]}  # fmt: skip
-    return {"_op_type": "update", "_index": indices.alerts, "_id": alert.id, "doc": final,
-            "upsert": doc, "retry_on_conflict": 3}  # fmt: skip
 
 
 def _failed(answer: Mapping[str, Any]) -> bool:
