@@ -27,17 +27,8 @@ def _soc(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "soc.cli", *args)
 
 
-def _has_api_command() -> bool:
-    from soc.cli import app
-
-    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    return "api" in names
-
-
 def api_argv(settings: Settings) -> tuple[str, ...]:
-    """``soc api`` when the CLI has it, else uvicorn on the same ``create_app`` factory."""
-    if _has_api_command():
-        return _soc("api")
+    """uvicorn on ``soc.app:create_app``, quiet: warnings only and no access log."""
     return (sys.executable, "-m", "uvicorn", "soc.app:create_app", "--factory",
             "--host", settings.api_host, "--port", str(settings.api_port),
             "--log-level", "warning", "--no-access-log")  # fmt: skip
