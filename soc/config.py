@@ -298,6 +298,11 @@ class Settings(BaseSettings):
         return self.var_dir / "es" / "node"
 
     @property
+    def demo_password_file(self) -> Path:
+        """The demo users' password: ``soc demo`` writes it, ``soc auth`` reads it (development)."""
+        return self.var_dir / "demo" / "demo-password"
+
+    @property
     def replicas(self) -> int:
         if self.index_replicas is not None:
             return self.index_replicas

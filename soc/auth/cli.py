@@ -14,7 +14,6 @@ from pydantic import SecretStr
 from soc.auth import policy
 from soc.auth import service as auth
 from soc.config import Settings, load_settings
-from soc.demo.models import DemoPaths
 from soc.errors import SocError
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
@@ -33,7 +32,7 @@ def _token_settings() -> Settings:
     settings = load_settings()
     if settings.auth_demo_password is not None or settings.environment != "development":
         return settings
-    path = DemoPaths.of(settings).password
+    path = settings.demo_password_file
     try:
         password = path.read_text(encoding="utf-8").strip()
     except OSError:

@@ -17,10 +17,13 @@ class DemoPaths:
 
     root: Path
     mail: Path
+    #: The demo users' password; ``soc auth`` reads it too, so the settings name it.
+    password: Path
 
     @classmethod
     def of(cls, settings: Settings) -> DemoPaths:
-        return cls(root=settings.var_dir / "demo", mail=settings.var_dir / "mail")
+        root, mail = settings.var_dir / "demo", settings.var_dir / "mail"
+        return cls(root=root, mail=mail, password=settings.demo_password_file)
 
     @property
     def collector_config(self) -> Path:
@@ -29,10 +32,6 @@ class DemoPaths:
     @property
     def scenarios(self) -> Path:
         return self.root / "scenarios.yaml"
-
-    @property
-    def password(self) -> Path:
-        return self.root / "demo-password"
 
     @property
     def push_token(self) -> Path:
