@@ -37,7 +37,7 @@ from detectors.anomaly.silence import find
 from detectors.anomaly.unsynced import DOSSIER_ACTIONS, OSS_SERVICE
 from detectors.base import aligned_windows, iso
 from soc.config import load_settings
-from soc.demo.flows import ensure_elasticsearch
+from soc.es.client import ensure_elasticsearch
 from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.localities import catalogue

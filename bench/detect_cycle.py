@@ -35,8 +35,7 @@ from detectors.sigma.models import Rule
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Finding, Tuning, body, findings, split
 from soc.config import load_settings
-from soc.demo.flows import ensure_elasticsearch
-from soc.es.client import make_client
+from soc.es.client import ensure_elasticsearch, make_client
 from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
 from soc.localities import catalogue

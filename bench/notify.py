@@ -22,8 +22,7 @@ from pathlib import Path
 
 from soc.alerts.models import Severity
 from soc.config import load_settings
-from soc.demo.flows import ensure_elasticsearch
-from soc.es.client import make_client
+from soc.es.client import ensure_elasticsearch, make_client
 from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
 from soc.localities import catalogue

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from soc.config import load_settings
-from soc.demo.flows import ensure_elasticsearch
+from soc.es.client import ensure_elasticsearch
 from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
 from soc.localities import catalogue

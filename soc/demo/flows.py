@@ -24,9 +24,8 @@ from elasticsearch import Elasticsearch
 
 from soc.config import Settings
 from soc.demo.models import DemoOptions, DemoPaths
-from soc.es.client import make_client, wait_until_healthy
+from soc.es.client import ensure_elasticsearch
 from soc.es.indices import Indices
-from soc.es.launcher import LocalNode
 from soc.es.templates import Layout, SetupReport, setup
 
 log = logging.getLogger(__name__)
@@ -48,16 +47,6 @@ ROTATION: tuple[dict[str, Any], ...] = (
 SCHEDULE_SPAN = timedelta(hours=24)
 SCENARIO_LENGTH = "4m"
 MAX_SCENARIOS = 360
-
-
-def ensure_elasticsearch(settings: Settings) -> tuple[Elasticsearch, bool]:
-    """A healthy client; starts the managed node first when soc manages one."""
-    started = False
-    if settings.managed_es:
-        started = LocalNode(settings).start()
-    es = make_client(settings)
-    wait_until_healthy(es, timeout=settings.es_start_timeout, settings=settings)
-    return es, started
 
 
 @dataclass(frozen=True)

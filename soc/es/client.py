@@ -73,6 +73,16 @@ def make_client(settings: Settings) -> Elasticsearch:
     )
 
 
+def ensure_elasticsearch(settings: Settings) -> tuple[Elasticsearch, bool]:
+    """A healthy client; starts the managed node first when soc manages one (True: started)."""
+    from soc.es.launcher import LocalNode  # the launcher is only needed when soc runs the node
+
+    started = LocalNode(settings).start() if settings.managed_es else False
+    es = make_client(settings)
+    wait_until_healthy(es, timeout=settings.es_start_timeout, settings=settings)
+    return es, started
+
+
 class OrjsonDecoding(JsonSerializer):
     """The client's JSON serializer, decoding answers with orjson (several times faster than
     ``json`` on the answer of a 2,000-action ``_bulk``); requests are encoded as before."""

@@ -82,7 +82,7 @@ def backfill_cmd(
     ] = False,
 ) -> None:
     """Index days of normalised events straight into Elasticsearch (fast; for training/tests)."""
-    from soc.demo.flows import ensure_elasticsearch
+    from soc.es.client import ensure_elasticsearch
     from soc.es.indices import Indices
     from soc.es.templates import Layout, setup
     from soc.simulate.flows import backfill
@@ -290,7 +290,7 @@ def _live_sinks(settings: Settings, out_dir: Path | None, *, to_es: bool, syslog
     if out_dir is not None or not (to_es or syslog or http_push):
         sinks.append(FileSink(out_dir or settings.var_dir / "simulate" / "live"))
     if to_es:
-        from soc.demo.flows import ensure_elasticsearch
+        from soc.es.client import ensure_elasticsearch
         from soc.es.indices import Indices
         from soc.es.templates import Layout, setup
 
