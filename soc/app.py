@@ -35,6 +35,7 @@ from soc.deps import IF_MATCH, EsDep
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import Layout, setup
+from soc.incidents import alert_views as incident_alert_views
 from soc.incidents import silence_views
 from soc.incidents import views as incident_views
 from soc.notify import views as notify_views
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_views.router)
     api.include_router(alert_views.router)
+    api.include_router(incident_alert_views.router)
     api.include_router(incident_views.router)
     api.include_router(silence_views.router)
     api.include_router(notify_views.router)

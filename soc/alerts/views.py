@@ -1,16 +1,17 @@
-"""``/api/v1/alerts``: list and filter alerts, read one, triage (acknowledge, false positive,
-attach to an incident).
+"""``/api/v1/alerts``: list and filter alerts, read one, triage (acknowledge, false positive;
+attaching to an incident is an incidents route, :mod:`soc.incidents.alert_views`).
 
 Every signed-in user reads alerts of their provinces; triage is for ``admin`` and ``analyst``.
-Routes only validate and call ``soc.alerts.service`` / ``soc.incidents.flows``.
+Routes only validate and call ``soc.alerts.service``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from soc import problems
 from soc.alerts import service
@@ -18,8 +19,6 @@ from soc.alerts.models import Alert, AlertStatus, Severity
 from soc.auth import audit
 from soc.deps import Analyst, AnyUser, EsDep, IndicesDep, UtcDatetime, client_ip
 from soc.errors import RequestError
-from soc.incidents import flows
-from soc.incidents.models import Incident, utcnow
 from soc.services import Service
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=problems.RESPONSES)
@@ -40,12 +39,6 @@ class AlertList(BaseModel):
     total: int
     page: int
     size: int
-
-
-class AttachIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    incident_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 def _read(stored: service.StoredAlert) -> AlertRead:
@@ -108,7 +101,7 @@ def _triage(
     verdict: AlertStatus,
 ) -> AlertRead:
     stored = service.get(es, indices, alert_id, user=user)
-    service.triage(es, indices, alert_id, verdict=verdict, actor=user.name, now=utcnow())
+    service.triage(es, indices, alert_id, verdict=verdict, actor=user.name, now=datetime.now(UTC))
     place = stored.alert.place
     audit.record(
         es,
@@ -118,7 +111,7 @@ def _triage(
         target_type="alert",
         target_id=alert_id,
         provinces=[place.province_code] if place else [],
-        now=utcnow(),
+        now=datetime.now(UTC),
         ip=client_ip(request),
     )
     return _read(service.get(es, indices, alert_id, user=user))
@@ -136,16 +129,3 @@ def false_positive(
     alert_id: AlertId, es: EsDep, indices: IndicesDep, user: Analyst, request: Request
 ) -> AlertRead:
     return _triage(es, indices, user, request, alert_id, AlertStatus.FALSE_POSITIVE)
-
-
-@router.post("/{alert_id}/attach", response_model=Incident)
-def attach(
-    alert_id: AlertId,
-    body: AttachIn,
-    es: EsDep,
-    indices: IndicesDep,
-    user: Analyst,
-    request: Request,
-) -> Incident:
-    caller = flows.Caller(user, client_ip(request))
-    return flows.attach_alert(es, indices, alert_id, body.incident_id, caller=caller)
