@@ -11,7 +11,9 @@ one process carries the whole path after the Sigma rules (production runs it bes
 (deterministic ids, compare-and-set, checkpoints), so a crash or a second worker doubles nothing.
 
 It must not hold any grouping, notification or detection logic: only the schedule and the wrapping
-(one place that logs a failed round and lets the next one retry).
+(one place that logs a failed round and lets the next one retry). ``soc incidents group`` (below)
+is the same round by hand for operators: grouping, recovered episodes, then the status board's
+changes. It composes ``soc.incidents`` and ``soc.status``, so it lives here, in the top layer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Annotated
 
+import typer
 from apscheduler.schedulers.blocking import BlockingScheduler
 from elasticsearch import Elasticsearch
 
@@ -130,3 +134,46 @@ def run_worker(settings: Settings, *, anomaly: bool = True) -> None:
              settings.demo_pipeline_tick, ANOMALY_EVERY)  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+
+
+incidents_app = typer.Typer(help="Incidents: group alerts into incidents.", no_args_is_help=True)
+
+
+@incidents_app.command("group")
+def group_command(
+    every: Annotated[float, typer.Option(min=0, help="Repeat every N seconds (0: once).")] = 0,
+) -> None:
+    """Group pending alerts into incidents."""
+    from soc import logs
+    from soc.auth.models import Role, User
+    from soc.config import load_settings
+    from soc.errors import SocError
+    from soc.incidents.episodes import close_recovered
+    from soc.incidents.grouping import group_pending
+    from soc.status import service as status
+
+    board_user = User(name="soc-status", role=Role.ADMIN)  # the whole country's board
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    try:
+        es = make_client(settings)
+        wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
+        indices = Indices(settings.index_prefix)
+        setup(es, indices, layout=Layout.of(settings))
+        while True:
+            grouped = group_pending(es, indices, settings)
+            now = datetime.now(UTC)
+            recovered = close_recovered(es, indices, settings, now)
+            current = status.board(
+                es, indices, user=board_user, now=now, probe_window=settings.status_probe_window
+            )
+            changed = status.record_changes(es, indices, current, now)
+            typer.echo(
+                f"grouped {grouped} alert(s); {recovered} recovered; {changed} status change(s)"
+            )
+            if not every:
+                return
+            time.sleep(every)
+    except SocError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

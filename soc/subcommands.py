@@ -55,7 +55,8 @@ LAZY_GROUPS: dict[str, LazyGroup] = {
                       "The whole SOC on its embedded defaults (the README's main job)."),
     "api": LazyGroup("soc.serve:app", "The JSON API (/api/v1, OpenAPI at /api/v1/docs)."),
     "auth": LazyGroup("soc.auth.cli:app", "Users, password hashes and API tokens."),
-    "incidents": LazyGroup("soc.incidents.cli:app", "Incidents: group alerts into incidents."),
+    "incidents": LazyGroup("soc.pipeline:incidents_app",
+                           "Incidents: group alerts into incidents."),
 }  # fmt: skip
 
 
