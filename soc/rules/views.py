@@ -25,7 +25,6 @@ from soc import problems
 from soc.auth import audit
 from soc.deps import Admin, Analyst, EsDep, IndicesDep, SettingsDep, client_ip
 from soc.errors import NotFound, RuleError, UnknownRuleError
-from soc.incidents.models import utcnow
 
 router = APIRouter(prefix="/rules", tags=["rules"], responses=problems.RESPONSES)
 _lock = threading.Lock()
@@ -91,7 +90,7 @@ def get_rule(
 def _audit(request: Request, es: EsDep, indices: IndicesDep, user: Admin, action: str,
            rule_id: str) -> None:  # fmt: skip
     audit.record(es, indices, actor=user, action=action, target_type="rule", target_id=rule_id,
-                 provinces=[], now=utcnow(), ip=client_ip(request))  # fmt: skip
+                 provinces=[], now=datetime.now(UTC), ip=client_ip(request))  # fmt: skip
 
 
 def _switch(
