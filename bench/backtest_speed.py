@@ -22,6 +22,7 @@ from detectors.base import aligned_windows, parse_duration
 from detectors.sigma import service
 from detectors.sigma.models import Rule
 from detectors.state import StateStore
+from soc import timeutil
 from soc.config import Settings, load_settings
 from soc.es.client import make_client
 
@@ -56,7 +57,7 @@ def main() -> None:
     es = make_client(settings)
     newest = es.search(index=f"{args.reuse}-events-*", size=1, sort=[{"event.ingested": "desc"}])
     stamp = newest["hits"]["hits"][0]["_source"]["event"]["ingested"]
-    now = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + timedelta(minutes=1)
+    now = timeutil.parse(stamp) + timedelta(minutes=1)
     since = parse_duration(args.since)
     total = es.count(index=f"{args.reuse}-events-*")["count"]
     rules = service.load(settings=settings)

@@ -34,6 +34,7 @@ from detectors.sigma.compiler import load_rules
 from detectors.sigma.models import Rule
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Finding, Tuning, body, findings, split
+from soc import timeutil
 from soc.config import load_settings
 from soc.es.client import ensure_elasticsearch, make_client
 from soc.es.indices import Indices
@@ -289,13 +290,12 @@ def live_latency(es: Elasticsearch, indices: Indices, minutes: float, tick: floa
     latencies = []
     for hit in hits["hits"]["hits"]:
         a = hit["_source"]
-        start, end = (datetime.fromisoformat(a["window"][k].replace("Z", "+00:00"))
-                      for k in ("start", "end"))  # fmt: skip
+        start, end = (timeutil.parse(a["window"][k]) for k in ("start", "end"))
         province = a.get("locality", {}).get("province", {}).get("code")
         first = min((at for at, code in attacks if start <= at < end and code == province),
                     default=None)  # fmt: skip
         if first is not None:
-            written = datetime.fromisoformat(a["@timestamp"].replace("Z", "+00:00"))
+            written = timeutil.parse(a["@timestamp"])
             latencies.append((written - first).total_seconds())
     return latencies, len(attacks)
 
@@ -333,8 +333,7 @@ def main() -> None:
             rate = load(es, indices, args.events, end, args.days)
         total = es.count(index=indices.events)["count"]
         newest = es.search(index=indices.events, size=1, sort=[{"@timestamp": "desc"}])
-        last = datetime.fromisoformat(newest["hits"]["hits"][0]["_source"]["@timestamp"]
-                                      .replace("Z", "+00:00"))  # fmt: skip
+        last = timeutil.parse(newest["hits"]["hits"][0]["_source"]["@timestamp"])
         window = Window(floor(last, timedelta(minutes=1)) - timedelta(minutes=1),
                         floor(last, timedelta(minutes=1)))  # fmt: skip
         rows = []

@@ -39,6 +39,7 @@ from elasticsearch import Elasticsearch
 from detectors.base import floor, iso
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.runner import Engine
+from soc import timeutil
 from soc.config import load_settings
 from soc.es.client import make_client
 from soc.es.indices import Indices
@@ -119,7 +120,7 @@ def _load(
 
 
 def _at(event: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00"))
+    return timeutil.parse(str(event["@timestamp"]))
 
 
 def _run(es: Elasticsearch, indices: Indices, t: datetime, tick: float) -> tuple[list[Any], float]:
@@ -170,7 +171,7 @@ def _report(args: argparse.Namespace, t: datetime, count: int, loaded: float,
     false = []
     for alert in alerts:
         code = alert.get("locality", {}).get("province", {}).get("code")
-        created = datetime.fromisoformat(alert["@timestamp"].replace("Z", "+00:00"))
+        created = timeutil.parse(alert["@timestamp"])
         delay = (created - t).total_seconds()
         if code in {c for c, _, _ in QUIET} and delay >= 0:
             first.setdefault(code, (delay, alert))

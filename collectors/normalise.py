@@ -38,6 +38,7 @@ import orjson
 from collectors.inventory import Attribution, Inventory
 from collectors.models import Action, Parsed, RawLine
 from collectors.parsers import Parser
+from soc import timeutil
 from soc.errors import LocalityError, ParseError
 from soc.es.indices import Indices
 from soc.events.failures import classify
@@ -106,12 +107,12 @@ class Normaliser:
         a worker process is given the collector's stamp, so its output does not depend on its
         own clock)."""
         if ingested is None:
-            ingested = iso_utc(self.now())
+            ingested = timeutil.iso(self.now())
         return [self.normalise(line, parser, ingested) for line in lines]
 
     def normalise(self, raw: RawLine, parser: Parser, ingested: str | None = None) -> Action:
         if ingested is None:
-            ingested = iso_utc(self.now())
+            ingested = timeutil.iso(self.now())
         if raw.document is not None:
             doc = dict(raw.document)
             return self._event(doc, raw, False, ingested, str(doc["@timestamp"]))
@@ -165,10 +166,10 @@ class Normaliser:
         if archived:
             flags.append("imported")
         stamp, substituted = self._timestamp(parsed.timestamp, raw.received, flags, doc, archived)
-        iso = doc["@timestamp"] = iso_utc(stamp)
+        stamp_text = doc["@timestamp"] = timeutil.iso(stamp)
         if flags:
             doc.setdefault("soc", {})["flags"] = sorted(set(flags))
-        return self._event(doc, raw, substituted, ingested, iso)
+        return self._event(doc, raw, substituted, ingested, stamp_text)
 
     def _attribution(self, raw: RawLine, parsed: Parsed) -> Attribution | None:
         if raw.hint is not None:
@@ -242,7 +243,7 @@ class Normaliser:
             flags.append("timestamp_too_old")
         else:
             return stamp, False
-        doc.setdefault("soc", {})["original_timestamp"] = iso_utc(stamp)
+        doc.setdefault("soc", {})["original_timestamp"] = timeutil.iso(stamp)
         return received, True
 
     def _event(
@@ -298,7 +299,7 @@ class Normaliser:
                 return self._days[day]
             except KeyError:
                 return _remember(self._days, day, self.indices.events_for(date.fromisoformat(day)))
-        return self.indices.events_for(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+        return self.indices.events_for(timeutil.parse(stamp))
 
     def deadletter(
         self, raw: RawLine, stage: str, reason: str, ingested: str | None = None
@@ -317,13 +318,13 @@ class Normaliser:
             letter["raw"] = kept.decode("utf-8", "replace")
             letter["raw_base64"] = base64.b64encode(kept).decode("ascii")
         doc: dict[str, Any] = {
-            "@timestamp": iso_utc(raw.received),
+            "@timestamp": timeutil.iso(raw.received),
             "deadletter": letter,
             "soc": {
                 "source": {"id": raw.source_id, "type": raw.source_type.value},
                 "collector": {"id": self.collector_id},
             },
-            "event": {"ingested": ingested or iso_utc(self.now())},
+            "event": {"ingested": ingested or timeutil.iso(self.now())},
         }
         if raw.path is not None:
             doc["log"] = {"file": {"path": raw.path}, "offset": raw.offset}
@@ -376,10 +377,3 @@ def _closest_year(stamp: datetime, received: datetime) -> datetime:
         except ValueError:  # 29 February in a common year
             continue
     return min(candidates, key=lambda c: abs(c - received))
-
-
-def iso_utc(when: datetime) -> str:
-    """``2026-11-23T03:00:00.007Z``: UTC, milliseconds (orjson's C formatting, cut to ms)."""
-    text = orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)
-    # b'"YYYY-MM-DDTHH:MM:SS.ffffffZ"', or without the fraction when it is zero
-    return (text[1:24] + b"Z" if len(text) > 22 else text[1:20] + b".000Z").decode()

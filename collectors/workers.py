@@ -37,12 +37,13 @@ from typing import Any
 
 from collectors.inventory import Inventory
 from collectors.models import RawBlock, RawLine
-from collectors.normalise import Limits, Normaliser, iso_utc
+from collectors.normalise import Limits, Normaliser
 from collectors.parsers import Parser
 from collectors.spool import encode
 from soc.errors import CollectorError
 from soc.es.indices import Indices
 from soc.localities import catalogue
+from soc.timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class Normalisers:
     def normalise(self, lines: Lines, parser: Parser) -> Normalised:
         # Both stamps from the collector's clock: a worker's output depends on its input only.
         now = self.local.now()
-        ingested, spooled_at = iso_utc(now), now.timestamp()
+        ingested, spooled_at = iso(now), now.timestamp()
         worker = self._take(lines, parser)
         if worker is None:
             return normalise_batch(self.local, lines, parser, ingested, spooled_at)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from soc.alerts.models import Window as AlertWindow
+from soc.timeutil import iso as iso  # the detectors' modules import it from here
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -39,11 +40,6 @@ class Window:
 
     def iso(self) -> tuple[str, str]:
         return iso(self.start), iso(self.end)
-
-
-def iso(when: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and a ``Z``: the form soc stores."""
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def floor(when: datetime, step: timedelta) -> datetime:

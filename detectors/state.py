@@ -17,6 +17,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from detectors.base import iso
 from detectors.sigma.search import Exception_, Tuning
+from soc import timeutil
 from soc.es.indices import Indices
 
 CHECKPOINT = "detect.checkpoint"
@@ -29,7 +30,7 @@ def _id(kind: str, key: str) -> str:
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return timeutil.parse(text)
 
 
 @dataclass(frozen=True, slots=True)

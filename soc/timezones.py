@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+from soc import timeutil
+
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 SECONDS = "%Y-%m-%d %H:%M:%S"
 
@@ -53,7 +55,7 @@ def parse(value: datetime | str | None) -> datetime | None:
     """A stored time (aware datetime or ISO 8601 text, ``Z`` allowed); naive ones are UTC."""
     if value is None or value == "":
         return None
-    when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    when = timeutil.parse(value) if isinstance(value, str) else value
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 

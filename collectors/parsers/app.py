@@ -57,7 +57,7 @@ _EXTRA_KEYS = frozenset(EXTRA_FIELDS)
 def parse_ts(value: Any) -> datetime:
     raw = text(value, "ts")
     try:
-        stamp = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(raw)
     except ValueError:
         raise ParseError(f"ts: {raw[:40]!r} is not an ISO 8601 time") from None
     if stamp.tzinfo is None:

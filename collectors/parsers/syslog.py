@@ -105,7 +105,7 @@ def _rfc5424(body: str, syslog: dict[str, Any]) -> tuple[datetime | None, str | 
     stamp = None
     if stamp_text != "-":
         try:
-            stamp = datetime.fromisoformat(stamp_text.replace("Z", "+00:00"))
+            stamp = datetime.fromisoformat(stamp_text)
         except ValueError:
             raise ParseError(f"RFC 5424: bad timestamp {stamp_text[:40]!r}") from None
         if stamp.tzinfo is None:

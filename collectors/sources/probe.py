@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from collectors.base import Pipeline, Source
 from collectors.models import RawLine, SourceType
 from collectors.parsers import parse_auto
+from soc import timeutil
 from soc.events.failures import classify
 from soc.localities import Locality
 from soc.services import Service
@@ -115,7 +116,7 @@ def to_event(target: Target, outcome: Outcome, at: datetime) -> dict[str, Any]:
     if outcome.keyword_found is not None:
         probe["keyword_found"] = outcome.keyword_found
     doc: dict[str, Any] = {
-        "@timestamp": at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "@timestamp": timeutil.iso(at),
         "event": {
             "kind": "metric",
             "category": ["web"],

@@ -41,7 +41,7 @@ def _when(text: str | None, default: datetime, option: str) -> datetime:
     if text is None:
         return default
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise AnomalyError(f"{option} {text!r}: not an ISO 8601 time") from None
     if value.tzinfo is None:

@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from detectors.anomaly.stream import Engine
+from soc import timeutil
 from soc.errors import CsvInputError
 
 MAD_TO_SIGMA = 1.4826
@@ -61,8 +62,7 @@ def _stamp(text: str) -> datetime:
         return datetime.fromtimestamp(float(text), tz=UTC)
     except ValueError:
         pass
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return timeutil.parse(text)
 
 
 def parse(lines: Iterable[str], where: str) -> Series:

@@ -20,6 +20,7 @@ from detectors.sigma.models import Case, Rule
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Options, Tuning
 from detectors.sigma.testcases import materialise
+from soc import timeutil
 from soc.errors import RuleError
 from soc.es.indices import Indices
 from soc.events.service import index_events
@@ -74,9 +75,7 @@ def evaluate_case(
     written = index_events(es, indices, events, refresh=True)
     if written.errors:
         raise RuleError(f"test events rejected: {written.errors[0]}", rule.path, rule.line)
-    last = max(
-        datetime.fromisoformat(e["event"]["ingested"].replace("Z", "+00:00")) for e in events
-    )
+    last = max(timeutil.parse(e["event"]["ingested"]) for e in events)
     reach = last + (rule.timespan or timedelta()) + 2 * rule.interval
     windows: list[Window] = list(aligned_windows(start, reach, rule.interval))
     outcomes = engine.evaluate([(rule, w, tuning) for w in windows])

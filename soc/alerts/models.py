@@ -9,12 +9,13 @@ and group always give the same id, so a re-evaluated window never doubles an ale
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from soc.timeutil import iso
 
 
 class Detector(StrEnum):
@@ -108,7 +109,7 @@ class Alert(Frozen):
     def to_doc(self) -> dict[str, Any]:
         """The Elasticsearch document (see ``soc/es/mappings/alerts.json``)."""
         doc: dict[str, Any] = {
-            "@timestamp": _iso(self.created),
+            "@timestamp": iso(self.created),
             "alert": {
                 "id": self.id,
                 "status": AlertStatus.NEW.value,
@@ -123,7 +124,7 @@ class Alert(Frozen):
                 "id": self.rule.id, "name": self.rule.name, "level": self.rule.level.value,
                 "tags": list(self.rule.tags), "version": self.rule.version,
             },
-            "window": {"start": _iso(self.window.start), "end": _iso(self.window.end)},
+            "window": {"start": iso(self.window.start), "end": iso(self.window.end)},
             "group": self.group,
             "evidence": {"event_ids": list(self.event_ids), "index_pattern": self.index_pattern},
         }  # fmt: skip
@@ -146,11 +147,7 @@ class Alert(Frozen):
 def alert_id(detector: str, rule_id: str, window: Window, group: dict[str, str]) -> str:
     """Deterministic id: same detector, rule, window and group give the same alert."""
     key = orjson.dumps(
-        [str(detector), rule_id, _iso(window.start), _iso(window.end), group],
+        [str(detector), rule_id, iso(window.start), iso(window.end), group],
         option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.blake2b(key, digest_size=16).hexdigest()
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -15,6 +15,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from soc import timeutil
 from soc.es.indices import Indices
 from soc.simulate.models import Label
 
@@ -43,7 +44,7 @@ class Timing:
 
 
 def _when(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None if text is None else timeutil.parse(text)
 
 
 def _search(es: Elasticsearch, index: str, query: dict[str, Any], size: int = 50,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from soc import timeutil
 from soc.localities import Catalogue, Locality
 from soc.services import Service
 
@@ -41,7 +42,7 @@ def sample_events(
 
 def _envelope(at: datetime, where: Locality) -> dict[str, Any]:
     return {
-        "@timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "@timestamp": timeutil.iso(at),
         **where.to_ecs(),
         "labels": {"origin": "soc-demo-sample"},
     }

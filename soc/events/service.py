@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from elasticsearch import Elasticsearch, helpers
 
+from soc import timeutil
 from soc.es.indices import Indices
 
 
@@ -32,7 +33,7 @@ def event_id(event: Mapping[str, Any]) -> str:
 
 def index_for(indices: Indices, event: Mapping[str, Any]) -> str:
     """The daily index of an event, by its ``@timestamp`` (ISO 8601 with an offset)."""
-    stamp = datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00"))
+    stamp = timeutil.parse(str(event["@timestamp"]))
     return indices.events_for(stamp)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from soc import timeutil
 from soc.es.indices import Indices
 from soc.simulate.models import Label
 
@@ -159,4 +160,4 @@ def fetch_alerts(
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return timeutil.parse(str(text))

@@ -18,6 +18,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from soc import timeutil
 from soc.es.indices import Indices
 from soc.events.service import index_events
 from soc.simulate import labels as labels_file
@@ -59,7 +60,7 @@ def backfill(
 
     def counted() -> Any:
         for event in events(plan, start, end):
-            stamp = datetime.fromisoformat(event["@timestamp"].replace("Z", "+00:00"))
+            stamp = timeutil.parse(event["@timestamp"])
             per_day[stamp.astimezone(LOCAL).date().isoformat()] += 1
             yield event
 

@@ -7,7 +7,6 @@ values or writes files: records come from ``traffic``/``scenarios``, sinks live 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from soc.events.failures import classify
 from soc.services import Service
 from soc.simulate.models import AccessRecord, AppRecord, ProbeRecord, Record
 from soc.simulate.profile import LOCAL
+from soc.timeutil import iso
 
 DATASETS: dict[Service, str] = {
     Service.VNEID: "vneid.auth",
@@ -48,10 +48,6 @@ EXTRA_FIELDS: dict[str, str] = {
     "units_failed": "soc.sync.units_failed",
 }
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def utc_iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_line(record: Record) -> str:
@@ -113,7 +109,7 @@ def to_ecs(record: Record) -> dict[str, Any]:
 def probe_ecs(rec: ProbeRecord) -> dict[str, Any]:
     """The event the probe collector writes for one check (collectors/sources/probe.py)."""
     event: dict[str, Any] = {
-        "@timestamp": utc_iso(rec.at),
+        "@timestamp": iso(rec.at),
         "event": {
             "kind": "metric", "category": ["web"], "type": ["info"], "dataset": "probe.http",
             "outcome": "success" if rec.up else "failure",
@@ -147,7 +143,7 @@ def access_ecs(rec: AccessRecord) -> dict[str, Any]:
     if rec.referrer:
         http["request"]["referrer"] = rec.referrer
     event: dict[str, Any] = {
-        "@timestamp": utc_iso(at),
+        "@timestamp": iso(at),
         "event": {
             "kind": "event", "category": ["web"], "type": ["access"],
             "outcome": "failure" if rec.failed else "success",
@@ -168,7 +164,7 @@ def access_ecs(rec: AccessRecord) -> dict[str, Any]:
 
 def app_ecs(rec: AppRecord) -> dict[str, Any]:
     event: dict[str, Any] = {
-        "@timestamp": utc_iso(rec.at),
+        "@timestamp": iso(rec.at),
         "event": {
             "kind": "event",
             "category": [CATEGORIES.get(rec.service, "web")],

@@ -20,9 +20,10 @@ from elasticsearch import Elasticsearch
 from soc.es.indices import Indices
 from soc.events.service import index_events
 from soc.simulate.fleet import Fleet
-from soc.simulate.formats import to_ecs, utc_iso
+from soc.simulate.formats import to_ecs
 from soc.simulate.models import Record
 from soc.simulate.service import INGEST_DELAY, Plan, floor_hour, hour_of
+from soc.timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class EsSink:
         docs = []
         for rec in batch:
             doc = to_ecs(rec)
-            doc["event"]["ingested"] = utc_iso(rec.at + INGEST_DELAY)
+            doc["event"]["ingested"] = iso(rec.at + INGEST_DELAY)
             docs.append(doc)
         result = index_events(self.es, self.indices, docs)
         if result.errors:

@@ -9,11 +9,13 @@ ECS event; this module only holds data and must not render or write anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from soc import timeutil
 from soc.localities import Locality
 from soc.services import Service
+from soc.timeutil import iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +114,8 @@ class Label:
             "province": {"code": self.province_code, "name": self.province_name},
             "ward": {"code": self.ward_code, "name": self.ward_name} if self.ward_code else None,
             "service": self.service,
-            "start": _iso(self.start),
-            "end": _iso(self.end),
+            "start": iso(self.start),
+            "end": iso(self.end),
             "entity": self.entity,
             "description": self.description,
         }
@@ -129,12 +131,8 @@ class Label:
             ward_code=ward.get("code"),
             ward_name=ward.get("name"),
             service=str(body["service"]),
-            start=datetime.fromisoformat(str(body["start"]).replace("Z", "+00:00")),
-            end=datetime.fromisoformat(str(body["end"]).replace("Z", "+00:00")),
+            start=timeutil.parse(str(body["start"])),
+            end=timeutil.parse(str(body["end"])),
             entity=body.get("entity"),
             description=str(body.get("description") or ""),
         )
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

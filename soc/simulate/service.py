@@ -17,11 +17,12 @@ from typing import Any
 from soc.localities import Catalogue, catalogue
 from soc.services import Service
 from soc.simulate import effects, probes
-from soc.simulate.formats import to_ecs, utc_iso
+from soc.simulate.formats import to_ecs
 from soc.simulate.models import Label, Record
 from soc.simulate.profile import LOCAL
 from soc.simulate.scenarios import Kind, Scenario
 from soc.simulate.traffic import HOUR, SyncOutage, hour_records, stream, sync_runs, synced
+from soc.timeutil import iso
 
 #: Ingest delay stamped on backfilled events, so windows on ``event.ingested`` see history too.
 INGEST_DELAY = timedelta(seconds=2)
@@ -129,5 +130,5 @@ def events(plan: Plan, start: datetime, end: datetime) -> Iterator[dict[str, Any
     """The normalised ECS events of ``[start, end)``, as the collectors would produce them."""
     for rec in records(plan, start, end):
         event = to_ecs(rec)
-        event["event"]["ingested"] = utc_iso(rec.at + INGEST_DELAY)
+        event["event"]["ingested"] = iso(rec.at + INGEST_DELAY)
         yield event

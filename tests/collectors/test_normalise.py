@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from collectors.inventory import loads_inventory
 from collectors.models import RawLine, SourceType
-from collectors.normalise import Limits, Normaliser, iso_utc
+from collectors.normalise import Limits, Normaliser
 from collectors.parsers import parse_auto, parse_syslog
 from soc.es.indices import Indices
 from soc.localities import catalogue
 from soc.services import Service
+from soc.timeutil import iso
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 INVENTORY = """\
@@ -147,9 +148,9 @@ def test_timestamps_missing_future_and_ancient_are_kept_and_flagged() -> None:
     )
 )
 def test_iso_stamps_are_utc_milliseconds(when: datetime) -> None:
-    """The fast ``iso_utc`` writes what ``isoformat`` would, in UTC with milliseconds and ``Z``."""
+    """The fast ``iso`` writes what ``isoformat`` would, in UTC with milliseconds and ``Z``."""
     expected = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    assert iso_utc(when) == expected
+    assert iso(when) == expected
 
 
 def test_archived_source_keeps_old_timestamps_only_clearly_invalid_ones_replaced() -> None:
@@ -159,7 +160,7 @@ def test_archived_source_keeps_old_timestamps_only_clearly_invalid_ones_replaced
     raw = RawLine("import", SourceType.FILE, old, NOW, path="/sim/01/payment.app.log", offset=0)
     action = norm.normalise(raw, parse_auto)
     assert action.document["@timestamp"] == "2023-10-01T08:00:00.000Z"  # its own time
-    assert action.document["event"]["ingested"] == iso_utc(NOW)  # when it was received
+    assert action.document["event"]["ingested"] == iso(NOW)  # when it was received
     assert action.document["soc"]["flags"] == ["imported"]
     assert action.index == "t-events-2023.10.01"
     live = norm.normalise(raw._replace(source_id="files"), parse_auto)
@@ -168,7 +169,7 @@ def test_archived_source_keeps_old_timestamps_only_clearly_invalid_ones_replaced
                      ("2031-01-01T00:00:00Z", "timestamp_future")):  # fmt: skip
         bad = orjson.dumps({"ts": ts, "system": "payment", "event": "payment"})
         doc = norm.normalise(raw._replace(data=bad), parse_auto).document
-        assert doc["@timestamp"] == iso_utc(NOW)
+        assert doc["@timestamp"] == iso(NOW)
         assert doc["soc"]["flags"] == sorted(["imported", flag])
         assert doc["soc"]["original_timestamp"] == ts.replace("Z", ".000Z")
 

@@ -17,6 +17,7 @@ from detectors.sigma.models import Kind, Rule
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Exception_, Tuning
 from detectors.state import StateStore
+from soc import timeutil
 from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.events.service import index_events
@@ -129,7 +130,7 @@ def test_an_alert_carries_rule_locality_entity_window_count_and_samples(
     assert es.search(index=ready.events, query={"ids": {"values": ids}})["hits"]["total"][
         "value"
     ] == len(ids)
-    start = datetime.fromisoformat(alert["window"]["start"].replace("Z", "+00:00"))
+    start = timeutil.parse(alert["window"]["start"])
     assert start == T0 + timedelta(minutes=4), "the burst straddles 03:04 and is seen whole"
 
 

@@ -19,6 +19,7 @@ import orjson
 from detectors.anomaly.baseline.model import MODEL_VERSION, Baseline, Model, SyncJob
 from detectors.anomaly.features import Key
 from detectors.base import iso
+from soc import timeutil
 from soc.errors import ModelNotFoundError, ModelVersionError
 
 FORMAT = "soc-anomaly-model"
@@ -29,7 +30,7 @@ def models_dir(var_dir: Path) -> Path:
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return timeutil.parse(text)
 
 
 def to_dict(model: Model) -> dict[str, Any]:

@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from soc import timeutil
 from soc.localities import Ward, catalogue
 
 HOUR = timedelta(hours=1)
 
 
 def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return timeutil.iso(when)
 
 
 def daytime(when: datetime) -> bool:

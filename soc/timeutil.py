@@ -1,0 +1,38 @@
+"""Timestamps as Elasticsearch stores them: the one parser and the one formatter.
+
+soc stores UTC ISO 8601 with milliseconds and a ``Z`` (``2026-11-23T03:00:00.007Z``); documents
+written by others may carry an offset or no zone at all. :func:`parse` reads any of them (Python
+3.11's ``datetime.fromisoformat`` accepts ``Z``) and treats a time without a zone as UTC;
+:func:`iso` writes soc's form. Times shown to people go through :mod:`soc.timezones` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+
+def parse(text: str) -> datetime:
+    """An aware datetime from ISO 8601 text (``Z`` or an offset; none means UTC).
+
+    Raises ``ValueError`` for text that is not ISO 8601.
+    """
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def parse_optional(text: str | None) -> datetime | None:
+    """:func:`parse`, with None and ``""`` giving None."""
+    return parse(text) if text else None
+
+
+def iso(when: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and a ``Z``: the form soc stores.
+
+    orjson formats in C (this runs once per event in the collector): its text is cut to
+    milliseconds, or given ``.000`` when the time has no fraction.
+    """
+    text = orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)
+    # b'"YYYY-MM-DDTHH:MM:SS.ffffffZ"', or without the fraction when it is zero
+    return (text[1:24] + b"Z" if len(text) > 22 else text[1:20] + b".000Z").decode()
