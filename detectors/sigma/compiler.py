@@ -35,7 +35,7 @@ from sigma.types import SigmaRegularExpression
 
 from detectors.base import parse_duration
 from detectors.sigma.models import Condition, Kind, Rule, RuleTests
-from detectors.sigma.pipeline import RULES_DIR, is_known, load_pipeline
+from detectors.sigma.pipeline import RULES_DIR, is_known, load_pipeline, pipeline_file
 from detectors.sigma.ratio import load_ratio
 from detectors.sigma.testcases import load_tests
 from soc.alerts.models import Severity
@@ -70,8 +70,9 @@ class RuleSet:
 
 
 def load_rules(root: Path = RULES_DIR, pipeline: ProcessingPipeline | None = None) -> RuleSet:
-    """Compile every rule under ``root``; collect errors instead of stopping at the first."""
-    pipeline = pipeline if pipeline is not None else load_pipeline()
+    """Compile every rule under ``root`` (with ``root``'s pipeline unless given); collect errors
+    instead of stopping at the first."""
+    pipeline = pipeline if pipeline is not None else load_pipeline(pipeline_file(root))
     errors: list[RuleError] = []
     plain: list[Rule] = []
     for path in _rule_files(root, "*.yml"):

@@ -35,7 +35,7 @@ from sigma.rule import SigmaRule
 from detectors.sigma import service as rules
 from detectors.sigma.compiler import RuleSet, detection_items, load_rules
 from detectors.sigma.models import Rule
-from detectors.sigma.pipeline import is_known, load_pipeline
+from detectors.sigma.pipeline import is_known, load_pipeline, pipeline_file
 from soc.config import Settings
 from soc.errors import RuleError
 
@@ -79,7 +79,7 @@ def examine(*, settings: Settings, source: Path, into: str = IMPORT_DIR) -> Repo
     if not files:
         raise RuleError(f"no *.yml Sigma rule files under {source}")
     root_dir = rules.rules_dir(settings)
-    pipeline = load_pipeline()
+    pipeline = load_pipeline(pipeline_file(root_dir))
     with tempfile.TemporaryDirectory(prefix="soc-rule-import-") as scratch:
         root = Path(scratch) / "rules"
         shutil.copytree(root_dir, root)  # a re-imported file then replaces its own copy

@@ -97,3 +97,18 @@ def test_a_correlation_names_its_base_rules_and_the_base_rules_do_not_alert_alon
     assert [rid for rid, _ in stuffing.base] == [rules.get("otp_verify_failure").id]
     assert rules.get("otp_verify_failure").alerts is False
     assert rules.get("web_scanner_user_agent").alerts is True
+
+
+def test_the_pipeline_comes_from_the_rules_directory(tmp_path: Path) -> None:
+    """SOC_RULES_DIR's own pipeline/soc-ecs.yaml maps the fields, not the checkout's file."""
+    root = _rules_dir(tmp_path, **{"fine.yml": GOOD})
+    shipped = next(r for r in load_rules(root).rules if r.title == "Fine")
+    assert "http.request.method:" in shipped.query
+    own = (RULES_DIR / "pipeline" / "soc-ecs.yaml").read_text(encoding="utf-8")
+    (root / "pipeline").mkdir()
+    (root / "pipeline" / "soc-ecs.yaml").write_text(
+        own.replace("cs-method: http.request.method", "cs-method: http.version"), encoding="utf-8"
+    )
+    mine = next(r for r in load_rules(root).rules if r.title == "Fine")
+    assert "http.version:" in mine.query
+    assert "http.request.method" not in mine.query
