@@ -21,13 +21,13 @@ import hmac
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 from pydantic import ValidationError
 
 from soc.auth import policy
@@ -35,11 +35,10 @@ from soc.auth.models import Role, TokenInfo, User, UserRecord
 from soc.config import Settings
 from soc.errors import ConfigError, NotAuthenticated, NotFound
 from soc.es.indices import Indices
+from soc.es.state import Entry, StateIndex, StateKind
 from soc.yamlshape import YamlShapeError, documents
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-_TOKEN_KIND = "api-token"  # noqa: S105 (a document kind, not a secret)
-_SESSION_KIND = "session"
 
 
 # ------------------------------------------------------------------ passwords
@@ -172,56 +171,38 @@ def create_token(
     secret = "soc_" + secrets.token_urlsafe(32)
     digest = _digest(secret)
     info = TokenInfo(id=digest[:16], user=user.name, label=label, created=now.isoformat())
-    es.index(
-        index=indices.state,
-        id=f"{_TOKEN_KIND}:{digest}",
-        document={
-            "kind": _TOKEN_KIND,
-            "key": info.id,
-            "owner": user.name,
-            "updated": now.isoformat(),
-            "data": info.model_dump(),
-        },
-        refresh=True,
-    )
+    entry = Entry(StateKind.API_TOKEN, digest, info.model_dump(), now, key=info.id, owner=user.name)
+    StateIndex(es, indices).put(entry, refresh=True)
     return secret, info
 
 
 def list_tokens(es: Elasticsearch, indices: Indices, *, owner: str | None) -> list[TokenInfo]:
-    flt: list[dict[str, Any]] = [{"term": {"kind": _TOKEN_KIND}}]
-    if owner is not None:
-        flt.append({"term": {"owner": owner}})
-    found = es.search(index=indices.state, query={"bool": {"filter": flt}}, size=1000)
-    return [TokenInfo.model_validate(h["_source"]["data"]) for h in found["hits"]["hits"]]
+    flt = [] if owner is None else [{"term": {"owner": owner}}]
+    found = StateIndex(es, indices).find(StateKind.API_TOKEN, *flt)
+    return [TokenInfo.model_validate(e.data) for e in found]
 
 
 def revoke_token(
     es: Elasticsearch, indices: Indices, token_id: str, *, owner: str | None, now: datetime
 ) -> TokenInfo:
     """Revoke by public id; ``owner`` limits it to one user's tokens (None: an admin)."""
-    flt: list[dict[str, Any]] = [{"term": {"kind": _TOKEN_KIND}}, {"term": {"key": token_id}}]
+    flt: list[dict[str, Any]] = [{"term": {"key": token_id}}]
     if owner is not None:
         flt.append({"term": {"owner": owner}})
-    found = es.search(index=indices.state, query={"bool": {"filter": flt}}, size=1)
-    hits = found["hits"]["hits"]
-    if not hits:
+    state = StateIndex(es, indices)
+    found = state.find(StateKind.API_TOKEN, *flt, size=1)
+    if not found:
         raise NotFound(f"no token {token_id!r}")
-    info = TokenInfo.model_validate(hits[0]["_source"]["data"]).model_copy(update={"revoked": True})
-    es.update(
-        index=indices.state,
-        id=hits[0]["_id"],
-        refresh=True,
-        doc={"updated": now.isoformat(), "data": info.model_dump()},
-    )
+    info = TokenInfo.model_validate(found[0].data).model_copy(update={"revoked": True})
+    state.put(replace(found[0], data=info.model_dump(), updated=now), refresh=True)
     return info
 
 
 def user_for_token(es: Elasticsearch, indices: Indices, directory: Directory, secret: str) -> User:
-    try:
-        found = es.get(index=indices.state, id=f"{_TOKEN_KIND}:{_digest(secret)}")
-    except NotFoundError:
-        raise NotAuthenticated("invalid or revoked API token") from None
-    data = found["_source"]["data"]
+    found = StateIndex(es, indices).get(StateKind.API_TOKEN, _digest(secret))
+    if found is None:
+        raise NotAuthenticated("invalid or revoked API token")
+    data = found.data
     user = directory.user(data["user"])
     if data.get("revoked") or user is None:
         raise NotAuthenticated("invalid or revoked API token")
@@ -240,38 +221,26 @@ def create_session(
     secret = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     expires = now + timedelta(seconds=settings.auth_session_ttl)
-    es.index(
-        index=indices.state,
-        id=f"{_SESSION_KIND}:{_digest(secret)}",
-        document={
-            "kind": _SESSION_KIND,
-            "owner": user.name,
-            "updated": now.isoformat(),
-            "expires": expires.isoformat(),
-            "data": {"user": user.name, "csrf": csrf},
-        },
-    )
+    data = {"user": user.name, "csrf": csrf}
+    entry = Entry(StateKind.SESSION, _digest(secret), data, now, owner=user.name, expires=expires)
+    StateIndex(es, indices).put(entry)
     return secret, Session(user, csrf)
 
 
 def session_for(
     es: Elasticsearch, indices: Indices, directory: Directory, secret: str, now: datetime
 ) -> Session:
-    try:
-        found = es.get(index=indices.state, id=f"{_SESSION_KIND}:{_digest(secret)}")
-    except NotFoundError:
-        raise NotAuthenticated("session expired or signed out; sign in again") from None
-    src = found["_source"]
-    user = directory.user(src["data"]["user"])
-    if user is None or datetime.fromisoformat(src["expires"]) <= now:
+    found = StateIndex(es, indices).get(StateKind.SESSION, _digest(secret))
+    if found is None:
         raise NotAuthenticated("session expired or signed out; sign in again")
-    return Session(user, src["data"]["csrf"])
+    user = directory.user(found.data["user"])
+    if user is None or found.expires is None or found.expires <= now:
+        raise NotAuthenticated("session expired or signed out; sign in again")
+    return Session(user, found.data["csrf"])
 
 
 def end_session(es: Elasticsearch, indices: Indices, secret: str) -> None:
-    es.options(ignore_status=404).delete(
-        index=indices.state, id=f"{_SESSION_KIND}:{_digest(secret)}"
-    )
+    StateIndex(es, indices).delete(StateKind.SESSION, _digest(secret))
 
 
 def utcnow() -> datetime:

@@ -26,15 +26,15 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 
+from soc import timeutil
 from soc.config import Settings
 from soc.errors import TooManyAttempts
 from soc.es.indices import Indices
+from soc.es.state import Entry, StateIndex, StateKind
 
-_KIND = "login-throttle"
 _FIRST_DELAY = 1.0
 _CAS_TRIES = 5
 
@@ -63,10 +63,9 @@ class Key:
     policy: Policy
 
     @property
-    def doc_id(self) -> str:
+    def name(self) -> str:
         # Hashed: the account name is whatever a client typed, up to 128 characters.
-        digest = hashlib.sha256(f"{self.kind}:{self.value}".encode()).hexdigest()
-        return f"{_KIND}:{digest}"
+        return hashlib.sha256(f"{self.kind}:{self.value}".encode()).hexdigest()
 
 
 def keys(settings: Settings, *, username: str, address: str | None) -> list[Key]:
@@ -98,7 +97,7 @@ def check(es: Elasticsearch, indices: Indices, found: list[Key], now: datetime) 
         state = _read(es, indices, key)
         if state is None:
             continue
-        until = datetime.fromisoformat(state[0]["until"])
+        until = timeutil.parse(state.data["until"])
         if until > now:
             waits.append(((until - now).total_seconds(), key.kind))
     if waits:
@@ -119,42 +118,32 @@ def succeeded(es: Elasticsearch, indices: Indices, found: list[Key]) -> None:
     """A good sign-in clears the account's failures (never the address's)."""
     for key in found:
         if key.kind == "account":
-            es.options(ignore_status=404).delete(index=indices.state, id=key.doc_id)
+            StateIndex(es, indices).delete(StateKind.LOGIN_THROTTLE, key.name)
 
 
-def _read(es: Elasticsearch, indices: Indices, key: Key) -> tuple[dict[str, Any], int, int] | None:
-    try:
-        got = es.get(index=indices.state, id=key.doc_id)
-    except NotFoundError:
-        return None
-    return got["_source"]["data"], int(got["_seq_no"]), int(got["_primary_term"])
+def _read(es: Elasticsearch, indices: Indices, key: Key) -> Entry | None:
+    return StateIndex(es, indices).get(StateKind.LOGIN_THROTTLE, key.name)
 
 
 def _count(es: Elasticsearch, indices: Indices, key: Key, now: datetime) -> float:
+    store = StateIndex(es, indices)
     for _ in range(_CAS_TRIES):
         state = _read(es, indices, key)
         failures = 0
         if state is not None:
-            last = datetime.fromisoformat(state[0]["last"])
+            last = timeutil.parse(state.data["last"])
             if (now - last).total_seconds() < key.policy.forget:
-                failures = int(state[0]["failures"])
+                failures = int(state.data["failures"])
         failures += 1
         delay = key.policy.delay(failures)
         until = now + timedelta(seconds=delay)
-        doc = {
-            "kind": _KIND,
-            "key": key.kind,
-            "updated": now.isoformat(),
-            "expires": until.isoformat(),
-            "data": {"failures": failures, "last": now.isoformat(), "until": until.isoformat()},
-        }
-        try:
-            if state is None:
-                es.create(index=indices.state, id=key.doc_id, document=doc)
-            else:
-                es.index(index=indices.state, id=key.doc_id, document=doc,
-                         if_seq_no=state[1], if_primary_term=state[2])  # fmt: skip
-        except ConflictError:
+        data = {"failures": failures, "last": now.isoformat(), "until": until.isoformat()}
+        entry = Entry(StateKind.LOGIN_THROTTLE, key.name, data, now, key=key.kind, expires=until)
+        if state is None or state.version is None:
+            stored = store.create(entry)
+        else:
+            stored = store.replace(entry, state.version)
+        if not stored:
             continue  # another sign-in counted first: count again on its result
         return delay
     return key.policy.delay(key.policy.free)  # contended: still impose at least the first delay

@@ -9,26 +9,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 
 from soc.errors import NotFound
 from soc.es.indices import Indices
+from soc.es.state import Entry, StateIndex, StateKind
 from soc.incidents import service as incidents
 from soc.incidents.models import Incident
 
-
-def _pointer_id(kind: str, key: str) -> str:
-    return f"incident-{kind}:{key}"
+_KINDS = {
+    "cause": StateKind.INCIDENT_CAUSE,
+    "place": StateKind.INCIDENT_PLACE,
+    "parent": StateKind.INCIDENT_PARENT,
+}
 
 
 def pointed(es: Elasticsearch, indices: Indices, kind: str, key: str) -> Incident | None:
     """The incident a pointer names, or None (no pointer, or the incident is gone)."""
-    try:
-        found = es.get(index=indices.state, id=_pointer_id(kind, key))
-    except NotFoundError:
+    found = StateIndex(es, indices).get(_KINDS[kind], key)
+    if found is None:
         return None
     try:
-        return incidents.get(es, indices, found["_source"]["data"]["incident_id"], user=None)
+        return incidents.get(es, indices, found.data["incident_id"], user=None)
     except NotFound:
         return None
 
@@ -36,13 +38,4 @@ def pointed(es: Elasticsearch, indices: Indices, kind: str, key: str) -> Inciden
 def point(
     es: Elasticsearch, indices: Indices, kind: str, key: str, target: str, at: datetime
 ) -> None:
-    es.index(
-        index=indices.state,
-        id=_pointer_id(kind, key),
-        document={
-            "kind": f"incident-{kind}",
-            "key": key,
-            "updated": at.isoformat(),
-            "data": {"incident_id": target},
-        },
-    )
+    StateIndex(es, indices).put(Entry(_KINDS[kind], key, {"incident_id": target}, at))

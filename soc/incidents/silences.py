@@ -15,14 +15,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from soc.alerts.models import Alert
 from soc.errors import NotFound
 from soc.es.indices import Indices
-
-KIND = "incident-silence"
+from soc.es.state import Entry, StateIndex, StateKind
 
 
 class Silence(BaseModel):
@@ -53,37 +52,29 @@ class Silence(BaseModel):
         return self.service is None or service == self.service
 
 
-def _doc_id(silence_id: str) -> str:
-    return f"{KIND}:{silence_id}"
-
-
-def _to_doc(silence: Silence) -> dict[str, Any]:
-    return {
-        "kind": KIND,
-        "key": silence.province_code,
-        "updated": silence.created.isoformat(),
-        "expires": silence.end.isoformat(),
-        "data": silence.model_dump(mode="json"),
-    }
+def _entry(silence: Silence) -> Entry:
+    data, province = silence.model_dump(mode="json"), silence.province_code
+    return Entry(
+        StateKind.SILENCE, silence.id, data, silence.created, province, expires=silence.end
+    )
 
 
 def create(es: Elasticsearch, indices: Indices, silence: Silence) -> Silence:
-    es.index(index=indices.state, id=_doc_id(silence.id), document=_to_doc(silence), refresh=True)
+    StateIndex(es, indices).put(_entry(silence), refresh=True)
     return silence
 
 
 def get(es: Elasticsearch, indices: Indices, silence_id: str) -> Silence:
-    try:
-        found = es.get(index=indices.state, id=_doc_id(silence_id))
-    except NotFoundError:
-        raise NotFound(f"no maintenance window {silence_id!r}") from None
-    return Silence.model_validate(found["_source"]["data"])
+    found = StateIndex(es, indices).get(StateKind.SILENCE, silence_id)
+    if found is None:
+        raise NotFound(f"no maintenance window {silence_id!r}")
+    return Silence.model_validate(found.data)
 
 
 def end_now(es: Elasticsearch, indices: Indices, silence: Silence, now: datetime) -> Silence | None:
     """End a window early (its end only moves back); a window not yet begun is withdrawn (None)."""
     if now <= silence.start:
-        es.delete(index=indices.state, id=_doc_id(silence.id), refresh=True)
+        StateIndex(es, indices).delete(StateKind.SILENCE, silence.id, refresh=True)
         return None
     return create(es, indices, silence.model_copy(update={"end": min(silence.end, now)}))
 
@@ -92,14 +83,11 @@ def current(
     es: Elasticsearch, indices: Indices, now: datetime, *, provinces: list[str] | None = None
 ) -> list[Silence]:
     """Windows that have not ended at ``now`` (active or planned), within ``provinces``."""
-    filters: list[dict[str, Any]] = [
-        {"term": {"kind": KIND}},
-        {"range": {"expires": {"gt": now.isoformat()}}},
-    ]
+    filters: list[dict[str, Any]] = [{"range": {"expires": {"gt": now.isoformat()}}}]
     if provinces is not None:
         filters.append({"terms": {"key": provinces}})
-    found = es.search(index=indices.state, query={"bool": {"filter": filters}}, size=1000)
-    return [Silence.model_validate(h["_source"]["data"]) for h in found["hits"]["hits"]]
+    found = StateIndex(es, indices).find(StateKind.SILENCE, *filters)
+    return [Silence.model_validate(e.data) for e in found]
 
 
 def covering(silences: list[Silence], alert: Alert) -> Silence | None:

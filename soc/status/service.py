@@ -30,9 +30,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from soc import timeutil
 from soc.auth.models import User
-from soc.errors import ElasticsearchError
 from soc.es.indices import Indices
+from soc.es.state import Entry, StateIndex, StateKind
 from soc.incidents.models import OPEN_STATUSES
 from soc.localities import catalogue
 
@@ -249,66 +250,39 @@ def record_changes(es: Elasticsearch, indices: Indices, current: Board, now: dat
     The last recorded colour of each locality is one ``status-current`` document; a locality
     never recorded counts as GREEN, so only real changes become history.
     """
-    es.indices.refresh(index=indices.state)
-    found = es.search(
-        index=indices.state,
-        query={"term": {"kind": "status-current"}},
-        size=5000,
-        source_includes=["data"],
-    )
-    before = {h["_id"]: h["_source"]["data"]["to"] for h in found["hits"]["hits"]}
+    state = StateIndex(es, indices)
+    found = state.find(StateKind.STATUS_CURRENT, size=5000, refresh=True)
+    before = {e.name: e.data["to"] for e in found}
     rows: list[tuple[str, str, str, Colour]] = [
         ("province", p.code, p.code, p.status) for p in current.provinces
     ]
     for code, communes in current.communes.items():
         rows.extend(("commune", c.code, code, c.status) for c in communes)
-    operations: list[dict[str, Any]] = []
+    entries: list[Entry] = []
     stamp = now.isoformat()
     for level, code, province, colour in rows:
-        key = f"status-current:{level}:{code}"
-        was = before.get(key, Colour.GREEN.value)
+        was = before.get(f"{level}:{code}", Colour.GREEN.value)
         if was == colour.value:
             continue
         data = {"level": level, "code": code, "province": province, "from": was, "to": colour.value}
-        operations += [
-            {"index": {"_index": indices.state, "_id": key}},
-            {
-                "kind": "status-current",
-                "key": province,
-                "owner": code,
-                "updated": stamp,
-                "data": data,
-            },
-            {"index": {"_index": indices.state, "_id": f"status-change:{level}:{code}:{stamp}"}},
-            {
-                "kind": "status-change",
-                "key": province,
-                "owner": code,
-                "updated": stamp,
-                "data": data,
-            },
+        entries += [
+            Entry(StateKind.STATUS_CURRENT, f"{level}:{code}", data, now, province, owner=code),
+            Entry(StateKind.STATUS_CHANGE, f"{level}:{code}:{stamp}", data, now, province, code),
         ]
-    if operations:
-        result = es.bulk(operations=operations, refresh=True)
-        if result["errors"]:
-            raise ElasticsearchError(
-                "recording status changes failed: "
-                + str(next(i for i in result["items"] if "error" in next(iter(i.values()))))
-            )
-    return len(operations) // 4
+    return state.put_many(entries, refresh=True) // 2
 
 
 def history(
     es: Elasticsearch, indices: Indices, *, user: User, province: str | None, size: int
 ) -> list[dict[str, Any]]:
     """Status changes, newest first, within the caller's provinces."""
-    flt: list[dict[str, Any]] = [{"term": {"kind": "status-change"}}]
+    flt: list[dict[str, Any]] = []
     scope = user.province_scope()
     if scope is not None:
         flt.append({"terms": {"key": scope}})
     if province is not None:
         flt.append({"term": {"key": province}})
-    found = es.search(
-        index=indices.state, query={"bool": {"filter": flt}}, sort=[{"updated": "desc"}], size=size
+    found = StateIndex(es, indices).find(
+        StateKind.STATUS_CHANGE, *flt, sort=[{"updated": "desc"}], size=size
     )
-    return [dict(h["_source"]["data"], at=h["_source"]["updated"]) for h in found["hits"]["hits"]]
+    return [dict(e.data, at=timeutil.iso(e.updated)) for e in found]
