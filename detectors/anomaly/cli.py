@@ -121,14 +121,16 @@ def score_csv(
         str, typer.Option(help="stream (the live engine, causal) or iforest (whole file).")
     ] = "stream",
     threshold: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="Alert score of the stream engine.")
-    ] = 0.5,
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="Stream engine alert score (default: its own)."),
+    ] = None,
     holidays: Annotated[
         bool, typer.Option(help="Local time UTC+7 and Vietnam's holidays as rest days.")
     ] = False,
 ) -> None:
     """Write every row with an anomaly score in [0, 1] and a flag (1 = an episode starts)."""
-    engine = Engine(EngineConfig(alert_score=threshold), calendar=VIETNAM if holidays else PLAIN)
+    config = EngineConfig() if threshold is None else EngineConfig(alert_score=threshold)
+    engine = Engine(config, calendar=VIETNAM if holidays else PLAIN)
     scored = csvscore.score(csvscore.read(path), method=method, engine=engine)
     if output is None:
         csvscore.write(scored, sys.stdout)

@@ -8,7 +8,7 @@ Two methods:
 
 * ``stream`` (default): the live model's streaming engine (:mod:`detectors.anomaly.stream`),
   row by row, each column its own series, causally (a row's score uses the rows up to it only).
-  A row's score is its highest column's; 0.5 is the engine's one alert line (``p = 1e-5``).
+  A row's score is its highest column's; 0.53 is the engine's one alert line (``p = 1.7e-5``).
 * ``iforest``: scikit-learn's IsolationForest on the robustly scaled values, fitted on the whole
   file (so *not* causal: a measured comparison, not a detector to run live); ``score`` is its
   anomaly score ``2^(-E(h)/c(n))``, flagged by the forest's own decision.

@@ -17,7 +17,7 @@ class EngineConfig:
 
     Rates are per observation. ``score_decades`` maps a tail probability ``p`` to the score
     ``-log10(p) / score_decades`` (capped at 1), so a score is a probability on a log scale,
-    comparable across series: with 9, score 0.5 is ``p = 10^-4.5`` (about 3e-5).
+    comparable across series: with 9, score 0.53 is ``p = 10^-4.77`` (about 1.7e-5).
     """
 
     level_rates: tuple[float, ...] = (0.05,)
@@ -25,7 +25,7 @@ class EngineConfig:
     then absorbed) and a slow one (a drift away from the longer-run level)."""
     season_level_rate: float = 0.03
     """Smoothing of the seasonal view's deseasonalised level."""
-    season_rate: float = 0.1
+    season_rate: float = 0.05
     """Smoothing of each seasonal slot (hour of day x working day or not)."""
     error_rate: float = 0.01
     """Smoothing of each predictor's mean absolute error (its noise scale)."""
@@ -33,7 +33,7 @@ class EngineConfig:
     """Smoothing of each view's track record (mean absolute error) that picks the judging view."""
     competent: float = 1.0
     """A view whose track record is within this factor of the best view's must agree."""
-    tail_rate: float = 0.005
+    tail_rate: float = 0.002
     """Forgetting of the distribution of past errors (the calibration); ~1/500 observations."""
     tail_prior: float = 20.0
     """Pseudo-observations of the prior error distribution a new series starts from."""
@@ -49,11 +49,11 @@ class EngineConfig:
     """A silence longer than this many usual intervals is a collection gap, not data."""
     rewarm: int = 3
     """Observations after a gap, restart or boundary that relearn the level without alerting."""
-    hold: int = 150
+    hold: int = 50
     """Observations after an alert whose reported score is damped (one alert per episode)."""
     score_decades: float = 9.0
     """``-log10(p)`` that maps to score 1."""
-    alert_score: float = 0.5
+    alert_score: float = 0.53
     """Score at and above which a point is an alert (one threshold for every series)."""
 
     def __post_init__(self) -> None:
@@ -77,13 +77,17 @@ class EngineConfig:
             raise AnomalyError(f"engine setting alert_score={self.alert_score}: in (0, 1]")
 
 
-LIVE = EngineConfig(alert_score=7.0 / 9.0, season_level_rate=0.0005, tail_rate=0.001)
+LIVE = EngineConfig(
+    alert_score=7.0 / 9.0, season_level_rate=0.0005, tail_rate=0.001, hold=150, season_rate=0.1
+)
 """Parameters for live five-minute buckets of thousands of series (``bank.py``; not wired yet).
 
 The alert line is ``p = 1e-7`` (the live model's ``SOC_ANOMALY_ALPHA``), not score-csv's
-``10^-4.5``: over 26,000 series and 288 buckets a day, 3e-5 would be hundreds of false alerts a
+``10^-4.77``: over 26,000 series and 288 buckets a day, 1.7e-5 would be hundreds of false alerts a
 day. The seasonal view's level moves slowly (about a week of memory), so the weekly rhythm
 (working days against weekends and holidays) lives in the slots rather than in the level.
-Known limit: in the first weeks the plain level view, good on flat stretches, often judges, and
-a Monday morning after a quiet weekend can look like a surge to it.
+``hold`` and ``season_rate`` stay those the live model was measured with (150 buckets: one alert
+per 12.5 hours' episode), not score-csv's NAB-tuned ones. Known limit: in the first weeks the
+plain level view, good on flat stretches, often judges, and a Monday morning after a quiet
+weekend can look like a surge to it.
 """
