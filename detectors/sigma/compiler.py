@@ -34,6 +34,7 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaRegularExpression
 
 from detectors.base import parse_duration
+from detectors.sigma.condition import Node, condition_tree
 from detectors.sigma.models import Condition, Kind, Rule, RuleTests
 from detectors.sigma.pipeline import RULES_DIR, is_known, load_pipeline, pipeline_file
 from detectors.sigma.ratio import load_ratio
@@ -209,6 +210,7 @@ def _plain(rule: SigmaRule, path: str, line: int, text: str, pipeline: Processin
         line=line,
         interval=_interval(rule.custom_attributes, path, line),
         query=str(queries[0]),
+        tree=condition_tree(backend, rule),
     )
 
 
@@ -282,11 +284,13 @@ def _correlation(
 ) -> Rule:
     by_key = {k: r for r in plain for k in (r.id, r.name) if k}
     base: list[tuple[str, str]] = []
+    trees: list[Node | None] = []
     for ref in rule.rules or []:
         target = by_key.get(str(ref.reference))
         if target is None:
             raise RuleError(f"correlation refers to unknown rule {ref.reference!r}", path, line)
         base.append((target.id, target.query))
+        trees.append(target.tree)
     kind = Kind(rule.type.name.lower())
     condition = rule.condition
     if not isinstance(condition, SigmaCorrelationCondition):
@@ -318,6 +322,7 @@ def _correlation(
         line=line,
         interval=_interval(custom, path, line),
         base=tuple(base),
+        base_trees=tuple(trees),
         group_by=tuple(group_by),
         timespan=timedelta(seconds=rule.timespan.seconds),
         condition=Condition(cond_op, int(condition.count)) if condition.count is not None else None,

@@ -15,6 +15,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from detectors.sigma.condition import Leaf, Node, Or
 from soc.alerts.models import Severity
 
 
@@ -142,8 +143,12 @@ class Rule:
     tags: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
     query: str = ""
+    #: A plain rule's query as pySigma's condition tree of Lucene parts (None: one part).
+    tree: Node | None = None
     #: Lucene queries of the referenced rules (correlations), keyed by the rule's id.
     base: tuple[tuple[str, str], ...] = ()
+    #: Their condition trees, in the same order.
+    base_trees: tuple[Node | None, ...] = ()
     group_by: tuple[str, ...] = ()
     timespan: timedelta | None = None
     condition: Condition | None = None
@@ -164,3 +169,18 @@ class Rule:
         if self.kind is Kind.QUERY:
             return self.query
         return " OR ".join(f"({q})" for _, q in self.base)
+
+    @property
+    def parts(self) -> Node:
+        """:attr:`combined_query` as a tree of parts (:mod:`detectors.sigma.condition`)."""
+        if self.kind is Kind.QUERY:
+            return self.tree or Leaf(self.query)
+        bases = [tree for _, tree in self.base_parts]
+        return bases[0] if len(bases) == 1 else Or(tuple(bases))
+
+    @property
+    def base_parts(self) -> tuple[tuple[str, Node], ...]:
+        """Each referenced rule's id and condition tree (correlations)."""
+        trees = self.base_trees or (None,) * len(self.base)
+        return tuple((rid, tree or Leaf(query))
+                     for (rid, query), tree in zip(self.base, trees, strict=True))  # fmt: skip

@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,9 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detectors.base import Window, floor, iso
+from detectors.sigma.condition import And, Leaf, Local, Node, Not
 from detectors.sigma.models import Condition, Kind, Rule
-from soc.es.indices import Kind as IndexKind
-from soc.es.templates import lowercase_keywords
 
 NONE = "__none__"
 SAMPLES = 5
@@ -109,8 +107,10 @@ class Parts:
     match: dict[str, Any]
     aggs: dict[str, Any]
     ranges: tuple[dict[str, str], ...] = ()
-    #: A plain rule's Lucene query when no exception applies: :func:`scan` may share its parts.
+    #: A plain rule's Lucene query.
     query: str = ""
+    #: Its condition tree when no exception applies: :func:`scan` may then share its parts.
+    tree: Node | None = None
     #: A correlation group with fewer events cannot fire (``min_doc_count`` of its terms).
     minimum: int = 1
 
@@ -172,82 +172,44 @@ class _Names:
             self.clauses[name] = {"bool": {"filter": [clause], "_name": name}}
         return self.names[key]
 
-    def tree(self, node: Node) -> Node:
-        """``node`` (from :func:`decompose`) with each part replaced by its name."""
-        if isinstance(node, str):
-            local = Local.parse(node) if self._local else None
-            if local is None:
-                return self.part({"query_string": {"query": node, "analyze_wildcard": True}}, node)
-            named = []
-            for one in local:
+    def tree(self, node: Node) -> Named:
+        """``node`` (:mod:`detectors.sigma.condition`) with each leaf replaced by its name."""
+        if isinstance(node, Leaf):
+            if not (self._local and node.local):
+                query = {"query_string": {"query": node.query, "analyze_wildcard": True}}
+                return self.part(query, node.query)
+            named: list[Named] = []
+            for one in node.local:
                 key = f"{one.field}:{one.contains}:{one.text}"
                 if key not in self.names:
                     self.names[key] = f"l{len(self.names)}"
                     self.local[self.names[key]] = one
                 named.append(self.names[key])
             return named[0] if len(named) == 1 else ("OR", named)
-        return (node[0], [self.tree(child) for child in node[1]])
+        if isinstance(node, Not):
+            return ("NOT", [self.tree(node.part)])
+        return ("AND" if isinstance(node, And) else "OR", [self.tree(p) for p in node.parts])
 
-    def query(self, node: Node) -> dict[str, Any]:
+    def query(self, node: Named) -> dict[str, Any]:
         """The query of a named tree, with its parts named."""
         if isinstance(node, str):
             return self.clauses[node]
         children = [self.query(child) for child in node[1]]
         if node[0] == "AND":
             return {"bool": {"filter": children}}
+        if node[0] == "NOT":
+            return {"bool": {"must_not": children}}
         return {"bool": {"should": children, "minimum_should_match": 1}}
 
-    def needs_all(self, node: Node) -> bool:
+    def needs_all(self, node: Named) -> bool:
         """Whether ``node`` can match an event that matches none of the searched parts (only
-        local ones): then the scan must read every event of its scope."""
+        local ones, or a negation): then the scan must read every event of its scope."""
         if isinstance(node, str):
             return node in self.local
+        if node[0] == "NOT":
+            return True
         met = [self.needs_all(child) for child in node[1]]
         return all(met) if node[0] == "AND" else any(met)
-
-
-#: ``*text*`` or ``*text`` with plain or escaped characters only.
-_PATTERN = re.compile(r"\*(?P<text>(?:\\.|[\w.,;#%$@'])+)(?P<tail>\*?)")
-#: ``field:pattern`` or a field group of patterns, ``field:(pattern OR pattern …)``.
-_FIELD = re.compile(r"(?P<field>[A-Za-z_@][\w.@]*):(?P<value>\((?P<group>.+)\)|\S+)")
-
-
-@dataclass(frozen=True, slots=True)
-class Local:
-    """A leading-wildcard part matched in Python. Lucene runs such a pattern against a field's
-    whole terms dictionary (per daily index: a million distinct URL queries a day), which made
-    rules that share nothing cost milliseconds each; the scope's few events are cheaper to
-    test. Only ASCII text on a lowercase keyword with doc values: the doc values hold the
-    normalised value, so ``text in value`` means what the wildcard means."""
-
-    field: str
-    text: str
-    contains: bool
-
-    @staticmethod
-    def parse(part: str) -> list[Local] | None:
-        """``part`` as local patterns (any of which matches), or None if it is anything else:
-        another field, a pattern of another form, a group with other operators."""
-        found = _FIELD.fullmatch(part)
-        if found is None or found["field"] not in _lowercase():
-            return None
-        values = [found["value"]] if found["group"] is None else found["group"].split(" OR ")
-        patterns = [_PATTERN.fullmatch(value) for value in values]
-        if any(pattern is None for pattern in patterns):
-            return None
-        local = []
-        for pattern in patterns:
-            assert pattern is not None
-            text = re.sub(r"\\(.)", r"\1", pattern["text"])
-            if not text.isascii() or "\0" in text:
-                return None
-            local.append(Local(found["field"], text.lower(), bool(pattern["tail"])))
-        return local
-
-
-@functools.cache
-def _lowercase() -> frozenset[str]:
-    return lowercase_keywords(IndexKind.EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +217,7 @@ class ScanPlan:
     """What :func:`scanned` needs of a :func:`scan`: each rule's tree of named parts and the
     parts matched in Python."""
 
-    trees: list[Node]
+    trees: list[Named]
     local: Mapping[str, Local]
 
 
@@ -268,12 +230,12 @@ def scan(batch: Sequence[Parts], limit: int) -> tuple[dict[str, Any], ScanPlan]:
     in Python (:class:`Local`). Returns the body, and each rule's query as a tree of named
     parts for :func:`scanned` to evaluate."""
     names = _Names(local=True)
-    trees: list[Node] = []
-    same: dict[str, Node] = {}  # rules with the same query share one tree (and its result)
+    trees: list[Named] = []
+    same: dict[str, Named] = {}  # rules with the same query share one tree (and its result)
     for n, part in enumerate(batch):
-        if part.query:
+        if part.tree is not None:
             if part.query not in same:
-                same[part.query] = names.tree(decompose(part.query))
+                same[part.query] = names.tree(part.tree)
             trees.append(same[part.query])
         else:  # exceptions apply: the rule's whole filter is one part of its own
             trees.append(names.part(part.match, f"rule {n}"))
@@ -329,117 +291,17 @@ def _local_masks(local: Mapping[str, Local], hits: Sequence[Mapping[str, Any]]) 
     return masks
 
 
-#: A query as a tree: a part (a Lucene query of its own), or ("AND"|"OR", children).
-Node = str | tuple[str, list[Any]]
+#: A tree of named parts: a part's name, or ("AND"|"OR"|"NOT", children).
+Named = str | tuple[str, list[Any]]
 
 
-@functools.lru_cache(maxsize=8192)
-def decompose(query: str) -> Node:
-    """``query`` as a tree of parts where that is certain to mean the same: split only at
-    top-level ``AND``/``OR`` of one kind (never mixed: Lucene's precedence), around parentheses
-    that enclose all; a level with a ``NOT`` clause, quotes or brackets left open stays whole."""
-    text = query.strip()
-    pieces, ops = _top_level(text)
-    if pieces is None:
-        return text
-    if not ops:
-        inner = text[1:-1].strip()
-        if text.startswith("(") and _closing(text) == len(text) - 1 and not _negated(inner):
-            return decompose(inner)
-        return text
-    if len(ops) > 1 or any(_negated(p) for p in pieces):
-        return text
-    return (ops.pop(), [decompose(p) for p in pieces])
-
-
-def _negated(piece: str) -> bool:
-    """A clause with a prefix operator: kept inside its level (a lone ``NOT`` means something
-    else than within its parentheses)."""
-    return piece.startswith(("NOT ", "-", "+", "!"))
-
-
-def _outside(text: str) -> Iterator[tuple[int, int]]:
-    """The positions of ``text`` outside quotes, escapes and regular expressions, each with the
-    bracket depth there (an opening bracket is at the depth it opens from, a closing one at the
-    depth it returns to). ValueError when quotes, a regular expression or brackets are unclosed."""
-    depth, i, quoted = 0, 0, False
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if quoted:
-            quoted = c != '"'
-        elif c == '"':
-            quoted = True
-        elif c == "/" and (i == 0 or text[i - 1] in ":( "):  # a regular expression
-            end = _regex_end(text, i)
-            if end is None:
-                raise ValueError("unclosed regular expression")
-            i = end
-        else:
-            if c in ")]}":
-                depth -= 1
-                if depth < 0:
-                    raise ValueError("unbalanced brackets")
-            yield i, depth
-            if c in "([{":
-                depth += 1
-        i += 1
-    if depth or quoted:
-        raise ValueError("unclosed bracket or quote")
-
-
-def _top_level(text: str) -> tuple[list[str] | None, set[str]]:
-    """The pieces of ``text`` between top-level ``AND``/``OR``, and the operators met."""
-    pieces: list[str] = []
-    ops: set[str] = set()
-    start = 0
-    try:
-        for i, depth in _outside(text):
-            if depth or i < start or text[i] != " ":
-                continue
-            for op in ("AND", "OR"):
-                if text.startswith(f" {op} ", i):
-                    pieces.append(text[start:i].strip())
-                    ops.add(op)
-                    start = i + len(op) + 2
-                    break
-    except ValueError:
-        return None, ops
-    pieces.append(text[start:].strip())
-    return (pieces if all(pieces) else None), ops
-
-
-def _regex_end(text: str, at: int) -> int | None:
-    i = at + 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == "/":
-            return i
-        i += 1
-    return None
-
-
-def _closing(text: str) -> int:
-    """Where the parenthesis opening ``text`` closes (-1 if it does not, or if ``text`` does not
-    balance)."""
-    try:
-        closed = next((i for i, depth in _outside(text) if depth == 0 and text[i] == ")"), -1)
-        for _ in _outside(text):  # the whole text must balance
-            pass
-    except ValueError:
-        return -1
-    return closed
-
-
-def _matches(node: Node, masks: Mapping[str, int]) -> int:
-    """The events (a bit per hit) matching ``node``, from the events matching each part."""
+def _matches(node: Named, masks: Mapping[str, int], every: int) -> int:
+    """The events (a bit per hit, ``every`` hit) matching ``node``, from those of each part."""
     if isinstance(node, str):
         return masks.get(node, 0)
-    values = [_matches(child, masks) for child in node[1]]
+    values = [_matches(child, masks, every) for child in node[1]]
+    if node[0] == "NOT":
+        return every & ~values[0]
     result = values[0]
     for value in values[1:]:
         result = result & value if node[0] == "AND" else result | value
@@ -454,6 +316,7 @@ def scanned(plan: ScanPlan, answer: Mapping[str, Any]) -> list[dict[str, Any]] |
     if answer.get("hits", {}).get("total", {}).get("value", 0) > len(hits):
         return None
     masks = _local_masks(plan.local, hits)
+    every = (1 << len(hits)) - 1
     places: dict[tuple[str, str], int] = {}  # the events (a bit each) of each province and ward
     where = []
     for bit, hit in enumerate(hits):
@@ -471,7 +334,7 @@ def scanned(plan: ScanPlan, answer: Mapping[str, Any]) -> list[dict[str, Any]] |
         if id(node) in done:
             answers.append(done[id(node)])
             continue
-        mask = _matches(node, masks)
+        mask = _matches(node, masks, every)
         found: dict[str, dict[str, int]] = {}
         if mask.bit_count() < len(places):  # few events: walk them
             for bit in _bits(mask):
@@ -545,8 +408,8 @@ def _samples() -> dict[str, Any]:
 def _plain_parts(rule: Rule, window: Window, tuning: Tuning, options: Options) -> Parts:
     key, scope, aggs = _plain_scope(window, options.lookback)
     match = _match(rule.query, tuning, window.end)
-    shared = "" if match["bool"]["must_not"] else rule.query
-    return Parts(key, scope, match, aggs, query=shared)
+    shared = not match["bool"]["must_not"]
+    return Parts(key, scope, match, aggs, query=rule.query, tree=rule.parts if shared else None)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -681,8 +544,8 @@ class Counting:
 
     rule: Rule
     ranges: tuple[dict[str, str], ...]
-    tree: Node
-    bases: tuple[tuple[str, Node], ...] = ()
+    tree: Named
+    bases: tuple[tuple[str, Named], ...] = ()
     minimum: int = 1
 
 
@@ -702,10 +565,10 @@ def correlation_scan(
     for n, (rule, part) in enumerate(batch):
         excepted = bool(part.match["bool"]["must_not"])
         tree = (names.part(part.match, f"correlation {n}") if excepted
-                else names.tree(decompose(rule.combined_query)))  # fmt: skip
-        bases: tuple[tuple[str, Node], ...] = ()
+                else names.tree(rule.parts))  # fmt: skip
+        bases: tuple[tuple[str, Named], ...] = ()
         if rule.kind is Kind.TEMPORAL:
-            bases = tuple((rid, names.tree(decompose(q))) for rid, q in rule.base)
+            bases = tuple((rid, names.tree(tree)) for rid, tree in rule.base_parts)
             # Also named outside the filter (which may hold them whole, or behind an exception),
             # only to say which referenced rule each event meets.
             optional.update((repr(b), names.query(b)) for _, b in bases)
@@ -739,6 +602,7 @@ def counted(plans: Sequence[Counting], answer: Mapping[str, Any]) -> list[dict[s
     if answer.get("hits", {}).get("total", {}).get("value", 0) > len(hits):
         return None
     masks: dict[str, int] = {}
+    every = (1 << len(hits)) - 1
     for bit, hit in enumerate(hits):
         for name in hit.get("matched_queries", ()):
             masks[name] = masks.get(name, 0) | (1 << bit)
@@ -749,14 +613,14 @@ def counted(plans: Sequence[Counting], answer: Mapping[str, Any]) -> list[dict[s
     keys: dict[tuple[int, tuple[str, ...]], list[tuple[str, ...]]] = {}
     for plan in plans:
         rule = plan.rule
-        events = _bits(_matches(plan.tree, masks))  # in time order, as the hits
+        events = _bits(_matches(plan.tree, masks, every))  # in time order, as the hits
         moments = [times[bit] for bit in events]
         grouped = []
         for bit in events:
             if (bit, rule.group_by) not in keys:
                 keys[bit, rule.group_by] = _group_keys(hits[bit], rule.group_by)
             grouped.append((bit, keys[bit, rule.group_by]))
-        bases = [(rid, _matches(tree, masks)) for rid, tree in plan.bases]
+        bases = [(rid, _matches(tree, masks, every)) for rid, tree in plan.bases]
         slides = []
         for window in plan.ranges:
             low = bisect.bisect_left(moments, _millis(window["from"]))

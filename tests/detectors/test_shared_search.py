@@ -13,9 +13,10 @@ from elasticsearch import Elasticsearch
 
 from detectors.base import Window, iso
 from detectors.sigma.compiler import load_rules
-from detectors.sigma.models import Kind
+from detectors.sigma.condition import leaves
+from detectors.sigma.models import Kind, Rule
 from detectors.sigma.runner import Engine, Outcome
-from detectors.sigma.search import Exception_, Local, Tuning, decompose
+from detectors.sigma.search import Exception_, Tuning
 from soc.es.indices import Indices
 from soc.events.service import index_events
 
@@ -65,10 +66,10 @@ def _events(count: int, users: int = 3) -> list[dict[str, Any]]:
     return events
 
 
-def _evaluate(engine: Engine, tuning: Tuning | None = None) -> list[Any]:
+def _evaluate(engine: Engine, tuning: Tuning | None = None, rules: list[Rule] = RULES) -> list[Any]:
     tuning = tuning or Tuning()
     windows = [Window(T0 + timedelta(minutes=m), T0 + timedelta(minutes=m + 1)) for m in range(6)]
-    outcomes = engine.evaluate([(rule, w, tuning) for w in windows for rule in RULES])
+    outcomes = engine.evaluate([(rule, w, tuning) for w in windows for rule in rules])
     return [_shape(o) for o in outcomes]
 
 
@@ -174,8 +175,9 @@ def test_leading_wildcards_matched_on_doc_values_find_what_lucene_finds(
             "user_agent": {"original": rng.choice(AGENTS)},
         })  # fmt: skip
     index_events(es, ready, events, refresh=True)
-    local = [r for r in RULES if not r.kind.is_correlation and any(
-        Local.parse(leaf) for leaf in _leaves(decompose(r.query)))]  # fmt: skip
+    local = [
+        r for r in RULES if not r.kind.is_correlation and any(p.local for p in leaves(r.parts))
+    ]
     assert len(local) >= 3, "the web attack rules have leading-wildcard parts"
     aggregations = Engine(es, ready, local)
     aggregations.scan_limit = 0
@@ -184,36 +186,3 @@ def test_leading_wildcards_matched_on_doc_values_find_what_lucene_finds(
     finding = {rule_id for rule_id, _, found in expected if found}
     assert {r.id for r in local} <= finding, "every such rule finds something"
     assert _evaluate(Engine(es, ready, local)) == expected
-
-
-def _leaves(node: Any) -> list[str]:
-    return [node] if isinstance(node, str) else [x for child in node[1] for x in _leaves(child)]
-
-
-def test_only_plain_leading_wildcards_on_lowercase_keywords_are_matched_locally() -> None:
-    assert Local.parse("url.query:*id\\=1*") == [Local("url.query", "id=1", contains=True)]
-    assert Local.parse("user_agent.original:(*SQLMap* OR *.exe)") == [
-        Local("user_agent.original", "sqlmap", contains=True),
-        Local("user_agent.original", ".exe", contains=False),
-    ]
-    assert Local.parse("url.query:(*a* OR b*)") is None  # a prefix: cheap for Lucene anyway
-    assert Local.parse("url.query:*a?b*") is None  # a single-character wildcard
-    assert Local.parse("source.ip:*10*") is None  # not a lowercase keyword
-    assert Local.parse("event.original:*x*") is None  # no doc values
-    assert Local.parse("url.query:*đ*") is None  # lowercase rules beyond ASCII: Lucene's
-
-
-def test_queries_are_split_into_parts_only_where_the_meaning_is_certain() -> None:
-    web = "event.category:web"
-    assert decompose(f"{web} AND (a:*x* AND b:200)") == ("AND", [web, ("AND", ["a:*x*", "b:200"])])
-    assert decompose("(a:1 OR b:2)") == ("OR", ["a:1", "b:2"])
-    # Mixed operators follow Lucene's precedence: kept whole, Elasticsearch parses them.
-    assert decompose("a:1 AND b:2 OR c:3") == "a:1 AND b:2 OR c:3"
-    # A negated clause stays with its parentheses, and a level with a bare NOT stays whole.
-    assert decompose("a:1 AND (NOT b:2)") == ("AND", ["a:1", "(NOT b:2)"])
-    assert decompose("a:1 AND NOT b:2") == "a:1 AND NOT b:2"
-    # Operators inside a field group, escapes, quotes and regular expressions are not split.
-    assert decompose("a:(x OR y) AND b:1") == ("AND", ["a:(x OR y)", "b:1"])
-    assert decompose(r"a:x\ AND\ y OR b:1") == ("OR", [r"a:x\ AND\ y", "b:1"])
-    assert decompose('a:"x AND y" OR b:/p( AND )q/') == ("OR", ['a:"x AND y"', "b:/p( AND )q/"])
-    assert decompose("a:(x AND b:1") == "a:(x AND b:1"
