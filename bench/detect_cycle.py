@@ -225,7 +225,7 @@ def cycle(es: Elasticsearch, indices: Indices, rules: list[Rule], window: Window
         single.append(time.monotonic() - began)
     # The shared searches must find exactly what each rule's own aggregations find.
     for (rule, w, tuning), outcome, answer in zip(plan, outcomes, answers, strict=True):
-        alone = findings(rule, w, tuning, engine.options, split(1, answer.body)[0])
+        alone = findings(rule, w, tuning, split([rule], answer.body)[0])
         if _shape(alone) != _shape(outcome.findings):
             raise SystemExit(f"{rule.id}: the cycle's findings differ from the rule's own search")
     return statistics.median(msearch[1:]), statistics.median(single[1:]), found

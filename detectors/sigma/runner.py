@@ -18,7 +18,6 @@ Must not: schedule itself (see ``detectors.scheduling``), or read rule files.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,23 +31,11 @@ from detectors.base import Window, aligned_windows, floor
 from detectors.sigma.alerting import to_alert
 from detectors.sigma.models import Rule
 from detectors.sigma.ratio import Judge
-from detectors.sigma.search import (
-    SCAN_LIMIT,
-    Finding,
-    Options,
-    Parts,
-    Tuning,
-    compose,
-    correlation_scan,
-    counted,
-    findings,
-    parts,
-    sample_body,
-    scan,
-    scanned,
-    split,
-    with_samples,
-)
+from detectors.sigma.search import Finding, Options, Tuning, findings, sample_body, with_samples
+from detectors.sigma.search.bodies import parts
+from detectors.sigma.search.models import SCAN_LIMIT, Parts
+from detectors.sigma.search.strategies import Composed, Item, Search, composed
+from detectors.sigma.search.strategies import plan as plan_searches
 from detectors.state import Checkpoint, StateStore
 from soc.alerts import store
 from soc.alerts.models import Alert
@@ -164,73 +151,43 @@ class Engine:
 
     # ------------------------------------------------------------------ searching
     def evaluate(self, plan: Sequence[tuple[Rule, Window, Tuning]]) -> list[Outcome]:
-        """Run every planned search: plain rules sharing a window share one *scan* of the
-        window's matching events (:func:`~detectors.sigma.search.scan`), correlations sharing a
-        scope one scan of their events counted in Python
-        (:func:`~detectors.sigma.search.correlation_scan`); a scan that meets more than
-        ``scan_limit`` events falls back to aggregations, where rules sharing a scope share one
-        composed search of ``batch`` rules. The searches go ``chunk`` per ``_msearch``. A shared
-        search that fails is re-run rule by rule, so only the faulty rule reports the error."""
-        prepared = [(item, parts(*item, self.options)) for item in plan]
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for index, (_, part) in enumerate(prepared):
-            groups.setdefault(self._sharing(part), []).append(index)
-        scans: list[list[int]] = []
-        counts: list[list[int]] = []
-        batches: list[list[int]] = []
-        for key, members in groups.items():
-            into, size = {"scan": (scans, self.scan_batch), "count": (counts, self.scan_batch)
-                          }.get(key[0], (batches, self.batch))  # fmt: skip
-            into += [members[n : n + size] for n in range(0, len(members), size)]
+        """Run every planned search, shared as :mod:`detectors.sigma.search.strategies` groups
+        them, ``chunk`` searches per ``_msearch``. A scan that meets more than ``scan_limit``
+        events is searched again with composed aggregations; a shared search that fails is
+        re-run rule by rule, so only the faulty rule reports the error."""
+        items = [Item(rule, window, tuning, parts(rule, window, tuning, self.options))
+                 for rule, window, tuning in plan]  # fmt: skip
         outcomes: dict[int, Outcome] = {}
-        retry: list[list[int]] = []
-        later: list[int] = []
-        planned = [scan([prepared[n][1] for n in b], self.scan_limit) for b in scans]
-        counting = [correlation_scan([(prepared[n][0][0], prepared[n][1]) for n in b],
-                                     self.scan_limit) for b in counts]  # fmt: skip
-        bodies: list[Mapping[str, Any]] = [body for body, _ in planned]
-        bodies += [body for body, _ in counting]
-        bodies += [compose([prepared[n][1] for n in b]) for b in batches]
-        answers = self._msearch(bodies)
-        shaping: list[tuple[list[int], Callable[[Mapping[str, Any]], Any], Mapping[str, Any]]]
-        shaping = [(b, functools.partial(scanned, trees), a)
-                   for b, (_, trees), a in zip(scans, planned, answers, strict=False)]  # fmt: skip
-        shaping += [(b, functools.partial(counted, plans), a)
-                    for b, (_, plans), a in zip(counts, counting, answers[len(scans) :],
-                                                strict=False)]  # fmt: skip
-        for batch, shape, answer in shaping:
-            if _failed(answer):
-                retry.extend([n] for n in batch)
-                continue
-            shaped = shape(answer)
-            if shaped is None:  # a busy window: per-rule aggregations instead
-                later += batch
-                continue
-            for n, single in zip(batch, shaped, strict=True):
-                outcomes[n] = self._outcome(*prepared[n][0], {**answer, **single})
-        pending = list(zip(batches, answers[len(scans) + len(counts) :], strict=True))
-        if later:
-            regrouped: dict[tuple[Any, ...], list[int]] = {}
-            for n in later:
-                regrouped.setdefault(prepared[n][1].key, []).append(n)
-            again = [members[i : i + self.batch] for members in regrouped.values()
-                     for i in range(0, len(members), self.batch)]  # fmt: skip
-            pending += zip(again, self._msearch([compose([prepared[n][1] for n in b])
-                                                 for b in again]), strict=True)  # fmt: skip
-        for batch, answer in pending:
-            if _failed(answer) and len(batch) > 1:
-                retry.extend([n] for n in batch)
-                continue
-            for n, single in zip(batch, split(len(batch), answer), strict=True):
-                outcomes[n] = self._outcome(*prepared[n][0], {**answer, **single})
-        if retry:
-            alone = self._msearch([compose([prepared[b[0]][1]]) for b in retry])
-            for batch, answer in zip(retry, alone, strict=True):
-                single = {**answer, **split(1, answer)[0]}
-                outcomes[batch[0]] = self._outcome(*prepared[batch[0]][0], single)
-        self._read_samples(outcomes, [part for _, part in prepared])
+        searches = plan_searches(items, scan_limit=self.scan_limit, scan_batch=self.scan_batch,
+                                 batch=self.batch)  # fmt: skip
+        while searches:
+            searches = self._run(searches, items, outcomes)
+        self._read_samples(outcomes, [item.parts for item in items])
         self._judge_ratios(outcomes)
         return [outcomes[n] for n in range(len(plan))]
+
+    def _run(self, searches: Sequence[Search], items: Sequence[Item],
+             outcomes: dict[int, Outcome]) -> list[Search]:  # fmt: skip
+        """Send ``searches``, keep the outcomes they give, and return those to send again."""
+        again: list[Search] = []
+        for search, answer in zip(searches, self._msearch([s.body for s in searches]),
+                                  strict=True):  # fmt: skip
+            members = search.members
+            if _failed(answer) and len(members) == 1 and isinstance(search, Composed):
+                item = items[members[0]]
+                outcomes[members[0]] = Outcome(item.rule, item.window,
+                                               error=_error(item.rule, answer))  # fmt: skip
+                continue
+            read = None if _failed(answer) else search.read(answer)
+            if read is None:  # failed: rule by rule; a busy window: per-rule aggregations
+                alone = 1 if _failed(answer) else self.batch
+                again += composed(items, members, alone)
+                continue
+            for n, answered in zip(members, read, strict=True):
+                item = items[n]
+                found = findings(item.rule, item.window, item.tuning, answered)
+                outcomes[n] = Outcome(item.rule, item.window, tuple(found))
+        return again
 
     def _judge_ratios(self, outcomes: dict[int, Outcome]) -> None:
         """Keep only the findings of ratio rules that their baseline test confirms."""
@@ -240,16 +197,6 @@ class Engine:
         for n, (found, error) in zip(order, self.judge(items), strict=True):
             if outcomes[n].error is None:
                 outcomes[n] = replace(outcomes[n], findings=found, error=error)
-
-    def _sharing(self, part: Parts) -> tuple[Any, ...]:
-        """Which rules share one search: plain rules over one window share a scan, correlations
-        over one scope (same window, timespan and step) a correlation scan; with scans off
-        (``scan_limit`` 0), rules with the same aggregation scope share a composed search."""
-        if self.scan_limit <= 0:
-            return ("compose", *part.key)
-        if part.key[0] == "plain":
-            return ("scan", *part.key)
-        return ("count", repr(part.scope))
 
     def _read_samples(self, outcomes: dict[int, Outcome], prepared: Sequence[Parts]) -> None:
         """Fill in the samples of the correlation findings that do not have them yet: one
@@ -281,7 +228,7 @@ class Engine:
             outcomes[n] = replace(outcome, findings=found)
         for n, answer in failed.items():
             outcome = outcomes[n]
-            outcomes[n] = self._outcome(outcome.rule, outcome.window, Tuning(), answer)
+            outcomes[n] = Outcome(outcome.rule, outcome.window, error=_error(outcome.rule, answer))
 
     def _msearch(self, bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         header: dict[str, Any] = {"index": self.indices.events, "ignore_unavailable": True,
@@ -298,22 +245,6 @@ class Engine:
             answer = self.es.msearch(searches=searches, pre_filter_shard_size=1)
             answers.extend(answer["responses"])
         return answers
-
-    def _outcome(self, rule: Rule, window: Window, tuning: Tuning, item: Any) -> Outcome:
-        if "error" in item:
-            reason = _reason(item["error"])
-            error = f"{rule.where}: Elasticsearch refused the search: {reason or item['error']}"
-            log.warning("rule search failed rule=%s error=%s", rule.id, error)
-            return Outcome(rule, window, error=error)
-        failed = item.get("_shards", {}).get("failed", 0)
-        if failed:
-            # Partial results would advance the checkpoint over events never searched.
-            failures = item["_shards"].get("failures", [])
-            reasons = [f.get("reason", {}).get("reason") for f in failures]
-            error = f"{rule.where}: {failed} shard(s) failed: {reasons[:1]}"
-            log.warning("rule search partially failed rule=%s error=%s", rule.id, error)
-            return Outcome(rule, window, error=error)
-        return Outcome(rule, window, tuple(findings(rule, window, tuning, self.options, item)))
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, outcomes: Iterable[Outcome], now: datetime) -> list[Alert]:
@@ -378,6 +309,21 @@ def _whole(outcome: Outcome) -> Outcome:
         return outcome  # correlation findings are already slots of the whole windows
     return replace(outcome, window=whole,
                    findings=tuple(replace(f, window=whole) for f in outcome.findings))  # fmt: skip
+
+
+def _error(rule: Rule, answer: Mapping[str, Any]) -> str:
+    """Why a search of ``rule`` failed: refused, or shards failed (partial results would advance
+    the checkpoint over events never searched)."""
+    if "error" in answer:
+        reason = _reason(answer["error"])
+        error = f"{rule.where}: Elasticsearch refused the search: {reason or answer['error']}"
+        log.warning("rule search failed rule=%s error=%s", rule.id, error)
+        return error
+    failures = answer["_shards"].get("failures", [])
+    reasons = [f.get("reason", {}).get("reason") for f in failures]
+    error = f"{rule.where}: {answer['_shards']['failed']} shard(s) failed: {reasons[:1]}"
+    log.warning("rule search partially failed rule=%s error=%s", rule.id, error)
+    return error
 
 
 def _failed(answer: Mapping[str, Any]) -> bool:
