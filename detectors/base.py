@@ -9,37 +9,12 @@ module must not talk to Elasticsearch.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from soc.alerts.models import Window as AlertWindow
-from soc.timeutil import iso as iso  # the detectors' modules import it from here
+from soc.timeutil import Window as Window  # the detectors' modules import both from here
+from soc.timeutil import iso as iso
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A half-open time range ``[start, end)`` in UTC."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("window bounds must be timezone-aware (UTC)")
-        if self.end <= self.start:
-            raise ValueError(f"window end {self.end} is not after its start {self.start}")
-
-    @property
-    def span(self) -> timedelta:
-        return self.end - self.start
-
-    def for_alert(self) -> AlertWindow:
-        return AlertWindow(start=self.start, end=self.end)
-
-    def iso(self) -> tuple[str, str]:
-        return iso(self.start), iso(self.end)
 
 
 def floor(when: datetime, step: timedelta) -> datetime:

@@ -3,12 +3,15 @@
 soc stores UTC ISO 8601 with milliseconds and a ``Z`` (``2026-11-23T03:00:00.007Z``); documents
 written by others may carry an offset or no zone at all. :func:`parse` reads any of them (Python
 3.11's ``datetime.fromisoformat`` accepts ``Z``) and treats a time without a zone as UTC;
-:func:`iso` writes soc's form. Times shown to people go through :mod:`soc.timezones` instead.
+:func:`iso` writes soc's form. :class:`Window` is the one half-open UTC time range: what a
+detector run covers and what an alert records. Times shown to people go through
+:mod:`soc.timezones` instead.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -36,3 +39,28 @@ def iso(when: datetime) -> str:
     text = orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)
     # b'"YYYY-MM-DDTHH:MM:SS.ffffffZ"', or without the fraction when it is zero
     return (text[1:24] + b"Z" if len(text) > 22 else text[1:20] + b".000Z").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open time range ``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware (UTC)")
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} is not after its start {self.start}")
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
+
+    def for_alert(self) -> Window:
+        """The window an alert records: this one (kept while callers still ask for it)."""
+        return self
+
+    def iso(self) -> tuple[str, str]:
+        return iso(self.start), iso(self.end)

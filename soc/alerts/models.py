@@ -13,8 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from soc.timeutil import Window as Window  # an alert's window; importers use this name
 from soc.timeutil import iso
 
 
@@ -55,17 +56,6 @@ class RuleRef(Frozen):
     level: Severity
     tags: tuple[str, ...] = ()
     version: str | None = None
-
-
-class Window(Frozen):
-    start: AwareDatetime
-    end: AwareDatetime
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Window:
-        if self.end <= self.start:
-            raise ValueError("window end must be after its start")
-        return self
 
 
 class Place(Frozen):
