@@ -62,10 +62,12 @@ class Checkpoint:
             rule_id=rule_id,
             done_until=_parse(data["done_until"]) if data.get("done_until") else None,
             last_run=_parse(data["last_run"]) if data.get("last_run") else None,
-            duration_ms=float(data.get("duration_ms", 0.0)), error=data.get("error"),
-            windows=int(data.get("windows", 0)), alerts=int(data.get("alerts", 0)),
+            duration_ms=float(data.get("duration_ms", 0.0)),
+            error=data.get("error"),
+            windows=int(data.get("windows", 0)),
+            alerts=int(data.get("alerts", 0)),
             behind=int(data.get("behind", 0)),
-        )  # fmt: skip
+        )
 
 
 class StateStore:
@@ -93,9 +95,15 @@ class StateStore:
 
     def save_tuning(self, rule_id: str, tuning: Tuning, by: str) -> None:
         exceptions = [
-            {"field": e.field, "value": e.value, "reason": e.reason, "author": e.author,
-             "expires": iso(e.expires)} for e in tuning.exceptions
-        ]  # fmt: skip
+            {
+                "field": e.field,
+                "value": e.value,
+                "reason": e.reason,
+                "author": e.author,
+                "expires": iso(e.expires),
+            }
+            for e in tuning.exceptions
+        ]
         data = {
             "enabled": tuning.enabled,
             "thresholds": {code: count for code, count in tuning.thresholds},
@@ -127,7 +135,13 @@ def _tuning(data: dict[str, Any]) -> Tuning:
         enabled=bool(data.get("enabled", True)),
         thresholds=tuple(sorted((str(k), int(v)) for k, v in data.get("thresholds", {}).items())),
         exceptions=tuple(
-            Exception_(field=e["field"], value=e["value"], reason=e["reason"], author=e["author"],
-                       expires=_parse(e["expires"])) for e in data.get("exceptions", [])
+            Exception_(
+                field=e["field"],
+                value=e["value"],
+                reason=e["reason"],
+                author=e["author"],
+                expires=_parse(e["expires"]),
+            )
+            for e in data.get("exceptions", [])
         ),
-    )  # fmt: skip
+    )

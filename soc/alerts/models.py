@@ -111,13 +111,16 @@ class Alert(Frozen):
             },
             "detector": self.detector.value,
             "rule": {
-                "id": self.rule.id, "name": self.rule.name, "level": self.rule.level.value,
-                "tags": list(self.rule.tags), "version": self.rule.version,
+                "id": self.rule.id,
+                "name": self.rule.name,
+                "level": self.rule.level.value,
+                "tags": list(self.rule.tags),
+                "version": self.rule.version,
             },
             "window": {"start": iso(self.window.start), "end": iso(self.window.end)},
             "group": self.group,
             "evidence": {"event_ids": list(self.event_ids), "index_pattern": self.index_pattern},
-        }  # fmt: skip
+        }
         if self.score is not None:
             doc["alert"]["score"] = self.score
         if self.place is not None:

@@ -74,19 +74,23 @@ def keys(settings: Settings, *, username: str, address: str | None) -> list[Key]
         Key(
             "account",
             username.casefold(),
-            Policy(settings.auth_login_account_attempts, settings.auth_login_account_max_delay,
-                   forget),
+            Policy(
+                settings.auth_login_account_attempts, settings.auth_login_account_max_delay, forget
+            ),
         )
-    ]  # fmt: skip
+    ]
     if address:
         found.append(
             Key(
                 "address",
                 address,
-                Policy(settings.auth_login_address_attempts, settings.auth_login_address_max_delay,
-                       forget),
+                Policy(
+                    settings.auth_login_address_attempts,
+                    settings.auth_login_address_max_delay,
+                    forget,
+                ),
             )
-        )  # fmt: skip
+        )
     return found
 
 

@@ -66,9 +66,13 @@ def index_events(
     )
     result = BulkResult()
     for ok, item in helpers.streaming_bulk(
-        es, actions, chunk_size=chunk_size, raise_on_error=False, raise_on_exception=True,
+        es,
+        actions,
+        chunk_size=chunk_size,
+        raise_on_error=False,
+        raise_on_exception=True,
         max_retries=3,
-    ):  # fmt: skip
+    ):
         info = item["create"]
         if ok:
             result.created += 1
@@ -212,10 +216,18 @@ def volume(
         index=indices.events,
         query={"bool": {"filter": clauses}},
         size=0,
-        aggs={"v": {"date_histogram": {"field": "@timestamp", "fixed_interval": step,
-                                       "min_doc_count": 0, "extended_bounds": bounds}}},
+        aggs={
+            "v": {
+                "date_histogram": {
+                    "field": "@timestamp",
+                    "fixed_interval": step,
+                    "min_doc_count": 0,
+                    "extended_bounds": bounds,
+                }
+            }
+        },
         allow_no_indices=True,
         ignore_unavailable=True,
-    )  # fmt: skip
+    )
     buckets = (found.get("aggregations") or {}).get("v", {}).get("buckets", [])
     return {datetime.fromtimestamp(b["key"] / 1000, tz=UTC): int(b["doc_count"]) for b in buckets}

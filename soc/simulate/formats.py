@@ -86,9 +86,13 @@ def app_body(rec: AppRecord) -> dict[str, Any]:
         "result": rec.result,
     }
     optional = {
-        "error_code": rec.error_code, "msg": rec.msg, "user": rec.user, "ip": rec.ip,
-        "latency_ms": rec.latency_ms, "request_id": rec.request_id,
-    }  # fmt: skip
+        "error_code": rec.error_code,
+        "msg": rec.msg,
+        "user": rec.user,
+        "ip": rec.ip,
+        "latency_ms": rec.latency_ms,
+        "request_id": rec.request_id,
+    }
     body.update({k: v for k, v in optional.items() if v is not None})
     body["province"] = rec.where.province.code
     if rec.where.ward is not None:
@@ -111,16 +115,20 @@ def probe_ecs(rec: ProbeRecord) -> dict[str, Any]:
     event: dict[str, Any] = {
         "@timestamp": iso(rec.at),
         "event": {
-            "kind": "metric", "category": ["web"], "type": ["info"], "dataset": "probe.http",
+            "kind": "metric",
+            "category": ["web"],
+            "type": ["info"],
+            "dataset": "probe.http",
             "outcome": "success" if rec.up else "failure",
             "duration": round(rec.latency_ms * 1_000_000),
         },
         "service": {"name": rec.service.value},
         "url": {"full": rec.url},
-        "soc": {"probe": {"target": rec.target, "up": rec.up,
-                          "latency_ms": round(rec.latency_ms, 3)}},
+        "soc": {
+            "probe": {"target": rec.target, "up": rec.up, "latency_ms": round(rec.latency_ms, 3)}
+        },
         **rec.where.to_ecs(),
-    }  # fmt: skip
+    }
     if rec.status is not None:
         event["http"] = {"response": {"status_code": rec.status}}
     if rec.error is not None:
@@ -145,7 +153,9 @@ def access_ecs(rec: AccessRecord) -> dict[str, Any]:
     event: dict[str, Any] = {
         "@timestamp": iso(at),
         "event": {
-            "kind": "event", "category": ["web"], "type": ["access"],
+            "kind": "event",
+            "category": ["web"],
+            "type": ["access"],
             "outcome": "failure" if rec.failed else "success",
             "dataset": f"{rec.service.value}.access",
             "duration": round(rec.seconds * 1000) * 1_000_000,
@@ -156,7 +166,7 @@ def access_ecs(rec: AccessRecord) -> dict[str, Any]:
         "url": url,
         "user_agent": {"original": rec.agent},
         **rec.where.to_ecs(),
-    }  # fmt: skip
+    }
     if rec.user:
         event["user"] = {"name": rec.user}
     return event

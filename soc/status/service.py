@@ -113,8 +113,11 @@ def board(
         for w in catalogue().wards_of(p):
             sig = _merge(wards.get(w.code), probe_wards.get(w.code))
             planned = p.code in quiet_provinces or w.code in quiet_wards
-            rows.append(CommuneStatus(w.code, w.name, sig.colour(), sig.severe + sig.other,
-                                      sig.probes_down, planned))  # fmt: skip
+            rows.append(
+                CommuneStatus(
+                    w.code, w.name, sig.colour(), sig.severe + sig.other, sig.probes_down, planned
+                )
+            )
         communes[p.code] = rows
         own = _merge(provinces.get(p.code), probe_provinces.get(p.code))
         counts = {c: sum(1 for r in rows if r.status is c) for c in Colour}
