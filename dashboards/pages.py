@@ -33,6 +33,7 @@ from soc.config import Settings
 from soc.deps import SESSION_COOKIE, DirectoryDep, EsDep, IndicesDep, SettingsDep
 from soc.errors import Forbidden, LoginRequired, NotAuthenticated, RequestError
 from soc.es.indices import Indices
+from soc.i18n import translations
 from soc.services import Service
 
 HERE = Path(__file__).parent
@@ -46,6 +47,12 @@ _env = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
+)
+# Old-style gettext: a label is plain text, escaped on output like any other value. Each render
+# passes its page's ``gettext`` (see :func:`render`); these are the default language's.
+_env.install_gettext_translations(  # type: ignore[attr-defined]
+    translations("console", i18n.DEFAULT), newstyle=False
 )
 
 
@@ -150,9 +157,11 @@ PageDep = Annotated[Page, Depends(_page)]
 
 def render(page: Page | None, template: str, code: int = 200, **context: Any) -> HTMLResponse:
     lang = page.lang if page else i18n.DEFAULT
+    catalogue = translations("console", lang)
     html = _env.get_template(template).render(
         page=page,
-        t=lambda key: i18n.label(key, lang),
+        gettext=catalogue.gettext,
+        ngettext=catalogue.ngettext,
         lang=lang,
         services=list(Service),
         **context,

@@ -1,12 +1,16 @@
 """The watched public-service systems: the vocabulary of ``service.name`` across soc.
 
 Collectors set ``service.name`` to one of these values, detectors group by it, emails and pages
-show its label. Add a member here (and to docs/schema.md) before a new kind of system is watched.
+show its label (the ``services`` domain of the catalogue, :mod:`soc.i18n`). Add a member here, its
+labels to ``soc/locale/*/LC_MESSAGES/services.po`` (and to docs/schema.md) before a new kind of
+system is watched.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from soc.i18n import text
 
 
 class Service(StrEnum):
@@ -21,26 +25,8 @@ class Service(StrEnum):
 
     @property
     def label_vi(self) -> str:
-        return _LABELS[self][0]
+        return text("services", self.value, "vi")
 
     @property
     def label_en(self) -> str:
-        return _LABELS[self][1]
-
-
-_LABELS: dict[Service, tuple[str, str]] = {
-    Service.NATIONAL_PORTAL: ("Cổng Dịch vụ công quốc gia", "National Public Service Portal"),
-    Service.ONE_STOP_SHOP: (
-        "Hệ thống thông tin giải quyết thủ tục hành chính (một cửa điện tử)",
-        "Provincial one-stop-shop system",
-    ),
-    Service.VNEID: ("Đăng nhập VNeID", "VNeID login"),
-    Service.OTP: ("Cổng SMS OTP", "SMS OTP gateway"),
-    Service.NATIONAL_DB: ("Cơ sở dữ liệu quốc gia", "National database look-ups"),
-    Service.PORTAL_SYNC: (
-        "Đồng bộ với Cổng Dịch vụ công quốc gia",
-        "Synchronisation to the national portal",
-    ),
-    Service.PAYMENT: ("Thanh toán trực tuyến", "Online payment"),
-    Service.WEB_PORTAL: ("Cổng thông tin điện tử", "Public web portal"),
-}
+        return text("services", self.value, "en")

@@ -25,6 +25,7 @@ import jinja2
 
 from soc import timezones
 from soc.alerts.models import Severity
+from soc.i18n import translations
 from soc.notify import texts
 from soc.notify.models import (
     ErrorCount,
@@ -138,7 +139,8 @@ class Renderer:
     def _context(self, notice: IncidentNotice, language: Language) -> dict[str, Any]:
         return {
             "n": notice,
-            "t": texts.LABELS[language],
+            "t": texts.labels(language),
+            "gettext": translations("email", language.value).gettext,
             "lang": language.value,
             "event_label": texts.event_label(language, notice.event),
             "status_label": texts.status_label(language, notice.status),
@@ -164,7 +166,8 @@ class Renderer:
         provinces = sorted({n.province_name for n in notices})
         context: dict[str, Any] = {
             "items": items,
-            "t": texts.LABELS[language],
+            "t": texts.labels(language),
+            "gettext": translations("email", language.value).gettext,
             "lang": language.value,
             "worst": worst,
             "provinces": provinces,
@@ -188,6 +191,11 @@ def _environment(overrides: dict[str, str]) -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # ``_("key")`` reads the email catalogue; each render passes its recipient's ``gettext``.
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations("email", Language.VI.value), newstyle=False
     )
     env.filters["visible"] = visible
     env.filters["local"] = local_time

@@ -1,102 +1,21 @@
 """The fixed wording of incident emails in Vietnamese and English, and the recommended first
-steps per kind of incident. Templates read these through ``t`` and ``steps``; an admin's template
-override can use them too. Wording only: no formatting, no data.
+steps per kind of incident. The wording is the ``email`` domain of the translation catalogue
+(``soc/locale/<lang>/LC_MESSAGES/email.po``, :mod:`soc.i18n`); the first steps are lists and stay
+here. Templates read these through ``t`` and ``steps``; an admin's template override can use them
+too. Wording only: no formatting, no data.
 """
 
 from __future__ import annotations
 
+from soc.i18n import Texts
 from soc.notify.models import Language, NoticeEvent
 
-Texts = dict[str, str]
 
-LABELS: dict[Language, Texts] = {
-    Language.VI: {
-        "event.new": "Sự cố mới",
-        "event.severity_raised": "Mức độ tăng",
-        "event.escalation": "Chuyển cấp (chưa được tiếp nhận)",
-        "event.resolved": "Đã khắc phục",
-        "event.communes_added": "Thêm xã/phường bị ảnh hưởng",
-        "event.reopened": "Mở lại (sự cố vẫn tiếp diễn)",
-        "status.new": "Mới",
-        "status.acknowledged": "Đã tiếp nhận",
-        "status.investigating": "Đang xử lý",
-        "status.resolved": "Đã khắc phục",
-        "status.false_positive": "Cảnh báo nhầm",
-        "severity.informational": "Thông tin",
-        "severity.low": "Thấp",
-        "severity.medium": "Trung bình",
-        "severity.high": "Cao",
-        "severity.critical": "Nghiêm trọng",
-        "what": "Điều gì đã xảy ra",
-        "where": "Địa bàn",
-        "province": "Tỉnh/thành phố",
-        "wards": "Xã/phường",
-        "all_wards": "toàn tỉnh",
-        "service": "Hệ thống",
-        "since": "Bắt đầu từ",
-        "last_seen": "Lần cuối ghi nhận",
-        "severity": "Mức độ",
-        "status": "Trạng thái",
-        "evidence": "Bằng chứng",
-        "alerts": "Số cảnh báo",
-        "events": "Số sự kiện",
-        "error_codes": "Mã lỗi thường gặp",
-        "samples": "Sự kiện mẫu (nguyên văn từ nhật ký)",
-        "first_steps": "Việc cần làm trước tiên",
-        "open": "Xem sự cố trên bảng điều khiển",
-        "escalation_note": (
-            "Sự cố chưa được tiếp nhận trong thời hạn; email này chuyển lên cấp trên."
-        ),
-        "resolved_note": "Sự cố đã được đánh dấu là đã khắc phục. Không cần thao tác thêm.",
-        "digest": "Tổng hợp sự cố",
-        "digest_intro": "Để tránh quá nhiều email, các thông báo sau được gộp lại:",
-        "footer": (
-            "Email tự động từ Trung tâm giám sát an toàn thông tin (SOC). Không trả lời email này."
-        ),
-        "time_zone": "giờ Việt Nam",
-    },
-    Language.EN: {
-        "event.new": "New incident",
-        "event.severity_raised": "Severity raised",
-        "event.escalation": "Escalation (not acknowledged)",
-        "event.resolved": "Resolved",
-        "event.communes_added": "More communes affected",
-        "event.reopened": "Reopened (the failure goes on)",
-        "status.new": "New",
-        "status.acknowledged": "Acknowledged",
-        "status.investigating": "Investigating",
-        "status.resolved": "Resolved",
-        "status.false_positive": "False positive",
-        "severity.informational": "Informational",
-        "severity.low": "Low",
-        "severity.medium": "Medium",
-        "severity.high": "High",
-        "severity.critical": "Critical",
-        "what": "What happened",
-        "where": "Where",
-        "province": "Province",
-        "wards": "Communes/wards",
-        "all_wards": "whole province",
-        "service": "System",
-        "since": "Since",
-        "last_seen": "Last seen",
-        "severity": "Severity",
-        "status": "Status",
-        "evidence": "Evidence",
-        "alerts": "Alerts",
-        "events": "Events",
-        "error_codes": "Top error codes",
-        "samples": "Sample events (verbatim from the logs)",
-        "first_steps": "What to do first",
-        "open": "Open the incident in the dashboard",
-        "escalation_note": "Nobody acknowledged this incident in time; it is escalated to you.",
-        "resolved_note": "The incident was marked resolved. No action is needed.",
-        "digest": "Incident digest",
-        "digest_intro": "To avoid flooding your inbox, these notifications were batched:",
-        "footer": "Automatic email from the Security Operations Centre (SOC). Do not reply.",
-        "time_zone": "Vietnam time",
-    },
-}
+def labels(language: Language) -> Texts:
+    """The wording of emails in ``language``: the ``email`` domain of the catalogue, as a mapping
+    (templates write ``t.what``, ``t["severity.high"]``)."""
+    return Texts("email", language.value)
+
 
 FIRST_STEPS: dict[str, dict[Language, tuple[str, ...]]] = {
     "generic": {
@@ -167,12 +86,12 @@ FIRST_STEPS: dict[str, dict[Language, tuple[str, ...]]] = {
 
 
 def event_label(language: Language, event: NoticeEvent) -> str:
-    return LABELS[language][f"event.{event.value}"]
+    return labels(language)[f"event.{event.value}"]
 
 
 def status_label(language: Language, status: str) -> str:
     """The incident status in words; an unknown status is shown as it is (templates escape it)."""
-    return LABELS[language].get(f"status.{status}", status)
+    return labels(language).get(f"status.{status}", status)
 
 
 def steps(key: str, language: Language) -> tuple[str, ...]:
