@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "bench" / "reports" / "collectors-drill.md"
 sys.path.insert(0, str(ROOT))
 
-from bench.collectors_ingest import machine, write_logs  # noqa: E402
+from collectors_ingest import machine, write_logs  # noqa: E402
+
 from tests.conftest import new_run_dir, node_settings  # noqa: E402
 
 
