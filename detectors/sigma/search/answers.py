@@ -26,6 +26,7 @@ from detectors.sigma.search.models import (
     Tuning,
     hits_of,
 )
+from soc import timeutil
 
 
 def split(rules: Sequence[Rule], answer: Mapping[str, Any]) -> list[Answer]:
@@ -102,7 +103,7 @@ def _correlation_findings(rule: Rule, tuning: Tuning, slides: Sequence[Slide]) -
 @functools.lru_cache(maxsize=8192)
 def _slot(key: str, interval: timedelta) -> tuple[datetime, Window]:
     """The end of a sub-window (its key), and the slot of ``interval`` it closes."""
-    end = datetime.fromisoformat(key.replace("Z", "+00:00"))
+    end = timeutil.parse(key)
     start = floor(end - timedelta(milliseconds=1), interval)
     return end, Window(start, start + interval)
 

@@ -12,7 +12,6 @@ import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from detectors.sigma.models import Kind, Rule
@@ -29,6 +28,7 @@ from detectors.sigma.search.models import (
     bits,
 )
 from detectors.sigma.search.named import Named, Names, matches
+from soc import timeutil
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,7 @@ def counted(plans: Sequence[Counting], answer: Mapping[str, Any]) -> list[Answer
 
 @functools.lru_cache(maxsize=8192)
 def _millis(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000
+    return timeutil.parse(stamp).timestamp() * 1000
 
 
 def _values(hit: Mapping[str, Any], name: str) -> list[Any]:
