@@ -27,22 +27,25 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anomaly_iforest  # bench/ is on sys.path when run as a script
 from elasticsearch import ApiError, Elasticsearch
 
 from detectors.anomaly import flows, probes, syncjob, unsynced
+from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.features import Level, extract
 from detectors.anomaly.silence import find
 from detectors.anomaly.unsynced import DOSSIER_ACTIONS, OSS_SERVICE
-from detectors.base import aligned_windows, iso
-from soc.config import load_settings
+from detectors.base import Window, aligned_windows, iso
+from soc.alerts.models import Alert
+from soc.config import Settings, load_settings
 from soc.es.client import ensure_elasticsearch
 from soc.es.indices import Indices
 from soc.es.templates import setup
 from soc.localities import catalogue
 from soc.simulate import scenarios
-from soc.simulate.evaluate import evaluate, fetch_alerts
+from soc.simulate.evaluate import Evaluation, SeenAlert, evaluate, fetch_alerts
 from soc.simulate.flows import backfill
 from soc.simulate.models import Label
 from soc.simulate.service import Plan, local_midnight
@@ -95,7 +98,14 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _timed_bucket(es, indices, model, settings, start, end) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _timed_bucket(
+    es: Elasticsearch,
+    indices: Indices,
+    model: Model,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+) -> dict[str, float]:
     parts: dict[str, float] = {}
     began = time.perf_counter()
     rows = list(extract(es, indices, start, end, end - start, Level.COMMUNE))
@@ -128,7 +138,9 @@ def _timed_bucket(es, indices, model, settings, start, end) -> dict[str, float]:
     return parts
 
 
-def _evaluate_retrying(es, indices, w, model, settings):  # type: ignore[no-untyped-def]
+def _evaluate_retrying(
+    es: Elasticsearch, indices: Indices, w: Window, model: Model, settings: Settings
+) -> list[Alert]:
     """One bucket, tried again after a 429 (the shared node's memory breaker), as the scheduled
     job does at its next tick: the bucket's alerts have deterministic ids, so a retry doubles
     nothing."""
@@ -143,7 +155,7 @@ def _evaluate_retrying(es, indices, w, model, settings):  # type: ignore[no-unty
     raise AssertionError("unreachable")
 
 
-def _volumes(es, indices, start: datetime, end: datetime) -> list[str]:  # type: ignore[no-untyped-def]
+def _volumes(es: Elasticsearch, indices: Indices, start: datetime, end: datetime) -> list[str]:
     """Events per local day, and how many are probe results and sync pushes."""
     answer = es.search(
         index=indices.events,
@@ -213,7 +225,7 @@ def first_effects(
     for label in labels:
         if label.kind == "sync_stopped" and label.ward_code:
             wards.setdefault(label.scenario_id, []).append(label)
-    found = {}
+    found: dict[str, tuple[datetime, datetime]] = {}
     for scenario, group in wards.items():
         start, end = min(x.start for x in group), max(x.end for x in group)
         answer = es.search(
@@ -233,7 +245,12 @@ def first_effects(
     return found
 
 
-def _split(labels, alerts, spans, grace):  # type: ignore[no-untyped-def]
+def _split(
+    labels: list[Label],
+    alerts: list[SeenAlert],
+    spans: list[tuple[datetime, datetime]],
+    grace: timedelta,
+) -> Evaluation:
     """Evaluation of one period: the scenarios starting in it, the alerts whose window starts
     in it."""
 
@@ -346,24 +363,24 @@ def main() -> None:
 
 
 def _write(
-    args,
-    lines,
-    events,
-    model,
-    train_s,
-    runs,
-    score_s,
-    windows,
-    scoring_s,
-    per_rule,
-    result,
-    score_start,
-    score_end,
-    forest,
-    periods,
-    bucket,
-    effects,
-) -> None:  # type: ignore[no-untyped-def]
+    args: argparse.Namespace,
+    lines: list[str],
+    events: int,
+    model: Model,
+    train_s: float,
+    runs: list[dict[str, float]],
+    score_s: float,
+    windows: list[Window],
+    scoring_s: float,
+    per_rule: Counter[str],
+    result: Evaluation,
+    score_start: datetime,
+    score_end: datetime,
+    forest: dict[str, Any],
+    periods: dict[str, tuple[int, Evaluation]],
+    bucket: timedelta,
+    effects: dict[str, tuple[datetime, datetime]],
+) -> None:
     false_by_province = Counter(a.province for a in result.false_alerts)
     days = args.score_days
     worst = max(false_by_province.values(), default=0) / days
@@ -480,7 +497,7 @@ def _write(
     REPORT.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
-def _forest_section(forest: dict, result) -> list[str]:  # type: ignore[no-untyped-def]
+def _forest_section(forest: dict[str, Any], result: Evaluation) -> list[str]:
     rows = ["", "## The alternative measured: Isolation Forest on the same residual features", ""]
     rows += [
         f"Fitted on {forest['training_rows']:,} hourly training rows, applied to "
@@ -507,7 +524,14 @@ def _forest_section(forest: dict, result) -> list[str]:  # type: ignore[no-untyp
     return rows
 
 
-def _write_perf(args, events, model, train_s, runs, score_s) -> None:  # type: ignore[no-untyped-def]
+def _write_perf(
+    args: argparse.Namespace,
+    events: int,
+    model: Model,
+    train_s: float,
+    runs: list[dict[str, float]],
+    score_s: float,
+) -> None:
     parts = ", ".join(f"{k} {statistics.median(r[k] for r in runs):.3f} s" for k in PARTS)
     out = [
         "# Anomaly model: performance only (`bench/anomaly.py --perf-only`)",

@@ -56,13 +56,13 @@ def compare(
     top_n: int,
 ) -> dict[str, Any]:
     hour = timedelta(hours=1)
-    rows = (
+    history = (
         r
         for day in _days(max(train_start, train_end - IFOREST_TRAIN), train_end)
         for level in Level
         for r in extract(es, indices, day, day + timedelta(days=1), hour, level)
     )
-    train = [v for r in rows if (v := vector(model, r, r.bucket, r.bucket + hour)) is not None]
+    train = [v for r in history if (v := vector(model, r, r.bucket, r.bucket + hour)) is not None]
     forest = IsolationForest(n_estimators=200, random_state=0).fit(np.array(train))
     candidates: list[tuple[float, SeenAlert]] = []
     rows = 0

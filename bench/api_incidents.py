@@ -165,23 +165,21 @@ async def api_runs(
 
 def raw_es(es: Elasticsearch, indices: Indices, clients: int, requests: int) -> dict[str, Any]:
     flt = IncidentFilter(province="01", service="vneid", open_only=True, size=50)
-    body = {
-        "query": query(flt, ADMIN),
-        "size": 50,
-        "track_total_hits": True,
-        "sort": [{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
-    }
+    scope = query(flt, ADMIN)
+    order = [{"incident.last_seen": "desc"}, {"incident.id": "asc"}]
     took: list[float] = []
 
     def one(_: int) -> float:
         started = time.perf_counter()
-        found = es.search(index=indices.incidents, **body)
+        found = es.search(
+            index=indices.incidents, query=scope, size=50, track_total_hits=True, sort=order
+        )
         took.append(found["took"] / 1000)
         return time.perf_counter() - started
 
     with ThreadPoolExecutor(clients) as pool:
         latencies = list(pool.map(one, range(requests)))
-    total = es.count(index=indices.incidents, query=body["query"])["count"]
+    total = es.count(index=indices.incidents, query=scope)["count"]
     return {"client": _pct(latencies), "took": _pct(took), "matches": total}
 
 

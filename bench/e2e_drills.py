@@ -300,9 +300,8 @@ class Run:
 # ------------------------------------------------------------------ verdicts
 def count(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> int:
     es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
-    body = {"query": query} if query else {}
     return int(es.count(index=index, ignore_unavailable=True, allow_no_indices=True,
-                        **body)["count"])  # fmt: skip
+                        query=query or None)["count"])  # fmt: skip
 
 
 def lines_written(root: Path) -> int:

@@ -71,7 +71,9 @@ def deviance(y: np.ndarray, mu: np.ndarray) -> float:
     return float(np.mean(2.0 * (term - (y - mu))))
 
 
-def per_series_baselines(history: np.ndarray, start: datetime, metas: list[SeriesMeta]) -> dict:
+def per_series_baselines(
+    history: np.ndarray, start: datetime, metas: list[SeriesMeta]
+) -> dict[str, Any]:
     how = time_features(start, history.shape[1])["hour_of_week"]
     weeks = history.shape[1] // 168
     slot_mean = np.zeros((history.shape[0], 168))
@@ -95,14 +97,18 @@ def per_series(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return np.asarray(np.mean(2.0 * (term - (y - mu)), axis=1))
 
 
-def baseline_expectations(base: dict, start: datetime, hours: int) -> dict[str, np.ndarray]:
+def baseline_expectations(
+    base: dict[str, Any], start: datetime, hours: int
+) -> dict[str, np.ndarray]:
     how = time_features(start, hours)["hour_of_week"]
     own = np.maximum(base["slot"][:, how], FLOOR)
     shaped = np.maximum(base["level"][:, None] * base["shape"][:, how], FLOOR)
     return {"own hour-of-week mean": own, "own level x service shape": shaped}
 
 
-def stream_variants(fine: np.ndarray, variants: dict[str, np.ndarray]) -> tuple[dict, float]:
+def stream_variants(
+    fine: np.ndarray, variants: dict[str, np.ndarray]
+) -> tuple[dict[str, Any], float]:
     """The engine over the history buckets once, then over each variant of the eval week from
     a copy of each series' state: expected values (series, eval buckets) per variant."""
     engine = Engine(LIVE, VIETNAM)
@@ -147,10 +153,12 @@ def episodes(alerts: np.ndarray) -> int:
     return int(starts.sum())
 
 
-def injected(clean: np.ndarray, history: np.ndarray, rng: np.random.Generator) -> dict:
+def injected(
+    clean: np.ndarray, history: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Outage and surge copies of the eval week (five-minute counts), with their start buckets.
     Starts on Tuesday-Thursday between 08:00 and 10:00 local (the eval week starts Monday 00:00)."""
-    n = clean.shape[0]
+    n = len(clean)  # an int (shape is untyped), so rng.integers(..., n) is typed as an array
     starts = (rng.integers(1, 4, n) * 24 + rng.integers(8, 10, n)) * 12 + rng.integers(0, 12, n)
     outage, surge = clean.copy(), clean.copy()
     extra = history[:, :2016] + history[:, 2016:4032]
@@ -160,7 +168,9 @@ def injected(clean: np.ndarray, history: np.ndarray, rng: np.random.Generator) -
     return {"starts": starts, "outage": outage, "surge": surge}
 
 
-def detect(observed: np.ndarray, expected: np.ndarray, starts: np.ndarray, length: int) -> dict:
+def detect(
+    observed: np.ndarray, expected: np.ndarray, starts: np.ndarray, length: int
+) -> dict[str, float | None]:
     alerts = tail_p(observed, expected) < ALPHA
     minutes = []
     for i, s in enumerate(starts):
@@ -209,7 +219,7 @@ def twitter(nab: Path) -> dict[str, Any] | None:
     base = per_series_baselines(counts[:, :cut], start, metas)
     own = baseline_expectations(base, start + cut * timedelta(hours=1), counts.shape[1] - cut)
     y = counts[:, cut:]
-    out = {"series": len(rows), "train_hours": cut, "test_hours": int(y.shape[1])}
+    out: dict[str, Any] = {"series": len(rows), "train_hours": cut, "test_hours": int(y.shape[1])}
     out["pooled"] = deviance(y, pooled)
     for name, mu in own.items():
         out[name] = deviance(y, mu)
