@@ -39,17 +39,32 @@ def verdict(r: dict[str, Any]) -> str:
         <= det["own level x service shape"]["false_per_series_day"]
     )
     wins = gain >= 0.05 and fewer
+    busy = pooled["busy"] / own["busy"] - 1.0
     return (
         f"**Verdict: the pooled model {'wins' if wins else 'does not earn the live path'}.** "
-        f"Retrained weekly on the same world, its quiet-series deviance is {gain:.1%} lower than "
-        f"the per-series baseline's (own level x its service's national hour-of-week shape), "
-        f"its busy-series deviance {pooled['busy'] / own['busy'] - 1.0:.1%} higher, and at one "
-        "threshold it raises "
+        f"Retrained weekly on the same world, its quiet-series deviance is {abs(gain):.1%} "
+        f"{'lower' if gain > 0 else 'higher'} than the per-series baseline's (own level x its "
+        f"service's national hour-of-week shape), its busy-series deviance "
+        f"{abs(busy):.1%} {'higher' if busy > 0 else 'lower'}, and at one threshold it raises "
         f"{det['pooled (weekly retrain)']['false_per_series_day']:.4f} false alerts per "
         f"series-day against {det['own level x service shape']['false_per_series_day']:.4f}; "
         "fitted on another world it is worse than both. (Kept: a quiet-series gain of at least "
         "5 % without more false alerts.) It does beat each series' own hour-of-week mean by far, "
         "which is why the per-series baseline shares its shape across the service already."
+        + short_note(r)
+    )
+
+
+def short_note(r: dict[str, Any]) -> str:
+    parts = []
+    for hours, row in (r.get("short_history") or {}).items():
+        own, pooled = row["own level x service shape"], row["pooled (weekly retrain)"]
+        gain = 1.0 - pooled["quiet"] / own["quiet"]
+        parts.append(f"{abs(gain):.1%} {'lower' if gain > 0 else 'higher'} with {hours}")
+    if not parts:
+        return ""
+    return (
+        " With a short history of its own, its quiet-series deviance is " + ", ".join(parts) + "."
     )
 
 
@@ -60,7 +75,9 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Run {r['began']} by `bench/pooled_volume.py`; load average before "
         f"{r['load_before'][0]:.1f}, after {r['load_after'][0]:.1f} (2 cores shared).",
-        f"{r['series']} (commune, service) series, {r['quiet_series']} of them quiet (under "
+        f"{r['series']} (commune, service) series (services without any commune-level line "
+        f"left out: {', '.join(r.get('dropped_services', [])) or 'none'}), "
+        f"{r['quiet_series']} of them quiet (under "
         f"{QUIET:g} event an hour over the test world's two history weeks); held-out week: "
         "the test world's third. Lower deviance is better; ratios are against the pooled model "
         "fitted on the other world.",
@@ -80,6 +97,21 @@ def render(r: dict[str, Any]) -> str:
     out += ["", "Paired by series (quiet series), pooled minus own level x service shape:", ""]
     for n, d in r["paired_quiet"].items():
         out.append(f"- {n}: {d['mean']:+.4f} +/- {2 * d['se']:.4f} (two standard errors)")
+    short = r.get("short_history")
+    if short:
+        out += [
+            "",
+            "## Short history: only the last day or three days before the held-out week known",
+            "",
+            "Both sides update their level causally through the week; mean Poisson deviance per "
+            "series-hour, quiet / busy series.",
+            "",
+            "| history | " + " | ".join(short[next(iter(short))]) + " |",
+            "| --- |" + " ---: |" * len(short[next(iter(short))]),
+        ]
+        for h, row in short.items():
+            cells = [f"{_f(v['quiet'])} / {_f(v['busy'])}" for v in row.values()]
+            out.append(f"| {h} | " + " | ".join(cells) + " |")
     out += [
         "",
         f"## Quiet series of the sample ({r['sample_quiet']} series, five-minute buckets)",
