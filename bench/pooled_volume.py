@@ -137,7 +137,7 @@ def short_history(
     models: dict[str, PooledVolume],
     test: np.ndarray,
     metas: list[SeriesMeta],
-    base: dict,
+    base: dict[str, Any],
     quiet: np.ndarray,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Series with days, not weeks, of history (a new commune, a new service): only the last
