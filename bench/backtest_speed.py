@@ -21,7 +21,7 @@ from pathlib import Path
 from detectors.base import aligned_windows, parse_duration
 from detectors.sigma import service
 from detectors.sigma.models import Rule
-from detectors.state import StateStore
+from detectors.sigma.state import StateStore
 from soc import timeutil
 from soc.config import Settings, load_settings
 from soc.es.client import make_client

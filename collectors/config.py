@@ -34,10 +34,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collectors.inventory import Inventory, build, load_inventory
-from collectors.yamlfile import Locator, load
 from soc.errors import CollectorConfigError
+from soc.inventory import Inventory, build, load_inventory
 from soc.services import Service
+from soc.yamlfile import Locator, load
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 

@@ -31,7 +31,6 @@ from elasticsearch import Elasticsearch
 from collectors import parsers
 from collectors.base import Pipeline
 from collectors.config import CollectorConfig
-from collectors.inventory import Inventory
 from collectors.metrics import Metrics
 from collectors.normalise import Limits, Normaliser
 from collectors.shipper import Shipper
@@ -40,6 +39,7 @@ from collectors.spool import Spool
 from collectors.workers import Normalisers, tune_gc
 from soc.errors import CollectorConfigError
 from soc.es.indices import Indices
+from soc.inventory import Inventory
 
 log = logging.getLogger(__name__)
 

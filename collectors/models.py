@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from collectors.inventory import Attribution
+from soc.inventory import Attribution
 
 
 class SourceType(StrEnum):

@@ -35,7 +35,6 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from collectors.inventory import Attribution, Inventory
 from collectors.models import Action, Parsed, RawLine
 from collectors.parsers import Parser
 from soc import timeutil
@@ -43,6 +42,7 @@ from soc.errors import LocalityError, ParseError
 from soc.es.indices import Indices
 from soc.events.failures import classify
 from soc.events.service import event_id
+from soc.inventory import Attribution, Inventory
 from soc.localities import Locality, catalogue
 from soc.services import Service
 

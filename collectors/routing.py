@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 
 from collectors.config import CollectorConfig, FileSourceSpec
-from collectors.inventory import System, path_regex
 from soc.errors import CollectorConfigError
+from soc.inventory import System, path_regex
 
 _BRACED = re.compile(r"\{([^{}/]*)\}")
 _KNOWN = {"province", "ward", "service"}

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from collectors.inventory import Inventory
 from collectors.models import RawBlock, RawLine
 from collectors.normalise import Limits, Normaliser
 from collectors.parsers import Parser
 from collectors.spool import encode
 from soc.errors import CollectorError
 from soc.es.indices import Indices
+from soc.inventory import Inventory
 from soc.localities import catalogue
 from soc.timeutil import iso
 

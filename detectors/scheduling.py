@@ -18,7 +18,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from detectors.sigma import service
 from detectors.sigma.runner import Engine, TickReport
-from detectors.state import StateStore
+from detectors.sigma.state import StateStore
 from soc import heartbeat
 from soc.config import Settings
 from soc.es.client import make_client, wait_until_healthy

@@ -26,6 +26,7 @@ from prometheus_client import (
 from pydantic import BaseModel
 
 from dashboards import views as dashboards
+from detectors.sigma import views as rules_views
 from soc import apidocs, problems
 from soc.alerts import views as alert_views
 from soc.auth import service as auth
@@ -39,7 +40,6 @@ from soc.incidents import alert_views as incident_alert_views
 from soc.incidents import silence_views
 from soc.incidents import views as incident_views
 from soc.notify import views as notify_views
-from soc.rules import views as rules_views
 from soc.status import views as status_views
 
 API_PREFIX = "/api/v1"

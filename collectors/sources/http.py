@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 
 from collectors.base import Pipeline, ServerSource
-from collectors.inventory import Attribution, Inventory
 from collectors.models import RawLine, SourceType
 from collectors.parsers import parse_auto
 from collectors.spool import SpoolFull
 from soc.errors import LocalityError
+from soc.inventory import Attribution, Inventory
 from soc.localities import catalogue
 from soc.services import Service
 

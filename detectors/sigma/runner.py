@@ -36,7 +36,7 @@ from detectors.sigma.search.bodies import parts
 from detectors.sigma.search.models import SCAN_LIMIT, Parts
 from detectors.sigma.search.strategies import Composed, Item, Search, composed
 from detectors.sigma.search.strategies import plan as plan_searches
-from detectors.state import Checkpoint, StateStore
+from detectors.sigma.state import Checkpoint, StateStore
 from soc.alerts import store
 from soc.alerts.models import Alert
 from soc.es.indices import Indices

@@ -27,8 +27,8 @@ from detectors.sigma.runner import Engine
 from detectors.sigma.search import Exception_, Finding, Options, Tuning, parts, resolution
 from detectors.sigma.search import needs_samples as _needs_samples
 from detectors.sigma.sources import LocatingEngine, load_sources
+from detectors.sigma.state import Checkpoint, StateStore
 from detectors.sigma.testing import CaseResult, run_tests
-from detectors.state import Checkpoint, StateStore
 from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.errors import RuleError

@@ -29,13 +29,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from collectors.inventory import Inventory, load_inventory
-from collectors.yamlfile import load
 from detectors.sigma.alerting import to_alert
 from detectors.sigma.models import Rule
 from detectors.sigma.runner import Engine, Outcome
 from soc.alerts.models import Alert, Place
+from soc.inventory import Inventory, load_inventory
 from soc.localities import Locality
+from soc.yamlfile import load
 
 SOURCES_FILE = "sources.yaml"
 #: Fields of a sample event that name the machine or system it came from, in the order tried.

@@ -33,9 +33,9 @@ Json = dict[str, Any]
 class StateKind(StrEnum):
     """Every kind of document in the state index, with the module that owns its ``data``."""
 
-    DETECT_CHECKPOINT = "detect.checkpoint"  # detectors.state
-    DETECT_TUNING = "detect.tuning"  # detectors.state
-    DETECT_LEASE = "detect.lease"  # detectors.state
+    DETECT_CHECKPOINT = "detect.checkpoint"  # detectors.sigma.state
+    DETECT_TUNING = "detect.tuning"  # detectors.sigma.state
+    DETECT_LEASE = "detect.lease"  # detectors.sigma.state
     #: detectors.anomaly.flows; its id is still ``anomaly.checkpoint:anomaly`` (written there)
     ANOMALY_CHECKPOINT = "checkpoint"
     API_TOKEN = "api-token"  # noqa: S105 (a document kind, not a secret) soc.auth.service

@@ -39,7 +39,6 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from collectors.yamlfile import load
 from soc.alerts.models import Severity
 from soc.config import Settings
 from soc.errors import ConfigError, LocalityError
@@ -48,6 +47,7 @@ from soc.localities import catalogue
 from soc.notify import service
 from soc.notify.models import Channel, IncidentNotice, OutboxMessage, Recipient, message_id
 from soc.notify.smtp import PermanentSmtpError, TransientSmtpError
+from soc.yamlfile import load
 
 log = logging.getLogger(__name__)
 

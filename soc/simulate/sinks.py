@@ -83,7 +83,7 @@ class FileSink:
 
 
 def inventory_yaml(root: Path) -> str:
-    """A collectors inventory (collectors/inventory.py format) attributing every file here.
+    """A collectors inventory (soc/inventory.py format) attributing every file here.
 
     Rooted at the absolute directory: with a leading ``**`` the province-level pattern could also
     match a commune's file one directory deeper.

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.inventory import loads_inventory
 from collectors.models import RawLine, SourceType
 from collectors.normalise import Limits, Normaliser
 from collectors.parsers import parse_auto, parse_syslog
 from soc.es.indices import Indices
+from soc.inventory import loads_inventory
 from soc.localities import catalogue
 from soc.services import Service
 from soc.timeutil import iso

@@ -14,7 +14,6 @@ import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
-from collectors.inventory import loads_inventory
 from collectors.metrics import Metrics
 from collectors.models import Action, RawLine, SourceType
 from collectors.normalise import Normaliser
@@ -23,6 +22,7 @@ from collectors.shipper import Shipper
 from collectors.spool import Spool, SpoolFull
 from soc.es.indices import Indices
 from soc.es.templates import setup
+from soc.inventory import loads_inventory
 from tests.collectors.conftest import count
 from tests.conftest import free_port
 

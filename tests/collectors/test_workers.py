@@ -15,12 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collectors.inventory import Attribution, loads_inventory
 from collectors.models import Parsed, RawBlock, RawLine, SourceType
 from collectors.normalise import Limits, Normaliser
 from collectors.parsers import parse_auto, parse_syslog
 from collectors.workers import MIN_LINES, Normalisers
 from soc.es.indices import Indices
+from soc.inventory import Attribution, loads_inventory
 from soc.localities import catalogue
 from soc.services import Service
 

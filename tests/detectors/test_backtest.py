@@ -15,7 +15,7 @@ from detectors.base import iso
 from detectors.sigma import service
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Exception_, Tuning
-from detectors.state import StateStore
+from detectors.sigma.state import StateStore
 from soc.config import Settings
 from soc.es.indices import Indices
 from soc.events.service import index_events

@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 from typer.testing import CliRunner
 
 from detectors.sigma.pipeline import RULES_DIR
-from detectors.state import StateStore
+from detectors.sigma.state import StateStore
 from soc.cli import app
 from soc.es.indices import Indices
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from detectors.base import iso
 from detectors.sigma.pipeline import RULES_DIR
-from detectors.state import StateStore
+from detectors.sigma.state import StateStore
 from soc.cli import app
 from soc.es.indices import Indices
 from soc.es.templates import setup

@@ -19,7 +19,7 @@ from detectors.base import floor, iso
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Options
-from detectors.state import Checkpoint, StateStore
+from detectors.sigma.state import Checkpoint, StateStore
 from soc.config import PROJECT_ROOT
 from soc.es.indices import Indices
 from soc.es.templates import setup

@@ -16,7 +16,7 @@ from detectors.sigma.compiler import RuleSet, load_rules
 from detectors.sigma.models import Kind, Rule
 from detectors.sigma.runner import Engine
 from detectors.sigma.search import Exception_, Tuning
-from detectors.state import StateStore
+from detectors.sigma.state import StateStore
 from soc import timeutil
 from soc.es.indices import Indices
 from soc.es.templates import setup

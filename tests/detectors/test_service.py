@@ -72,7 +72,7 @@ def test_tuning_refuses_bad_input(es: Elasticsearch, settings: Settings, ready: 
 def test_a_re_enabled_rule_resumes_from_now_without_replaying(
     es: Elasticsearch, settings: Settings, ready: Indices
 ) -> None:
-    from detectors.state import Checkpoint, StateStore
+    from detectors.sigma.state import Checkpoint, StateStore
 
     rule = service.load(settings=settings).get("web_scanner_user_agent")
     store = StateStore(es, ready)

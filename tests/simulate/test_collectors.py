@@ -21,9 +21,9 @@ pytest.importorskip("collectors.parsers")
 pytest.importorskip("collectors.normalise")
 
 from collectors import parsers
-from collectors.inventory import load_inventory
 from collectors.models import RawLine, SourceType
 from collectors.normalise import Normaliser
+from soc.inventory import load_inventory
 
 LIVE = Path(__file__).resolve().parents[2] / "scenarios" / "web-attack.yaml"
 MONDAY_10 = datetime(2026, 11, 23, 3, tzinfo=UTC)  # 10:00 in Viet Nam

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.inventory import load_inventory, loads_inventory
 from soc.errors import CollectorConfigError
+from soc.inventory import load_inventory, loads_inventory
 from soc.services import Service
 
 GOOD = """\

@@ -30,10 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collectors.yamlfile import Locator, load, loads
 from soc.errors import CollectorConfigError, LocalityError
 from soc.localities import Locality, catalogue
 from soc.services import Service
+from soc.yamlfile import Locator, load, loads
 
 _PLACEHOLDER = re.compile(r"\{(province|ward|service)\}")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -1,1 +1,0 @@
-"""The API face of the detection rules; the rules themselves live in ``detectors.sigma``."""
