@@ -4,8 +4,9 @@
 outbox (held for a digest when the recipient is over its rate limit). :meth:`Notifier.send_pending`
 claims due messages, hands them to SMTP and records every outcome (sent, retry with backoff,
 permanent failure). :meth:`Notifier.flush_digests` batches held messages into one digest per
-recipient. :func:`escalations_due` decides, with the clock it is given, which unacknowledged
-incidents escalate. Nothing here knows index names or SMTP details; it orchestrates.
+recipient. Which notices an incident's state calls for (escalation included) is decided in
+:mod:`soc.notify.adapter`, which imports this module, never the reverse. Nothing here knows index
+names or SMTP details; it orchestrates.
 """
 
 from __future__ import annotations
@@ -319,24 +320,3 @@ class Notifier:
             attempts=attempts, next_attempt=self.clock() + timedelta(seconds=delay),
         )  # fmt: skip
         report.retrying += 1
-
-
-# Kept importable from here: the incident adapter moved to soc.notify.adapter.
-from soc.notify.adapter import (  # noqa: E402
-    OpenIncident,
-    escalations_due,
-    incident_notices,
-    notice_from_incident,
-    notify_incidents,
-)
-
-__all__ = [
-    "Notifier",
-    "NotifyReport",
-    "OpenIncident",
-    "SendReport",
-    "escalations_due",
-    "incident_notices",
-    "notice_from_incident",
-    "notify_incidents",
-]

@@ -20,7 +20,8 @@ from soc.errors import SocError
 from soc.es.indices import Indices
 from soc.incidents import service as incidents
 from soc.incidents.models import Incident, IncidentStatus
-from soc.notify.flows import Notifier, notify_incidents
+from soc.notify.adapter import notify_incidents
+from soc.notify.flows import Notifier
 from soc.notify.models import Channel
 from soc.notify.smtp import SmtpSender
 from soc.notify.webhooks import WebhookSender

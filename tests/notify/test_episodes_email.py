@@ -19,7 +19,8 @@ from soc.incidents.grouping import group_pending
 from soc.incidents.models import Incident
 from soc.localities import catalogue
 from soc.notify import service as outbox
-from soc.notify.flows import Notifier, notify_incidents
+from soc.notify.adapter import notify_incidents
+from soc.notify.flows import Notifier
 from soc.notify.render import Renderer
 from soc.notify.routing import parse_routes
 from soc.notify.scheduled import incidents_to_check

@@ -8,7 +8,8 @@ from typing import Any
 from soc.alerts.models import Severity
 from soc.incidents.models import Incident, IncidentStatus
 from soc.localities import catalogue
-from soc.notify.flows import Notifier, notify_incidents
+from soc.notify.adapter import notify_incidents
+from soc.notify.flows import Notifier
 from soc.notify.smtp import SmtpSender
 from tests.notify.conftest import Clock, Mailbox
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from soc.alerts.models import Severity
 from soc.notify import service
-from soc.notify.flows import Notifier, OpenIncident, escalations_due
+from soc.notify.adapter import OpenIncident, escalations_due
+from soc.notify.flows import Notifier
 from soc.notify.models import NoticeEvent, OutboxStatus
 from soc.notify.smtp import SmtpSender
 from tests.notify.conftest import Clock, Mailbox
