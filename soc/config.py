@@ -205,6 +205,20 @@ class Settings(BaseSettings):
     anomaly_bucket_minutes: int = Field(
         default=15, ge=1, le=60, description="Scoring bucket of the anomaly model, minutes."
     )
+    anomaly_stream: bool = Field(
+        default=False,
+        description="Run the live streaming detector (detectors/anomaly/live.py) for volumes and "
+        "failure counts instead of the 15-minute model's; off until it holds the scenario bench.",
+    )
+    anomaly_stream_bucket_minutes: int = Field(
+        default=5, ge=1, le=5, description="Bucket of the live streaming detector, minutes."
+    )
+    anomaly_stream_lateness_seconds: float = Field(
+        default=20.0, ge=0, le=50, description="Ingest delay awaited before a live bucket is read."
+    )
+    anomaly_stream_warmup_days: float = Field(
+        default=2.0, ge=0, description="History the live banks learn from on a first start."
+    )
     anomaly_training_days: int = Field(default=7, ge=1, description="History the model learns.")
     anomaly_lateness_seconds: float = Field(
         default=120.0, ge=0, description="Ingest delay awaited before a bucket is scored."

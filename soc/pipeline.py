@@ -38,7 +38,7 @@ from soc.es.templates import Layout, setup
 log = logging.getLogger(__name__)
 
 #: The anomaly model scores whole buckets (15 min by default); checking once a minute is plenty.
-ANOMALY_EVERY = 60.0
+ANOMALY_EVERY = 15.0
 #: How often open incidents are checked for a recovery (quiet, health probe up).
 RECOVER_EVERY = 10.0
 

@@ -134,7 +134,7 @@ def deviation_doc(d: Deviation) -> dict[str, Any]:
     }
 
 
-def _where(p: Place) -> str:
+def where_text(p: Place) -> str:
     return f"{p.ward_name}, {p.province_name}" if p.ward_name else p.province_name
 
 
@@ -147,7 +147,7 @@ def _shown(d: Deviation) -> str:
     )
 
 
-def _service_alert(
+def service_alert(
     kind: str,
     key: Key,
     where: Place,
@@ -205,15 +205,15 @@ def deviation_alert(
         },
     }
     summary = (
-        f"{service_label(row.key.service)} at {_where(where)}: "
+        f"{service_label(row.key.service)} at {where_text(where)}: "
         + "; ".join(_shown(d) for d in deviations)
         + f". Deviating since {iso(since)}."
     )
-    return _service_alert(
+    return service_alert(
         kind,
         row.key,
         where,
-        title=f"{TITLES[kind]}: {service_label(row.key.service)}, {_where(where)}",
+        title=f"{TITLES[kind]}: {service_label(row.key.service)}, {where_text(where)}",
         summary=summary,
         count=row.count,
         score=score,
@@ -279,9 +279,9 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         detector=Detector.ANOMALY,
         rule=rule("outage"),
         severity=severity("outage", score, s.key),
-        title=f"{TITLES['outage']}: {service_label(s.key.service)}, {_where(where)}",
+        title=f"{TITLES['outage']}: {service_label(s.key.service)}, {where_text(where)}",
         summary=(
-            f"No {_what(s.key)} from {_where(where)} for {run} (since {iso(s.since)}); "
+            f"No {_what(s.key)} from {where_text(where)} for {run} (since {iso(s.since)}); "
             f"about {s.expected:.0f} were expected over that time (now about {s.rate:.1f} an "
             f"hour at this hour of the week), and for this series a silence longer than "
             f"{_duration(s.needed)} is improbable (p = {s.p_value:.1g}).{heard}"
@@ -369,13 +369,13 @@ def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> 
         ],
     }
     reason = f" (last error: {f.error})" if f.error else ""
-    return _service_alert(
+    return service_alert(
         "endpoint-down",
         f.key,
         where,
-        title=f"{TITLES['endpoint-down']}: {service_label(f.key.service)}, {_where(where)}",
+        title=f"{TITLES['endpoint-down']}: {service_label(f.key.service)}, {where_text(where)}",
         summary=(
-            f"The health probe of {service_label(f.key.service)} at {_where(where)} has failed "
+            f"The health probe of {service_label(f.key.service)} at {where_text(where)} has failed "
             f"{f.run} checks in a row since {iso(f.since)}{reason}; {last_ok}. Normally "
             f"{f.share:.1%} of its reported checks fail, so {f.run} failures in a row are "
             f"improbable (p = {f.p_value:.1g}): the endpoint is down or broken for its users."
@@ -413,14 +413,14 @@ def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) 
         "oldest_unsynced": oldest,
         "newest_unsynced": iso(t.newest) if t.newest else None,
     }
-    return _service_alert(
+    return service_alert(
         "unsynced-dossiers",
         b.key,
         where,
-        title=f"{TITLES['unsynced-dossiers']}: {_where(where)}",
+        title=f"{TITLES['unsynced-dossiers']}: {where_text(where)}",
         summary=(
             f"{t.unsynced} of the {t.dossiers} dossiers that the one-stop shop of "
-            f"{_where(where)} received, processed or returned have not reached the national "
+            f"{where_text(where)} received, processed or returned have not reached the national "
             f"portal (the oldest changed at {oldest}); normally {b.expected_share:.2%} are "
             f"still unsynchronised after the grace (p = {b.p_value:.1g}). Check the sync job "
             "and its connection for these communes."
@@ -463,14 +463,14 @@ def sync_failing_alert(f: FailingCommune, score: float, window: Window, created:
     reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
         f" ({f.error or f.reason})" if f.error or f.reason else ""
     )  # fmt: skip
-    return _service_alert(
+    return service_alert(
         "sync-failing",
         f.key,
         where,
-        title=f"{TITLES['sync-failing']}: {_where(where)}",
+        title=f"{TITLES['sync-failing']}: {where_text(where)}",
         summary=(
             f"The sync job of {where.province_name} to the national portal has failed for "
-            f"{_where(where)} in {f.runs} runs in a row since {iso(f.since)}{reason}; "
+            f"{where_text(where)} in {f.runs} runs in a row since {iso(f.since)}{reason}; "
             f"{last_ok}. Normally {f.share:.2%} of its runs fail for this commune, so "
             f"{f.runs} in a row are improbable (p = {f.p_value:.1g}): its dossiers are not "
             "reaching the national portal. Check the commune's connection to the sync job."
@@ -518,13 +518,13 @@ def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: dat
             }
         ],
     }
-    return _service_alert(
+    return service_alert(
         "sync-job-stopped",
         s.key,
         where,
-        title=f"{TITLES['sync-job-stopped']}: {_where(where)}",
+        title=f"{TITLES['sync-job-stopped']}: {where_text(where)}",
         summary=(
-            f"The sync job of {_where(where)} to the national portal usually runs every "
+            f"The sync job of {where_text(where)} to the national portal usually runs every "
             f"{_duration(s.period)}; {last}, so {s.missed} runs are missing (normally "
             f"{s.share:.2%} of its runs are; p = {s.p_value:.1g}). No dossier of the "
             f"province reaches the national portal until it runs again.{heard}"

@@ -150,6 +150,7 @@ def judge_bucket(
             alpha=settings.anomaly_alpha,
             min_events=settings.anomaly_min_events,
             min_failures=settings.anomaly_min_failures,
+            latency_only=settings.anomaly_stream,
         )
         if found:
             out.append(

@@ -3,7 +3,9 @@
 A tick (1) retrains when the newest model is older than ``anomaly_retrain_hours`` (drift: the
 baseline follows the last ``anomaly_training_days``), (2) picks up the newest model file, and
 (3) calls :func:`detectors.anomaly.flows.run_due`, which evaluates every bucket completed since
-its checkpoint exactly once. The caller holds the lease (``soc detect`` does) and wraps the tick
+its checkpoint exactly once, and (4) the live streaming detector
+(:class:`detectors.anomaly.live.LiveDetector`: ≤5-minute buckets, its own checkpoint).
+The caller holds the lease (``soc detect`` does) and wraps the tick
 in its timing and error capture; a failed tick leaves the checkpoint where it was, so the next
 one redoes the same buckets without doubling an alert. Must not contain detection logic.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly import flows
+from detectors.anomaly import flows, live
 from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Model
 from soc.alerts.models import Alert
@@ -37,6 +39,7 @@ class AnomalyJob:
     settings: Settings
     model: Model | None = None
     path: Path | None = field(default=None)
+    stream: live.LiveDetector | None = None
 
     def _current(self, now: datetime) -> Model:
         try:
@@ -65,5 +68,9 @@ class AnomalyJob:
         now = now or datetime.now(UTC)
         model = self._current(now)
         alerts = flows.run_due(self.es, self.indices, self.settings, model=model, now=now)
+        if self.settings.anomaly_stream:
+            if self.stream is None:
+                self.stream = live.LiveDetector(self.es, self.indices, self.settings)
+            alerts += self.stream.tick(now)
         log.info("anomaly tick alerts=%d model=%s", len(alerts), self.path)
         return alerts

@@ -170,13 +170,14 @@ def judge(
     alpha: float,
     min_events: int,
     min_failures: int,
+    latency_only: bool = False,
 ) -> list[Deviation]:
-    """Every deviating feature of ``row``, most surprising first."""
-    found = [
-        volume(row, expected, alpha, base.dispersion, min_events),
-        latency(row, base, alpha, min_events),
-    ]
-    found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
+    """Every deviating feature of ``row``, most surprising first (``latency_only``: volumes and
+    failures are the live streaming detector's, :mod:`detectors.anomaly.live`)."""
+    found = [latency(row, base, alpha, min_events)]
+    if not latency_only:
+        found.append(volume(row, expected, alpha, base.dispersion, min_events))
+        found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
     return sorted((d for d in found if d is not None), key=lambda d: -d.surprise)
 
 
