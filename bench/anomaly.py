@@ -32,7 +32,7 @@ from typing import Any
 import anomaly_iforest  # bench/ is on sys.path when run as a script
 from elasticsearch import ApiError, Elasticsearch
 
-from detectors.anomaly import flows, probes, syncjob, unsynced
+from detectors.anomaly import flows, live, probes, syncjob, unsynced
 from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.features import Level, extract
 from detectors.anomaly.silence import find
@@ -91,6 +91,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark's indices.")
     parser.add_argument(
         "--backfill-only", action="store_true", help="Backfill (and keep) the indices, then stop."
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="Volumes and failure counts by the live streaming detector (SOC_ANOMALY_STREAM).",
     )
     parser.add_argument(
         "--perf-only", action="store_true", help="Only time training and one bucket (kept data)."
@@ -153,6 +158,26 @@ def _evaluate_retrying(
             print(f"429 from Elasticsearch on {w.start:%m-%d %H:%M}; retrying", flush=True)
             time.sleep(10)
     raise AssertionError("unreachable")
+
+
+def _stream(
+    es: Elasticsearch, indices: Indices, settings: Settings, start: datetime, end: datetime
+) -> Counter[str]:
+    """The live streaming detector as the scheduler runs it: warmed up on the training days
+    (no alert), then ticked through the scored days (each tick catches up what closed since)."""
+    lateness = timedelta(seconds=settings.anomaly_stream_lateness_seconds)
+    detector = live.LiveDetector(es, indices, settings)
+    began = time.perf_counter()
+    detector.tick(now=start + lateness)
+    print(f"stream banks warmed up in {time.perf_counter() - began:.0f} s", flush=True)
+    found: Counter[str] = Counter()
+    at = start
+    while at < end:
+        at = min(end, at + timedelta(hours=3))
+        for alert in detector.tick(now=at + lateness):
+            found[alert.rule.id] += 1
+        print(f"stream scored until {at:%m-%d %H:%M}: {sum(found.values())} alerts", flush=True)
+    return found
 
 
 def _volumes(es: Elasticsearch, indices: Indices, start: datetime, end: datetime) -> list[str]:
@@ -273,7 +298,13 @@ def main() -> None:
     plan = Plan(seed=1, scale=args.scale, scenarios=tuple(found), probes=True)
     prefix = args.prefix or f"anombench-{datetime.now(UTC):%Y%m%d%H%M%S}"
     var_dir = Path(tempfile.mkdtemp(prefix="anombench-"))
-    settings = load_settings(index_prefix=prefix, index_replicas=0, var_dir=var_dir)
+    settings = load_settings(
+        index_prefix=prefix,
+        index_replicas=0,
+        var_dir=var_dir,
+        anomaly_stream=args.stream,
+        anomaly_stream_warmup_days=float(args.train_days),
+    )
     es, _ = ensure_elasticsearch(settings)
     indices = Indices(prefix)
     if args.skip_backfill:
@@ -319,6 +350,8 @@ def main() -> None:
                 f"scored {i + 1}/{len(windows)} buckets, {sum(per_rule.values())} alerts",
                 flush=True,
             )
+    if args.stream:
+        per_rule += _stream(es, indices, settings, score_start, score_end)
     scoring_s = time.perf_counter() - began
 
     alerts = [
