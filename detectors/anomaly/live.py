@@ -130,7 +130,18 @@ class Shard:
 
         found = self.bank.observe_bucket(end, values, heard=heard)
         self.done_until = end.timestamp()
-        return found
+        return [f for f in found if not self._sibling_episode(f.key)]
+
+    def _sibling_episode(self, name: str) -> bool:
+        """Another series of the same place and service alerted earlier in this episode (it is
+        still held): one alert per episode of a place, not one per metric as each crosses."""
+        text = name.rsplit("|", 1)[0]
+        full = self.bank.engine.config.hold
+        for metric in series.METRICS:
+            other = self.bank.states.get(series.series_key(Key.parse(text), metric))
+            if other is not None and 0 < other.hold < full:
+                return True
+        return False
 
 
 def _doc_id(province: str) -> str:
@@ -202,7 +213,8 @@ def _alert(key: Key, found: list[tuple[str, Finding]], window: Window, created: 
     found.sort(key=lambda kf: PRIORITY.index(kf[0]))
     kind, top = found[0]
     since = min(f.verdict.since or f.verdict.at for _k, f in found)
-    since_at = datetime.fromtimestamp(since, tz=UTC)
+    # The engine stamps a bucket with its end; people read the bucket's start.
+    since_at = datetime.fromtimestamp(since, tz=UTC) - (window.end - window.start)
     where = explain.place(key)
     score = round(max(f.verdict.score for _k, f in found), 4)
     explanation = {
