@@ -3,10 +3,10 @@
 One commune's VNeID traffic (150 events an hour by day, 40 at night: ~12 and ~3 a bucket), nine
 days of history with a weekend and the National Day holidays (31 August - 2 September 2026) at a
 fifth of a working day's volume, then at 10:00 on 3 September a total outage (every request
-fails) for 15 minutes, and an hour later a 30-minute collection gap (no event, no heartbeat). The detector warms up on the history, then:
-the outage is alerted in its first bucket (the tick just after it, one bucket + 20 s of
-lateness), the holidays, the gap, the restart and the history -> live boundary raise nothing,
-and a replay from an older checkpoint doubles no alert.
+fails) for 15 minutes, and an hour later a 30-minute collection gap (no event, no heartbeat).
+The detector warms up on the history, then: the outage is alerted in its first bucket (the tick
+just after it, one bucket + 20 s of lateness), the holidays, the gap, the restart and the
+history -> live boundary raise nothing, and a replay from an older checkpoint doubles no alert.
 
 Not tested because not met: the same outage at night (~3 requests a bucket) is not alerted by
 this detector; 3 failures against an expected 0.15 is a tail probability of ~5e-4, far from the
