@@ -32,7 +32,7 @@ from typing import Any
 import anomaly_iforest  # bench/ is on sys.path when run as a script
 from elasticsearch import ApiError, Elasticsearch
 
-from detectors.anomaly import flows, live, probes, syncjob, unsynced
+from detectors.anomaly import flows, live, probes, syncjob, syncstop, unsynced
 from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.features import Level, extract
 from detectors.anomaly.silence import find
@@ -136,7 +136,7 @@ def _timed_bucket(
     parts["unsynced"] = time.perf_counter() - t
     t = time.perf_counter()
     syncjob.find_failing(es, indices, model, start, end, alpha=settings.anomaly_alpha)
-    syncjob.find_stopped(es, indices, model, start, end, alpha=settings.anomaly_alpha)
+    syncstop.find_stopped(es, indices, model, start, end, alpha=settings.anomaly_alpha)
     parts["syncjob"] = time.perf_counter() - t
     parts["total"] = time.perf_counter() - began
     parts["rows"] = len(rows)

@@ -7,14 +7,16 @@ and alerts on what departs from it (error storms, auth-failure surges, slowdowns
     silence      outages told apart from silent collectors and quiet hours
     probes       endpoints whose health probe keeps failing
     unsynced     dossiers the one-stop shop changed that never reached the national portal
-    syncjob      the sync job's own runs: a commune it keeps failing, a job that stopped
-    explain      alerts with observed vs expected, band, since when
+    syncjob      the sync job's own runs: a commune it keeps failing (syncstop: a job that stopped)
+    explain      alerts with observed vs expected, band, since when (explain_sync: the sync's)
     flows        train, evaluate (the scheduler's entry point), run_due with a checkpoint
+    series       the live series (counts, failure counts) and who was heard, per bucket
+    live         the live streaming detector: a StreamBank per province, checkpointed
     stream/      the one streaming engine (causal, online, checkpointable, calibrated scores),
                  its bank of live series, the calendar (Vietnam's holidays as rest days)
     csvscore     ``score-csv``: the streaming engine run over any ``timestamp,value[,...]`` file
     cli          ``soc anomaly train | score | score-csv``
 
 It must not import the Sigma engine, and writes only ``<prefix>-alerts`` (its alerts) and its own
-checkpoint document in ``<prefix>-state``.
+checkpoint documents in ``<prefix>-state``.
 """

@@ -17,9 +17,6 @@ from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
 from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
 from detectors.anomaly.silence import CollectorSilence, Silence
-from detectors.anomaly.syncjob import MIN_RUN as MIN_SYNC_RUN
-from detectors.anomaly.syncjob import FailingCommune, StoppedJob
-from detectors.anomaly.unsynced import Backlog
 from detectors.base import iso
 from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef, Severity, Window
 from soc.errors import LocalityError
@@ -117,7 +114,7 @@ def severity(kind: str, score: float, key: Key) -> Severity:
     return list(Severity)[min(level, Severity.CRITICAL.rank)]
 
 
-def _number(value: float) -> float:
+def number(value: float) -> float:
     return round(value, 4)
 
 
@@ -126,9 +123,9 @@ def deviation_doc(d: Deviation) -> dict[str, Any]:
         "feature": d.feature,
         "label": d.label,
         "unit": d.unit,
-        "observed": _number(d.observed),
-        "expected": _number(d.expected),
-        "band": [_number(d.low), _number(d.high)],
+        "observed": number(d.observed),
+        "expected": number(d.expected),
+        "band": [number(d.low), number(d.high)],
         "events": d.events,
         "p_value": float(f"{d.p_value:.3g}"),
     }
@@ -236,7 +233,7 @@ def _entity(key: Key) -> Entity:
     return Entity(type="service", value=key.service)
 
 
-def _duration(delta: timedelta) -> str:
+def duration(delta: timedelta) -> str:
     minutes = round(delta.total_seconds() / 60)
     if minutes < 60:
         return f"{minutes} min"
@@ -253,14 +250,14 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         "silent_minutes": round(silent_for.total_seconds() / 60),
         "since_known": s.since_known,
         "needed_minutes": round(s.needed.total_seconds() / 60),
-        "expected_per_hour": _number(s.rate),
+        "expected_per_hour": number(s.rate),
         "features": [
             {
                 "feature": "count",
                 "label": "events since the last one",
                 "unit": "events",
                 "observed": 0,
-                "expected": _number(s.expected),
+                "expected": number(s.expected),
                 "band": [1, None],
                 "events": 0,
                 "p_value": float(f"{s.p_value:.3g}"),
@@ -274,7 +271,7 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         if s.collectors
         else " No collector is known for this traffic."
     )
-    run = _duration(silent_for) if s.since_known else f"at least {_duration(silent_for)}"
+    run = duration(silent_for) if s.since_known else f"at least {duration(silent_for)}"
     return Alert(
         detector=Detector.ANOMALY,
         rule=rule("outage"),
@@ -284,7 +281,7 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
             f"No {_what(s.key)} from {where_text(where)} for {run} (since {iso(s.since)}); "
             f"about {s.expected:.0f} were expected over that time (now about {s.rate:.1f} an "
             f"hour at this hour of the week), and for this series a silence longer than "
-            f"{_duration(s.needed)} is improbable (p = {s.p_value:.1g}).{heard}"
+            f"{duration(s.needed)} is improbable (p = {s.p_value:.1g}).{heard}"
         ),
         window=window,
         place=where,
@@ -314,7 +311,7 @@ def collector_alert(c: CollectorSilence, score: float, window: Window, created: 
                 "label": "events and heartbeats from the collector",
                 "unit": "events",
                 "observed": 0,
-                "expected": _number(c.expected),
+                "expected": number(c.expected),
                 "band": [1, None],
                 "events": 0,
             }
@@ -361,7 +358,7 @@ def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> 
                 "label": "failed health checks in a row",
                 "unit": "checks",
                 "observed": f.run,
-                "expected": _number(f.share),
+                "expected": number(f.share),
                 "band": [0, None],
                 "events": f.run,
                 "p_value": float(f"{f.p_value:.3g}"),
@@ -381,155 +378,6 @@ def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> 
             f"improbable (p = {f.p_value:.1g}): the endpoint is down or broken for its users."
         ),
         count=f.run,
-        score=score,
-        explanation=explanation,
-        window=window,
-        created=created,
-    )
-
-
-def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) -> Alert:
-    """Dossiers changed in the one-stop shop that the national portal never received."""
-    where = place(b.key)
-    t = b.tally
-    oldest = iso(t.oldest) if t.oldest else None
-    explanation = {
-        "kind": "unsynced-dossiers",
-        "level": b.key.level.value,
-        "since": oldest,
-        "features": [
-            {
-                "feature": "unsynced_dossiers",
-                "label": "dossiers changed and not synchronised past the grace",
-                "unit": "dossiers",
-                "observed": t.unsynced,
-                "expected": _number(b.expected_share * t.dossiers),
-                "band": [0, None],
-                "events": t.dossiers,
-                "p_value": float(f"{b.p_value:.3g}"),
-            }
-        ],
-        "dossiers_changed": t.dossiers,
-        "oldest_unsynced": oldest,
-        "newest_unsynced": iso(t.newest) if t.newest else None,
-    }
-    return service_alert(
-        "unsynced-dossiers",
-        b.key,
-        where,
-        title=f"{TITLES['unsynced-dossiers']}: {where_text(where)}",
-        summary=(
-            f"{t.unsynced} of the {t.dossiers} dossiers that the one-stop shop of "
-            f"{where_text(where)} received, processed or returned have not reached the national "
-            f"portal (the oldest changed at {oldest}); normally {b.expected_share:.2%} are "
-            f"still unsynchronised after the grace (p = {b.p_value:.1g}). Check the sync job "
-            "and its connection for these communes."
-        ),
-        count=t.unsynced,
-        score=score,
-        explanation=explanation,
-        window=window,
-        created=created,
-    )
-
-
-def sync_failing_alert(f: FailingCommune, score: float, window: Window, created: datetime) -> Alert:
-    """A commune the province's sync job failed to sync ``runs`` runs in a row."""
-    where = place(f.key)
-    last_ok = f"the last run that synced it was at {iso(f.last_ok)}" if f.last_ok else (
-        "no run synced it within the look-back"
-    )  # fmt: skip
-    explanation = {
-        "kind": "sync-failing",
-        "level": f.key.level.value,
-        "since": iso(f.since),
-        "last_ok": iso(f.last_ok) if f.last_ok else None,
-        "last_error": f.error,
-        "last_reason": f.reason,
-        "last_run_id": f.run_id,
-        "features": [
-            {
-                "feature": "sync_failures_in_a_row",
-                "label": "sync runs in a row that failed for the commune",
-                "unit": "runs",
-                "observed": f.runs,
-                "expected": _number(f.share),
-                "band": [0, MIN_SYNC_RUN - 1],
-                "events": f.runs,
-                "p_value": float(f"{f.p_value:.3g}"),
-            }
-        ],
-    }
-    reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
-        f" ({f.error or f.reason})" if f.error or f.reason else ""
-    )  # fmt: skip
-    return service_alert(
-        "sync-failing",
-        f.key,
-        where,
-        title=f"{TITLES['sync-failing']}: {where_text(where)}",
-        summary=(
-            f"The sync job of {where.province_name} to the national portal has failed for "
-            f"{where_text(where)} in {f.runs} runs in a row since {iso(f.since)}{reason}; "
-            f"{last_ok}. Normally {f.share:.2%} of its runs fail for this commune, so "
-            f"{f.runs} in a row are improbable (p = {f.p_value:.1g}): its dossiers are not "
-            "reaching the national portal. Check the commune's connection to the sync job."
-        ),
-        count=f.runs,
-        score=score,
-        explanation=explanation,
-        window=window,
-        created=created,
-    )
-
-
-def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: datetime) -> Alert:
-    """A province's sync job that wrote no run record for ``missed`` of its periods."""
-    where = place(s.key)
-    since = s.last_run or window.end - s.missed * s.period
-    silent = _duration(window.end - since)
-    last = f"its last run record was at {iso(s.last_run)}" if s.last_run else (
-        f"no run record at all for at least {silent}"
-    )  # fmt: skip
-    heard = (
-        f" Its collector ({', '.join(s.collectors)}) is alive, so the job itself stopped."
-        if s.collectors
-        else " No collector is known for its records."
-    )
-    explanation = {
-        "kind": "sync-job-stopped",
-        "level": s.key.level.value,
-        "since": iso(since),
-        "since_known": s.last_run is not None,
-        "last_run": iso(s.last_run) if s.last_run else None,
-        "period_minutes": _number(s.period.total_seconds() / 60),
-        "collectors": list(s.collectors),
-        "collector_heard": bool(s.collectors),
-        "features": [
-            {
-                "feature": "sync_runs_missing",
-                "label": "sync runs due with no run record",
-                "unit": "runs",
-                "observed": s.missed,
-                "expected": _number(s.share),
-                "band": [0, MIN_SYNC_RUN - 1],
-                "events": 0,
-                "p_value": float(f"{s.p_value:.3g}"),
-            }
-        ],
-    }
-    return service_alert(
-        "sync-job-stopped",
-        s.key,
-        where,
-        title=f"{TITLES['sync-job-stopped']}: {where_text(where)}",
-        summary=(
-            f"The sync job of {where_text(where)} to the national portal usually runs every "
-            f"{_duration(s.period)}; {last}, so {s.missed} runs are missing (normally "
-            f"{s.share:.2%} of its runs are; p = {s.p_value:.1g}). No dossier of the "
-            f"province reaches the national portal until it runs again.{heard}"
-        ),
-        count=0,
         score=score,
         explanation=explanation,
         window=window,

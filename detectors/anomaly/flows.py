@@ -19,7 +19,16 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from detectors.anomaly import explain, probes, scoring, silence, syncjob, unsynced
+from detectors.anomaly import (
+    explain,
+    explain_sync,
+    probes,
+    scoring,
+    silence,
+    syncjob,
+    syncstop,
+    unsynced,
+)
 from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Hourly, Model, fit
 from detectors.anomaly.features import (
@@ -234,13 +243,13 @@ def bucket_alerts(
     share = unsynced.expected_share(model.sync_dossiers, model.sync_unsynced)
     for b in unsynced.find(es, indices, share, start, end, alpha=alpha):
         score = scoring.score([_as_deviation(b.p_value)], alpha)
-        alerts.append(explain.unsynced_alert(b, score, window, created))
+        alerts.append(explain_sync.unsynced_alert(b, score, window, created))
     for commune in syncjob.find_failing(es, indices, model, start, end, alpha=alpha):
         score = scoring.score([_as_deviation(commune.p_value)], alpha)
-        alerts.append(explain.sync_failing_alert(commune, score, window, created))
-    for job in syncjob.find_stopped(es, indices, model, start, end, alpha=alpha):
+        alerts.append(explain_sync.sync_failing_alert(commune, score, window, created))
+    for job in syncstop.find_stopped(es, indices, model, start, end, alpha=alpha):
         score = scoring.score([_as_deviation(job.p_value)], alpha)
-        alerts.append(explain.sync_stopped_alert(job, score, window, created))
+        alerts.append(explain_sync.sync_stopped_alert(job, score, window, created))
     return alerts
 
 

@@ -1,5 +1,5 @@
 """The sync job to the national portal, from its own run records: a commune it keeps failing to
-sync, and a job that stopped running.
+sync (this module) and a job that stopped running (:mod:`detectors.anomaly.syncstop`).
 
 Every run (every 5 minutes in the provinces' set-up) the province's sync job logs one
 ``sync-run`` record for the province (success, with the communes synced and failed, under a
@@ -77,25 +77,7 @@ class FailingCommune:
     run_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoppedJob:
-    """A province's sync job with no run record for ``missed`` of its periods.
-
-    ``last_run`` is None when none was seen within the look-back (stopped at least that long);
-    ``collectors`` are those that carried its records in training (heard after the first
-    missing run was due, or none known).
-    """
-
-    key: Key
-    last_run: datetime | None
-    missed: int
-    period: timedelta
-    share: float
-    p_value: float
-    collectors: tuple[str, ...] = ()
-
-
-def _runs_query(start: datetime, end: datetime, *more: dict[str, Any]) -> dict[str, Any]:
+def runs_query(start: datetime, end: datetime, *more: dict[str, Any]) -> dict[str, Any]:
     return {
         "bool": {
             "filter": [
@@ -111,11 +93,11 @@ def _runs_query(start: datetime, end: datetime, *more: dict[str, Any]) -> dict[s
 _SUMMARY = {"bool": {"must_not": [{"exists": {"field": "locality.ward.code"}}]}}
 _FAILED = {"term": {"event.outcome": "failure"}}
 _IN_COMMUNE = {"exists": {"field": "locality.ward.code"}}
-_PROVINCE = {"province": {"terms": {"field": "locality.province.code"}}}
+PROVINCE_SOURCE = {"province": {"terms": {"field": "locality.province.code"}}}
 _WARD = {"ward": {"terms": {"field": "locality.ward.code"}}}
 
 
-def _utc(ms: Any) -> datetime:
+def utc_of(ms: Any) -> datetime:
     return datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
 
 
@@ -136,8 +118,8 @@ def learn(es: Elasticsearch, indices: Indices, start: datetime, end: datetime) -
     for row in composite_pages(
         es,
         index,
-        _runs_query(start, end, _SUMMARY),
-        [_PROVINCE, hour_source],
+        runs_query(start, end, _SUMMARY),
+        [PROVINCE_SOURCE, hour_source],
         {
             "synced": {"sum": {"field": "soc.sync.units_synced"}},
             "failed": {"sum": {"field": "soc.sync.units_failed"}},
@@ -145,21 +127,21 @@ def learn(es: Elasticsearch, indices: Indices, start: datetime, end: datetime) -
         size=PAGE,
     ):
         province = str(row["key"]["province"])
-        hourly[province][_utc(row["key"]["hour"])] = int(row["doc_count"])
+        hourly[province][utc_of(row["key"]["hour"])] = int(row["doc_count"])
         units[province] += float(row["synced"]["value"]) + float(row["failed"]["value"])
     collectors: dict[str, tuple[str, ...]] = {}
     for row in composite_pages(
         es,
         index,
-        _runs_query(start, end),
-        [_PROVINCE],
+        runs_query(start, end),
+        [PROVINCE_SOURCE],
         {"collectors": {"terms": {"field": "soc.collector.id", "size": 4}}},
     ):
         found = row["collectors"]["buckets"]
         collectors[str(row["key"]["province"])] = tuple(sorted(str(b["key"]) for b in found))
     failures: dict[str, int] = {}
     for row in composite_pages(
-        es, index, _runs_query(start, end, _FAILED, _IN_COMMUNE), [_PROVINCE, _WARD], size=PAGE
+        es, index, runs_query(start, end, _FAILED, _IN_COMMUNE), [PROVINCE_SOURCE, _WARD], size=PAGE
     ):
         failures[f"{row['key']['province']}/{row['key']['ward']}"] = int(row["doc_count"])
     jobs = {
@@ -193,11 +175,6 @@ def failure_share(model: Model, province: str, ward: str) -> float:
     return (failed + PRIOR_WEIGHT * model.sync_failure_share) / (runs + PRIOR_WEIGHT)
 
 
-def missing_share(job: SyncJob) -> float:
-    """The job's chance to miss one run (half a run when training missed none)."""
-    return (job.missed + 0.5) / (job.runs + job.missed + 1.0)
-
-
 # ------------------------------------------------------------------ failing communes
 def find_failing(
     es: Elasticsearch,
@@ -218,13 +195,13 @@ def find_failing(
             "_source": ["error.code", "message", "soc.sync.run_id"],
         }
     }
-    in_bucket = _runs_query(bucket_start, bucket_end, _FAILED, _IN_COMMUNE)
+    in_bucket = runs_query(bucket_start, bucket_end, _FAILED, _IN_COMMUNE)
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in composite_pages(
         es,
         event_indices(indices, bucket_start, bucket_end),
         in_bucket,
-        [_PROVINCE, _WARD],
+        [PROVINCE_SOURCE, _WARD],
         {"last": last_hit},
         size=PAGE,
     ):
@@ -283,7 +260,7 @@ def _recent_runs(
         }
     }
     sources: list[dict[str, Any]] = [
-        _PROVINCE,
+        PROVINCE_SOURCE,
         {"ward": {"terms": {"field": "locality.ward.code", "missing_bucket": True}}},
         {"run": {"terms": {"field": "soc.sync.run_id"}}},
     ]
@@ -292,7 +269,7 @@ def _recent_runs(
     for row in composite_pages(
         es,
         event_indices(indices, start, end),
-        _runs_query(start, end, which),
+        runs_query(start, end, which),
         sources,
         {"at": {"min": {"field": "@timestamp"}}, "bad": {"filter": _FAILED}},
         size=PAGE,
@@ -302,7 +279,7 @@ def _recent_runs(
             row["key"]["ward"],
             str(row["key"]["run"]),
         )
-        at = _utc(row["at"]["value"])
+        at = utc_of(row["at"]["value"])
         if run not in runs[province] or at < runs[province][run]:
             runs[province][run] = at
         if ward is not None and row["bad"]["doc_count"]:
@@ -321,117 +298,3 @@ def _streak(
             return streak, since, at
         streak, since = streak + 1, at
     return streak, since, None
-
-
-# ------------------------------------------------------------------ stopped jobs
-def find_stopped(
-    es: Elasticsearch,
-    indices: Indices,
-    model: Model,
-    bucket_start: datetime,
-    bucket_end: datetime,
-    *,
-    alpha: float,
-    lookback: timedelta = LOOKBACK,
-    min_run: int = MIN_RUN,
-) -> list[StoppedJob]:
-    """Provinces whose sync job wrote no run record for improbably many of its periods, while
-    its collectors were heard."""
-    if not model.sync_jobs:
-        return []
-    floor = bucket_end - lookback
-    last: dict[str, datetime] = {}
-    for row in composite_pages(
-        es,
-        event_indices(indices, floor, bucket_end),
-        _runs_query(floor, bucket_end),
-        [_PROVINCE],
-        {"last": {"max": {"field": "@timestamp"}}},
-    ):
-        last[str(row["key"]["province"])] = _utc(row["last"]["value"])
-    found: list[StoppedJob] = []
-    for province, job in sorted(model.sync_jobs.items()):
-        if job.per_hour <= 0:
-            continue
-        period = HOUR / job.per_hour
-        seen = last.get(province)
-        missed = int((bucket_end - (seen or floor)) / period)
-        q = missing_share(job)
-        if missed < min_run or q**missed >= alpha:
-            continue
-        found.append(
-            StoppedJob(
-                key=Key(Level.PROVINCE, province, None, SYNC_SERVICE),
-                last_run=seen,
-                missed=missed,
-                period=period,
-                share=q,
-                p_value=q**missed,
-                collectors=job.collectors,
-            )
-        )
-    return _collectors_heard(es, indices, found, bucket_start, bucket_end)
-
-
-def _collectors_heard(
-    es: Elasticsearch,
-    indices: Indices,
-    stopped: list[StoppedJob],
-    bucket_start: datetime,
-    bucket_end: datetime,
-) -> list[StoppedJob]:
-    """Those of ``stopped`` whose data still flows: their collectors sent something (an event or
-    a heartbeat) in the bucket after the first missing run was due; for a job whose collector is
-    not known, anything at all from its province did. Otherwise the collector (or the whole
-    feed of the province: a gap in the data) went quiet, not the job."""
-    if not stopped:
-        return []
-
-    def due(s: StoppedJob) -> datetime:
-        first_missing = s.last_run + s.period if s.last_run else bucket_start
-        return max(bucket_start, first_missing)
-
-    start = min(due(s) for s in stopped)
-    collectors = sorted({c for s in stopped for c in s.collectors})
-    provinces = sorted({s.key.province for s in stopped if not s.collectors})
-    heard = _last_heard(es, indices, "soc.collector.id", collectors, start, bucket_end)
-    fed = _last_heard(es, indices, "locality.province.code", provinces, start, bucket_end)
-    never = datetime.min.replace(tzinfo=UTC)
-
-    def flowing(s: StoppedJob) -> bool:
-        if s.collectors:
-            return any(heard.get(c, never) >= due(s) for c in s.collectors)
-        return fed.get(s.key.province, never) >= due(s)
-
-    return [s for s in stopped if flowing(s)]
-
-
-def _last_heard(
-    es: Elasticsearch,
-    indices: Indices,
-    field: str,
-    values: list[str],
-    start: datetime,
-    end: datetime,
-) -> dict[str, datetime]:
-    """The last event (any dataset) in ``[start, end)`` of each of ``values`` of ``field``."""
-    if not values:
-        return {}
-    query = {
-        "bool": {
-            "filter": [
-                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
-                {"terms": {field: values}},
-            ]
-        }
-    }
-    return {
-        str(row["key"]["value"]): _utc(row["last"]["value"])
-        for row in composite_pages(
-            es,
-            event_indices(indices, start, end),
-            query,
-            [{"value": {"terms": {"field": field}}}],
-            {"last": {"max": {"field": "@timestamp"}}},
-        )
-    }

@@ -1,0 +1,165 @@
+"""Alerts about the dossiers' way to the national portal: dossiers left unsynced, a commune the
+sync job keeps failing, a sync job that stopped. Built like :mod:`detectors.anomaly.explain`'s
+(observed vs expected, since when), from its vocabulary; no I/O here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from detectors.anomaly.explain import TITLES, duration, number, place, service_alert, where_text
+from detectors.anomaly.syncjob import MIN_RUN as MIN_SYNC_RUN
+from detectors.anomaly.syncjob import FailingCommune
+from detectors.anomaly.syncstop import StoppedJob
+from detectors.anomaly.unsynced import Backlog
+from detectors.base import iso
+from soc.alerts.models import Alert, Window
+
+
+def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) -> Alert:
+    """Dossiers changed in the one-stop shop that the national portal never received."""
+    where = place(b.key)
+    t = b.tally
+    oldest = iso(t.oldest) if t.oldest else None
+    explanation = {
+        "kind": "unsynced-dossiers",
+        "level": b.key.level.value,
+        "since": oldest,
+        "features": [
+            {
+                "feature": "unsynced_dossiers",
+                "label": "dossiers changed and not synchronised past the grace",
+                "unit": "dossiers",
+                "observed": t.unsynced,
+                "expected": number(b.expected_share * t.dossiers),
+                "band": [0, None],
+                "events": t.dossiers,
+                "p_value": float(f"{b.p_value:.3g}"),
+            }
+        ],
+        "dossiers_changed": t.dossiers,
+        "oldest_unsynced": oldest,
+        "newest_unsynced": iso(t.newest) if t.newest else None,
+    }
+    return service_alert(
+        "unsynced-dossiers",
+        b.key,
+        where,
+        title=f"{TITLES['unsynced-dossiers']}: {where_text(where)}",
+        summary=(
+            f"{t.unsynced} of the {t.dossiers} dossiers that the one-stop shop of "
+            f"{where_text(where)} received, processed or returned have not reached the national "
+            f"portal (the oldest changed at {oldest}); normally {b.expected_share:.2%} are "
+            f"still unsynchronised after the grace (p = {b.p_value:.1g}). Check the sync job "
+            "and its connection for these communes."
+        ),
+        count=t.unsynced,
+        score=score,
+        explanation=explanation,
+        window=window,
+        created=created,
+    )
+
+
+def sync_failing_alert(f: FailingCommune, score: float, window: Window, created: datetime) -> Alert:
+    """A commune the province's sync job failed to sync ``runs`` runs in a row."""
+    where = place(f.key)
+    last_ok = f"the last run that synced it was at {iso(f.last_ok)}" if f.last_ok else (
+        "no run synced it within the look-back"
+    )  # fmt: skip
+    explanation = {
+        "kind": "sync-failing",
+        "level": f.key.level.value,
+        "since": iso(f.since),
+        "last_ok": iso(f.last_ok) if f.last_ok else None,
+        "last_error": f.error,
+        "last_reason": f.reason,
+        "last_run_id": f.run_id,
+        "features": [
+            {
+                "feature": "sync_failures_in_a_row",
+                "label": "sync runs in a row that failed for the commune",
+                "unit": "runs",
+                "observed": f.runs,
+                "expected": number(f.share),
+                "band": [0, MIN_SYNC_RUN - 1],
+                "events": f.runs,
+                "p_value": float(f"{f.p_value:.3g}"),
+            }
+        ],
+    }
+    reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
+        f" ({f.error or f.reason})" if f.error or f.reason else ""
+    )  # fmt: skip
+    return service_alert(
+        "sync-failing",
+        f.key,
+        where,
+        title=f"{TITLES['sync-failing']}: {where_text(where)}",
+        summary=(
+            f"The sync job of {where.province_name} to the national portal has failed for "
+            f"{where_text(where)} in {f.runs} runs in a row since {iso(f.since)}{reason}; "
+            f"{last_ok}. Normally {f.share:.2%} of its runs fail for this commune, so "
+            f"{f.runs} in a row are improbable (p = {f.p_value:.1g}): its dossiers are not "
+            "reaching the national portal. Check the commune's connection to the sync job."
+        ),
+        count=f.runs,
+        score=score,
+        explanation=explanation,
+        window=window,
+        created=created,
+    )
+
+
+def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: datetime) -> Alert:
+    """A province's sync job that wrote no run record for ``missed`` of its periods."""
+    where = place(s.key)
+    since = s.last_run or window.end - s.missed * s.period
+    silent = duration(window.end - since)
+    last = f"its last run record was at {iso(s.last_run)}" if s.last_run else (
+        f"no run record at all for at least {silent}"
+    )  # fmt: skip
+    heard = (
+        f" Its collector ({', '.join(s.collectors)}) is alive, so the job itself stopped."
+        if s.collectors
+        else " No collector is known for its records."
+    )
+    explanation = {
+        "kind": "sync-job-stopped",
+        "level": s.key.level.value,
+        "since": iso(since),
+        "since_known": s.last_run is not None,
+        "last_run": iso(s.last_run) if s.last_run else None,
+        "period_minutes": number(s.period.total_seconds() / 60),
+        "collectors": list(s.collectors),
+        "collector_heard": bool(s.collectors),
+        "features": [
+            {
+                "feature": "sync_runs_missing",
+                "label": "sync runs due with no run record",
+                "unit": "runs",
+                "observed": s.missed,
+                "expected": number(s.share),
+                "band": [0, MIN_SYNC_RUN - 1],
+                "events": 0,
+                "p_value": float(f"{s.p_value:.3g}"),
+            }
+        ],
+    }
+    return service_alert(
+        "sync-job-stopped",
+        s.key,
+        where,
+        title=f"{TITLES['sync-job-stopped']}: {where_text(where)}",
+        summary=(
+            f"The sync job of {where_text(where)} to the national portal usually runs every "
+            f"{duration(s.period)}; {last}, so {s.missed} runs are missing (normally "
+            f"{s.share:.2%} of its runs are; p = {s.p_value:.1g}). No dossier of the "
+            f"province reaches the national portal until it runs again.{heard}"
+        ),
+        count=0,
+        score=score,
+        explanation=explanation,
+        window=window,
+        created=created,
+    )
