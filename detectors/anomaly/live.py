@@ -9,7 +9,8 @@ its province): a collection gap, a restart or the history -> live boundary is a 
 relearns from, never a drop to zero.
 
 State: one bank per province (a shard), checkpointed in ``<prefix>-state`` as one document per
-shard (kind ``stream-bank``) with ``done_until``. A tick writes the alerts of each bucket first
+shard (kind ``anomaly.stream-bank``, through :class:`soc.es.state.StateIndex`) with
+``done_until``. A tick writes the alerts of each bucket first
 (``op_type=create``, deterministic ids), then the shards; after a crash the buckets since the
 checkpoint are replayed from the saved state, which yields the same alerts with the same ids, so
 nothing is doubled. With no checkpoint at all the banks first learn from the history before the
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError, helpers
+from elasticsearch import Elasticsearch, NotFoundError
 
 from detectors.anomaly import explain, series
 from detectors.anomaly.features import Key
@@ -35,14 +36,16 @@ from detectors.anomaly.stream import VIETNAM, Engine
 from detectors.anomaly.stream.bank import Finding, StreamBank
 from detectors.anomaly.stream.config import LIVE
 from detectors.base import floor, iso
+from soc.alerts import store
 from soc.alerts.models import Alert, Window
 from soc.config import Settings
 from soc.errors import AnomalyError
 from soc.es.indices import Indices
+from soc.es.state import Entry, StateIndex, StateKind
 
 log = logging.getLogger(__name__)
 
-STATE_KIND = "stream-bank"
+SAVE_CHUNK = 4
 FORMAT = "soc-live-shard/1"
 #: After a longer stop, catch up at most this far back (the engine then sees a gap).
 MAX_CATCH_UP = timedelta(days=1)
@@ -144,39 +147,24 @@ class Shard:
         return False
 
 
-def _doc_id(province: str) -> str:
-    return f"anomaly.{STATE_KIND}:{province}"
-
-
 def load(es: Elasticsearch, indices: Indices, engine: Engine) -> dict[str, Shard]:
-    query = {"term": {"kind": STATE_KIND}}
     try:
-        answer = es.search(index=indices.state, query=query, size=1000)
+        entries = StateIndex(es, indices).find(StateKind.ANOMALY_STREAM, size=1000)
     except NotFoundError:
         return {}
-    return {
-        hit["_source"]["key"]: Shard.from_doc(engine, hit["_source"]["data"])
-        for hit in answer["hits"]["hits"]
-    }
+    return {e.name: Shard.from_doc(engine, e.data) for e in entries}
 
 
 def save(es: Elasticsearch, indices: Indices, shards: dict[str, Shard]) -> None:
-    """One document per shard, overwritten in place (its id is the province): idempotent."""
-    now = iso(datetime.now(UTC))
-    actions = (
-        {
-            "_op_type": "index",
-            "_index": indices.state,
-            "_id": _doc_id(province),
-            "_source": {"kind": STATE_KIND, "key": province, "updated": now, "data": s.to_doc()},
-        }
-        for province, s in shards.items()
-    )
-    for ok, item in helpers.streaming_bulk(
-        es, actions, raise_on_error=False, chunk_size=4, max_retries=3
-    ):
-        if not ok:
-            raise AnomalyError(f"live shard not saved: {item}")
+    """One document per shard, overwritten in place (its id names the province): idempotent.
+    Written a few at a time: a busy province's bank is about a megabyte."""
+    state, now = StateIndex(es, indices), datetime.now(UTC)
+    items = sorted(shards.items())
+    for i in range(0, len(items), SAVE_CHUNK):
+        state.put_many(
+            Entry(StateKind.ANOMALY_STREAM, province, shard.to_doc(), now)
+            for province, shard in items[i : i + SAVE_CHUNK]
+        )
     es.indices.refresh(index=indices.state)
 
 
@@ -320,6 +308,4 @@ class LiveDetector:
 
 
 def _write(es: Elasticsearch, indices: Indices, alerts: list[Alert]) -> None:
-    from detectors.anomaly.flows import write
-
-    write(es, indices, alerts)
+    store.create(es, indices, alerts, refresh=True)

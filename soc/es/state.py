@@ -38,6 +38,7 @@ class StateKind(StrEnum):
     DETECT_LEASE = "detect.lease"  # detectors.sigma.state
     #: detectors.anomaly.flows; its id is still ``anomaly.checkpoint:anomaly`` (written there)
     ANOMALY_CHECKPOINT = "checkpoint"
+    ANOMALY_STREAM = "anomaly.stream-bank"  # detectors.anomaly.live (one per province)
     API_TOKEN = "api-token"  # noqa: S105 (a document kind, not a secret) soc.auth.service
     SESSION = "session"  # soc.auth.service
     LOGIN_THROTTLE = "login-throttle"  # soc.auth.throttle
