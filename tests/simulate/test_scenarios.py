@@ -17,7 +17,7 @@ from soc.simulate.models import AccessRecord, AppRecord, Record
 from soc.simulate.service import Plan, records
 
 DEMO = Path(__file__).resolve().parents[2] / "scenarios" / "demo.yaml"
-ORIGIN = datetime(2026, 11, 16, tzinfo=UTC) - timedelta(hours=7)  # Monday, no holiday that week
+ORIGIN = datetime(2026, 11, 23, tzinfo=UTC) - timedelta(hours=7)  # Monday 00:00 local
 
 
 def loaded() -> dict[str, scenarios.Scenario]:
