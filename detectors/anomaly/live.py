@@ -196,8 +196,6 @@ def _shown(kind: str, f: Finding) -> str:
 
 
 def _alert(key: Key, found: list[tuple[str, Finding]], window: Window, created: datetime) -> Alert:
-    from soc.incidents.cause import cause_map
-
     found.sort(key=lambda kf: PRIORITY.index(kf[0]))
     kind, top = found[0]
     since = min(f.verdict.since or f.verdict.at for _k, f in found)
@@ -214,7 +212,6 @@ def _alert(key: Key, found: list[tuple[str, Finding]], window: Window, created: 
         "expected": round(top.verdict.expected, 3),
         "band": [round(max(top.verdict.low, 0.0), 3), round(top.verdict.high, 3)],
         "not_a_gap": top.explanation()["not_a_gap"],
-        "failure_class": cause_map().failure_class(f"anomaly-{kind}", key.service) or kind,
         "series": [f.explanation() | {"kind": k} for k, f in found],
     }
     label = explain.service_label(key.service)
