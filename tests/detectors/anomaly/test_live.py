@@ -30,8 +30,8 @@ from soc.alerts.models import Alert
 from soc.config import Settings, load_settings
 from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
-from soc.incidents.cause import cause_of
 from soc.events.service import index_events
+from soc.incidents.cause import cause_of
 from tests.detectors.anomaly.history import Series, heartbeats, traffic, wards
 
 T0 = datetime(2026, 9, 3, 3, 0, tzinfo=UTC)  # 10:00 on 3 September in Vietnam
