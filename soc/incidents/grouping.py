@@ -265,6 +265,12 @@ def _absorb(
         "last_seen": max(incident.last_seen, at),
         "updated": max(incident.updated, at),
     }
+    if at >= incident.last_seen:
+        # The newest alert speaks for the incident, as its page shows: lists, emails and the API
+        # read the stored summary. A parent keeps its own title (its communes, not one alert's).
+        changes["summary"] = alert.summary or incident.summary
+        if not incident.is_parent:
+            changes["title"] = alert.title or incident.title
     ward = alert.place.ward_code if alert.place else None
     if incident.is_parent and ward is not None and ward not in incident.ward_codes:
         changes["ward_codes"] = tuple(sorted((*incident.ward_codes, ward)))

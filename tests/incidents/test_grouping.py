@@ -167,3 +167,20 @@ def test_regrouping_an_alert_after_a_crash_counts_it_once(
     assert group_pending(es, ready, settings) == 2
     [incident] = _all(es, ready)
     assert incident.alert_count == 2
+
+
+def test_the_stored_summary_follows_the_newest_alert_of_the_incident(
+    es: Elasticsearch, ready: Indices, settings: Settings
+) -> None:
+    w = wards("01", 1)[0]
+    first = make_alert(ward=w, minute=0)
+    worse = make_alert(ward=w, minute=6, title="VNeID login failures, 40 a minute")
+    late = make_alert(ward=w, minute=3, title="VNeID login failures, an older window")
+    for alert in (first, worse, late):  # the older window arrives last (a delayed detector)
+        group_alert(es, ready, settings, alert)
+    [incident] = _all(es, ready)
+    assert incident.alert_count == 3
+    assert incident.title == worse.title
+    assert incident.summary == worse.summary
+    found = incidents.search_rows(es, ready, IncidentFilter(), user=ADMIN)[0]
+    assert [r["summary"] for r in found] == [worse.summary]
