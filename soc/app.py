@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     """The application; ``es`` lets tests and benchmarks share one client."""
     settings = settings or get_settings()
     directory = auth.load_directory(settings)  # fails fast on a bad users file or demo in prod
+    auth.configure_cache(settings)
     owns_client = es is None
     client = es if es is not None else make_client(settings)
 

@@ -157,6 +157,13 @@ class Settings(BaseSettings):
         default=None, description="Creates demo users with this password (development only)."
     )
     auth_session_ttl: float = Field(default=28800.0, gt=0, description="Login session, seconds.")
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="Seconds a checked token or session is remembered per process (0: off); "
+        "a revocation reaches other processes within it.",
+    )
     auth_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only."
     )

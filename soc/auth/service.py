@@ -9,6 +9,9 @@
   Tokens are revocable; sessions expire and carry a CSRF token for the dashboards' forms.
 * The role of a token or session is read from the directory at every request, so removing a user
   from the YAML file cuts off all their tokens at once.
+* A credential found valid is remembered for a few seconds (``soc.auth.cache``,
+  ``SOC_AUTH_CACHE_SECONDS``): revoking or signing out forgets it in this process at once, and
+  other processes within that bound.
 
 This module must not log secrets, and must not decide what a role may do (``soc.deps``).
 """
@@ -31,6 +34,7 @@ from elasticsearch import Elasticsearch
 from pydantic import ValidationError
 
 from soc.auth import policy
+from soc.auth.cache import CredentialCache
 from soc.auth.models import Role, TokenInfo, User, UserRecord
 from soc.config import Settings
 from soc.errors import ConfigError, NotAuthenticated, NotFound
@@ -39,6 +43,19 @@ from soc.es.state import Entry, StateIndex, StateKind
 from soc.yamlshape import YamlShapeError, documents
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+#: Credentials checked lately: their state entries by ``<state index>:<document id>``
+#: (``soc.auth.cache``); the API sets the TTL from the settings at start-up.
+CACHE: CredentialCache[Entry] = CredentialCache(ttl=5.0)
+
+
+def configure_cache(settings: Settings) -> None:
+    CACHE.ttl = settings.auth_cache_seconds
+    CACHE.clear()
+
+
+def _cache_key(indices: Indices, kind: StateKind, digest: str) -> str:
+    return f"{indices.state}:{kind.value}:{digest}"
 
 
 # ------------------------------------------------------------------ passwords
@@ -194,17 +211,22 @@ def revoke_token(
     if not found:
         raise NotFound(f"no token {token_id!r}")
     info = TokenInfo.model_validate(found[0].data).model_copy(update={"revoked": True})
+    CACHE.forget(_cache_key(indices, StateKind.API_TOKEN, found[0].name))
     state.put(replace(found[0], data=info.model_dump(), updated=now), refresh=True)
     return info
 
 
 def user_for_token(es: Elasticsearch, indices: Indices, directory: Directory, secret: str) -> User:
-    found = StateIndex(es, indices).get(StateKind.API_TOKEN, _digest(secret))
+    digest = _digest(secret)
+    key = _cache_key(indices, StateKind.API_TOKEN, digest)
+    found = CACHE.get(key)
     if found is None:
-        raise NotAuthenticated("invalid or revoked API token")
-    data = found.data
-    user = directory.user(data["user"])
-    if data.get("revoked") or user is None:
+        found = StateIndex(es, indices).get(StateKind.API_TOKEN, digest)
+        if found is None or found.data.get("revoked"):
+            raise NotAuthenticated("invalid or revoked API token")
+        CACHE.put(key, found)
+    user = directory.user(found.data["user"])
+    if user is None:
         raise NotAuthenticated("invalid or revoked API token")
     return user
 
@@ -230,9 +252,14 @@ def create_session(
 def session_for(
     es: Elasticsearch, indices: Indices, directory: Directory, secret: str, now: datetime
 ) -> Session:
-    found = StateIndex(es, indices).get(StateKind.SESSION, _digest(secret))
+    digest = _digest(secret)
+    key = _cache_key(indices, StateKind.SESSION, digest)
+    found = CACHE.get(key)
     if found is None:
-        raise NotAuthenticated("session expired or signed out; sign in again")
+        found = StateIndex(es, indices).get(StateKind.SESSION, digest)
+        if found is None:
+            raise NotAuthenticated("session expired or signed out; sign in again")
+        CACHE.put(key, found)
     user = directory.user(found.data["user"])
     if user is None or found.expires is None or found.expires <= now:
         raise NotAuthenticated("session expired or signed out; sign in again")
@@ -240,7 +267,9 @@ def session_for(
 
 
 def end_session(es: Elasticsearch, indices: Indices, secret: str) -> None:
-    StateIndex(es, indices).delete(StateKind.SESSION, _digest(secret))
+    digest = _digest(secret)
+    CACHE.forget(_cache_key(indices, StateKind.SESSION, digest))
+    StateIndex(es, indices).delete(StateKind.SESSION, digest)
 
 
 def utcnow() -> datetime:

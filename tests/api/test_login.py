@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
+
 import pytest
 
+from soc.auth import service as auth
+from soc.auth.models import Role, User
 from tests.api.conftest import PASSWORD, Api
 from tests.api.seed import etag, incident
 
@@ -68,4 +73,25 @@ def test_a_token_works_until_revoked_and_is_stored_only_hashed(api: Api) -> None
     other = api.client.delete(f"/api/v1/auth/tokens/{token_id}", headers=api.headers("it_wrong"))
     assert other.status_code == 404
     assert api.client.delete(f"/api/v1/auth/tokens/{token_id}", headers=mine).status_code == 200
+    assert api.client.get("/api/v1/auth/me", headers=mine).status_code == 401
+
+
+def test_a_token_revoked_by_another_process_stops_working_within_the_cache_bound(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another worker or `soc auth token revoke` writes the store only: this process's memory of
+    # the token (soc.auth.cache) must lapse within its TTL, shortened here to keep the test quick.
+    monkeypatch.setattr(auth.CACHE, "ttl", 0.5)
+    user = User(name="it_right", role=Role.PROVINCIAL_IT, provinces=("01",))
+    secret, info = auth.create_token(api.es, api.indices, user, "other", auth.utcnow())
+    mine = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/api/v1/auth/me", headers=mine).status_code == 200
+    doc_id = f"api-token:{hashlib.sha256(secret.encode()).hexdigest()}"
+    api.es.update(
+        index=api.indices.state,
+        id=doc_id,
+        doc={"data": {**info.model_dump(), "revoked": True}},
+        refresh=True,
+    )
+    time.sleep(0.6)
     assert api.client.get("/api/v1/auth/me", headers=mine).status_code == 401
