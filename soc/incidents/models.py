@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from soc.alerts.models import Severity
 
@@ -77,8 +78,12 @@ class Comment(Frozen):
     text: str
 
 
-class Incident(Frozen):
-    """One incident; ``version`` (seq_no, primary_term) is the ETag, absent before it is stored."""
+class IncidentSummary(Frozen):
+    """An incident without its history: what a list shows (``GET /incidents`` items).
+
+    :class:`Incident` adds the alert ids, the timeline and the comments, which grow with the
+    incident's life; a list of 50 would otherwise carry and convert all of them.
+    """
 
     id: str
     title: str
@@ -103,7 +108,6 @@ class Incident(Frozen):
     entity_type: str | None = None
     entity_value: str | None = None
     assignee: str | None = None
-    alert_ids: tuple[str, ...] = ()
     alert_count: int = 0
     #: Matching events counted by the detectors over the incident's alerts (``alert.count``).
     event_count: int = 0
@@ -129,9 +133,16 @@ class Incident(Frozen):
     ttr_seconds: float | None = None
     ack_due: AwareDatetime
     resolve_due: AwareDatetime
+    #: (seq_no, primary_term): the ETag, absent before it is stored.
+    version: tuple[int, int] | None = None
+
+
+class Incident(IncidentSummary):
+    """One incident with its history (alert ids, timeline, comments)."""
+
+    alert_ids: tuple[str, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()
     comments: tuple[Comment, ...] = ()
-    version: tuple[int, int] | None = None
 
     @property
     def etag(self) -> str:
@@ -222,6 +233,47 @@ _INCIDENT_FIELDS = (
     "timeline",
     "comments",
 )
+
+
+#: Stored fields a list leaves out (``_source`` excludes): the history of :class:`Incident`.
+DETAIL_FIELDS = ("incident.alert_ids", "incident.timeline", "incident.comments")
+_SUMMARY_DEFAULTS = {
+    name: to_jsonable_python(field.default)
+    for name, field in IncidentSummary.model_fields.items()
+    if not field.is_required()
+}
+
+
+def summary_row(hit: dict[str, Any]) -> dict[str, Any]:
+    """The JSON of an :class:`IncidentSummary` straight from a search hit (with its version).
+
+    The document was written by :meth:`Incident.to_doc` (validated, JSON mode), so its values are
+    already what the model would answer; this only flattens it and fills fields an older document
+    lacks with their defaults. It saves a model validation and dump per list item.
+    """
+    src = hit["_source"]
+    row = dict(_SUMMARY_DEFAULTS)
+    row.update((k, v) for k, v in src["incident"].items() if k in _SUMMARY_KEYS)
+    locality = src.get("locality", {})
+    ward = locality.get("ward") or {}
+    entity = src.get("entity") or {}
+    row.update(
+        detector=src["detector"],
+        rule_id=src["rule"]["id"],
+        rule_name=src["rule"]["name"],
+        province_code=locality["province"]["code"],
+        province_name=locality["province"]["name"],
+        ward_code=ward.get("code"),
+        ward_name=ward.get("name"),
+        service=(src.get("service") or {}).get("name"),
+        entity_type=entity.get("type"),
+        entity_value=entity.get("value"),
+        version=[hit["_seq_no"], hit["_primary_term"]],
+    )
+    return row
+
+
+_SUMMARY_KEYS = frozenset(IncidentSummary.model_fields)
 
 
 def incident_id(key: str, first_alert_id: str) -> str:

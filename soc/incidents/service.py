@@ -20,7 +20,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from soc.auth.models import User
 from soc.errors import NotFound, StaleVersion
 from soc.es.indices import Indices
-from soc.incidents.models import OPEN_STATUSES, Incident
+from soc.incidents.models import DETAIL_FIELDS, OPEN_STATUSES, Incident, summary_row
 
 #: Deepest page Elasticsearch serves with from/size (index.max_result_window).
 MAX_WINDOW = 10_000
@@ -113,16 +113,41 @@ def replace(es: Elasticsearch, indices: Indices, incident: Incident) -> Incident
     return incident.model_copy(update={"version": (written["_seq_no"], written["_primary_term"])})
 
 
-def search(es: Elasticsearch, indices: Indices, flt: IncidentFilter, *, user: User) -> IncidentPage:
-    """One page of incidents matching ``flt`` within ``user``'s scope, newest activity first."""
-    start = (flt.page - 1) * flt.size
-    if start + flt.size > MAX_WINDOW:
-        start = max(0, MAX_WINDOW - flt.size)  # callers validate; this keeps ES from refusing
+def search_rows(
+    es: Elasticsearch, indices: Indices, flt: IncidentFilter, *, user: User
+) -> tuple[list[dict[str, Any]], int]:
+    """Like :func:`search`, as :class:`IncidentSummary` JSON rows and the total: the API list.
+
+    Elasticsearch leaves the history out (``_source`` excludes) and no model is built per row.
+    """
     found = es.search(
         index=indices.incidents,
         query=query(flt, user),
         sort=[{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
-        from_=start,
+        from_=_start(flt),
+        size=flt.size,
+        track_total_hits=True,
+        source_excludes=list(DETAIL_FIELDS),
+        seq_no_primary_term=True,
+    )
+    rows = [summary_row(hit) for hit in found["hits"]["hits"]]
+    return rows, int(found["hits"]["total"]["value"])
+
+
+def _start(flt: IncidentFilter) -> int:
+    start = (flt.page - 1) * flt.size
+    if start + flt.size > MAX_WINDOW:
+        start = max(0, MAX_WINDOW - flt.size)  # callers validate; this keeps ES from refusing
+    return start
+
+
+def search(es: Elasticsearch, indices: Indices, flt: IncidentFilter, *, user: User) -> IncidentPage:
+    """One page of incidents matching ``flt`` within ``user``'s scope, newest activity first."""
+    found = es.search(
+        index=indices.incidents,
+        query=query(flt, user),
+        sort=[{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
+        from_=_start(flt),
         size=flt.size,
         track_total_hits=True,
         seq_no_primary_term=True,

@@ -174,3 +174,19 @@ def test_bulk_transition_reports_each_incident(api: Api) -> None:
         (b.id, 409),
         ("nope", 404),
     ]
+
+
+def test_a_list_item_is_the_incident_without_its_history(api: Api) -> None:
+    made = incident(api, "11")  # the only incident of Điện Biên in the API tests
+    h = api.headers("admin")
+    assert _move(api, made.id, S.ACKNOWLEDGED).status_code == 200
+    full = api.client.get(f"/api/v1/incidents/{made.id}", headers=h).json()
+    api.es.indices.refresh(index=api.indices.incidents)
+    listed = api.client.get("/api/v1/incidents", params={"province": "11"}, headers=h).json()
+    assert listed["total"] == 1
+    history = {"alert_ids", "timeline", "comments"}
+    assert full["timeline"], "the full incident has its history"
+    (item,) = listed["items"]
+    want = {k: v for k, v in full.items() if k not in history}
+    assert {k: (item.get(k), v) for k, v in want.items() if item.get(k) != v} == {}
+    assert item.keys() == want.keys()
