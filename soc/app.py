@@ -10,12 +10,12 @@ run as many as needed. This module wires routers; it must not hold business rule
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from elasticsearch import Elasticsearch
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -24,6 +24,8 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dashboards import views as dashboards
 from detectors.sigma import views as rules_views
@@ -80,7 +82,6 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     app.state.directory = directory
     problems.install(app)
     _metrics(app)
-    _no_store(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_views.router)
     api.include_router(alert_views.router)
@@ -144,17 +145,7 @@ def _metrics(app: FastAPI) -> None:
     latency = Histogram(
         "soc_api_request_seconds", "API latency", ["method", "route"], registry=registry
     )
-
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = _route_of(request)
-        latency.labels(request.method, route).observe(time.perf_counter() - started)
-        requests.labels(request.method, route, str(response.status_code)).inc()
-        return response
+    app.add_middleware(_Observe, requests=requests, latency=latency)
 
     @app.get(
         f"{API_PREFIX}/metrics",
@@ -167,21 +158,45 @@ def _metrics(app: FastAPI) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _no_store(app: FastAPI) -> None:
-    """No cache (browser, proxy) keeps an API answer: they hold incidents, emails and tokens."""
+class _Observe:
+    """Per response: count and time it by route template, and mark it ``no-store``.
 
-    @app.middleware("http")
-    async def no_store(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        kind = response.headers.get("content-type", "")
-        if request.url.path.startswith(f"{API_PREFIX}/") or "json" in kind:
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    No cache (browser, proxy) keeps an API answer: they hold incidents, emails and tokens. A plain
+    ASGI middleware: ``@app.middleware("http")`` would add a task group and two memory streams to
+    every request, a measurable share of the list's time under load (``bench/api_incidents.py``).
+    """
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        api = str(scope["path"]).startswith(f"{API_PREFIX}/")
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                if api or "json" in headers.get("content-type", ""):
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = _route_of(scope)
+            self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            self.requests.labels(scope["method"], route, str(status)).inc()
 
 
-def _route_of(request: Request) -> str:
+def _route_of(scope: Scope) -> str:
     """The route template (``/api/v1/incidents/{incident_id}``): ids never become labels."""
-    route = request.scope.get("route")
+    route = scope.get("route")
     return str(getattr(route, "path", "unmatched"))
