@@ -6,8 +6,10 @@ One command, one report (``bench/reports/cli-startup.md``)::
     .venv/bin/python bench/cli_startup.py            # 15 runs of each
     .venv/bin/python bench/cli_startup.py --runs 5
 
-Goal (issue 23): ``soc --help`` at most 0.5 s. The sub-command groups load lazily
-(``soc/subcommands.py``); a group's own ``--help`` imports that group only.
+Goal (issue 23): ``soc --help`` at most 0.5 s, and the same for a group's or a command's own
+``--help``. The sub-command groups load lazily (``soc/subcommands.py``); a group's ``--help``
+imports that group only, and the groups name their heavy modules (pySigma, scikit-learn, scipy,
+the Elasticsearch client) through ``soc.commands.lazy_module`` or import them inside commands.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ CASES: dict[str, list[str]] = {
     "soc auth --help": [*SOC, "auth", "--help"],
     "soc rules --help (pySigma)": [*SOC, "rules", "--help"],
     "soc anomaly --help (scikit-learn)": [*SOC, "anomaly", "--help"],
+    "soc rules backtest --help": [*SOC, "rules", "backtest", "--help"],
 }
 GOAL_S = 0.5
 
@@ -81,17 +84,27 @@ def report(results: dict[str, tuple[list[float], list[float]]], runs: int, befor
                      f"| {med - base:.3f} |")  # fmt: skip
     head = statistics.median(results["soc --help"][0])
     cpu_s = statistics.median(results["soc --help"][1])
-    verdict = "met" if _met(results) else "NOT met"
     lines += ["", f"`soc --help`: wall median {head:.3f} s = {head / base:.1f} times the bare "
-              f"interpreter ({base:.3f} s), CPU median {cpu_s:.3f} s; goal ≤ {GOAL_S} s (wall, or "
-              f"CPU when the machine is loaded): **{verdict}**. Before issue 23 it imported every "
-              "group (scikit-learn, scipy, pySigma, elasticsearch): ~3 s.", ""]  # fmt: skip
+              f"interpreter ({base:.3f} s), CPU median {cpu_s:.3f} s. Goal ≤ {GOAL_S} s for every "
+              "help above (wall, or CPU when the machine is loaded):"]  # fmt: skip
+    for name, met in _verdicts(results).items():
+        lines.append(f"- `{name}`: **{'met' if met else 'NOT met'}**")
+    lines += ["", "Before issue 23 `soc --help` imported every group (scikit-learn, scipy, "
+              "pySigma, elasticsearch): ~3 s; `soc rules --help` and `soc anomaly --help` still "
+              "took ~2 s until their groups named those modules lazily.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
+def _verdicts(results: dict[str, tuple[list[float], list[float]]]) -> dict[str, bool]:
+    return {
+        name: min(statistics.median(wall), statistics.median(cpu)) <= GOAL_S
+        for name, (wall, cpu) in results.items()
+        if name != "python -c pass (baseline)"
+    }
+
+
 def _met(results: dict[str, tuple[list[float], list[float]]]) -> bool:
-    wall, cpu = results["soc --help"]
-    return min(statistics.median(wall), statistics.median(cpu)) <= GOAL_S
+    return all(_verdicts(results).values())
 
 
 def main() -> int:

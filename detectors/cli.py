@@ -17,14 +17,16 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from detectors.base import parse_duration
-from detectors.sigma import service
-from detectors.sigma.search import Exception_
-from soc.commands import command_settings, handles_errors
-from soc.config import Settings
+from soc.commands import command_settings, handles_errors, lazy_module
 from soc.errors import ConfigError, RuleError
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
+
+    from detectors.sigma import service
+    from soc.config import Settings
+else:  # pySigma and scipy load when a command runs, not for `soc rules --help`
+    service = lazy_module("detectors.sigma.service")
 
 out = Console()
 err = Console(stderr=True)
@@ -248,6 +250,8 @@ def rules_except(
     settings, es = _es()
     r = service.load(settings=settings).get(rule)
     until = datetime.now(UTC) + _duration(expires)
+    from detectors.sigma.search import Exception_
+
     service.add_exception(es=es, settings=settings, rule=r, exception=Exception_(
         field=field, value=value, reason=reason, author=author or getpass.getuser(),
         expires=until,

@@ -2,13 +2,18 @@
 
 Each package's typer app (``soc collect``, ``soc rules``, ``soc notify`` …) imports these two
 helpers instead of ``soc.cli``, which imports the packages' apps (the other way round would be a
-cycle). Nothing here knows any command.
+cycle). Nothing here knows any command. :func:`lazy_module` lets a group's module name a heavy
+module (pySigma, scikit-learn, scipy) at the top yet import it only when a command uses it, so that
+``soc rules --help`` costs no more than ``soc --help``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from functools import wraps
+from types import ModuleType
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
@@ -20,6 +25,23 @@ from soc.errors import SocError
 
 if TYPE_CHECKING:
     from soc.config import Settings
+
+
+def lazy_module(name: str) -> ModuleType:
+    """``name`` as a module object that runs its code on first attribute access (the standard
+    library's ``importlib.util.LazyLoader``); its parent packages are imported now."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -30,6 +30,16 @@ def test_help_imports_no_heavy_library() -> None:
         assert name in proc.stdout
 
 
+@pytest.mark.parametrize("argv", [["rules", "--help"], ["anomaly", "--help"],
+                                  ["rules", "backtest", "--help"]])  # fmt: skip
+def test_the_heavy_groups_help_imports_no_heavy_library(argv: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "soc.cli", *argv],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()}
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    assert "Usage:" in proc.stdout
+
+
 @pytest.mark.parametrize("name", sorted(LAZY_GROUPS))
 def test_listed_help_is_the_group_own_help(name: str) -> None:
     real = typer.main.get_group(LAZY_GROUPS[name].load())

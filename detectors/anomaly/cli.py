@@ -10,24 +10,28 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from elasticsearch import Elasticsearch
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from detectors.anomaly import csvscore, flows
-from detectors.anomaly.baseline import persistence
-from detectors.anomaly.stream import PLAIN, VIETNAM, Engine, EngineConfig
 from detectors.base import aligned_windows
-from soc.commands import command_settings, handles_errors
-from soc.config import Settings
+from soc.commands import command_settings, handles_errors, lazy_module
 from soc.errors import AnomalyError
-from soc.es.client import make_client, wait_until_healthy
-from soc.es.indices import Indices
-from soc.es.templates import Layout, setup
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from detectors.anomaly import csvscore, flows
+    from detectors.anomaly.baseline import persistence
+    from soc.config import Settings
+    from soc.es.indices import Indices
+else:  # scikit-learn, scipy and the Elasticsearch client load when a command runs, not for --help
+    csvscore = lazy_module("detectors.anomaly.csvscore")
+    flows = lazy_module("detectors.anomaly.flows")
+    persistence = lazy_module("detectors.anomaly.baseline.persistence")
 
 out = Console()
 err = Console(stderr=True)
@@ -50,6 +54,9 @@ def _when(text: str | None, default: datetime, option: str) -> datetime:
 
 
 def _client(settings: Settings) -> tuple[Elasticsearch, Indices]:
+    from soc.es.client import make_client, wait_until_healthy
+    from soc.es.indices import Indices
+    from soc.es.templates import Layout, setup
 
     es = make_client(settings)
     wait_until_healthy(es, timeout=settings.es_wait_timeout, settings=settings)
@@ -129,6 +136,8 @@ def score_csv(
     ] = False,
 ) -> None:
     """Write every row with an anomaly score in [0, 1] and a flag (1 = an episode starts)."""
+    from detectors.anomaly.stream import PLAIN, VIETNAM, Engine, EngineConfig
+
     config = EngineConfig() if threshold is None else EngineConfig(alert_score=threshold)
     engine = Engine(config, calendar=VIETNAM if holidays else PLAIN)
     scored = csvscore.score(csvscore.read(path), method=method, engine=engine)
