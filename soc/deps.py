@@ -5,18 +5,24 @@ cookie of a dashboard login. A cookie-authenticated write must echo the session'
 ``X-CSRF-Token`` (a token-authenticated one needs none: browsers never send bearer tokens on their
 own). :func:`require` turns a role list into a dependency; the role-by-route matrix is therefore
 readable in each ``views.py``. This module must not query incidents or alerts itself.
+
+The dependencies here are ``async`` and do no I/O on the event loop: FastAPI runs every plain
+``def`` dependency in its thread pool, one hop per dependency per request, which under load cost
+more than the work. Reading a credential from Elasticsearch (not remembered by
+``soc.auth.cache``) still goes to the thread pool.
 """
 
 from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from elasticsearch import Elasticsearch
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
@@ -34,22 +40,22 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (`soc auth toke
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="Dashboard login.")
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _es(request: Request) -> Elasticsearch:
+async def _es(request: Request) -> Elasticsearch:
     es: Elasticsearch = request.app.state.es
     return es
 
 
-def _indices(request: Request) -> Indices:
+async def _indices(request: Request) -> Indices:
     indices: Indices = request.app.state.indices
     return indices
 
 
-def _directory(request: Request) -> auth.Directory:
+async def _directory(request: Request) -> auth.Directory:
     directory: auth.Directory = request.app.state.directory
     return directory
 
@@ -60,7 +66,7 @@ IndicesDep = Annotated[Indices, Depends(_indices)]
 DirectoryDep = Annotated[auth.Directory, Depends(_directory)]
 
 
-def _current_user(
+async def _current_user(
     request: Request,
     es: EsDep,
     indices: IndicesDep,
@@ -69,9 +75,16 @@ def _current_user(
     session: Annotated[str | None, Depends(_cookie)],
 ) -> User:
     if bearer is not None and bearer.credentials:
-        return auth.user_for_token(es, indices, directory, bearer.credentials)
+        secret = bearer.credentials
+        user = auth.cached_token_user(indices, directory, secret)
+        if user is None:
+            user = await run_in_threadpool(auth.user_for_token, es, indices, directory, secret)
+        return user
     if session:
-        found = auth.session_for(es, indices, directory, session, auth.utcnow())
+        now = auth.utcnow()
+        found = auth.cached_session(indices, directory, session, now)
+        if found is None:
+            found = await run_in_threadpool(auth.session_for, es, indices, directory, session, now)
         if request.method not in _SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), found.csrf.encode()):
@@ -83,11 +96,11 @@ def _current_user(
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 
-def require(*roles: Role) -> Callable[[User], User]:
+def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets only ``roles`` through (403 for other signed-in users)."""
     allowed = frozenset(roles)
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"this action needs one of the roles: {names}")
@@ -105,7 +118,7 @@ Admin = Annotated[User, Depends(require(Role.ADMIN))]
 IF_MATCH = "if-match"
 
 
-def _if_match(
+async def _if_match(
     if_match: Annotated[
         str | None,
         Header(

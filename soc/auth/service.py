@@ -216,6 +216,18 @@ def revoke_token(
     return info
 
 
+def cached_token_user(indices: Indices, directory: Directory, secret: str) -> User | None:
+    """The user of a token remembered valid, without I/O; None when it is not remembered (then
+    :func:`user_for_token` reads the store)."""
+    found = CACHE.get(_cache_key(indices, StateKind.API_TOKEN, _digest(secret)))
+    if found is None:
+        return None
+    user = directory.user(found.data["user"])
+    if user is None:
+        raise NotAuthenticated("invalid or revoked API token")
+    return user
+
+
 def user_for_token(es: Elasticsearch, indices: Indices, directory: Directory, secret: str) -> User:
     digest = _digest(secret)
     key = _cache_key(indices, StateKind.API_TOKEN, digest)
@@ -249,6 +261,22 @@ def create_session(
     return secret, Session(user, csrf)
 
 
+def cached_session(
+    indices: Indices, directory: Directory, secret: str, now: datetime
+) -> Session | None:
+    """A session remembered valid, without I/O; None when it is not remembered (then
+    :func:`session_for` reads the store)."""
+    found = CACHE.get(_cache_key(indices, StateKind.SESSION, _digest(secret)))
+    return None if found is None else _session_of(found, directory, now)
+
+
+def _session_of(found: Entry, directory: Directory, now: datetime) -> Session:
+    user = directory.user(found.data["user"])
+    if user is None or found.expires is None or found.expires <= now:
+        raise NotAuthenticated("session expired or signed out; sign in again")
+    return Session(user, found.data["csrf"])
+
+
 def session_for(
     es: Elasticsearch, indices: Indices, directory: Directory, secret: str, now: datetime
 ) -> Session:
@@ -260,10 +288,7 @@ def session_for(
         if found is None:
             raise NotAuthenticated("session expired or signed out; sign in again")
         CACHE.put(key, found)
-    user = directory.user(found.data["user"])
-    if user is None or found.expires is None or found.expires <= now:
-        raise NotAuthenticated("session expired or signed out; sign in again")
-    return Session(user, found.data["csrf"])
+    return _session_of(found, directory, now)
 
 
 def end_session(es: Elasticsearch, indices: Indices, secret: str) -> None:
