@@ -28,7 +28,7 @@ def test_provincial_it_declares_maintenance_for_its_province_only(shared_api: Ap
     silence = made.json()
     assert silence["created_by"] == "it_right"
     other = api.client.post("/api/v1/silences", json=_window(), headers=api.headers("it_wrong"))
-    assert other.status_code == 404
+    assert other.status_code == 404, other.text
     listed = api.client.get("/api/v1/silences", headers=api.headers("it_right")).json()
     assert silence["id"] in {s["id"] for s in listed}
     hidden = api.client.get("/api/v1/silences", headers=api.headers("it_wrong")).json()
