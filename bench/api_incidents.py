@@ -7,8 +7,11 @@ One command, one report (``bench/reports/api-incidents.md``)::
     SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/api_incidents.py
     .venv/bin/python bench/api_incidents.py --incidents 5000 --requests 500   # quicker
 
-It starts `soc api` (uvicorn, one worker) as a subprocess on a free port, writes into a fresh
-index prefix (``apibench-<time>``) and deletes it afterwards.
+It starts `soc api` (uvicorn, ``--workers`` processes, 2 by default: one per core) as a
+subprocess on a free port, writes into a fresh index prefix (``apibench-<time>``) and deletes it
+afterwards. ``--baseline DIR`` measures, in the same run and over the same index, the `soc api` of
+another checkout (its own ``.venv``; e.g. a worktree of an older commit) with
+``--baseline-workers`` processes, and reports the ratios of this tree against it.
 """
 
 from __future__ import annotations
@@ -183,6 +186,38 @@ def raw_es(es: Elasticsearch, indices: Indices, clients: int, requests: int) -> 
     return {"client": _pct(latencies), "took": _pct(took), "matches": total}
 
 
+def _start_server(
+    soc: Path, workers: int, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(soc), "api", "--port", str(port), "--workers", str(workers)], env=env, cwd=soc.parent
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                return server, base
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    raise SystemExit(f"{soc} api did not answer within 120 s")
+
+
+def _measure(
+    soc: Path, workers: int, env: dict[str, str], token: str, args: argparse.Namespace,
+    ids: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    server, base = _start_server(soc, workers, env)
+    try:
+        return asyncio.run(api_runs(base, token, args.clients, args.requests, ids))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -195,6 +230,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--transitions", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes of this tree")
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside")
+    parser.add_argument("--baseline-workers", type=int, default=1)
     args = parser.parse_args()
 
     prefix = f"apibench-{int(time.time())}"
@@ -203,14 +241,12 @@ def main() -> None:
     wait_until_healthy(es, timeout=60)
     indices = Indices(prefix)
     setup(es, indices, replicas=settings.replicas)
-    server: subprocess.Popen[bytes] | None = None
     try:
         load_s = load(es, indices, args.incidents)
         tmp = Path(tempfile.mkdtemp())
         users = tmp / "users.yaml"
         users.write_text(yaml.safe_dump({"users": [{"name": "bench", "role": "admin"}]}))
         token, _ = auth.create_token(es, indices, ADMIN, "bench", auth.utcnow())
-        port = _free_port()
         env = {
             **os.environ,
             "SOC_INDEX_PREFIX": prefix,
@@ -218,67 +254,106 @@ def main() -> None:
             "SOC_ES_URL": settings.effective_es_url,
             "SOC_LOG_LEVEL": "WARNING",
         }
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "soc"), "api", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                time.sleep(0.5)
+        runs = 2 if args.baseline else 1
         new_ids = [
             h["_id"]
             for h in es.search(
                 index=indices.incidents,
                 query={"term": {"incident.status": "new"}},
-                size=args.transitions,
+                size=args.transitions * runs,
+                sort=[{"incident.id": "asc"}],
                 source=False,
             )["hits"]["hits"]
         ]
-        api = asyncio.run(api_runs(base, token, args.clients, args.requests, new_ids))
+        soc = Path(sys.executable).parent / "soc"
+        results: dict[str, dict[str, Any]] = {}
+        if args.baseline:
+            base_soc = args.baseline.resolve() / ".venv" / "bin" / "soc"
+            results["baseline"] = _measure(
+                base_soc, args.baseline_workers, env, token, args, new_ids[args.transitions :]
+            )
+        results["this tree"] = _measure(
+            soc, args.workers, env, token, args, new_ids[: args.transitions]
+        )
         raw = raw_es(es, indices, args.clients, args.requests)
-        write_report(args, load_s, api, raw)
+        write_report(args, load_s, results, raw)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         teardown(es, prefix)
 
 
+def _commit(tree: Path) -> str:
+    got = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    )
+    return got.stdout.strip()[:90] or "?"
+
+
 def write_report(
-    args: argparse.Namespace, load_s: float, api: dict[str, Any], raw: dict[str, Any]
+    args: argparse.Namespace,
+    load_s: float,
+    results: dict[str, dict[str, Any]],
+    raw: dict[str, Any],
 ) -> None:
+    servers = {"this tree": (ROOT, args.workers)}
+    if args.baseline:
+        servers["baseline"] = (args.baseline.resolve(), args.baseline_workers)
+    cmd = (
+        f"bench/api_incidents.py --incidents {args.incidents} --clients {args.clients}"
+        f" --requests {args.requests} --transitions {args.transitions} --workers {args.workers}"
+    )
+    if args.baseline:
+        cmd += f" --baseline {args.baseline} --baseline-workers {args.baseline_workers}"
     lines = [
         "# Incident API latency",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores),"
-        f" Python {platform.python_version()}. `bench/api_incidents.py --incidents {args.incidents}"
-        f" --clients {args.clients} --requests {args.requests} --transitions {args.transitions}`.",
-        "`soc api` with one uvicorn worker and the load generator share the machine with the"
-        f" Elasticsearch node; load average at the end {os.getloadavg()[0]:.1f}.",
+        f" Python {platform.python_version()}. `{cmd}`.",
+        "The servers (one after the other), the load generator and the Elasticsearch node share the"
+        f" machine; load average at the end {os.getloadavg()[0]:.1f}.",
         "",
+        *(
+            f"- {name}: `{_commit(tree)}`, `soc api --workers {workers}`"
+            for name, (tree, workers) in servers.items()
+        ),
         f"- incidents in the index: {args.incidents:,} (bulk-loaded in {load_s:.1f} s)",
         f"- list filter: `{LIST_PARAMS}` → {raw['matches']:,} matches, page of 50",
         "",
         "| measurement | p50 ms | p95 ms | throughput |",
         "| --- | --- | --- | --- |",
-        f"| API `GET /incidents` (filtered list), {args.clients} clients | {api['list'][0]:.1f} |"
-        f" {api['list'][1]:.1f} | {api['list_rate']:.0f} req/s |",
-        f"| API `POST /incidents/{{id}}/transition` (If-Match), {args.clients} clients |"
-        f" {api['transition'][0]:.1f} | {api['transition'][1]:.1f} |"
-        f" {api['transition_rate']:.0f} req/s |",
+    ]
+    for name, api in results.items():
+        lines += [
+            f"| {name}: API `GET /incidents` (filtered list), {args.clients} clients |"
+            f" {api['list'][0]:.1f} | {api['list'][1]:.1f} | {api['list_rate']:.0f} req/s |",
+            f"| {name}: API `POST /incidents/{{id}}/transition` (If-Match), {args.clients} clients"
+            f" | {api['transition'][0]:.1f} | {api['transition'][1]:.1f} |"
+            f" {api['transition_rate']:.0f} req/s |",
+        ]
+    lines += [
         f"| raw ES search, same query, {args.clients} threads (client-side) |"
         f" {raw['client'][0]:.1f} | {raw['client'][1]:.1f} | |",
         f"| raw ES search, same query (`took`, server-side) | {raw['took'][0]:.1f} |"
         f" {raw['took'][1]:.1f} | |",
         "",
+        "Ratios of this run:",
+        "",
+    ]
+    now = results["this tree"]
+    lines.append(
+        f"- list p95 / raw search p95 (client-side): {now['list'][1] / raw['client'][1]:.2f}"
+    )
+    if "baseline" in results:
+        old = results["baseline"]
+        lines += [
+            f"- baseline list p95 / raw search p95: {old['list'][1] / raw['client'][1]:.2f}",
+            f"- list throughput, this tree / baseline: {now['list_rate'] / old['list_rate']:.2f}",
+            "- transition throughput, this tree / baseline:"
+            f" {now['transition_rate'] / old['transition_rate']:.2f}",
+        ]
+    lines += [
+        "",
         "The transition latency covers read, check, conditional write and the audit record (three",
-        "Elasticsearch requests); the list covers authentication (one token GET) and one search.",
+        "Elasticsearch requests); the list covers authentication and one search.",
     ]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
