@@ -30,7 +30,7 @@ def test_help_imports_no_heavy_library() -> None:
         assert name in proc.stdout
 
 
-@pytest.mark.parametrize("argv", [["rules", "--help"], ["anomaly", "--help"],
+@pytest.mark.parametrize("argv", [["rules", "--help"], ["anomaly", "--help"], ["auth", "--help"],
                                   ["rules", "backtest", "--help"]])  # fmt: skip
 def test_the_heavy_groups_help_imports_no_heavy_library(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "soc.cli", *argv],

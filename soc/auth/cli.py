@@ -6,18 +6,20 @@ Commands only parse arguments and call ``soc.auth.service``; a token is printed 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import SecretStr
 
-from soc.auth import policy
-from soc.auth import service as auth
-from soc.config import Settings, load_settings
+from soc.commands import lazy_module
 from soc.errors import SocError
-from soc.es.client import make_client, wait_until_healthy
-from soc.es.indices import Indices
-from soc.es.templates import Layout, setup
+
+if TYPE_CHECKING:
+    from soc.auth import policy
+    from soc.auth import service as auth
+    from soc.config import Settings
+else:  # the Elasticsearch client and pydantic-settings load when a command runs, not for --help
+    policy = lazy_module("soc.auth.policy")
+    auth = lazy_module("soc.auth.service")
 
 app = typer.Typer(help="Users, password hashes and API tokens.", no_args_is_help=True)
 
@@ -29,6 +31,10 @@ def _token_settings() -> Settings:
     command typed in another terminal knew no ``analyst``. In development the demo's password
     file (``<var_dir>/demo/demo-password``) stands in for the variable; production never reads it.
     """
+    from pydantic import SecretStr
+
+    from soc.config import load_settings
+
     settings = load_settings()
     if settings.auth_demo_password is not None or settings.environment != "development":
         return settings
@@ -55,6 +61,8 @@ def hash_password(
 
     With SOC_ENVIRONMENT=production a weak password (placeholder, under 12 characters) is refused.
     """
+    from soc.config import load_settings
+
     try:
         policy.refuse_weak(password, load_settings())
     except SocError as exc:
@@ -71,6 +79,7 @@ def init(
     """Create (or update) the first admin in SOC_AUTH_USERS_FILE from a secret file; safe to
     run at every deployment (unchanged when the password is)."""
     from soc.auth import bootstrap
+    from soc.config import load_settings
 
     settings = load_settings()
     try:
@@ -93,6 +102,10 @@ def create_token(
 
     During `soc demo` the demo users (admin, analyst, hanoi-it) are known without any setting.
     """
+    from soc.es.client import make_client, wait_until_healthy
+    from soc.es.indices import Indices
+    from soc.es.templates import Layout, setup
+
     settings = _token_settings()
     try:
         directory = auth.load_directory(settings)
