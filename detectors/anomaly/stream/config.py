@@ -49,8 +49,10 @@ class EngineConfig:
     """A silence longer than this many usual intervals is a collection gap, not data."""
     rewarm: int = 3
     """Observations after a gap, restart or boundary that relearn the level without alerting."""
-    hold: int = 50
+    hold: int = 100
     """Observations after an alert whose reported score is damped (one alert per episode)."""
+    hold_open: bool = True
+    """The hold counts down only once the episode has calmed (score below half the alert line)."""
     score_decades: float = 9.0
     """``-log10(p)`` that maps to score 1."""
     alert_score: float = 0.53
@@ -78,7 +80,12 @@ class EngineConfig:
 
 
 LIVE = EngineConfig(
-    alert_score=7.0 / 9.0, season_level_rate=0.0005, tail_rate=0.001, hold=150, season_rate=0.1
+    alert_score=7.0 / 9.0,
+    season_level_rate=0.0005,
+    tail_rate=0.001,
+    hold=150,
+    hold_open=False,
+    season_rate=0.1,
 )
 """Parameters for live five-minute buckets of thousands of series (``bank.py``; not wired yet).
 
@@ -86,8 +93,8 @@ The alert line is ``p = 1e-7`` (the live model's ``SOC_ANOMALY_ALPHA``), not sco
 ``10^-4.77``: over 26,000 series and 288 buckets a day, 1.7e-5 would be hundreds of false alerts a
 day. The seasonal view's level moves slowly (about a week of memory), so the weekly rhythm
 (working days against weekends and holidays) lives in the slots rather than in the level.
-``hold`` and ``season_rate`` stay those the live model was measured with (150 buckets: one alert
-per 12.5 hours' episode), not score-csv's NAB-tuned ones. Known limit: in the first weeks the
-plain level view, good on flat stretches, often judges, and a Monday morning after a quiet
-weekend can look like a surge to it.
+``hold``, ``hold_open`` and ``season_rate`` stay those the live model was measured with (150
+buckets: one alert per 12.5 hours' episode), not score-csv's NAB-tuned ones. Known limit: in the
+first weeks the plain level view, good on flat stretches, often judges, and a Monday morning
+after a quiet weekend can look like a surge to it.
 """

@@ -139,8 +139,11 @@ class Engine:
         reported = score
         if state.hold > 0:
             # One alert per episode: after it, scores come back gradually over ``hold``
-            # observations, so the rest of the episode does not alert again and again.
-            state.hold -= 1
+            # observations, so the rest of the episode does not alert again and again. With
+            # ``hold_open``, the countdown waits while the episode is still open (score at or
+            # above half the alert line): a long disturbance is one episode, not one per hold.
+            if not cfg.hold_open or score < cfg.alert_score / 2.0:
+                state.hold -= 1
             reported = score * max(0.0, 1.0 - HOLD_DEPTH * (state.hold + 1) / (cfg.hold + 1))
         elif score >= cfg.alert_score:
             alert = True

@@ -124,3 +124,17 @@ def test_config_is_validated() -> None:
         EngineConfig(level_rates=(1.5,))
     with pytest.raises(AnomalyError, match="alert_score"):
         EngineConfig(alert_score=0.0)
+
+
+def test_a_long_disturbance_is_one_episode_and_one_alert() -> None:
+    rng = np.random.default_rng(8)
+    values = np.concatenate(
+        [rng.normal(100, 2, 800), rng.normal(100, 60, 400), rng.normal(100, 2, 600)]
+    )
+    short = EngineConfig(hold=20)  # a hold much shorter than the disturbance
+    once = alerts(run(values, Engine(short)), after=50)
+    assert len(once) == 1
+    assert 800 <= once[0] < 820
+    # without ``hold_open`` the hold runs out inside the disturbance, which then alerts again
+    again = Engine(EngineConfig(hold=20, hold_open=False))
+    assert len(alerts(run(values, again), after=50)) > 1
