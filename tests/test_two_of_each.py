@@ -49,7 +49,8 @@ class Fleet:
     """The six processes and the mail sink, each with its log."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.root, self.env, self.procs = root, env, {}
+        self.root, self.env = root, env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.api_ports = {"a": free_port(), "b": free_port()}
 
     def start(self, name: str, argv: list[str], **extra: str) -> None:

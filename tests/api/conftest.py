@@ -22,7 +22,7 @@ from soc.es.indices import Indices
 from soc.es.templates import teardown
 
 PASSWORD = "correct horse battery staple"
-USERS = {
+USERS: dict[str, dict[str, str | list[str]]] = {
     "admin": {"role": "admin"},
     "analyst": {"role": "analyst"},
     "it_right": {"role": "provincial_it", "provinces": ["01"]},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx2
 import pytest
 
 from tests.api.conftest import Api
@@ -16,13 +19,13 @@ def api(shared_api: Api) -> Api:
     return shared_api
 
 
-def _is_problem(answer, status: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _is_problem(answer: httpx2.Response, status: int) -> dict[str, Any]:
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith(PROBLEM)
-    body = answer.json()
+    body: dict[str, Any] = answer.json()
     assert body["status"] == status
     assert body["title"]
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def test_malformed_json_wrong_types_and_unknown_fields_name_the_field(api: Api) -> None:
@@ -65,7 +68,7 @@ def test_the_input_value_is_never_echoed_back(api: Api) -> None:
     ],
 )
 def test_huge_pages_and_bad_filters_are_refused(
-    api: Api, params: dict[str, object], status: int
+    api: Api, params: dict[str, str | int], status: int
 ) -> None:
     _is_problem(
         api.client.get("/api/v1/incidents", params=params, headers=api.headers("admin")), status

@@ -68,10 +68,10 @@ def write_config(tmp_path: Path, sources: list[dict[str, Any]], **collector: Any
 
 def count(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> int:
     es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-    body = {"query": query} if query else {}
-    return int(
-        es.count(index=index, allow_no_indices=True, ignore_unavailable=True, **body)["count"]
+    found = es.count(
+        index=index, allow_no_indices=True, ignore_unavailable=True, query=query or None
     )
+    return int(found["count"])
 
 
 @pytest.fixture

@@ -254,13 +254,11 @@ def test_prepare_runs_before_first_bulk(
 ) -> None:
     norm, spool, metrics = _pipeline(tmp_path, indices)
     _spool_all(norm, spool, metrics, _lines(5))
-    shipper = Shipper(
-        es,
-        spool,
-        metrics,
-        deadletter_index=indices.deadletter,
-        prepare=lambda: setup(es, indices) and None,
-    )
+
+    def prepare() -> None:
+        setup(es, indices)
+
+    shipper = Shipper(es, spool, metrics, deadletter_index=indices.deadletter, prepare=prepare)
     assert shipper.drain(30)
     mapping = es.indices.get_mapping(index=indices.events_for(T0))
     assert next(iter(mapping.body.values()))["mappings"]["dynamic"] == "false"

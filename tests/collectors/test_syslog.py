@@ -47,6 +47,7 @@ def test_false_octet_count_does_not_swallow_the_next_frames() -> None:
         assert [f.data for f in got if f.error is None] == valid
         (broken,) = [f for f in got if f.error]
         assert broken.data == b"999999999 " + message(1000)
+        assert broken.error is not None
         assert "octet count 999999999" in broken.error
 
 

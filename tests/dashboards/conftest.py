@@ -33,7 +33,7 @@ from tests.dashboards.seed import Seeded, seed
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 PASSWORD = "correct horse battery staple"
-USERS = {
+USERS: dict[str, dict[str, str | list[str]]] = {
     "admin": {"role": "admin"},
     "analyst": {"role": "analyst"},
     "hanoi-it": {"role": "provincial_it", "provinces": ["01"]},

@@ -32,7 +32,7 @@ def test_the_map_runs_north_to_south_and_leads_to_the_province(
     def top(code: str) -> float:
         box = page.locator(f"#provinces .tile[data-code='{code}']").bounding_box()
         assert box is not None
-        return box["y"]
+        return float(box["y"])
 
     # Lào Cai above Hà Nội above Huế above Hồ Chí Minh City above Cà Mau.
     assert top("15") < top("01") < top("46") < top("79") < top("96")

@@ -75,8 +75,8 @@ def test_a_busy_hour_at_the_usual_rate_is_quiet_and_an_outage_is_not() -> None:
 def test_a_place_with_little_history_borrows_the_rate_of_all_places() -> None:
     ratio = Ratio(of="x", of_query="*", within=("locality.province.code",),
                   baseline_by=("locality.province.code",), prior_weight=100)  # fmt: skip
-    totals = {("01",): 100_000, ("12",): 10}
-    failures = {(("01",), ""): 500, (("12",), ""): 5}
+    totals: dict[tuple[str, ...], int] = {("01",): 100_000, ("12",): 10}
+    failures: dict[tuple[tuple[str, ...], str], int] = {(("01",), ""): 500, (("12",), ""): 5}
     baseline = Baseline(ratio, datetime(2026, 12, 1, tzinfo=UTC), totals, failures)
     assert abs(baseline.rate(("01",), "") - 0.005) < 1e-4
     assert baseline.rate(("12",), "") < 0.06, "5 failures of 10 do not make a 50% baseline"

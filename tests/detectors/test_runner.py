@@ -4,7 +4,7 @@ failing rule does not stop the others, the lease keeps a second instance on stan
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,9 @@ def _event(at: timedelta, late: timedelta = timedelta(seconds=1), **fields: Any)
     return doc
 
 
-def _scanner(at: timedelta, late: timedelta = timedelta(seconds=1), ip: str = "198.51.100.7"):
+def _scanner(
+    at: timedelta, late: timedelta = timedelta(seconds=1), ip: str = "198.51.100.7"
+) -> dict[str, Any]:
     return _event(at, late, service__name="web-portal", event__category=["web"],
                   user_agent__original="sqlmap/1.8", source__ip=ip)  # fmt: skip
 
@@ -71,7 +73,7 @@ def _engine(es: Elasticsearch, indices: Indices, *names: str, **kw: Any) -> Engi
     return Engine(es, indices, rules, start=T0, settle=timedelta(seconds=5), **kw)
 
 
-def _ticks(engine: Engine, minutes: Iterator[int] | list[int]) -> None:
+def _ticks(engine: Engine, minutes: Iterable[int]) -> None:
     for minute in minutes:
         engine.tick(T0 + timedelta(minutes=minute, seconds=5))
 

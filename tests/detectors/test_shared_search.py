@@ -6,6 +6,7 @@ afterwards for the findings alone."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,7 +67,9 @@ def _events(count: int, users: int = 3) -> list[dict[str, Any]]:
     return events
 
 
-def _evaluate(engine: Engine, tuning: Tuning | None = None, rules: list[Rule] = RULES) -> list[Any]:
+def _evaluate(
+    engine: Engine, tuning: Tuning | None = None, rules: Sequence[Rule] = RULES
+) -> list[Any]:
     tuning = tuning or Tuning()
     windows = [Window(T0 + timedelta(minutes=m), T0 + timedelta(minutes=m + 1)) for m in range(6)]
     outcomes = engine.evaluate([(rule, w, tuning) for w in windows for rule in rules])

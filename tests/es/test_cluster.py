@@ -107,7 +107,9 @@ def test_killing_the_node_soc_talks_to_loses_nothing(cluster: LocalCluster, tmp_
         # may still be copying its replica (yellow), and losing its primary then leaves it red.
         health = es.cluster.health(index=f"{prefix}-*", wait_for_status="green", timeout="60s")
         assert health["status"] == "green"
-        master = es.cat.master(format="json")[0]["node"]
+        answer = es.cat.master(format="json")
+        assert isinstance(answer.body, list)  # format=json: rows, not text
+        master = answer.body[0]["node"]
         victim = [n.membership.node for n in cluster.nodes if n.membership].index(master)
         cut, written_at_kill = time.time(), writer.written
         cluster.kill(victim)

@@ -14,16 +14,19 @@ from soc.es.indices import Indices
 from soc.incidents import lifecycle
 from soc.incidents import service as incidents
 from soc.incidents.grouping import group_alert, group_pending
-from soc.incidents.models import IncidentStatus
+from soc.incidents.models import Incident, IncidentStatus
 from soc.incidents.service import IncidentFilter
 from tests.incidents.factory import make_alert, wards, write
 
 ADMIN = User(name="root", role=Role.ADMIN)
 
 
-def _all(es: Elasticsearch, indices: Indices, **flt: object) -> list[incidents.Incident]:
+def _all(
+    es: Elasticsearch, indices: Indices, province: str | None = None, ward: str | None = None
+) -> list[Incident]:
     es.indices.refresh(index=indices.incidents)
-    page = incidents.search(es, indices, IncidentFilter(size=500, **flt), user=ADMIN)  # type: ignore[arg-type]
+    flt = IncidentFilter(size=500, province=province, ward=ward)
+    page = incidents.search(es, indices, flt, user=ADMIN)
     return page.items
 
 

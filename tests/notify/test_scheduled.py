@@ -6,7 +6,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from elasticsearch import Elasticsearch
 
 from soc.incidents import service as incidents
-from soc.incidents.models import IncidentStatus
+from soc.incidents.models import Incident, IncidentStatus
 from soc.notify import scheduled
 from soc.notify.flows import Notifier
 from tests.notify.conftest import Clock, Mailbox
@@ -22,7 +22,7 @@ def test_ticks_turn_stored_incidents_into_emails_once(
                                                            province_name="Lai Châu"))  # fmt: skip
     assert other is not None
 
-    def source() -> list[scheduled.Incident]:
+    def source() -> list[Incident]:
         return scheduled.incidents_to_check(es, notifier.indices)
 
     scheduled.tick(notifier, source)
@@ -45,7 +45,7 @@ def test_a_tick_with_smtp_down_loses_nothing(
     mailbox.stop()
     incidents.create(es, notifier.indices, incident(clock))
 
-    def source() -> list[scheduled.Incident]:
+    def source() -> list[Incident]:
         return scheduled.incidents_to_check(es, notifier.indices)
 
     scheduled.tick(notifier, source)

@@ -12,7 +12,7 @@ from soc.events.service import event_id
 from soc.localities import catalogue
 from soc.services import Service
 from soc.simulate.formats import to_ecs, to_line
-from soc.simulate.models import AccessRecord, AppRecord
+from soc.simulate.models import AccessRecord, AppRecord, Record
 from soc.simulate.service import Plan, records
 from tests.simulate.contract import parse_access, parse_app
 
@@ -22,16 +22,16 @@ CATEGORY = {"vneid": "authentication", "otp-gateway": "authentication",
 
 
 @pytest.fixture(scope="module")
-def sample() -> list[AccessRecord | AppRecord]:
+def sample() -> list[Record]:
     plan = Plan(seed=3, provinces=("01", "12"))
     return list(records(plan, HOUR, HOUR.replace(hour=3)))
 
 
-def test_every_service_is_simulated(sample: list[AccessRecord | AppRecord]) -> None:
+def test_every_service_is_simulated(sample: list[Record]) -> None:
     assert {r.service for r in sample} == set(Service)
 
 
-def test_access_lines_parse_and_match_their_event(sample: list[AccessRecord | AppRecord]) -> None:
+def test_access_lines_parse_and_match_their_event(sample: list[Record]) -> None:
     access = [r for r in sample if isinstance(r, AccessRecord)]
     assert len(access) > 100
     for rec in access:
@@ -54,7 +54,7 @@ def test_access_lines_parse_and_match_their_event(sample: list[AccessRecord | Ap
         assert ecs["event"]["type"] == ["access"]
 
 
-def test_app_lines_follow_the_contract(sample: list[AccessRecord | AppRecord]) -> None:
+def test_app_lines_follow_the_contract(sample: list[Record]) -> None:
     apps = [r for r in sample if isinstance(r, AppRecord)]
     assert len(apps) > 100
     for rec in apps:
@@ -76,7 +76,7 @@ def test_app_lines_follow_the_contract(sample: list[AccessRecord | AppRecord]) -
             assert ecs["soc"]["otp"] == {"carrier": body["carrier"], "purpose": body["purpose"]}
 
 
-def test_lines_never_carry_secrets(sample: list[AccessRecord | AppRecord]) -> None:
+def test_lines_never_carry_secrets(sample: list[Record]) -> None:
     phone = re.compile(r"\b(?:0|84)\d{9}\b")
     for rec in sample:
         line = to_line(rec)

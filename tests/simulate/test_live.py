@@ -86,7 +86,7 @@ def test_live_run_writes_what_a_backfill_would(
                for line in written)  # fmt: skip
 
     app_lines = [line for line in expected if line.startswith("{")]  # access lines go as files
-    frames = []
+    frames: list[str] = []
     while len(frames) < len(app_lines):
         frames.append(udp.recv(65_535).decode())
     assert frames[0].startswith("<1")

@@ -21,7 +21,7 @@ from soc.localities import catalogue
 from soc.services import Service
 from soc.simulate import scenarios
 from soc.simulate.fleet import Fleet, Mode
-from soc.simulate.live import run_live
+from soc.simulate.live import Sink, run_live
 from soc.simulate.service import Plan, records
 from soc.simulate.sinks import FileSink, HttpPushSink, SyslogSink, inventory_yaml
 
@@ -76,8 +76,9 @@ def count(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) ->
     # A daily index the collector has just created may not have its shard started yet.
     es.cluster.health(index=index, wait_for_status="yellow", timeout="10s")
     es.indices.refresh(index=index, allow_no_indices=True, ignore_unavailable=True)
-    body = {"query": query} if query else {}
-    found = es.count(index=index, allow_no_indices=True, ignore_unavailable=True, **body)
+    found = es.count(
+        index=index, allow_no_indices=True, ignore_unavailable=True, query=query or None
+    )
     return int(found["count"])
 
 
@@ -100,7 +101,7 @@ def test_live_traffic_goes_through_the_collectors(
         try:
             syslog = SyslogSink("127.0.0.1", udp)
             try:
-                sinks = [FileSink(logs), syslog, HttpPushSink(f"http://127.0.0.1:{http}/v1/push",
+                sinks: list[Sink] = [FileSink(logs), syslog, HttpPushSink(f"http://127.0.0.1:{http}/v1/push",
                                                               token=TOKEN)]  # fmt: skip
                 run_live(plan, sinks, speed=1200, tick=0.05, start=start,
                          duration=timedelta(minutes=5))  # fmt: skip

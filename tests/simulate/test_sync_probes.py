@@ -14,6 +14,7 @@ from soc.errors import SimulationError
 from soc.localities import Locality, catalogue
 from soc.services import Service
 from soc.simulate import probes, traffic
+from soc.simulate.fleet import Mode
 from soc.simulate.formats import to_ecs, to_line
 from soc.simulate.models import AppRecord, ProbeRecord
 from soc.simulate.service import Plan, records
@@ -140,7 +141,7 @@ def test_history_has_each_endpoint_reported_hourly_and_a_down_portal_every_minut
     mine = [r for r in during if r.where.ward == scn.where.ward]
     assert len(mine) == 60
     assert not any(r.up for r in mine)
-    assert {r.error for r in mine} == {probes._ERRORS[probes.Mode.DOWN][1]}
+    assert {r.error for r in mine} == {probes._ERRORS[Mode.DOWN][1]}
     others = Counter(r.target for r in during if r.where.ward != scn.where.ward)
     assert max(others.values()) <= 3
 

@@ -25,9 +25,11 @@ def test_saved_model_loads_back_identical(es: Elasticsearch, world: World) -> No
     assert persistence.latest(world.settings.var_dir) == path
     # The loaded model judges exactly as the trained one did.
     start, end = T + timedelta(hours=2), T + timedelta(hours=2, minutes=15)
-    kw = {"settings": world.settings}
-    ids = {a.id for a in evaluate(es, world.indices, start, end, model=world.model, **kw)}
-    again = {a.id for a in evaluate(es, world.indices, start, end, model=loaded, **kw)}
+    settings = world.settings
+    ids = {
+        a.id for a in evaluate(es, world.indices, start, end, model=world.model, settings=settings)
+    }
+    again = {a.id for a in evaluate(es, world.indices, start, end, model=loaded, settings=settings)}
     assert ids
     assert ids == again
 
