@@ -41,17 +41,18 @@ from detectors.anomaly.features import (
     totals,
 )
 from detectors.base import aligned_windows, floor, iso
+from soc import timeutil
 from soc.alerts import store
 from soc.alerts.models import Alert, Detector, Window
 from soc.config import Settings
 from soc.errors import ConfigError
 from soc.es.indices import Indices
+from soc.es.state import Entry, StateIndex, StateKind
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KIND = "checkpoint"
+#: The checkpoint's entry in ``<prefix>-state`` (id ``anomaly.checkpoint:anomaly``, as before).
 CHECKPOINT_KEY = "anomaly"
-CHECKPOINT_ID = "anomaly.checkpoint:anomaly"
 #: On a first run (no checkpoint) or after a very long stop, catch up at most this far back.
 MAX_CATCH_UP = timedelta(days=1)
 #: History over which training counts dossiers left unsynced.
@@ -218,7 +219,7 @@ def bucket_alerts(
     for j in judged:
         kind = scoring.primary(j.deviations).kind
         since_text = chained.get(_chain_key(f"anomaly-{kind}", explain.group(j.row.key)))
-        since = datetime.fromisoformat(since_text.replace("Z", "+00:00")) if since_text else start
+        since = timeutil.parse(since_text) if since_text else start
         alerts.append(
             explain.deviation_alert(
                 j.row, j.deviations, j.score, window, since, j.baseline_source, created
@@ -284,23 +285,14 @@ def evaluate(
 
 # ------------------------------------------------------------------ checkpoint
 def done_until(es: Elasticsearch, indices: Indices) -> datetime | None:
-    try:
-        doc = es.get(index=indices.state, id=CHECKPOINT_ID)
-    except NotFoundError:
-        return None
-    text = doc["_source"].get("data", {}).get("done_until")
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    found = StateIndex(es, indices).get(StateKind.ANOMALY_CHECKPOINT, CHECKPOINT_KEY)
+    return timeutil.parse_optional(found.data.get("done_until")) if found else None
 
 
 def save_checkpoint(es: Elasticsearch, indices: Indices, until: datetime, alerts: int) -> None:
-    now = datetime.now(UTC)
-    doc = {
-        "kind": CHECKPOINT_KIND,
-        "key": CHECKPOINT_KEY,
-        "updated": iso(now),
-        "data": {"done_until": iso(until), "alerts": alerts},
-    }
-    es.index(index=indices.state, id=CHECKPOINT_ID, document=doc, refresh=True)
+    data = {"done_until": iso(until), "alerts": alerts}
+    entry = Entry(StateKind.ANOMALY_CHECKPOINT, CHECKPOINT_KEY, data, datetime.now(UTC))
+    StateIndex(es, indices).put(entry, refresh=True)
 
 
 def run_due(

@@ -36,8 +36,7 @@ class StateKind(StrEnum):
     DETECT_CHECKPOINT = "detect.checkpoint"  # detectors.sigma.state
     DETECT_TUNING = "detect.tuning"  # detectors.sigma.state
     DETECT_LEASE = "detect.lease"  # detectors.sigma.state
-    #: detectors.anomaly.flows; its id is still ``anomaly.checkpoint:anomaly`` (written there)
-    ANOMALY_CHECKPOINT = "checkpoint"
+    ANOMALY_CHECKPOINT = "anomaly.checkpoint"  # detectors.anomaly.flows
     ANOMALY_STREAM = "anomaly.stream-bank"  # detectors.anomaly.live (one per province)
     API_TOKEN = "api-token"  # noqa: S105 (a document kind, not a secret) soc.auth.service
     SESSION = "session"  # soc.auth.service
