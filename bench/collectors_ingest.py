@@ -166,6 +166,7 @@ def raw_bulk(es: Elasticsearch, docs: list[tuple[str, str, bytes]], batch: int) 
         for index, ident, doc in docs[at : at + batch]:
             body += b'{"create":{"_index":"%s","_id":"%s"}}\n' % (index.encode(), ident.encode())
             body += doc + b"\n"
+        # Pre-encoded NDJSON, sent as is (as the shipper does): the stubs say mappings only.
         resp = es.bulk(body=bytes(body), filter_path="errors")  # type: ignore[arg-type]
         if resp.get("errors"):
             raise SystemExit("raw _bulk reported errors")

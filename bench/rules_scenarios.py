@@ -26,6 +26,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from elasticsearch import Elasticsearch
+
 from detectors.base import aligned_windows, floor
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.runner import Engine
@@ -85,10 +87,12 @@ def main() -> None:
             teardown(es, prefix)
 
 
-def _detect(es: object, indices: Indices, start: datetime, end: datetime, minutes: int) -> int:
+def _detect(
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, minutes: int
+) -> int:
     rules = load_rules()
     chosen = [replace(rules.get(name), interval=timedelta(minutes=minutes)) for name in RULES]
-    engine = Engine(es, indices, chosen)  # type: ignore[arg-type]
+    engine = Engine(es, indices, chosen)
     plan = [(rule, window, Tuning()) for rule in chosen
             for window in aligned_windows(start, end, rule.interval)]  # fmt: skip
     for offset in range(0, len(plan), 200):

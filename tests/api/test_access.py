@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from detectors.sigma.service import load
@@ -215,7 +216,9 @@ ROWS: dict[tuple[str, str], Row] = {
 def app_routes(api: Api) -> set[tuple[str, str]]:
     """Every (method, path) the app serves; HEAD is GET's twin, ``/static`` is files."""
     found = set()
-    for route in iter_route_contexts(api.client.app.routes):  # type: ignore[attr-defined]
+    app = api.client.app
+    assert isinstance(app, FastAPI)  # TestClient types it as any ASGI app
+    for route in iter_route_contexts(app.routes):
         for method in route.methods or ():
             if method != "HEAD" and route.path:
                 found.add((method, route.path))
@@ -268,7 +271,9 @@ def _ids(api: Api, method: str, path: str, who: str, shared: Ids) -> Ids:
     if "{token_id}" in path:
         ids["token"] = "0" * 16
         if who != "anonymous":
-            user = api.client.app.state.directory.user(who)  # type: ignore[attr-defined]
+            app = api.client.app
+            assert isinstance(app, FastAPI)  # TestClient types it as any ASGI app
+            user = app.state.directory.user(who)
             _, info = auth.create_token(api.es, api.indices, user, "to revoke", auth.utcnow())
             ids["token"] = info.id
     return ids

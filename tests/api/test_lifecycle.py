@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import httpx2
 import pytest
 
 from soc.incidents.models import TRANSITIONS, IncidentStatus
@@ -27,7 +28,9 @@ def api(shared_api: Api) -> Api:
     return shared_api
 
 
-def _move(api: Api, incident_id: str, to: S, who: str = "analyst", reason: str = ""):  # type: ignore[no-untyped-def]
+def _move(
+    api: Api, incident_id: str, to: S, who: str = "analyst", reason: str = ""
+) -> httpx2.Response:
     return api.client.post(
         f"/api/v1/incidents/{incident_id}/transition",
         json={"to": to.value, "reason": reason},

@@ -68,7 +68,8 @@ def test_an_upload_with_an_error_is_refused_naming_file_and_line(api: Api) -> No
     assert bad.headers["content-type"].startswith("application/problem+json")
     assert "broken-upload.yml:" in bad.json()["detail"]
     assert "nosuchmodifier" in bad.json()["detail"]
-    assert not (api.settings.rules_dir / "uploaded" / "broken-upload.yml").exists()  # type: ignore[operator]
+    assert api.settings.rules_dir is not None
+    assert not (api.settings.rules_dir / "uploaded" / "broken-upload.yml").exists()
 
 
 def test_a_valid_upload_is_saved_disabled_and_listed(api: Api) -> None:
@@ -137,7 +138,8 @@ def test_a_sigmahq_file_uploads_unchanged_under_its_own_name(api: Api) -> None:
     [rule] = made.json()["rules"]
     assert rule["path"].endswith(f"uploaded/{name}")
     assert rule["enabled"] is False
-    assert (api.settings.rules_dir / "uploaded" / name).read_text(encoding="utf-8") == text  # type: ignore[operator]
+    assert api.settings.rules_dir is not None
+    assert (api.settings.rules_dir / "uploaded" / name).read_text(encoding="utf-8") == text
     back = api.client.post(f"/api/v1/rules/{rule['id']}/backtest", json={"hours": 1},
                            headers=api.headers("admin"))  # fmt: skip
     assert back.status_code == 200, back.text

@@ -23,8 +23,10 @@ import os
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
+from schemathesis.engine.recorder import CheckNode, ScenarioRecorder
 
 from soc.auth import service as auth
 from tests.api.conftest import Api
@@ -42,7 +44,9 @@ def _headers(api: Api, who: str) -> dict[str, str]:
     not sign the other API tests' shared callers out."""
     if who == "anonymous":
         return {}
-    user = api.client.app.state.directory.user(who)  # type: ignore[attr-defined]
+    app = api.client.app
+    assert isinstance(app, FastAPI)  # TestClient types it as any ASGI app
+    user = app.state.directory.user(who)
     token, _ = auth.create_token(api.es, api.indices, user, "schemathesis", auth.utcnow())
     return {"Authorization": f"Bearer {token}"}
 
@@ -105,9 +109,10 @@ def test_every_operation_passes_every_check(api: Api, who: str) -> None:
     assert failures == {}
 
 
-def _explain(recorder: object, case_id: str, check: object) -> str:
-    failure = str(check.failure_info.failure)[:500]  # type: ignore[attr-defined]
-    interaction = recorder.interactions.get(case_id)  # type: ignore[attr-defined]
+def _explain(recorder: ScenarioRecorder, case_id: str, check: CheckNode) -> str:
+    assert check.failure_info is not None
+    failure = str(check.failure_info.failure)[:500]
+    interaction = recorder.interactions.get(case_id)
     if interaction is None or interaction.response is None:
         return failure
     request = interaction.request

@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -24,7 +24,10 @@ AUTH = {"Authorization": f"Bearer {PUSH_TOKEN}"}
 
 
 def _request(
-    port: int, method: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    port: int,
+    method: str,
+    body: bytes | Iterable[bytes] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -46,7 +49,7 @@ def test_chunked_body_and_other_methods(
     c = run_collector([{"id": "push", "type": "http", "port": port}])
     # an iterable body without a length: http.client sends it chunked (before: "empty body")
     chunks = (_hanoi(n) + b"\n" for n in range(3))
-    status, _, body = _request(port, "POST", chunks)  # type: ignore[arg-type]
+    status, _, body = _request(port, "POST", chunks)
     assert (status, orjson.loads(body)) == (200, {"accepted": 3, "events": 3, "deadlettered": 0})
     for method in ("GET", "PUT", "DELETE"):
         status, headers, _ = _request(port, method)
@@ -92,7 +95,7 @@ def test_client_hanging_up_after_413_is_one_log_line(
         status, _, _ = _request(port, "POST", b"y" * 5000)
         assert status == 413
         chunked = iter([b"z" * 800, b"z" * 800])  # over the bound once the chunks add up
-        assert _request(port, "POST", chunked)[0] == 413  # type: ignore[arg-type]
+        assert _request(port, "POST", chunked)[0] == 413
     assert "Traceback" not in caplog.text + capfd.readouterr().err  # socketserver prints there
     assert not [r for r in caplog.records if r.exc_info]
 

@@ -95,8 +95,7 @@ def _mixed(n: int) -> list[RawLine]:
 def parse_marking_pid(text: str) -> Parsed:
     """``parse_auto``, and the process that ran it in ``labels.pid`` (module level: picklable)."""
     parsed = parse_auto(text)
-    parsed.fields["labels"] = {"pid": str(os.getpid())}  # type: ignore[index]
-    return parsed
+    return parsed._replace(fields={**parsed.fields, "labels": {"pid": str(os.getpid())}})
 
 
 def _pids(records: bytes) -> set[str]:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 import uvicorn
@@ -124,8 +125,14 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
+class Login(Protocol):
+    """The ``login`` fixture: sign ``name`` in, in a fresh browser context."""
+
+    def __call__(self, name: str, lang: str = "en", bypass_csp: bool = False) -> Page: ...
+
+
 @pytest.fixture
-def login(browser: Browser, console: Console) -> Iterator[object]:
+def login(browser: Browser, console: Console) -> Iterator[Login]:
     """``login(name)`` opens a fresh context (own cookies) and signs in through the form."""
     contexts = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboards.conftest import Console
+from tests.dashboards.conftest import Console, Login
 
 #: The checks run in the page: tests/dashboards/a11y.js (controls without a name, low contrast).
 _JS = (Path(__file__).parent / "a11y.js").read_text(encoding="utf-8")
@@ -18,9 +18,9 @@ _LOW_CONTRAST = f"() => {{ {_JS}; return lowContrast(); }}"
 
 @pytest.mark.parametrize("lang", ["vi", "en"])
 def test_main_pages_have_names_contrast_and_a_language(
-    console: Console, login: object, lang: str
+    console: Console, login: Login, lang: str
 ) -> None:
-    page = login("admin", lang=lang)  # type: ignore[operator]
+    page = login("admin", lang=lang)
     incident = f"/incidents/{console.data.anomaly_incident}"
     paths = ["/", "/provinces/01", "/alerts", "/incidents", incident, "/rules", "/durations"]
     paths.append("/outbox")
@@ -34,8 +34,8 @@ def test_main_pages_have_names_contrast_and_a_language(
         assert page.evaluate(_LOW_CONTRAST) == [], path
 
 
-def test_the_board_works_from_the_keyboard(console: Console, login: object) -> None:
-    page = login("analyst")  # type: ignore[operator]
+def test_the_board_works_from_the_keyboard(console: Console, login: Login) -> None:
+    page = login("analyst")
     page.goto("/")
     for _ in range(40):
         page.keyboard.press("Tab")

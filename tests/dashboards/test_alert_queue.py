@@ -11,14 +11,14 @@ from soc.alerts import service as alerts
 from soc.incidents.grouping import group_pending
 from soc.incidents.models import utcnow
 from soc.localities import catalogue
-from tests.dashboards.conftest import Console, shot
+from tests.dashboards.conftest import Console, Login, shot
 from tests.incidents.factory import make_alert, wards, write
 
 TITLE = "Đăng nhập VNeID thất bại hàng loạt"
 
 
 def test_just_fired_alerts_show_with_their_incident_and_can_be_triaged(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
     now = utcnow()
     fired = make_alert(province="48", ward=wards("48", 1)[0], rule="queue-just-fired", title=TITLE)
@@ -29,7 +29,7 @@ def test_just_fired_alerts_show_with_their_incident_and_can_be_triaged(
     assert stored.incident_id is not None
     assert stored.status.value == "attached"
 
-    page = login("analyst", lang="vi")  # type: ignore[operator]
+    page = login("analyst", lang="vi")
     page.goto("/alerts")
     page.click("#queue-views a[href='/alerts?status=new']")
     row = page.locator(f"#queue tr[data-id='{fired.id}']")
@@ -57,8 +57,8 @@ def test_just_fired_alerts_show_with_their_incident_and_can_be_triaged(
     assert after.incident_id == stored.incident_id
 
 
-def test_provincial_it_sees_no_other_province_in_the_queue(console: Console, login: object) -> None:
-    page = login("hanoi-it")  # type: ignore[operator]
+def test_provincial_it_sees_no_other_province_in_the_queue(console: Console, login: Login) -> None:
+    page = login("hanoi-it")
     page.goto("/alerts")
     expect(page.locator("#queue tbody tr[data-id]").first).to_be_visible()
     expect(page.locator("#queue")).not_to_contain_text(console.data.hcm_title)

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from dashboards import tilemap
 from soc.localities import catalogue
-from tests.dashboards.conftest import Console, shot
+from tests.dashboards.conftest import Console, Login, shot
 
 
 def test_every_province_has_its_own_cell() -> None:
@@ -22,9 +22,9 @@ def test_every_province_has_its_own_cell() -> None:
 
 
 def test_the_map_runs_north_to_south_and_leads_to_the_province(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
-    page = login("analyst", lang="vi")  # type: ignore[operator]
+    page = login("analyst", lang="vi")
     page.goto("/")
     tiles = page.locator("#provinces .tile")
     expect(tiles).to_have_count(34)
@@ -55,8 +55,8 @@ def test_the_map_runs_north_to_south_and_leads_to_the_province(
     expect(page).to_have_url(re.compile(r"/provinces/01$"))
 
 
-def test_provincial_it_map_has_only_its_province(console: Console, login: object) -> None:
-    page = login("hanoi-it")  # type: ignore[operator]
+def test_provincial_it_map_has_only_its_province(console: Console, login: Login) -> None:
+    page = login("hanoi-it")
     page.goto("/")
     expect(page.locator("#provinces .tile")).to_have_count(1)
     expect(page.locator("#provinces .tile[data-code='01']")).to_be_visible()

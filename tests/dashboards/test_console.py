@@ -17,7 +17,7 @@ from soc.alerts.models import AlertStatus
 from soc.auth.models import Role, User
 from soc.incidents import service as incidents
 from soc.localities import catalogue
-from tests.dashboards.conftest import Console, shot
+from tests.dashboards.conftest import Console, Login, shot
 from tests.dashboards.seed import IMG, SCRIPT
 
 FIXED_RULE = """title: Uploaded VNeID login failure
@@ -42,7 +42,7 @@ def xss_fired(page: Page) -> bool:
 
 
 def test_login_page_then_every_role_signs_in_and_sees_its_provinces(
-    browser: Browser, console: Console, login: object
+    browser: Browser, console: Console, login: Login
 ) -> None:
     context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 860})
     page = context.new_page()
@@ -57,7 +57,7 @@ def test_login_page_then_every_role_signs_in_and_sees_its_provinces(
 
     seen = {}
     for name in ("admin", "analyst", "hanoi-it", "hcm-it"):
-        page = login(name)  # type: ignore[operator]
+        page = login(name)
         expect(page.locator("#provinces .tile").first).to_be_visible()
         seen[name] = page.locator("#provinces .tile .name").all_inner_texts()
         if name == "admin":
@@ -72,9 +72,9 @@ def test_login_page_then_every_role_signs_in_and_sees_its_provinces(
 
 
 def test_board_drills_into_a_province_its_communes_and_a_service(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
-    page = login("analyst")  # type: ignore[operator]
+    page = login("analyst")
     tile = page.locator("#provinces .tile[data-code='01']")
     # Commune incidents only: YELLOW for the province (its RED communes show inside).
     expect(tile).to_have_class(re.compile(r"\bYELLOW\b"))
@@ -93,8 +93,8 @@ def test_board_drills_into_a_province_its_communes_and_a_service(
     expect(first).not_to_have_text("0")
 
 
-def test_provincial_user_never_sees_another_province(console: Console, login: object) -> None:
-    page = login("hanoi-it")  # type: ignore[operator]
+def test_provincial_user_never_sees_another_province(console: Console, login: Login) -> None:
+    page = login("hanoi-it")
     for path in ("/provinces/79", f"/incidents/{console.data.hcm_incident}"):
         response = page.goto(path)
         assert response is not None
@@ -111,8 +111,8 @@ def test_provincial_user_never_sees_another_province(console: Console, login: ob
     assert response.status == 403
 
 
-def test_bulk_triage_with_the_keyboard_and_the_buttons(console: Console, login: object) -> None:
-    page = login("analyst")  # type: ignore[operator]
+def test_bulk_triage_with_the_keyboard_and_the_buttons(console: Console, login: Login) -> None:
+    page = login("analyst")
     page.goto("/alerts?province=01&severity=medium")
     rows = page.locator("#queue tbody tr[data-id]")
     expect(rows).to_have_count(3)
@@ -164,9 +164,9 @@ def test_bulk_triage_with_the_keyboard_and_the_buttons(console: Console, login: 
 
 
 def test_an_incident_moves_through_its_lifecycle_with_its_evidence(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
-    page = login("hanoi-it")  # type: ignore[operator] # provincial IT may move its own incidents
+    page = login("hanoi-it")  # provincial IT may move its own incidents
     page.goto(f"/incidents/{console.data.anomaly_incident}")
     expect(page.locator("#incident-status")).to_have_text("new")
     expect(page.locator("#chart polyline.observed")).to_have_count(1)
@@ -187,9 +187,9 @@ def test_an_incident_moves_through_its_lifecycle_with_its_evidence(
 
 
 def test_an_uploaded_rule_with_an_error_shows_the_error_in_place(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
-    page = login("admin")  # type: ignore[operator]
+    page = login("admin")
     page.goto("/rules")
     expect(page.locator("#rules tbody tr").first).to_be_visible()
     broken = "title: Broken rule\nid: 7f1b9d7e-0000-4000-8000-000000000001\nlogsource:\n"
@@ -203,7 +203,8 @@ def test_an_uploaded_rule_with_an_error_shows_the_error_in_place(
     expect(page.locator("#upload-form textarea")).to_have_value(broken)  # kept for fixing
     page.locator("#upload").scroll_into_view_if_needed()
     shot(page, "rules")
-    uploaded = console.settings.rules_dir / "uploaded"  # type: ignore[operator]
+    assert console.settings.rules_dir is not None
+    uploaded = console.settings.rules_dir / "uploaded"
     assert not (uploaded / "broken-rule.yml").exists()
     # Fixed, it validates against every other rule and is saved disabled, waiting for review.
     page.fill("#upload-form textarea", FIXED_RULE)
@@ -230,11 +231,11 @@ def test_an_uploaded_rule_with_an_error_shows_the_error_in_place(
 
 
 def test_a_sigmahq_file_uploads_through_the_page_under_its_own_name(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
     name = "web_etc_passwd_keyword.yml"
     text = (Path(__file__).resolve().parents[1] / "fixtures" / "sigmahq" / name).read_text()
-    page = login("admin")  # type: ignore[operator]
+    page = login("admin")
     page.goto("/rules")
     page.fill("#upload-form input[name=file_name]", name)
     page.fill("#upload-form textarea", text)
@@ -243,17 +244,18 @@ def test_a_sigmahq_file_uploads_through_the_page_under_its_own_name(
     row = page.locator("#rules tr[data-rule='9c7a3e51-6b0d-4e8f-8a2c-0d4e5f6a7b81']")
     expect(row.locator("td.enabled")).to_have_text("Disabled")
     expect(row).to_contain_text(f"uploaded/{name}")
-    uploaded = console.settings.rules_dir / "uploaded" / name  # type: ignore[operator]
+    assert console.settings.rules_dir is not None
+    uploaded = console.settings.rules_dir / "uploaded" / name
     assert uploaded.read_text(encoding="utf-8") == text
     row.locator("button", has_text="Backtest").click()
     expect(page.locator("#matched-events")).to_have_text("0")
 
 
 def test_planted_script_in_events_and_alerts_is_shown_as_text(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
     # The Content Security Policy is switched off here, so escaping alone must keep script inert.
-    page = login("analyst", bypass_csp=True)  # type: ignore[operator]
+    page = login("analyst", bypass_csp=True)
     page.goto(f"/incidents/{console.data.xss_incident}")
     expect(page.locator("#raw-events tbody tr")).to_have_count(3)
     expect(page.locator("#raw-events")).to_contain_text(SCRIPT)
@@ -274,15 +276,18 @@ def test_planted_script_in_events_and_alerts_is_shown_as_text(
     assert not xss_fired(page)
 
 
-def test_forms_without_the_csrf_token_are_refused(console: Console, login: object) -> None:
-    page = login("analyst")  # type: ignore[operator]
+def test_forms_without_the_csrf_token_are_refused(console: Console, login: Login) -> None:
+    page = login("analyst")
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["soc_session"]
     assert session["httpOnly"]
     assert session["sameSite"] == "Strict"
     target = f"{console.url}/incidents/{console.data.xss_incident}/comment"
-    for form in ({"text": "no token", "etag": '"1-1"'},
-                 {"text": "wrong token", "etag": '"1-1"', "csrf_token": "forged"}):  # fmt: skip
+    forms: list[dict[str, str | float | bool]] = [
+        {"text": "no token", "etag": '"1-1"'},
+        {"text": "wrong token", "etag": '"1-1"', "csrf_token": "forged"},
+    ]
+    for form in forms:
         refused = page.request.post(target, form=form, max_redirects=0)
         assert refused.status == 403, refused.text()
     refused = page.request.post(
@@ -293,8 +298,8 @@ def test_forms_without_the_csrf_token_are_refused(console: Console, login: objec
     assert not stored.comments
 
 
-def test_admin_pages_outbox_and_durations(console: Console, login: object) -> None:
-    page = login("admin")  # type: ignore[operator]
+def test_admin_pages_outbox_and_durations(console: Console, login: Login) -> None:
+    page = login("admin")
     page.goto("/durations")
     expect(page.locator("#durations")).to_contain_text(HANOI)
     page.goto("/outbox")
@@ -309,6 +314,9 @@ def test_admin_pages_outbox_and_durations(console: Console, login: object) -> No
     page.click("form[action='/logout'] button")
     expect(page).to_have_url(re.compile(r"/login$"))
     # The old cookie is dead on the server too, not just dropped by the browser.
-    page.context.add_cookies([old_session])
+    old = old_session  # a Cookie as read back; add_cookies takes a SetCookieParam
+    page.context.add_cookies(
+        [{"name": old["name"], "value": old["value"], "domain": old["domain"], "path": old["path"]}]
+    )
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))

@@ -15,7 +15,7 @@ from soc.events.service import event_id, index_events
 from soc.incidents.grouping import group_pending
 from soc.incidents.models import utcnow
 from soc.localities import catalogue
-from tests.dashboards.conftest import Console, shot
+from tests.dashboards.conftest import Console, Login, shot
 from tests.incidents.factory import T0, make_alert, wards, write
 
 URL = "https://dichvucong.khanhhoa.gov.vn/health"
@@ -48,7 +48,7 @@ def _probe(province: str, ward: str, minutes_ago: int, up: bool) -> dict[str, An
 
 
 def test_a_probe_incident_shows_endpoint_answers_and_since_when(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
     ward = wards("56", 1)[0]
     results = [_probe("56", ward, m, up=m > 7) for m in (10, 8, 6, 4, 2)]
@@ -63,7 +63,7 @@ def test_a_probe_incident_shows_endpoint_answers_and_since_when(
     write(console.es, console.indices, alert)
     group_pending(console.es, console.indices, console.settings)
     incident = alerts.get(console.es, console.indices, alert.id, user=None).incident_id
-    page = login("analyst", lang="vi")  # type: ignore[operator]
+    page = login("analyst", lang="vi")
     page.goto(f"/incidents/{incident}")
     box = page.locator("#probe-evidence")
     expect(box).to_contain_text(URL)
@@ -82,7 +82,7 @@ def test_a_probe_incident_shows_endpoint_answers_and_since_when(
 
 
 def test_a_rule_incident_shows_matched_fields_and_the_summary_follows(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
     ward = wards("42", 1)[0]
     events = [
@@ -134,7 +134,7 @@ def test_a_rule_incident_shows_matched_fields_and_the_summary_follows(
     group_pending(console.es, console.indices, console.settings)
     assert alerts.get(console.es, console.indices, later.id, user=None).incident_id == incident
 
-    page = login("analyst", lang="en")  # type: ignore[operator]
+    page = login("analyst", lang="en")
     page.goto(f"/incidents/{incident}")
     expect(page.locator("#incident-summary")).to_have_text("9 matching events (later window)")
     expect(page.locator("#summary-count")).to_contain_text("2")
@@ -148,7 +148,7 @@ def test_a_rule_incident_shows_matched_fields_and_the_summary_follows(
 
 
 def test_an_anomaly_incident_shows_its_series_band_and_anomalous_points(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
     ward = wards("01", 3)[1]  # the seeded anomaly incident's commune
     base = T0 - timedelta(hours=3)
@@ -171,7 +171,7 @@ def test_an_anomaly_incident_shows_its_series_band_and_anomalous_points(
     history = [e for day in range(1, 8) for e in traffic(day, 2 + day % 3, range(60))]
     today = traffic(0, 4, range(36)) + traffic(0, 1, range(36, 60))  # drops at T0
     index_events(console.es, console.indices, history + today, refresh=True)
-    page = login("analyst", lang="vi")  # type: ignore[operator]
+    page = login("analyst", lang="vi")
     page.goto(f"/incidents/{console.data.anomaly_incident}")
     chart = page.locator("#series-chart")
     expect(chart).to_be_visible()

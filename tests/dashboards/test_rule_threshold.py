@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from detectors.sigma import service as rules
-from tests.dashboards.conftest import Console
+from tests.dashboards.conftest import Console, Login
 
 RULE = "eef20f99-8bf8-4d31-9776-95641223716b"  # national database look-ups failing (correlation)
 PLAIN = "0f2000dc-a5df-425c-b8f7-6fc1d5db3bde"  # vulnerability scanner (a plain rule)
@@ -17,8 +17,8 @@ def _thresholds(console: Console) -> tuple[tuple[str, int], ...]:
     return rules.tuning(es=console.es, settings=console.settings, rule=rule).thresholds
 
 
-def test_a_threshold_is_tried_then_saved(console: Console, login: object) -> None:
-    page = login("admin", lang="vi")  # type: ignore[operator]
+def test_a_threshold_is_tried_then_saved(console: Console, login: Login) -> None:
+    page = login("admin", lang="vi")
     page.goto("/rules")
     row = page.locator(f"#rules tr[data-rule='{RULE}']")
     row.locator("details.threshold summary").click()
@@ -34,8 +34,8 @@ def test_a_threshold_is_tried_then_saved(console: Console, login: object) -> Non
     expect(row.locator("details.threshold .note")).to_have_text("01: 40")
 
 
-def test_an_exception_is_tried_then_saved(console: Console, login: object) -> None:
-    page = login("admin", lang="en")  # type: ignore[operator]
+def test_an_exception_is_tried_then_saved(console: Console, login: Login) -> None:
+    page = login("admin", lang="en")
     page.goto("/rules")
     row = page.locator(f"#rules tr[data-rule='{PLAIN}']")
     row.locator("details.exception summary").click()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from playwright.sync_api import expect
 
 from soc.incidents import service as incidents
-from tests.dashboards.conftest import Console
+from tests.dashboards.conftest import Console, Login
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (UTC\+7|UTC)$")
 
@@ -21,9 +21,9 @@ def _read(text: str) -> tuple[datetime, str]:
 
 
 def test_times_are_vietnam_time_labelled_with_utc_in_the_tooltip(
-    console: Console, login: object
+    console: Console, login: Login
 ) -> None:
-    page = login("analyst")  # type: ignore[operator]
+    page = login("analyst")
     page.goto(f"/incidents/{console.data.anomaly_incident}")
     stored = incidents.get(console.es, console.indices, console.data.anomaly_incident, user=None)
     first = page.locator("dl.facts time").first
@@ -39,10 +39,8 @@ def test_times_are_vietnam_time_labelled_with_utc_in_the_tooltip(
     expect(page.locator("#tz-switch")).to_contain_text("UTC")
 
 
-def test_a_person_can_choose_utc_and_it_holds_on_every_page(
-    console: Console, login: object
-) -> None:
-    page = login("analyst")  # type: ignore[operator]
+def test_a_person_can_choose_utc_and_it_holds_on_every_page(console: Console, login: Login) -> None:
+    page = login("analyst")
     page.goto(f"/incidents/{console.data.xss_incident}")
     page.click("#tz-switch")
     expect(page).to_have_url(re.compile(f"/incidents/{console.data.xss_incident}$"))

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,9 @@ def text(path: Path) -> str:
         return ""
 
 
-def wait(check: object, timeout: float = 10.0) -> None:
+def wait(check: Callable[[], object], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
 

@@ -4,6 +4,7 @@ accounts), communes and service, in ``alert.explanation`` (docs/detection.md, "A
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from detectors.base import Window
 from detectors.sigma.alerting import to_alert
@@ -17,12 +18,12 @@ WINDOW = Window(NOW, datetime(2026, 12, 4, 3, 1, tzinfo=UTC))
 
 
 def _sample(n: int, **fields: object) -> dict[str, object]:
-    doc: dict[str, object] = {"_id": f"e{n}", "_index": "soc-events-2026.12.04"}
+    doc: dict[str, Any] = {"_id": f"e{n}", "_index": "soc-events-2026.12.04"}
     for dotted, value in fields.items():
         node = doc
         *parents, leaf = dotted.split("__")
         for part in parents:
-            node = node.setdefault(part, {})  # type: ignore[assignment]
+            node = node.setdefault(part, {})
         node[leaf] = value
     return doc
 

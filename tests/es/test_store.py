@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -130,11 +131,11 @@ def test_replaying_a_batch_doubles_nothing(es: Elasticsearch, ready: Indices) ->
 def test_sigma_matched_keywords_match_case_insensitively(
     es: Elasticsearch, ready: Indices, field: str, stored: str, query: str
 ) -> None:
-    doc: dict[str, object] = {"@timestamp": "2026-11-23T01:00:00Z"}
+    doc: dict[str, Any] = {"@timestamp": "2026-11-23T01:00:00Z"}
     node = doc
     *parents, leaf = field.split(".")
     for part in parents:
-        node = node.setdefault(part, {})  # type: ignore[assignment]
+        node = node.setdefault(part, {})
     node[leaf] = stored
     index_events(es, ready, [doc], refresh=True)
     hits = es.search(index=ready.events, query={"query_string": {"query": query}})

@@ -15,14 +15,14 @@ from soc.incidents import service as incidents
 from soc.incidents.grouping import group_alert
 from soc.incidents.models import IncidentStatus
 from soc.localities import catalogue
-from soc.status.service import Colour, board, history, record_changes
+from soc.status.service import Board, Colour, board, history, record_changes
 from tests.incidents.factory import make_alert, wards
 
 ADMIN = User(name="root", role=Role.ADMIN)
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def _board(es: Elasticsearch, indices: Indices, user: User = ADMIN):  # type: ignore[no-untyped-def]
+def _board(es: Elasticsearch, indices: Indices, user: User = ADMIN) -> Board:
     es.indices.refresh(index=f"{indices.incidents},{indices.events}*")
     return board(es, indices, user=user, now=NOW, probe_window=900)
 
@@ -44,7 +44,7 @@ def _probe(es: Elasticsearch, indices: Indices, province: str, ward: str | None,
     )
 
 
-def _colours(result, province: str) -> tuple[Colour, dict[str, Colour]]:  # type: ignore[no-untyped-def]
+def _colours(result: Board, province: str) -> tuple[Colour, dict[str, Colour]]:
     [prov] = [p for p in result.provinces if p.code == province]
     return prov.status, {c.code: c.status for c in result.communes[province]}
 

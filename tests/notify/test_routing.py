@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,9 @@ from tests.notify.notices import notice
 NATIONAL = "national-soc@soc.local"
 
 
-def addresses(routes: Routes, **kwargs: object) -> list[str]:
-    return [r.address for r in routes.recipients(notice("inc-1", **kwargs))]  # type: ignore[arg-type]
+def addresses(routes: Routes, **kwargs: Any) -> list[str]:
+    """Who gets ``notice("inc-1", **kwargs)`` (the keywords are notice()'s, typed there)."""
+    return [r.address for r in routes.recipients(notice("inc-1", **kwargs))]
 
 
 def test_a_province_notice_goes_to_that_provinces_team_only(routes: Routes) -> None:
