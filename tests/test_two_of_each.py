@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -159,9 +160,15 @@ def _incidents(es: Elasticsearch, indices: Indices, province: str) -> int:
 
 
 def _health(port: int) -> int:
+    """The API's health status; 0 while it is not listening yet (a slow start on a loaded box)."""
     url = f"http://127.0.0.1:{port}/api/v1/health"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return int(resp.status)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except urllib.error.URLError:
+        return 0
 
 
 def _assert_nothing_doubled(es: Elasticsearch, indices: Indices, mail: Path) -> None:
