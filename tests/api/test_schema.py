@@ -20,16 +20,20 @@ refuses is 429 (generated user names repeat).
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from elasticsearch import Elasticsearch
 from fastapi import FastAPI
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import CheckNode, ScenarioRecorder
 
 from soc.auth import service as auth
-from tests.api.conftest import Api
+from soc.es.templates import teardown
+from tests.api.conftest import Api, running_api
 from tests.api.seed import incident
 
 WHO = ("admin", "analyst", "it_right", "it_wrong", "anonymous")
@@ -81,9 +85,17 @@ def _config(api: Api, who: str) -> SchemathesisConfig:
 
 
 @pytest.fixture(scope="module")
-def api(shared_api: Api) -> Api:
-    incident(shared_api)  # something for the list, search and metrics to find
-    return shared_api
+def api(es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """An app and index prefix of this module's own, not the other API tests' shared one:
+    schemathesis lists each caller's tokens and revokes the ids it finds (every caller's own
+    tokens are its to revoke), which signed the shared callers out of every later API test."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    try:
+        with running_api(es, es_url, prefix, tmp_path_factory.mktemp("schema")) as running:
+            incident(running)  # something for the list, search and metrics to find
+            yield running
+    finally:
+        teardown(es, prefix)
 
 
 @pytest.mark.parametrize("who", WHO)
