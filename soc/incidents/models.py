@@ -176,20 +176,7 @@ class Incident(IncidentSummary):
         """Rebuild from a search hit or a get response (with ``_seq_no``, ``_primary_term``)."""
         src = hit["_source"]
         values = dict(src["incident"])
-        locality = src.get("locality", {})
-        ward = locality.get("ward") or {}
-        values.update(
-            detector=src["detector"],
-            rule_id=src["rule"]["id"],
-            rule_name=src["rule"]["name"],
-            province_code=locality["province"]["code"],
-            province_name=locality["province"]["name"],
-            ward_code=ward.get("code"),
-            ward_name=ward.get("name"),
-            service=(src.get("service") or {}).get("name"),
-            entity_type=(src.get("entity") or {}).get("type"),
-            entity_value=(src.get("entity") or {}).get("value"),
-        )
+        values.update(_flat_fields(src))
         if "_seq_no" in hit:
             values["version"] = (hit["_seq_no"], hit["_primary_term"])
         return cls.model_validate(values)
@@ -254,23 +241,28 @@ def summary_row(hit: dict[str, Any]) -> dict[str, Any]:
     src = hit["_source"]
     row = dict(_SUMMARY_DEFAULTS)
     row.update((k, v) for k, v in src["incident"].items() if k in _SUMMARY_KEYS)
+    row.update(_flat_fields(src), version=[hit["_seq_no"], hit["_primary_term"]])
+    return row
+
+
+def _flat_fields(src: dict[str, Any]) -> dict[str, Any]:
+    """The incident's fields stored outside ``incident`` (where :meth:`Incident.to_doc` puts
+    them), flattened back to the model's names."""
     locality = src.get("locality", {})
     ward = locality.get("ward") or {}
     entity = src.get("entity") or {}
-    row.update(
-        detector=src["detector"],
-        rule_id=src["rule"]["id"],
-        rule_name=src["rule"]["name"],
-        province_code=locality["province"]["code"],
-        province_name=locality["province"]["name"],
-        ward_code=ward.get("code"),
-        ward_name=ward.get("name"),
-        service=(src.get("service") or {}).get("name"),
-        entity_type=entity.get("type"),
-        entity_value=entity.get("value"),
-        version=[hit["_seq_no"], hit["_primary_term"]],
-    )
-    return row
+    return {
+        "detector": src["detector"],
+        "rule_id": src["rule"]["id"],
+        "rule_name": src["rule"]["name"],
+        "province_code": locality["province"]["code"],
+        "province_name": locality["province"]["name"],
+        "ward_code": ward.get("code"),
+        "ward_name": ward.get("name"),
+        "service": (src.get("service") or {}).get("name"),
+        "entity_type": entity.get("type"),
+        "entity_value": entity.get("value"),
+    }
 
 
 _SUMMARY_KEYS = frozenset(IncidentSummary.model_fields)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from elastic_transport import ObjectApiResponse
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from soc.auth.models import User
@@ -120,18 +121,30 @@ def search_rows(
 
     Elasticsearch leaves the history out (``_source`` excludes) and no model is built per row.
     """
-    found = es.search(
+    found = _page(es, indices, flt, user, excludes=list(DETAIL_FIELDS))
+    rows = [summary_row(hit) for hit in found["hits"]["hits"]]
+    return rows, int(found["hits"]["total"]["value"])
+
+
+def _page(
+    es: Elasticsearch,
+    indices: Indices,
+    flt: IncidentFilter,
+    user: User,
+    *,
+    excludes: list[str] | None,
+) -> ObjectApiResponse[Any]:
+    """One page of the filter's hits within the user's scope, newest activity first."""
+    return es.search(
         index=indices.incidents,
         query=query(flt, user),
         sort=[{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
         from_=_start(flt),
         size=flt.size,
         track_total_hits=True,
-        source_excludes=list(DETAIL_FIELDS),
+        source_excludes=excludes,
         seq_no_primary_term=True,
     )
-    rows = [summary_row(hit) for hit in found["hits"]["hits"]]
-    return rows, int(found["hits"]["total"]["value"])
 
 
 def _start(flt: IncidentFilter) -> int:
@@ -143,15 +156,7 @@ def _start(flt: IncidentFilter) -> int:
 
 def search(es: Elasticsearch, indices: Indices, flt: IncidentFilter, *, user: User) -> IncidentPage:
     """One page of incidents matching ``flt`` within ``user``'s scope, newest activity first."""
-    found = es.search(
-        index=indices.incidents,
-        query=query(flt, user),
-        sort=[{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
-        from_=_start(flt),
-        size=flt.size,
-        track_total_hits=True,
-        seq_no_primary_term=True,
-    )
+    found = _page(es, indices, flt, user, excludes=None)
     items = [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
     return IncidentPage(items, int(found["hits"]["total"]["value"]), flt.page, flt.size)
 
