@@ -10,7 +10,6 @@ since when the key has been deviating. Titles and summaries are built from soc's
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from detectors.anomaly import scoring
 from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
@@ -18,52 +17,63 @@ from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
 from detectors.anomaly.silence import CollectorSilence, Silence
 from detectors.base import iso
+from soc.alerts.anomaly import (
+    AnomalyKind,
+    CollectorSilenceExplanation,
+    Context,
+    DeviationExplanation,
+    EndpointDownExplanation,
+    Explanation,
+    Feature,
+    OutageExplanation,
+    ScoredFeature,
+)
 from soc.alerts.models import Alert, Detector, Entity, Place, RuleRef, Severity, Window
 from soc.errors import LocalityError
 from soc.localities import catalogue
 from soc.services import Service
 
 RULE_VERSION = "1"
-TITLES: dict[str, str] = {
-    "outage": "Traffic stopped (possible outage)",
-    "collector-silence": "Collector silent (no events, no heartbeat)",
-    "endpoint-down": "Health probe failing (endpoint down)",
-    "unsynced-dossiers": "Dossiers not synchronised to the national portal",
-    "sync-failing": "Sync job failing for a commune",
-    "sync-job-stopped": "Sync job to the national portal stopped",
-    "error-storm": "Surge of server errors (5xx)",
-    "access-denied-surge": "Surge of access denied (401/403)",
-    "failure-surge": "Surge of failed operations",
-    "otp-verify-failure": "Surge of failed OTP verifications",
-    "otp-send-failure": "Surge of failed OTP sends",
-    "slowdown": "Slowdown (95th percentile latency)",
-    "volume-surge": "Unusual surge of requests",
-    "traffic-drop": "Traffic collapsed",
+TITLES: dict[AnomalyKind, str] = {
+    AnomalyKind.OUTAGE: "Traffic stopped (possible outage)",
+    AnomalyKind.COLLECTOR_SILENCE: "Collector silent (no events, no heartbeat)",
+    AnomalyKind.ENDPOINT_DOWN: "Health probe failing (endpoint down)",
+    AnomalyKind.UNSYNCED_DOSSIERS: "Dossiers not synchronised to the national portal",
+    AnomalyKind.SYNC_FAILING: "Sync job failing for a commune",
+    AnomalyKind.SYNC_JOB_STOPPED: "Sync job to the national portal stopped",
+    AnomalyKind.ERROR_STORM: "Surge of server errors (5xx)",
+    AnomalyKind.ACCESS_DENIED_SURGE: "Surge of access denied (401/403)",
+    AnomalyKind.FAILURE_SURGE: "Surge of failed operations",
+    AnomalyKind.OTP_VERIFY_FAILURE: "Surge of failed OTP verifications",
+    AnomalyKind.OTP_SEND_FAILURE: "Surge of failed OTP sends",
+    AnomalyKind.SLOWDOWN: "Slowdown (95th percentile latency)",
+    AnomalyKind.VOLUME_SURGE: "Unusual surge of requests",
+    AnomalyKind.TRAFFIC_DROP: "Traffic collapsed",
 }
-SEVERITY: dict[str, Severity] = {
-    "outage": Severity.HIGH,
-    "collector-silence": Severity.MEDIUM,
-    "endpoint-down": Severity.HIGH,
-    "unsynced-dossiers": Severity.HIGH,
-    "sync-failing": Severity.HIGH,
-    "sync-job-stopped": Severity.HIGH,
-    "error-storm": Severity.HIGH,
-    "failure-surge": Severity.HIGH,
-    "otp-verify-failure": Severity.HIGH,
-    "otp-send-failure": Severity.HIGH,
-    "access-denied-surge": Severity.MEDIUM,
-    "slowdown": Severity.MEDIUM,
-    "volume-surge": Severity.MEDIUM,
-    "traffic-drop": Severity.MEDIUM,
+SEVERITY: dict[AnomalyKind, Severity] = {
+    AnomalyKind.OUTAGE: Severity.HIGH,
+    AnomalyKind.COLLECTOR_SILENCE: Severity.MEDIUM,
+    AnomalyKind.ENDPOINT_DOWN: Severity.HIGH,
+    AnomalyKind.UNSYNCED_DOSSIERS: Severity.HIGH,
+    AnomalyKind.SYNC_FAILING: Severity.HIGH,
+    AnomalyKind.SYNC_JOB_STOPPED: Severity.HIGH,
+    AnomalyKind.ERROR_STORM: Severity.HIGH,
+    AnomalyKind.FAILURE_SURGE: Severity.HIGH,
+    AnomalyKind.OTP_VERIFY_FAILURE: Severity.HIGH,
+    AnomalyKind.OTP_SEND_FAILURE: Severity.HIGH,
+    AnomalyKind.ACCESS_DENIED_SURGE: Severity.MEDIUM,
+    AnomalyKind.SLOWDOWN: Severity.MEDIUM,
+    AnomalyKind.VOLUME_SURGE: Severity.MEDIUM,
+    AnomalyKind.TRAFFIC_DROP: Severity.MEDIUM,
 }
 
 
-def rule(kind: str) -> RuleRef:
+def rule(kind: AnomalyKind) -> RuleRef:
     return RuleRef(
-        id=f"anomaly-{kind}",
+        id=kind.rule_id,
         name=f"Anomaly: {TITLES[kind]}",
         level=SEVERITY[kind],
-        tags=("anomaly", kind),
+        tags=("anomaly", kind.value),
         version=RULE_VERSION,
     )
 
@@ -107,10 +117,10 @@ def group(key: Key) -> dict[str, str]:
     }
 
 
-def severity(kind: str, score: float, key: Key) -> Severity:
+def severity(kind: AnomalyKind, score: float, key: Key) -> Severity:
     """The kind's level, one up when very sure, one more when a whole province is hit."""
     level = SEVERITY[kind].rank + (1 if score >= 0.8 else 0)
-    level += 1 if key.level is Level.PROVINCE and kind != "collector-silence" else 0
+    level += 1 if key.level is Level.PROVINCE and kind is not AnomalyKind.COLLECTOR_SILENCE else 0
     return list(Severity)[min(level, Severity.CRITICAL.rank)]
 
 
@@ -118,17 +128,22 @@ def number(value: float) -> float:
     return round(value, 4)
 
 
-def deviation_doc(d: Deviation) -> dict[str, Any]:
-    return {
-        "feature": d.feature,
-        "label": d.label,
-        "unit": d.unit,
-        "observed": number(d.observed),
-        "expected": number(d.expected),
-        "band": [number(d.low), number(d.high)],
-        "events": d.events,
-        "p_value": float(f"{d.p_value:.3g}"),
-    }
+def p_value(p: float) -> float:
+    """A p-value as stored: three significant digits."""
+    return float(f"{p:.3g}")
+
+
+def deviation_doc(d: Deviation) -> ScoredFeature:
+    return ScoredFeature(
+        feature=d.feature,
+        label=d.label,
+        unit=d.unit,
+        observed=number(d.observed),
+        expected=number(d.expected),
+        band=[number(d.low), number(d.high)],
+        events=d.events,
+        p_value=p_value(d.p_value),
+    )
 
 
 def where_text(p: Place) -> str:
@@ -145,7 +160,7 @@ def _shown(d: Deviation) -> str:
 
 
 def service_alert(
-    kind: str,
+    kind: AnomalyKind,
     key: Key,
     where: Place,
     *,
@@ -153,7 +168,7 @@ def service_alert(
     summary: str,
     count: int,
     score: float,
-    explanation: dict[str, Any],
+    explanation: Explanation,
     window: Window,
     created: datetime,
 ) -> Alert:
@@ -171,7 +186,7 @@ def service_alert(
         group=group(key),
         count=count,
         score=score,
-        explanation=explanation,
+        explanation=explanation.doc(),
         created=created,
     )
 
@@ -187,20 +202,20 @@ def deviation_alert(
 ) -> Alert:
     kind = scoring.primary(deviations).kind
     where = place(row.key)
-    explanation = {
-        "kind": kind,
-        "level": row.key.level.value,
-        "since": iso(since),
-        "baseline": baseline_source,
-        "features": [deviation_doc(d) for d in deviations],
-        "context": {
-            "events": row.count,
-            "p50_ms": row.p50_ms,
-            "p95_ms": row.p95_ms,
-            "distinct_users": row.users,
-            "distinct_ips": row.ips,
-        },
-    }
+    explanation = DeviationExplanation(
+        kind=kind,
+        level=row.key.level.value,
+        since=iso(since),
+        baseline=baseline_source,
+        features=[deviation_doc(d) for d in deviations],
+        context=Context(
+            events=row.count,
+            p50_ms=row.p50_ms,
+            p95_ms=row.p95_ms,
+            distinct_users=row.users,
+            distinct_ips=row.ips,
+        ),
+    )
     summary = (
         f"{service_label(row.key.service)} at {where_text(where)}: "
         + "; ".join(_shown(d) for d in deviations)
@@ -243,29 +258,28 @@ def duration(delta: timedelta) -> str:
 def silence_alert(s: Silence, score: float, window: Window, created: datetime) -> Alert:
     where = place(s.key)
     silent_for = window.end - s.since
-    explanation = {
-        "kind": "outage",
-        "level": s.key.level.value,
-        "since": iso(s.since),
-        "silent_minutes": round(silent_for.total_seconds() / 60),
-        "since_known": s.since_known,
-        "needed_minutes": round(s.needed.total_seconds() / 60),
-        "expected_per_hour": number(s.rate),
-        "features": [
-            {
-                "feature": "count",
-                "label": "events since the last one",
-                "unit": "events",
-                "observed": 0,
-                "expected": number(s.expected),
-                "band": [1, None],
-                "events": 0,
-                "p_value": float(f"{s.p_value:.3g}"),
-            }
+    explanation = OutageExplanation(
+        level=s.key.level.value,
+        since=iso(s.since),
+        silent_minutes=round(silent_for.total_seconds() / 60),
+        since_known=s.since_known,
+        needed_minutes=round(s.needed.total_seconds() / 60),
+        expected_per_hour=number(s.rate),
+        features=[
+            ScoredFeature(
+                feature="count",
+                label="events since the last one",
+                unit="events",
+                observed=0,
+                expected=number(s.expected),
+                band=[1, None],
+                events=0,
+                p_value=p_value(s.p_value),
+            )
         ],
-        "collectors": list(s.collectors),
-        "collector_heard": bool(s.collectors),
-    }
+        collectors=list(s.collectors),
+        collector_heard=bool(s.collectors),
+    )
     heard = (
         " Its collector is alive (heartbeat received), so the service itself is silent."
         if s.collectors
@@ -274,9 +288,9 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
     run = duration(silent_for) if s.since_known else f"at least {duration(silent_for)}"
     return Alert(
         detector=Detector.ANOMALY,
-        rule=rule("outage"),
-        severity=severity("outage", score, s.key),
-        title=f"{TITLES['outage']}: {service_label(s.key.service)}, {where_text(where)}",
+        rule=rule(AnomalyKind.OUTAGE),
+        severity=severity(AnomalyKind.OUTAGE, score, s.key),
+        title=f"{TITLES[AnomalyKind.OUTAGE]}: {service_label(s.key.service)}, {where_text(where)}",
         summary=(
             f"No {_what(s.key)} from {where_text(where)} for {run} (since {iso(s.since)}); "
             f"about {s.expected:.0f} were expected over that time (now about {s.rate:.1f} an "
@@ -290,7 +304,7 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         group=group(s.key),
         count=0,
         score=score,
-        explanation=explanation,
+        explanation=explanation.doc(),
         created=created,
     )
 
@@ -299,29 +313,28 @@ def collector_alert(c: CollectorSilence, score: float, window: Window, created: 
     provinces = sorted({k.province for k in c.keys})
     where = place(Key(Level.PROVINCE, provinces[0], None, "-")) if len(provinces) == 1 else None
     affected = [k.text() for k in c.keys[:50]]
-    explanation = {
-        "kind": "collector-silence",
-        "since": iso(c.since),
-        "collector": c.collector,
-        "affected_keys": affected,
-        "affected_count": len(c.keys),
-        "features": [
-            {
-                "feature": "count",
-                "label": "events and heartbeats from the collector",
-                "unit": "events",
-                "observed": 0,
-                "expected": number(c.expected),
-                "band": [1, None],
-                "events": 0,
-            }
+    explanation = CollectorSilenceExplanation(
+        since=iso(c.since),
+        collector=c.collector,
+        affected_keys=affected,
+        affected_count=len(c.keys),
+        features=[
+            Feature(
+                feature="count",
+                label="events and heartbeats from the collector",
+                unit="events",
+                observed=0,
+                expected=number(c.expected),
+                band=[1, None],
+                events=0,
+            )
         ],
-    }
+    )
     return Alert(
         detector=Detector.ANOMALY,
-        rule=rule("collector-silence"),
-        severity=SEVERITY["collector-silence"],
-        title=f"{TITLES['collector-silence']}: collector {c.collector}",
+        rule=rule(AnomalyKind.COLLECTOR_SILENCE),
+        severity=SEVERITY[AnomalyKind.COLLECTOR_SILENCE],
+        title=f"{TITLES[AnomalyKind.COLLECTOR_SILENCE]}: collector {c.collector}",
         summary=(
             f"Collector {c.collector} sent neither events nor heartbeats since about "
             f"{iso(c.since)}; {len(c.keys)} locality/service series it carries are blind "
@@ -333,7 +346,7 @@ def collector_alert(c: CollectorSilence, score: float, window: Window, created: 
         group={"collector": c.collector},
         count=0,
         score=score,
-        explanation=explanation,
+        explanation=explanation.doc(),
         created=created,
     )
 
@@ -344,33 +357,33 @@ def probe_alert(f: Failing, score: float, window: Window, created: datetime) -> 
     last_ok = f"the last good check was at {iso(f.last_ok)}" if f.last_ok else (
         "no good check within the look-back"
     )  # fmt: skip
-    explanation = {
-        "kind": "endpoint-down",
-        "level": f.key.level.value,
-        "since": iso(f.since),
-        "target": f.target,
-        "last_error": f.error,
-        "last_status": f.status,
-        "last_ok": iso(f.last_ok) if f.last_ok else None,
-        "features": [
-            {
-                "feature": "probe_failures_in_a_row",
-                "label": "failed health checks in a row",
-                "unit": "checks",
-                "observed": f.run,
-                "expected": number(f.share),
-                "band": [0, None],
-                "events": f.run,
-                "p_value": float(f"{f.p_value:.3g}"),
-            }
+    explanation = EndpointDownExplanation(
+        level=f.key.level.value,
+        since=iso(f.since),
+        target=f.target,
+        last_error=f.error,
+        last_status=f.status,
+        last_ok=iso(f.last_ok) if f.last_ok else None,
+        features=[
+            ScoredFeature(
+                feature="probe_failures_in_a_row",
+                label="failed health checks in a row",
+                unit="checks",
+                observed=f.run,
+                expected=number(f.share),
+                band=[0, None],
+                events=f.run,
+                p_value=p_value(f.p_value),
+            )
         ],
-    }
+    )
     reason = f" (last error: {f.error})" if f.error else ""
     return service_alert(
-        "endpoint-down",
+        AnomalyKind.ENDPOINT_DOWN,
         f.key,
         where,
-        title=f"{TITLES['endpoint-down']}: {service_label(f.key.service)}, {where_text(where)}",
+        title=f"{TITLES[AnomalyKind.ENDPOINT_DOWN]}: {service_label(f.key.service)}, "
+        f"{where_text(where)}",
         summary=(
             f"The health probe of {service_label(f.key.service)} at {where_text(where)} has failed "
             f"{f.run} checks in a row since {iso(f.since)}{reason}; {last_ok}. Normally "

@@ -7,12 +7,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from detectors.anomaly.explain import TITLES, duration, number, place, service_alert, where_text
+from detectors.anomaly.explain import (
+    TITLES,
+    duration,
+    number,
+    p_value,
+    place,
+    service_alert,
+    where_text,
+)
 from detectors.anomaly.syncjob import MIN_RUN as MIN_SYNC_RUN
 from detectors.anomaly.syncjob import FailingCommune
 from detectors.anomaly.syncstop import StoppedJob
 from detectors.anomaly.unsynced import Backlog
 from detectors.base import iso
+from soc.alerts.anomaly import (
+    AnomalyKind,
+    ScoredFeature,
+    SyncFailingExplanation,
+    SyncStoppedExplanation,
+    UnsyncedExplanation,
+)
 from soc.alerts.models import Alert, Window
 
 
@@ -21,31 +36,30 @@ def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) 
     where = place(b.key)
     t = b.tally
     oldest = iso(t.oldest) if t.oldest else None
-    explanation = {
-        "kind": "unsynced-dossiers",
-        "level": b.key.level.value,
-        "since": oldest,
-        "features": [
-            {
-                "feature": "unsynced_dossiers",
-                "label": "dossiers changed and not synchronised past the grace",
-                "unit": "dossiers",
-                "observed": t.unsynced,
-                "expected": number(b.expected_share * t.dossiers),
-                "band": [0, None],
-                "events": t.dossiers,
-                "p_value": float(f"{b.p_value:.3g}"),
-            }
+    explanation = UnsyncedExplanation(
+        level=b.key.level.value,
+        since=oldest,
+        features=[
+            ScoredFeature(
+                feature="unsynced_dossiers",
+                label="dossiers changed and not synchronised past the grace",
+                unit="dossiers",
+                observed=t.unsynced,
+                expected=number(b.expected_share * t.dossiers),
+                band=[0, None],
+                events=t.dossiers,
+                p_value=p_value(b.p_value),
+            )
         ],
-        "dossiers_changed": t.dossiers,
-        "oldest_unsynced": oldest,
-        "newest_unsynced": iso(t.newest) if t.newest else None,
-    }
+        dossiers_changed=t.dossiers,
+        oldest_unsynced=oldest,
+        newest_unsynced=iso(t.newest) if t.newest else None,
+    )
     return service_alert(
-        "unsynced-dossiers",
+        AnomalyKind.UNSYNCED_DOSSIERS,
         b.key,
         where,
-        title=f"{TITLES['unsynced-dossiers']}: {where_text(where)}",
+        title=f"{TITLES[AnomalyKind.UNSYNCED_DOSSIERS]}: {where_text(where)}",
         summary=(
             f"{t.unsynced} of the {t.dossiers} dossiers that the one-stop shop of "
             f"{where_text(where)} received, processed or returned have not reached the national "
@@ -67,35 +81,34 @@ def sync_failing_alert(f: FailingCommune, score: float, window: Window, created:
     last_ok = f"the last run that synced it was at {iso(f.last_ok)}" if f.last_ok else (
         "no run synced it within the look-back"
     )  # fmt: skip
-    explanation = {
-        "kind": "sync-failing",
-        "level": f.key.level.value,
-        "since": iso(f.since),
-        "last_ok": iso(f.last_ok) if f.last_ok else None,
-        "last_error": f.error,
-        "last_reason": f.reason,
-        "last_run_id": f.run_id,
-        "features": [
-            {
-                "feature": "sync_failures_in_a_row",
-                "label": "sync runs in a row that failed for the commune",
-                "unit": "runs",
-                "observed": f.runs,
-                "expected": number(f.share),
-                "band": [0, MIN_SYNC_RUN - 1],
-                "events": f.runs,
-                "p_value": float(f"{f.p_value:.3g}"),
-            }
+    explanation = SyncFailingExplanation(
+        level=f.key.level.value,
+        since=iso(f.since),
+        last_ok=iso(f.last_ok) if f.last_ok else None,
+        last_error=f.error,
+        last_reason=f.reason,
+        last_run_id=f.run_id,
+        features=[
+            ScoredFeature(
+                feature="sync_failures_in_a_row",
+                label="sync runs in a row that failed for the commune",
+                unit="runs",
+                observed=f.runs,
+                expected=number(f.share),
+                band=[0, MIN_SYNC_RUN - 1],
+                events=f.runs,
+                p_value=p_value(f.p_value),
+            )
         ],
-    }
+    )
     reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
         f" ({f.error or f.reason})" if f.error or f.reason else ""
     )  # fmt: skip
     return service_alert(
-        "sync-failing",
+        AnomalyKind.SYNC_FAILING,
         f.key,
         where,
-        title=f"{TITLES['sync-failing']}: {where_text(where)}",
+        title=f"{TITLES[AnomalyKind.SYNC_FAILING]}: {where_text(where)}",
         summary=(
             f"The sync job of {where.province_name} to the national portal has failed for "
             f"{where_text(where)} in {f.runs} runs in a row since {iso(f.since)}{reason}; "
@@ -124,33 +137,32 @@ def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: dat
         if s.collectors
         else " No collector is known for its records."
     )
-    explanation = {
-        "kind": "sync-job-stopped",
-        "level": s.key.level.value,
-        "since": iso(since),
-        "since_known": s.last_run is not None,
-        "last_run": iso(s.last_run) if s.last_run else None,
-        "period_minutes": number(s.period.total_seconds() / 60),
-        "collectors": list(s.collectors),
-        "collector_heard": bool(s.collectors),
-        "features": [
-            {
-                "feature": "sync_runs_missing",
-                "label": "sync runs due with no run record",
-                "unit": "runs",
-                "observed": s.missed,
-                "expected": number(s.share),
-                "band": [0, MIN_SYNC_RUN - 1],
-                "events": 0,
-                "p_value": float(f"{s.p_value:.3g}"),
-            }
+    explanation = SyncStoppedExplanation(
+        level=s.key.level.value,
+        since=iso(since),
+        since_known=s.last_run is not None,
+        last_run=iso(s.last_run) if s.last_run else None,
+        period_minutes=number(s.period.total_seconds() / 60),
+        collectors=list(s.collectors),
+        collector_heard=bool(s.collectors),
+        features=[
+            ScoredFeature(
+                feature="sync_runs_missing",
+                label="sync runs due with no run record",
+                unit="runs",
+                observed=s.missed,
+                expected=number(s.share),
+                band=[0, MIN_SYNC_RUN - 1],
+                events=0,
+                p_value=p_value(s.p_value),
+            )
         ],
-    }
+    )
     return service_alert(
-        "sync-job-stopped",
+        AnomalyKind.SYNC_JOB_STOPPED,
         s.key,
         where,
-        title=f"{TITLES['sync-job-stopped']}: {where_text(where)}",
+        title=f"{TITLES[AnomalyKind.SYNC_JOB_STOPPED]}: {where_text(where)}",
         summary=(
             f"The sync job of {where_text(where)} to the national portal usually runs every "
             f"{duration(s.period)}; {last}, so {s.missed} runs are missing (normally "

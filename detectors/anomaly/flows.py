@@ -43,6 +43,7 @@ from detectors.anomaly.features import (
 from detectors.base import aligned_windows, floor, iso
 from soc import timeutil
 from soc.alerts import store
+from soc.alerts.anomaly import AnomalyKind
 from soc.alerts.models import Alert, Detector, Window
 from soc.config import Settings
 from soc.errors import ConfigError
@@ -255,7 +256,7 @@ def bucket_alerts(
 
 
 def _as_deviation(p_value: float) -> scoring.Deviation:
-    return scoring.Deviation("count", "outage", "events", 0, 0, 0, 0, p_value)
+    return scoring.Deviation("count", AnomalyKind.OUTAGE, "events", 0, 0, 0, 0, p_value)
 
 
 def evaluate(

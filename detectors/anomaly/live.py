@@ -37,6 +37,7 @@ from detectors.anomaly.stream.bank import Finding, StreamBank
 from detectors.anomaly.stream.config import LIVE
 from detectors.base import floor, iso
 from soc.alerts import store
+from soc.alerts.anomaly import AnomalyKind, StreamExplanation, StreamSeries
 from soc.alerts.models import Alert, Window
 from soc.config import Settings
 from soc.errors import AnomalyError
@@ -50,24 +51,24 @@ FORMAT = "soc-live-shard/1"
 #: After a longer stop, catch up at most this far back (the engine then sees a gap).
 MAX_CATCH_UP = timedelta(days=1)
 #: The kind an alerting metric raises, by direction (None: not an alert in that direction).
-KINDS: dict[str, tuple[str | None, str | None]] = {
-    "count": ("volume-surge", "traffic-drop"),
-    "failed": ("failure-surge", None),
-    "e5xx": ("error-storm", None),
-    "denied": ("access-denied-surge", None),
-    "otp_verify_failed": ("otp-verify-failure", None),
-    "otp_send_failed": ("otp-send-failure", None),
+KINDS: dict[str, tuple[AnomalyKind | None, AnomalyKind | None]] = {
+    "count": (AnomalyKind.VOLUME_SURGE, AnomalyKind.TRAFFIC_DROP),
+    "failed": (AnomalyKind.FAILURE_SURGE, None),
+    "e5xx": (AnomalyKind.ERROR_STORM, None),
+    "denied": (AnomalyKind.ACCESS_DENIED_SURGE, None),
+    "otp_verify_failed": (AnomalyKind.OTP_VERIFY_FAILURE, None),
+    "otp_send_failed": (AnomalyKind.OTP_SEND_FAILURE, None),
 }
 #: The kind that names an alert when several series of one place deviate at once: the most
 #: specific cause first (a 5xx storm also raises the failed count; it is an error storm).
 PRIORITY = (
-    "error-storm",
-    "otp-verify-failure",
-    "otp-send-failure",
-    "access-denied-surge",
-    "failure-surge",
-    "traffic-drop",
-    "volume-surge",
+    AnomalyKind.ERROR_STORM,
+    AnomalyKind.OTP_VERIFY_FAILURE,
+    AnomalyKind.OTP_SEND_FAILURE,
+    AnomalyKind.ACCESS_DENIED_SURGE,
+    AnomalyKind.FAILURE_SURGE,
+    AnomalyKind.TRAFFIC_DROP,
+    AnomalyKind.VOLUME_SURGE,
 )
 LABELS = {
     "count": "events",
@@ -168,7 +169,7 @@ def save(es: Elasticsearch, indices: Indices, shards: dict[str, Shard]) -> None:
     es.indices.refresh(index=indices.state)
 
 
-def _kind(f: Finding) -> str | None:
+def _kind(f: Finding) -> AnomalyKind | None:
     _key, metric = series.parse(f.key)
     up, down = KINDS[metric]
     return up if f.verdict.value > f.verdict.expected else down
@@ -176,7 +177,7 @@ def _kind(f: Finding) -> str | None:
 
 def alerts_of(findings: list[Finding], window: Window, created: datetime) -> list[Alert]:
     """One alert per place and service: the findings of its series, the primary kind naming it."""
-    by_key: dict[Key, list[tuple[str, Finding]]] = defaultdict(list)
+    by_key: dict[Key, list[tuple[AnomalyKind, Finding]]] = defaultdict(list)
     for f in findings:
         kind = _kind(f)
         if kind is not None:
@@ -187,7 +188,7 @@ def alerts_of(findings: list[Finding], window: Window, created: datetime) -> lis
     ]
 
 
-def _shown(kind: str, f: Finding) -> str:
+def _shown(kind: AnomalyKind, f: Finding) -> str:
     v, metric = f.verdict, series.parse(f.key)[1]
     return (
         f"{LABELS[metric]} {v.value:g} where {v.expected:.1f} was expected "
@@ -195,7 +196,9 @@ def _shown(kind: str, f: Finding) -> str:
     )
 
 
-def _alert(key: Key, found: list[tuple[str, Finding]], window: Window, created: datetime) -> Alert:
+def _alert(
+    key: Key, found: list[tuple[AnomalyKind, Finding]], window: Window, created: datetime
+) -> Alert:
     found.sort(key=lambda kf: PRIORITY.index(kf[0]))
     kind, top = found[0]
     since = min(f.verdict.since or f.verdict.at for _k, f in found)
@@ -203,17 +206,16 @@ def _alert(key: Key, found: list[tuple[str, Finding]], window: Window, created: 
     since_at = datetime.fromtimestamp(since, tz=UTC) - (window.end - window.start)
     where = explain.place(key)
     score = round(max(f.verdict.score for _k, f in found), 4)
-    explanation = {
-        "kind": kind,
-        "level": key.level.value,
-        "engine": "stream",
-        "since": iso(since_at),
-        "observed": top.verdict.value,
-        "expected": round(top.verdict.expected, 3),
-        "band": [round(max(top.verdict.low, 0.0), 3), round(top.verdict.high, 3)],
-        "not_a_gap": top.explanation()["not_a_gap"],
-        "series": [f.explanation() | {"kind": k} for k, f in found],
-    }
+    explanation = StreamExplanation(
+        kind=kind,
+        level=key.level.value,
+        since=iso(since_at),
+        observed=top.verdict.value,
+        expected=round(top.verdict.expected, 3),
+        band=[round(max(top.verdict.low, 0.0), 3), round(top.verdict.high, 3)],
+        not_a_gap=top.explanation()["not_a_gap"],
+        series=[StreamSeries.model_validate(f.explanation() | {"kind": k}) for k, f in found],
+    )
     label = explain.service_label(key.service)
     summary = (
         f"{label} at {where.province_name}"
@@ -221,7 +223,7 @@ def _alert(key: Key, found: list[tuple[str, Finding]], window: Window, created: 
         + ": "
         + "; ".join(_shown(k, f) for k, f in found)
         + f". Deviating since {iso(since_at)}; not a collection gap: "
-        + explanation["not_a_gap"]
+        + explanation.not_a_gap
         + "."
     )
     return explain.service_alert(

@@ -17,14 +17,15 @@ from scipy import stats
 
 from detectors.anomaly.baseline.model import Baseline
 from detectors.anomaly.features import RATIOS, Features
+from soc.alerts.anomaly import AnomalyKind
 
 #: What each ratio's surge means to people, and the alert kind it raises.
-RATIO_KINDS: dict[str, tuple[str, str]] = {
-    "error_5xx": ("error-storm", "share of 5xx server errors"),
-    "access_denied": ("access-denied-surge", "share of 401/403 access denied"),
-    "failure": ("failure-surge", "share of failed operations"),
-    "otp_verify_failure": ("otp-verify-failure", "share of failed OTP verifications"),
-    "otp_send_failure": ("otp-send-failure", "share of failed OTP sends"),
+RATIO_KINDS: dict[str, tuple[AnomalyKind, str]] = {
+    "error_5xx": (AnomalyKind.ERROR_STORM, "share of 5xx server errors"),
+    "access_denied": (AnomalyKind.ACCESS_DENIED_SURGE, "share of 401/403 access denied"),
+    "failure": (AnomalyKind.FAILURE_SURGE, "share of failed operations"),
+    "otp_verify_failure": (AnomalyKind.OTP_VERIFY_FAILURE, "share of failed OTP verifications"),
+    "otp_send_failure": (AnomalyKind.OTP_SEND_FAILURE, "share of failed OTP sends"),
 }
 #: A volume must at least triple (or drop below a fifth) to matter, however sure the test is.
 SURGE_FACTOR = 3.0
@@ -41,7 +42,7 @@ class Deviation:
     """One feature of one bucket outside its band."""
 
     feature: str
-    kind: str
+    kind: AnomalyKind
     label: str
     observed: float
     expected: float
@@ -73,13 +74,17 @@ def volume(
     """
     d = max(dispersion, 1.0)
     scaled = expected / d
-    kind, p = "", 1.0
+    kind: AnomalyKind | None
+    kind, p = None, 1.0
     # A surge needs volume as well as a ratio: 5 logins in a quiet night hour are one user.
     if row.count >= SURGE_FACTOR * max(expected, min_events):
-        kind, p = "volume-surge", float(stats.poisson.sf(row.count / d - 1, max(scaled, 1e-3)))
+        kind, p = (
+            AnomalyKind.VOLUME_SURGE,
+            float(stats.poisson.sf(row.count / d - 1, max(scaled, 1e-3))),
+        )
     elif 0 < row.count <= DROP_FACTOR * expected:
-        kind, p = "traffic-drop", float(stats.poisson.cdf(row.count / d, scaled))
-    if not kind or p >= alpha:
+        kind, p = AnomalyKind.TRAFFIC_DROP, float(stats.poisson.cdf(row.count / d, scaled))
+    if kind is None or p >= alpha:
         return None
     # The band is only worked out for a deviation: scipy's quantiles are the costly part.
     low = d * float(stats.poisson.ppf(alpha, scaled)) if expected > 0 else 0.0
@@ -131,7 +136,7 @@ def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Dev
     p = alpha ** (row.p95_ms / high)
     return Deviation(
         "p95_ms",
-        "slowdown",
+        AnomalyKind.SLOWDOWN,
         "95th percentile latency",
         row.p95_ms,
         base.p95_ms,
@@ -146,14 +151,14 @@ def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Dev
 #: Which kind names an alert when several features deviate at once: the most specific cause
 #: first (a 5xx storm also raises the failure ratio; it is still an error storm).
 PRIORITY = (
-    "error-storm",
-    "otp-verify-failure",
-    "otp-send-failure",
-    "access-denied-surge",
-    "failure-surge",
-    "slowdown",
-    "traffic-drop",
-    "volume-surge",
+    AnomalyKind.ERROR_STORM,
+    AnomalyKind.OTP_VERIFY_FAILURE,
+    AnomalyKind.OTP_SEND_FAILURE,
+    AnomalyKind.ACCESS_DENIED_SURGE,
+    AnomalyKind.FAILURE_SURGE,
+    AnomalyKind.SLOWDOWN,
+    AnomalyKind.TRAFFIC_DROP,
+    AnomalyKind.VOLUME_SURGE,
 )
 
 

@@ -2,8 +2,8 @@
 the builders before explanations were typed (``data/explanation_docs.json``): typing the payloads
 (:mod:`soc.alerts.anomaly`) must not change one field, one key order or one int/float of them.
 
-Regenerate the fixture only for an intended change of the documents:
-``python tests/detectors/anomaly/test_explanation_docs.py > tests/detectors/anomaly/data/explanation_docs.json``.
+Regenerate the fixture only for an intended change of the documents: run this file as a script
+(``python tests/detectors/anomaly/test_explanation_docs.py > <the fixture>``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from detectors.anomaly.stream.engine import Verdict
 from detectors.anomaly.syncjob import FailingCommune
 from detectors.anomaly.syncstop import StoppedJob
 from detectors.anomaly.unsynced import Backlog, Tally
+from soc.alerts.anomaly import AnomalyKind, parse_explanation
 from soc.alerts.models import Alert, Window
 
 FIXTURE = Path(__file__).parent / "data" / "explanation_docs.json"
@@ -34,7 +35,7 @@ WARD = Key(Level.COMMUNE, "01", "00004", "vneid")
 PROVINCE = Key(Level.PROVINCE, "01", None, ALL_SERVICES)
 
 
-def _deviation(kind: str, feature: str, unit: str, observed: float, p: float) -> Deviation:
+def _deviation(kind: AnomalyKind, feature: str, unit: str, observed: float, p: float) -> Deviation:
     return Deviation(feature, kind, f"{feature} label", observed, 0.0123456, 0.0, 0.05, p, unit, 40)
 
 
@@ -51,14 +52,18 @@ def cases() -> dict[str, Alert]:
     row = Features(WARD, T0, 120, p50_ms=80.0, p95_ms=950.5, users=30, ips=12)
     out: dict[str, Alert] = {}
     for kind, feature, unit, observed in [
-        ("error-storm", "error_5xx", "ratio", 0.4),
-        ("failure-surge", "failure", "ratio", 0.25),
-        ("slowdown", "p95_ms", "ms", 950.5),
-        ("volume-surge", "count", "events", 120),
-        ("traffic-drop", "count", "events", 3),
+        (AnomalyKind.ERROR_STORM, "error_5xx", "ratio", 0.4),
+        (AnomalyKind.FAILURE_SURGE, "failure", "ratio", 0.25),
+        (AnomalyKind.SLOWDOWN, "p95_ms", "ms", 950.5),
+        (AnomalyKind.VOLUME_SURGE, "count", "events", 120),
+        (AnomalyKind.TRAFFIC_DROP, "count", "events", 3),
     ]:
-        devs = [_deviation(kind, feature, unit, observed, 1.5e-6), _deviation("slowdown", "p95_ms", "ms", 900, 0.001)]  # fmt: skip
-        out[kind] = explain.deviation_alert(row, devs, 0.87, WINDOW, T0 - timedelta(hours=1), "peers", CREATED)  # fmt: skip
+        devs = [
+            _deviation(kind, feature, unit, observed, 1.5e-6),
+            _deviation(AnomalyKind.SLOWDOWN, "p95_ms", "ms", 900, 0.001),
+        ]
+        since = T0 - timedelta(hours=1)
+        out[kind.value] = explain.deviation_alert(row, devs, 0.87, WINDOW, since, "peers", CREATED)
     for name, key, known in [("outage", WARD, True), ("outage-all", PROVINCE, False)]:
         s = Silence(key, T0 - timedelta(hours=2), 35.5, 2.2e-9, ("col-a",) if known else (), False,
                     timedelta(minutes=45), 17.25, known)  # fmt: skip
@@ -73,17 +78,27 @@ def cases() -> dict[str, Alert]:
         ("unsynced-dossiers", Tally(40, 12, T0 - timedelta(hours=5), T0 - timedelta(hours=3))),
         ("unsynced-dossiers-none", Tally(0, 0)),
     ]:
-        out[name] = explain_sync.unsynced_alert(Backlog(WARD, tally, 0.0125, 4.4e-8), 0.8, WINDOW, CREATED)  # fmt: skip
+        backlog = Backlog(WARD, tally, 0.0125, 4.4e-8)
+        out[name] = explain_sync.unsynced_alert(backlog, 0.8, WINDOW, CREATED)
     for name, ok, err, why in [
         ("sync-failing", T0 - timedelta(hours=6), "http_500", "portal refused"),
         ("sync-failing-none", None, None, None),
     ]:
-        fc = FailingCommune(WARD, T0 - timedelta(hours=2), 5, 0.02, 1e-9, ok, err, why, "run-7" if ok else None)  # fmt: skip
+        run = "run-7" if ok else None
+        fc = FailingCommune(WARD, T0 - timedelta(hours=2), 5, 0.02, 1e-9, ok, err, why, run)
         out[name] = explain_sync.sync_failing_alert(fc, 0.9, WINDOW, CREATED)
-    for name, last in [("sync-job-stopped", T0 - timedelta(hours=3)), ("sync-job-stopped-none", None)]:
-        job = StoppedJob(PROVINCE, last, 4, timedelta(minutes=30), 0.01, 3e-8, ("col-b",) if last else ())  # fmt: skip
+    for name, last in [
+        ("sync-job-stopped", T0 - timedelta(hours=3)),
+        ("sync-job-stopped-none", None),
+    ]:
+        heard = ("col-b",) if last else ()
+        job = StoppedJob(PROVINCE, last, 4, timedelta(minutes=30), 0.01, 3e-8, heard)
         out[name] = explain_sync.sync_stopped_alert(job, 0.85, WINDOW, CREATED)
-    found = [_finding("e5xx", 40.0, 2.5), _finding("failed", 55.0, 7.25), _finding("count", 4.0, 90.5)]
+    found = [
+        _finding("e5xx", 40.0, 2.5),
+        _finding("failed", 55.0, 7.25),
+        _finding("count", 4.0, 90.5),
+    ]
     for a in live.alerts_of(found, WINDOW, CREATED):
         out[f"stream-{a.rule.id}"] = a
     out["stream-drop"] = live.alerts_of([_finding("count", 4.0, 90.5)], WINDOW, CREATED)[0]
@@ -97,6 +112,18 @@ def documents() -> bytes:
 
 def test_every_kind_stores_the_same_document_as_before() -> None:
     assert documents() == FIXTURE.read_bytes()
+
+
+def test_every_stored_explanation_reads_back_through_its_model() -> None:
+    stored = orjson.loads(FIXTURE.read_bytes())
+    for name, doc in stored.items():
+        explanation = doc["alert"]["explanation"]
+        typed = parse_explanation(explanation)
+        assert typed is not None, name
+        assert orjson.dumps(typed.doc()) == orjson.dumps(explanation), name
+        assert AnomalyKind.of_rule(doc["rule"]["id"]) == typed.kind, name
+    assert parse_explanation({"kind": "not-a-kind"}) is None
+    assert parse_explanation({"kind": "outage", "level": "province"}) is None
 
 
 if __name__ == "__main__":
