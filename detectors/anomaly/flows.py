@@ -219,7 +219,7 @@ def bucket_alerts(
     alerts: list[Alert] = []
     for j in judged:
         kind = scoring.primary(j.deviations).kind
-        since_text = chained.get(_chain_key(f"anomaly-{kind}", explain.group(j.row.key)))
+        since_text = chained.get(_chain_key(kind.rule_id, explain.group(j.row.key)))
         since = timeutil.parse(since_text) if since_text else start
         alerts.append(
             explain.deviation_alert(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from soc.alerts.anomaly import RULE_PREFIX, AnomalyKind
 from soc.alerts.models import Detector, Entity, RuleRef, Severity
 from soc.incidents.cause import cause_map, cause_of, failure_class
 from tests.incidents.factory import make_alert, wards
@@ -15,6 +16,13 @@ def test_the_mapping_is_valid_and_names_only_declared_classes() -> None:
     assert mapping.failure_class(PROBE_DOWN, "web-portal") == "down"
     assert mapping.failure_class("anomaly-failure-surge", "vneid") == "auth-failure"
     assert mapping.failure_class("anomaly-failure-surge", "payment") == "errors"
+
+
+def test_every_anomaly_kind_has_a_failure_class_and_the_mapping_names_no_other() -> None:
+    mapping = cause_map()
+    mapped = {r for r in mapping.rules if r.startswith(RULE_PREFIX)}
+    assert mapped == {k.rule_id for k in AnomalyKind}
+    assert all(mapping.failure_class(k.rule_id, None) in mapping.classes for k in AnomalyKind)
 
 
 def test_an_unknown_rule_is_a_class_of_its_own_and_a_tag_or_the_alert_can_name_one() -> None:
