@@ -208,6 +208,7 @@ AnyExplanation = (
     | SyncStoppedExplanation
     | StreamExplanation
 )
+_KINDS = frozenset(k.value for k in AnomalyKind)
 _BY_KIND: dict[str, type[AnyExplanation]] = {
     AnomalyKind.OUTAGE: OutageExplanation,
     AnomalyKind.COLLECTOR_SILENCE: CollectorSilenceExplanation,
@@ -222,13 +223,13 @@ def parse_explanation(doc: Mapping[str, Any]) -> AnyExplanation | None:
     """The typed payload of a stored anomaly explanation; None when it is not one (another
     detector's, or a document written by an older or newer soc that no model fits)."""
     kind = doc.get("kind")
-    if kind not in set(AnomalyKind):
+    if not isinstance(kind, str) or kind not in _KINDS:
         return None
     model: type[AnyExplanation]
     if doc.get("engine") == "stream":
         model = StreamExplanation
     else:
-        model = _BY_KIND.get(str(kind), DeviationExplanation)
+        model = _BY_KIND.get(kind, DeviationExplanation)
     try:
         return model.model_validate(doc)
     except ValidationError:

@@ -123,6 +123,7 @@ def test_every_stored_explanation_reads_back_through_its_model() -> None:
         assert orjson.dumps(typed.doc()) == orjson.dumps(explanation), name
         assert AnomalyKind.of_rule(doc["rule"]["id"]) == typed.kind, name
     assert parse_explanation({"kind": "not-a-kind"}) is None
+    assert parse_explanation({"kind": ["outage"]}) is None
     assert parse_explanation({"kind": "outage", "level": "province"}) is None
 
 
