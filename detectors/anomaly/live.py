@@ -142,8 +142,8 @@ class Shard:
         text = name.rsplit("|", 1)[0]
         full = self.bank.engine.config.hold
         for metric in series.METRICS:
-            other = self.bank.states.get(series.series_key(Key.parse(text), metric))
-            if other is not None and 0 < other.hold < full:
+            other = self.bank.hold(series.series_key(Key.parse(text), metric))
+            if other is not None and 0 < other < full:
                 return True
         return False
 

@@ -12,22 +12,34 @@ every key, or per key: the collectors that carry it were heard). Then:
 - each alert is a :class:`Finding` with its explanation: the series, observed against the
   expected band, since when, and why it is not a collection gap.
 
-The whole bank checkpoints to one JSON-able dict (``checkpoint``/``restore``). No I/O here:
+The series are rows of numpy arrays updated together (``vector.py``, ``vengine.py``: the same
+scores as ``engine.py``'s per-series engine, ~25x cheaper per observation, see
+``bench/reports/anomaly-live-vec.md``). The whole bank checkpoints to one JSON-able dict
+(``checkpoint``/``restore``: the keys and the arrays as base64 compressed ``.npz``; the older
+per-series JSON format is still restored). No I/O here:
 storing the checkpoint (``soc-state``) and the alerts is the caller's.
 """
 
 from __future__ import annotations
 
+import base64
+import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from detectors.anomaly.stream.engine import Engine, Verdict
 from detectors.anomaly.stream.state import SeriesState
+from detectors.anomaly.stream.vector import NOTE_GAP, NOTES, Block
+from detectors.anomaly.stream.vengine import VectorEngine
 from soc.errors import AnomalyError
 
-FORMAT = "soc-stream-bank/1"
+FORMAT = "soc-stream-bank/2"
+FORMAT_1 = "soc-stream-bank/1"
+"""The first format: one JSON state per series (still restored, into rows)."""
 
 
 def _iso(epoch: float) -> str:
@@ -60,11 +72,32 @@ class Finding:
         }
 
 
-@dataclass(slots=True)
 class StreamBank:
-    engine: Engine
-    states: dict[str, SeriesState] = field(default_factory=dict)
-    unbroken: dict[str, float] = field(default_factory=dict)
+    """The series of one bank as rows of a :class:`~detectors.anomaly.stream.vector.Block`,
+    updated together each bucket by the vectorised engine (equal to ``engine``'s scores)."""
+
+    __slots__ = ("_vec", "block", "engine", "rows", "unbroken")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._vec = VectorEngine(engine.config, engine.calendar)
+        self.block = self._vec.new_block()
+        self.rows: dict[str, int] = {}
+        self.unbroken = np.zeros(0)
+        """Per row: since when the series has been collected without a gap (epoch seconds)."""
+
+    def hold(self, key: str) -> int | None:
+        """Observations left in the series' alert hold (``None``: an unknown series)."""
+        row = self.rows.get(key)
+        return None if row is None else int(self.block.hold[row])
+
+    def _add(self, keys: list[str]) -> None:
+        rows = self._vec.add(self.block, len(keys))
+        self.rows.update(zip(keys, (int(r) for r in rows), strict=True))
+        if self.block.n.shape[0] > self.unbroken.shape[0]:
+            grown = np.full(self.block.n.shape[0], np.nan)
+            grown[: self.unbroken.shape[0]] = self.unbroken
+            self.unbroken = grown
 
     def observe_bucket(
         self,
@@ -76,32 +109,69 @@ class StreamBank:
         """Observe one bucket (``at``: its end); the findings are the new alerts."""
         epoch = at.timestamp()
         is_heard = heard if callable(heard) else (lambda _key: heard)
-        findings: list[Finding] = []
-        for key in sorted(set(self.states) | set(values)):
-            if not is_heard(key):
-                continue  # a gap: nothing observed, the engine relearns afterwards
-            state = self.states.get(key)
-            if state is None:
-                state = self.states[key] = self.engine.new_state()
-            verdict = self.engine.observe(state, epoch, float(values.get(key, 0.0)))
-            if verdict.note == "gap" or key not in self.unbroken:
-                self.unbroken[key] = epoch
-            if verdict.alert:
-                findings.append(Finding(key, verdict, self.unbroken[key]))
-        return findings
+        new = sorted(k for k in values if k not in self.rows and is_heard(k))
+        if new:
+            self._add(new)
+        keys = [k for k in self.rows if is_heard(k)]
+        if not keys:
+            return []
+        rows = np.fromiter((self.rows[k] for k in keys), np.int64, len(keys))
+        x = np.fromiter((float(values.get(k, 0.0)) for k in keys), np.float64, len(keys))
+        got = self._vec.observe(self.block, rows, epoch, x)
+        restart = (got.note == NOTE_GAP) | np.isnan(self.unbroken[rows])
+        self.unbroken[rows[restart]] = epoch
+        findings = []
+        for i in np.flatnonzero(got.alert):
+            since = float(got.since[i])
+            verdict = Verdict(
+                epoch,
+                float(x[i]),
+                float(got.expected[i]),
+                float(got.low[i]),
+                float(got.high[i]),
+                float(got.p[i]),
+                float(got.score[i]),
+                True,
+                None if np.isnan(since) else since,
+                NOTES[got.note[i]],
+            )
+            findings.append(Finding(keys[i], verdict, float(self.unbroken[rows[i]])))
+        return sorted(findings, key=lambda f: f.key)
 
     def checkpoint(self) -> dict[str, Any]:
+        keys = sorted(self.rows, key=self.rows.__getitem__)
         return {
             "format": FORMAT,
-            "states": {key: state.to_dict() for key, state in self.states.items()},
-            "unbroken": dict(self.unbroken),
+            "keys": keys,
+            "unbroken": self.unbroken[: len(keys)].tolist(),
+            "block": base64.b64encode(self.block.to_bytes()).decode("ascii"),
         }
 
     @classmethod
     def restore(cls, engine: Engine, data: Mapping[str, Any]) -> StreamBank:
+        """A bank from its checkpoint: this format, or the per-series JSON of ``FORMAT_1``."""
+        bank = cls(engine)
+        if data.get("format") == FORMAT_1:
+            keys = list(data["states"])
+            bank._add(keys)
+            for key in keys:
+                state = SeriesState.from_dict(data["states"][key])
+                bank.block.put_state(bank.rows[key], state, engine.config.window)
+                since = data["unbroken"].get(key)
+                bank.unbroken[bank.rows[key]] = np.nan if since is None else float(since)
+            return bank
         if data.get("format") != FORMAT:
             raise AnomalyError(
                 f"stream bank checkpoint of format {data.get('format')!r}, expected {FORMAT!r}"
             )
-        states = {key: SeriesState.from_dict(raw) for key, raw in data["states"].items()}
-        return cls(engine, states, {k: float(v) for k, v in data["unbroken"].items()})
+        try:
+            block = Block.from_bytes(base64.b64decode(data["block"], validate=True))
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+            raise AnomalyError(f"stream bank checkpoint unreadable: {exc}") from exc
+        keys = list(data["keys"])
+        if block.size != len(keys) or len(data["unbroken"]) != len(keys):
+            raise AnomalyError("stream bank checkpoint: keys and rows differ")
+        bank.block = block
+        bank.rows = {k: i for i, k in enumerate(keys)}
+        bank.unbroken = np.array(data["unbroken"], dtype=np.float64)
+        return bank

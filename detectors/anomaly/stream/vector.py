@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 from dataclasses import dataclass, fields
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,9 +116,14 @@ class Block:
         return rows
 
     def to_bytes(self) -> bytes:
+        """An ``.npz`` (deflated zip of ``.npy``), byte for byte the same for the same state."""
         out = io.BytesIO()
-        arrays: dict[str, Any] = {k: v[: self.size] for k, v in self._arrays().items()}
-        np.savez_compressed(out, allow_pickle=False, **arrays)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, arr in self._arrays().items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w") as f:
+                    np.lib.format.write_array(f, arr[: self.size], allow_pickle=False)
         return out.getvalue()
 
     @classmethod
