@@ -255,9 +255,11 @@ def fisher(recents: F, length: I) -> F:
 
 
 def count_tail(value: F, expected: F) -> F:
+    """``engine._count_tail`` of each row (each branch computed only where it applies)."""
     mean = np.maximum(expected, 1e-3)
-    with np.errstate(invalid="ignore"):
-        up = np.where(value >= 1.0, special.gammainc(np.maximum(value, 1e-300), mean), 1.0)
-        down = special.gammaincc(value + 1.0, mean)
-    out: F = np.where(value >= mean, up, down)
+    out: F = np.ones_like(value)
+    up = (value >= mean) & (value >= 1.0)
+    down = value < mean
+    out[up] = special.gammainc(value[up], mean[up])
+    out[down] = special.gammaincc(value[down] + 1.0, mean[down])
     return out

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from detectors.anomaly.stream import VIETNAM, Engine, EngineConfig
+from detectors.anomaly.stream.bank import FORMAT_1, StreamBank
 from detectors.anomaly.stream.config import LIVE
 from detectors.anomaly.stream.vector import NOTES, Block
 from detectors.anomaly.stream.vengine import VectorEngine
+from soc.errors import AnomalyError
 
 STEP = 300.0
 START = 1_780_000_000.0
@@ -69,3 +73,31 @@ def test_vector_engine_equals_scalar(config: EngineConfig) -> None:
     assert alerts > 0  # the level shifts and spikes did alert
     copy = Block.from_bytes(block.to_bytes())
     assert np.array_equal(copy.season, block.season[: block.size])
+
+
+def test_an_old_json_checkpoint_restores_into_rows_and_scores_alike() -> None:
+    rng = np.random.default_rng(19)
+    scalar = Engine(LIVE, calendar=VIETNAM)
+    data = _series(rng, 10, 400)
+    keys = [f"s{i}" for i in range(10)]
+    states = {k: scalar.new_state() for k in keys}
+    for j in range(300):
+        for i, k in enumerate(keys):
+            scalar.observe(states[k], START + j * STEP, float(data[i, j]))
+    old = {
+        "format": FORMAT_1,
+        "states": {k: json.loads(json.dumps(s.to_dict())) for k, s in states.items()},
+        "unbroken": dict.fromkeys(keys, START),
+    }
+    bank = StreamBank.restore(scalar, old)
+    for j in range(300, 400):
+        at = START + j * STEP
+        values = dict(zip(keys, data[:, j].tolist(), strict=True))
+        bank.observe_bucket(datetime.fromtimestamp(at, UTC), values)
+        for i, k in enumerate(keys):
+            scalar.observe(states[k], at, float(data[i, j]))
+    for k in keys:
+        assert bank.hold(k) == states[k].hold
+        assert bank.block.maes[bank.rows[k]] == pytest.approx(states[k].maes, rel=1e-9)
+    with pytest.raises(AnomalyError, match="unreadable"):
+        StreamBank.restore(scalar, {**bank.checkpoint(), "block": "bm90IGEgemlw"})
