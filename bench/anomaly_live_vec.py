@@ -44,7 +44,8 @@ def _world(series: int, buckets: int, seed: int = 18) -> np.ndarray:
     means = np.where(
         rng.random(series) < 0.82, rng.lognormal(0.5, 1.2, series), rng.uniform(0.01, 0.2, series)
     )
-    return rng.poisson(means[:, None] * daily[None, :]).astype(np.float64)
+    out: np.ndarray = rng.poisson(means[:, None] * daily[None, :]).astype(np.float64)
+    return out
 
 
 def _scalar(data: np.ndarray) -> tuple[float, list[SeriesState]]:
