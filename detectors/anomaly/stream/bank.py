@@ -13,7 +13,7 @@ every key, or per key: the collectors that carry it were heard). Then:
   expected band, since when, and why it is not a collection gap.
 
 The series are rows of numpy arrays updated together (``vector.py``, ``vengine.py``: the same
-scores as ``engine.py``'s per-series engine, ~25x cheaper per observation, see
+scores as ``engine.py``'s per-series engine, ~5x cheaper per observation, see
 ``bench/reports/anomaly-live-vec.md``). The whole bank checkpoints to one JSON-able dict
 (``checkpoint``/``restore``: the keys and the arrays as base64 compressed ``.npz``; the older
 per-series JSON format is still restored). No I/O here:
