@@ -1,0 +1,206 @@
+"""Interleaved rounds of the incident API benchmark: the servers (this tree and an older
+checkout's, started once, side by side) and the raw Elasticsearch search are measured in short
+alternating rounds over one index, so a burst of someone else's work on the shared machine lands
+on every side alike. Reports each side's median and spread over the rounds, the per-round
+ratios, the load average and the load generator's own CPU share.
+
+    SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/api_rounds.py \
+        --baseline /work/wt-old --baseline-workers 1,2 --rounds 6
+
+Writes ``bench/reports/api-incidents-rounds.md``. The index prefix (``apibench-<time>``) is
+deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+from api_incidents import ADMIN, LIST_PARAMS, ROOT, _commit, _start_server, api_runs, load, raw_es
+
+from soc.auth import service as auth
+from soc.config import load_settings
+from soc.es.client import make_client, wait_until_healthy
+from soc.es.indices import Indices
+from soc.es.templates import setup, teardown
+
+REPORT = ROOT / "bench" / "reports" / "api-incidents-rounds.md"
+
+
+def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Runs ``work`` and adds the wall time, this process's CPU share and the load average."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    got = work()
+    wall = time.perf_counter() - wall
+    got["client_cpu"] = (time.process_time() - cpu) / wall
+    got["load"] = os.getloadavg()[0]
+    return got
+
+
+def _med(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--requests", type=int, default=600, help="list requests per side a round")
+    parser.add_argument("--transitions", type=int, default=150, help="per side a round")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, required=True)
+    parser.add_argument("--baseline-workers", default="1", help="comma-separated, e.g. 1,2")
+    args = parser.parse_args()
+
+    prefix = f"apibench-{int(time.time())}"
+    settings = load_settings(index_prefix=prefix)
+    es = make_client(settings).options(request_timeout=120)
+    wait_until_healthy(es, timeout=60)
+    indices = Indices(prefix)
+    setup(es, indices, replicas=settings.replicas)
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        load_s = load(es, indices, args.incidents)
+        users = Path(tempfile.mkdtemp()) / "users.yaml"
+        users.write_text(yaml.safe_dump({"users": [{"name": "bench", "role": "admin"}]}))
+        token, _ = auth.create_token(es, indices, ADMIN, "bench", auth.utcnow())
+        env = {
+            **os.environ,
+            "SOC_INDEX_PREFIX": prefix,
+            "SOC_AUTH_USERS_FILE": str(users),
+            "SOC_ES_URL": settings.effective_es_url,
+            "SOC_LOG_LEVEL": "WARNING",
+        }
+        old_soc = args.baseline.resolve() / ".venv" / "bin" / "soc"
+        sides = {
+            f"baseline, {w} worker{'s' * (int(w) > 1)}": (old_soc, int(w))
+            for w in args.baseline_workers.split(",")
+        }
+        sides[f"this tree, {args.workers} workers"] = (
+            Path(sys.executable).parent / "soc",
+            args.workers,
+        )
+        bases = {}
+        for name, (soc, workers) in sides.items():
+            servers[name], bases[name] = _start_server(soc, workers, env)
+        need = args.transitions * args.rounds * len(sides)
+        ids = [
+            h["_id"]
+            for h in es.search(
+                index=indices.incidents,
+                query={"term": {"incident.status": "new"}},
+                size=need,
+                sort=[{"incident.id": "asc"}],
+                source=False,
+            )["hits"]["hits"]
+        ]
+        rounds: list[dict[str, dict[str, Any]]] = []
+        names = list(sides)
+        for r in range(args.rounds):
+            order = names if r % 2 == 0 else names[::-1]
+            got: dict[str, dict[str, Any]] = {
+                "raw": _timed(lambda: raw_es(es, indices, args.clients, args.requests))
+            }
+            for name in order:
+                mine, ids = ids[: args.transitions], ids[args.transitions :]
+                run = api_runs(bases[name], token, args.clients, args.requests, mine)
+                got[name] = _timed(partial(asyncio.run, run))
+            rounds.append(got)
+            print(f"round {r + 1}: " + ", ".join(_brief(k, v) for k, v in got.items()), flush=True)
+        write_report(args, load_s, sides, rounds)
+    finally:
+        for server in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+        teardown(es, prefix)
+
+
+def _brief(name: str, got: dict[str, Any]) -> str:
+    if name == "raw":
+        return f"raw p95 {got['client'][1]:.0f} ms"
+    return f"{name}: {got['list_rate']:.0f} req/s p95 {got['list'][1]:.0f} ms"
+
+
+def write_report(
+    args: argparse.Namespace,
+    load_s: float,
+    sides: dict[str, tuple[Path, int]],
+    rounds: list[dict[str, dict[str, Any]]],
+) -> None:
+    names = list(sides)
+    new = names[-1]
+    lines = [
+        "# Incident API latency, interleaved rounds",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores),"
+        f" Python {platform.python_version()}. `bench/api_rounds.py --incidents {args.incidents}"
+        f" --clients {args.clients} --rounds {args.rounds} --requests {args.requests}"
+        f" --transitions {args.transitions} --workers {args.workers} --baseline {args.baseline}"
+        f" --baseline-workers {args.baseline_workers}`.",
+        "Load average (1 min) per round: " + ", ".join(f"{x['raw']['load']:.1f}" for x in rounds),
+        "",
+        f"- this tree: `{_commit(ROOT)}`",
+        f"- baseline: `{_commit(args.baseline.resolve())}`",
+        f"- incidents in the index: {args.incidents:,} (bulk-loaded in {load_s:.1f} s);"
+        f" list filter `{LIST_PARAMS}` → {rounds[0]['raw']['matches']:,} matches",
+        "- each round: the raw search, then every server in turn (order reversed every other"
+        f" round), {args.requests} list requests and {args.transitions} transitions each,"
+        f" {args.clients} concurrent clients (one Python process, httpx2 async; raw search:"
+        f" {args.clients} threads of the Elasticsearch client)",
+        "",
+        "Median over the rounds (min-max):",
+        "",
+        "| side | list p50 ms | list p95 ms | list req/s | transition p95 ms | transition req/s"
+        " | load generator CPU (cores) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        col = [x[name] for x in rounds]
+        lines.append(
+            f"| {name} | {_med([c['list'][0] for c in col])} | {_med([c['list'][1] for c in col])}"
+            f" | {_med([c['list_rate'] for c in col])} | {_med([c['transition'][1] for c in col])}"
+            f" | {_med([c['transition_rate'] for c in col])}"
+            f" | {_med([c['client_cpu'] for c in col])} |"
+        )
+    raw = [x["raw"] for x in rounds]
+    lines += [
+        f"| raw ES search (client-side) | {_med([c['client'][0] for c in raw])} |"
+        f" {_med([c['client'][1] for c in raw])} | | | | {_med([c['client_cpu'] for c in raw])} |",
+        f"| raw ES search (`took`) | {_med([c['took'][0] for c in raw])} |"
+        f" {_med([c['took'][1] for c in raw])} | | | | |",
+        "",
+        "Ratios, per round (median, min-max):",
+        "",
+        f"- {new}: list p95 / raw search p95 (same round): "
+        + _med([x[new]["list"][1] / x["raw"]["client"][1] for x in rounds]),
+    ]
+    for name in names[:-1]:
+        lines += [
+            f"- {name}: list p95 / raw search p95: "
+            + _med([x[name]["list"][1] / x["raw"]["client"][1] for x in rounds]),
+            f"- list throughput, {new} / {name}: "
+            + _med([x[new]["list_rate"] / x[name]["list_rate"] for x in rounds]),
+            f"- transition throughput, {new} / {name}: "
+            + _med([x[new]["transition_rate"] / x[name]["transition_rate"] for x in rounds]),
+        ]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
