@@ -28,14 +28,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import yaml
-from api_incidents import ADMIN, LIST_PARAMS, ROOT, _commit, _start_server, api_runs, load, raw_es
+from api_incidents import (
+    ADMIN,
+    LIST_PARAMS,
+    ROOT,
+    _clients,
+    _commit,
+    _pct,
+    _start_server,
+    api_runs,
+    load,
+    raw_es,
+)
 
 from soc.auth import service as auth
 from soc.config import load_settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
+from soc.incidents.service import IncidentFilter, query
 
 REPORT = ROOT / "bench" / "reports" / "api-incidents-rounds.md"
 
@@ -48,6 +61,33 @@ def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     got["client_cpu"] = (time.process_time() - cpu) / wall
     got["load"] = os.getloadavg()[0]
     return got
+
+
+async def raw_async(
+    es_url: str, headers: dict[str, str], index: str, clients: int, requests: int
+) -> dict[str, Any]:
+    """The list's search sent straight to Elasticsearch by the load generator the API side uses
+    (httpx2 async, ``clients`` connections, one process): the reference for the p95 ratio."""
+    body = {
+        "query": query(IncidentFilter(province="01", service="vneid", open_only=True), ADMIN),
+        "sort": [{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
+        "size": 50,
+        "track_total_hits": True,
+    }
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=es_url, headers=headers, limits=limits, timeout=60) as c:
+
+        async def one(_: int) -> float:
+            started = time.perf_counter()
+            r = await c.post(f"/{index}/_search", json=body)
+            assert r.status_code == 200, r.text
+            return time.perf_counter() - started
+
+        await _clients(clients, list(range(clients * 2)), one)  # warm-up, as for the API
+        t = time.perf_counter()
+        latencies = await _clients(clients, list(range(requests)), one)
+        rate = requests / (time.perf_counter() - t)
+    return {"client": _pct(latencies), "rate": rate}
 
 
 def _med(values: list[float]) -> str:
@@ -108,12 +148,20 @@ def main() -> None:
                 source=False,
             )["hits"]["hits"]
         ]
+        es_url = settings.effective_es_url.split(",")[0].rstrip("/")
+
+        def raw_round() -> dict[str, Any]:
+            return asyncio.run(
+                raw_async(es_url, {}, indices.incidents, args.clients, args.requests)
+            )
+
         rounds: list[dict[str, dict[str, Any]]] = []
         names = list(sides)
         for r in range(args.rounds):
             order = names if r % 2 == 0 else names[::-1]
             got: dict[str, dict[str, Any]] = {
-                "raw": _timed(lambda: raw_es(es, indices, args.clients, args.requests))
+                "raw": _timed(lambda: raw_es(es, indices, args.clients, args.requests)),
+                "raw async": _timed(raw_round),
             }
             for name in order:
                 mine, ids = ids[: args.transitions], ids[args.transitions :]
@@ -130,8 +178,8 @@ def main() -> None:
 
 
 def _brief(name: str, got: dict[str, Any]) -> str:
-    if name == "raw":
-        return f"raw p95 {got['client'][1]:.0f} ms"
+    if name.startswith("raw"):
+        return f"{name} p95 {got['client'][1]:.0f} ms"
     return f"{name}: {got['list_rate']:.0f} req/s p95 {got['list'][1]:.0f} ms"
 
 
@@ -157,10 +205,12 @@ def write_report(
         f"- baseline: `{_commit(args.baseline.resolve())}`",
         f"- incidents in the index: {args.incidents:,} (bulk-loaded in {load_s:.1f} s);"
         f" list filter `{LIST_PARAMS}` → {rounds[0]['raw']['matches']:,} matches",
-        "- each round: the raw search, then every server in turn (order reversed every other"
-        f" round), {args.requests} list requests and {args.transitions} transitions each,"
-        f" {args.clients} concurrent clients (one Python process, httpx2 async; raw search:"
-        f" {args.clients} threads of the Elasticsearch client)",
+        "- each round: the raw search (sent by httpx2 async like the API's load, the reference;"
+        f" and by {args.clients} threads of the Elasticsearch client, as bench/api_incidents.py"
+        " does), then"
+        " every server in turn (order reversed every other round),"
+        f" {args.requests} list requests and {args.transitions} transitions each,"
+        f" {args.clients} concurrent clients in one Python process (httpx2 async)",
         "",
         "Median over the rounds (min-max):",
         "",
@@ -177,8 +227,13 @@ def write_report(
             f" | {_med([c['client_cpu'] for c in col])} |"
         )
     raw = [x["raw"] for x in rounds]
+    fast = [x["raw async"] for x in rounds]
     lines += [
-        f"| raw ES search (client-side) | {_med([c['client'][0] for c in raw])} |"
+        f"| raw ES search, httpx2 async (the reference) | {_med([c['client'][0] for c in fast])} |"
+        f" {_med([c['client'][1] for c in fast])} | {_med([c['rate'] for c in fast])} | | |"
+        f" {_med([c['client_cpu'] for c in fast])} |",
+        f"| raw ES search, {args.clients} threads of the ES client |"
+        f" {_med([c['client'][0] for c in raw])} |"
         f" {_med([c['client'][1] for c in raw])} | | | | {_med([c['client_cpu'] for c in raw])} |",
         f"| raw ES search (`took`) | {_med([c['took'][0] for c in raw])} |"
         f" {_med([c['took'][1] for c in raw])} | | | | |",
@@ -186,12 +241,12 @@ def write_report(
         "Ratios, per round (median, min-max):",
         "",
         f"- {new}: list p95 / raw search p95 (same round): "
-        + _med([x[new]["list"][1] / x["raw"]["client"][1] for x in rounds]),
+        + _med([x[new]["list"][1] / x["raw async"]["client"][1] for x in rounds]),
     ]
     for name in names[:-1]:
         lines += [
             f"- {name}: list p95 / raw search p95: "
-            + _med([x[name]["list"][1] / x["raw"]["client"][1] for x in rounds]),
+            + _med([x[name]["list"][1] / x["raw async"]["client"][1] for x in rounds]),
             f"- list throughput, {new} / {name}: "
             + _med([x[new]["list_rate"] / x[name]["list_rate"] for x in rounds]),
             f"- transition throughput, {new} / {name}: "
