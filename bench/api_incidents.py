@@ -39,7 +39,7 @@ from elasticsearch import Elasticsearch, helpers
 from soc.alerts.models import Severity
 from soc.auth import service as auth
 from soc.auth.models import Role, User
-from soc.config import load_settings
+from soc.config import Settings, load_settings
 from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
@@ -224,6 +224,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def fresh_index() -> tuple[str, Settings, Elasticsearch, Indices]:
+    """A new index prefix (``apibench-<time>``) with soc's templates and indices installed."""
+    prefix = f"apibench-{int(time.time())}"
+    settings = load_settings(index_prefix=prefix)
+    es = make_client(settings).options(request_timeout=120)
+    wait_until_healthy(es, timeout=60)
+    indices = Indices(prefix)
+    setup(es, indices, replicas=settings.replicas)
+    return prefix, settings, es, indices
+
+
+def admin_server_env(
+    prefix: str, settings: Settings, es: Elasticsearch, indices: Indices
+) -> tuple[str, dict[str, str]]:
+    """An admin token and the environment of a ``soc api`` server on that prefix."""
+    users = Path(tempfile.mkdtemp()) / "users.yaml"
+    users.write_text(yaml.safe_dump({"users": [{"name": "bench", "role": "admin"}]}))
+    token, _ = auth.create_token(es, indices, ADMIN, "bench", auth.utcnow())
+    env = {
+        **os.environ,
+        "SOC_INDEX_PREFIX": prefix,
+        "SOC_AUTH_USERS_FILE": str(users),
+        "SOC_ES_URL": settings.effective_es_url,
+        "SOC_LOG_LEVEL": "WARNING",
+    }
+    return token, env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--incidents", type=int, default=100_000)
@@ -235,25 +263,10 @@ def main() -> None:
     parser.add_argument("--baseline-workers", type=int, default=1)
     args = parser.parse_args()
 
-    prefix = f"apibench-{int(time.time())}"
-    settings = load_settings(index_prefix=prefix)
-    es = make_client(settings).options(request_timeout=120)
-    wait_until_healthy(es, timeout=60)
-    indices = Indices(prefix)
-    setup(es, indices, replicas=settings.replicas)
+    prefix, settings, es, indices = fresh_index()
     try:
         load_s = load(es, indices, args.incidents)
-        tmp = Path(tempfile.mkdtemp())
-        users = tmp / "users.yaml"
-        users.write_text(yaml.safe_dump({"users": [{"name": "bench", "role": "admin"}]}))
-        token, _ = auth.create_token(es, indices, ADMIN, "bench", auth.utcnow())
-        env = {
-            **os.environ,
-            "SOC_INDEX_PREFIX": prefix,
-            "SOC_AUTH_USERS_FILE": str(users),
-            "SOC_ES_URL": settings.effective_es_url,
-            "SOC_LOG_LEVEL": "WARNING",
-        }
+        token, env = admin_server_env(prefix, settings, es, indices)
         runs = 2 if args.baseline else 1
         new_ids = [
             h["_id"]

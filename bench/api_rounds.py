@@ -20,7 +20,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import yaml
 from api_incidents import (
     ADMIN,
     LIST_PARAMS,
@@ -38,16 +36,14 @@ from api_incidents import (
     _commit,
     _pct,
     _start_server,
+    admin_server_env,
     api_runs,
+    fresh_index,
     load,
     raw_es,
 )
 
-from soc.auth import service as auth
-from soc.config import load_settings
-from soc.es.client import make_client, wait_until_healthy
-from soc.es.indices import Indices
-from soc.es.templates import setup, teardown
+from soc.es.templates import teardown
 from soc.incidents.service import IncidentFilter, query
 
 REPORT = ROOT / "bench" / "reports" / "api-incidents-rounds.md"
@@ -106,25 +102,11 @@ def main() -> None:
     parser.add_argument("--baseline-workers", default="1", help="comma-separated, e.g. 1,2")
     args = parser.parse_args()
 
-    prefix = f"apibench-{int(time.time())}"
-    settings = load_settings(index_prefix=prefix)
-    es = make_client(settings).options(request_timeout=120)
-    wait_until_healthy(es, timeout=60)
-    indices = Indices(prefix)
-    setup(es, indices, replicas=settings.replicas)
+    prefix, settings, es, indices = fresh_index()
     servers: dict[str, subprocess.Popen[bytes]] = {}
     try:
         load_s = load(es, indices, args.incidents)
-        users = Path(tempfile.mkdtemp()) / "users.yaml"
-        users.write_text(yaml.safe_dump({"users": [{"name": "bench", "role": "admin"}]}))
-        token, _ = auth.create_token(es, indices, ADMIN, "bench", auth.utcnow())
-        env = {
-            **os.environ,
-            "SOC_INDEX_PREFIX": prefix,
-            "SOC_AUTH_USERS_FILE": str(users),
-            "SOC_ES_URL": settings.effective_es_url,
-            "SOC_LOG_LEVEL": "WARNING",
-        }
+        token, env = admin_server_env(prefix, settings, es, indices)
         old_soc = args.baseline.resolve() / ".venv" / "bin" / "soc"
         sides = {
             f"baseline, {w} worker{'s' * (int(w) > 1)}": (old_soc, int(w))
