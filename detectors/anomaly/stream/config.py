@@ -58,6 +58,16 @@ class EngineConfig:
     alert_score: float = 0.53
     """Score at and above which a point is an alert (one threshold for every series)."""
 
+    @property
+    def views(self) -> int:
+        """Predictors an observation is judged by: each plain level view and the seasonal one."""
+        return len(self.level_rates) + 1
+
+    @property
+    def alert_p(self) -> float:
+        """The tail probability of :attr:`alert_score`: an alert's p-value is at most this."""
+        return float(10.0 ** (-self.alert_score * self.score_decades))
+
     def __post_init__(self) -> None:
         for name in (
             "season_level_rate",

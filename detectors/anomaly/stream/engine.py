@@ -69,8 +69,8 @@ class Engine:
     ) -> None:
         self.config = config or EngineConfig()
         self.calendar = calendar
-        self.views = len(self.config.level_rates) + 1
-        self._alert_p = 10.0 ** (-self.config.alert_score * self.config.score_decades)
+        self.views = self.config.views
+        self._alert_p = self.config.alert_p
 
     def new_state(self) -> SeriesState:
         return SeriesState.new(self.views, self.config.tail_prior)

@@ -26,8 +26,8 @@ class VectorEngine:
     ) -> None:
         self.config = config or EngineConfig()
         self.calendar = calendar
-        self.views = len(self.config.level_rates) + 1
-        self._alert_p = 10.0 ** (-self.config.alert_score * self.config.score_decades)
+        self.views = self.config.views
+        self._alert_p = self.config.alert_p
         if self._alert_p >= self.config.tail_quantile:
             raise AnomalyError("vector engine: the alert line must lie in the fitted tail")
 
