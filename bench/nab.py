@@ -5,12 +5,14 @@ report, ``bench/reports/nab.md`` (+ ``nab.json``).
 
 Runs the engine of ``soc anomaly score-csv`` (``detectors.anomaly.stream``, its default
 parameters: one set for every file) over the 58 files of ``NAB/data`` in this one process (no
-CLI start-up per file), row by row and causally, and writes ``timestamp,anomaly_score`` per file
-under ``--out``. Then it runs ``NAB/score.py OUT --name soc`` (NAB's threshold optimiser, scorer
-and normaliser, an external measuring tool that is run, never copied) and writes the standard,
-low-FP and low-FN scores next to the published detectors. NAB's rules hold by construction: the
-engine sees one row at a time and never the labels; the probation period (first 15 %) is
-NAB's scorer's business, the engine only learns from it like from any other row.
+CLI start-up per file), row by row and causally, the files side by side as rows of one engine
+block (``csvscore.stream_scores_many``: each file keeps its own timestamps), and writes
+``timestamp,anomaly_score`` per file under ``--out``. Then it runs ``NAB/score.py OUT --name
+soc`` (NAB's threshold optimiser, scorer and normaliser, an external measuring tool that is run,
+never copied) and writes the standard, low-FP and low-FN scores next to the published detectors.
+NAB's rules hold by construction: the engine sees one row at a time and never the labels; the
+probation period (first 15 %) is NAB's scorer's business, the engine only learns from it like
+from any other row.
 
 Overfitting check (``--subsets``): the one parameter set was tuned on the whole corpus, as NAB's
 published detectors were. So the report also gives the standard score of the same output on
@@ -68,21 +70,20 @@ json.dump(result, sys.stdout)
 
 def score_files(nab: Path, out: Path) -> tuple[int, int, float, float]:
     """Score every data file into ``out``; (files, rows, seconds of scoring, CPU seconds)."""
-    engine = Engine()
-    files = rows = 0
     began, cpu = time.perf_counter(), time.process_time()
-    for source in sorted((nab / "data").rglob("*.csv")):
-        series = csvscore.read(source)
-        scores, _ = csvscore.stream_scores(series, engine)
+    sources = sorted((nab / "data").rglob("*.csv"))
+    files = [csvscore.read(source) for source in sources]
+    scored = csvscore.stream_scores_many(files, Engine())
+    rows = 0
+    for source, series, (scores, _) in zip(sources, files, scored, strict=True):
         target = out / source.relative_to(nab / "data")
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", encoding="utf-8") as handle:
             handle.write("timestamp,anomaly_score\n")
             for raw, value in zip(series.raw, scores.tolist(), strict=True):
                 handle.write(f"{raw[0]},{value:.6f}\n")
-        files += 1
         rows += len(scores)
-    return files, rows, time.perf_counter() - began, time.process_time() - cpu
+    return len(files), rows, time.perf_counter() - began, time.process_time() - cpu
 
 
 def run_scorer(nab: Path, out: Path) -> dict[str, dict[str, float]]:

@@ -45,7 +45,7 @@ from pooled_report import ALPHA, OUTAGE, QUIET, SURGE, WINDOWS, render
 from scipy import special
 
 from detectors.anomaly.pooled import PooledVolume, SeriesMeta, own_levels, time_features
-from detectors.anomaly.stream import VIETNAM, Engine
+from detectors.anomaly.stream import VIETNAM, Block, Engine
 from detectors.anomaly.stream.config import LIVE
 from detectors.anomaly.stream.season import Calendar
 from soc.localities import catalogue
@@ -111,25 +111,26 @@ def baseline_expectations(
 def stream_variants(
     fine: np.ndarray, variants: dict[str, np.ndarray]
 ) -> tuple[dict[str, Any], float]:
-    """The engine over the history buckets once, then over each variant of the eval week from
-    a copy of each series' state: expected values (series, eval buckets) per variant."""
+    """The engine over the history buckets once (every series a row of one block), then over
+    each variant of the eval week from a copy of that block: expected values (series, eval
+    buckets) per variant, and the wall seconds per observation."""
     engine = Engine(LIVE, VIETNAM)
     base = TEST.start.timestamp()
     hist = HISTORY * 12
     out = {name: np.zeros(v.shape) for name, v in variants.items()}
     t0, n = time.perf_counter(), 0
-    for i in range(fine.shape[0]):
-        state = engine.new_state()
-        for b in range(hist):
-            engine.observe(state, base + 300.0 * (b + 1), float(fine[i, b]))
-        saved = state.to_dict()
-        n += hist
-        for name, v in variants.items():
-            copy = type(state).from_dict(json.loads(json.dumps(saved)))
-            for b in range(v.shape[1]):
-                at = base + 300.0 * (hist + b + 1)
-                out[name][i, b] = engine.observe(copy, at, float(v[i, b])).expected
-            n += v.shape[1]
+    block = engine.new_block()
+    rows = engine.add(block, fine.shape[0])
+    for b in range(hist):
+        engine.observe(block, rows, base + 300.0 * (b + 1), fine[:, b].astype(float))
+    saved = block.to_bytes()
+    n += hist * fine.shape[0]
+    for name, v in variants.items():
+        copy = Block.from_bytes(saved)
+        for b in range(v.shape[1]):
+            at = base + 300.0 * (hist + b + 1)
+            out[name][:, b] = engine.observe(copy, rows, at, v[:, b].astype(float)).expected
+        n += v.size
     return {k: np.maximum(v, 0.0) for k, v in out.items()}, (time.perf_counter() - t0) / n
 
 

@@ -7,7 +7,8 @@ offset or ``Z``; naive means UTC) or Unix seconds. Output: the same rows plus ``
 Two methods:
 
 * ``stream`` (default): the live model's streaming engine (:mod:`detectors.anomaly.stream`),
-  row by row, each column its own series, causally (a row's score uses the rows up to it only).
+  row by row, each column its own series (a row of the engine's block, as a live series is),
+  causally (a row's score uses the rows up to it only).
   A row's score is its highest column's; 0.53 is the engine's one alert line (``p = 1.7e-5``).
 * ``iforest``: scikit-learn's IsolationForest on the robustly scaled values, fitted on the whole
   file (so *not* causal: a measured comparison, not a detector to run live); ``score`` is its
@@ -22,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,18 +113,35 @@ def read(path: Path) -> Series:
 
 def stream_scores(series: Series, engine: Engine | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run the streaming engine over every column; (row score, row flag)."""
+    return stream_scores_many([series], engine)[0]
+
+
+def stream_scores_many(
+    files: Sequence[Series], engine: Engine | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`stream_scores` of several files at once, as the live bank runs: every column of
+    every file is a row of one engine block and the files are stepped side by side, row ``j``
+    of each file at step ``j`` with its own timestamp (``Engine.replay``). Each column is still
+    its own causal series; 58 files cost as many engine steps as the longest has rows."""
     engine = engine or Engine()
-    width = series.values.shape[1]
-    states = [engine.new_state() for _ in range(width)]
-    scores = np.zeros(len(series.stamps))
-    flags = np.zeros(len(series.stamps), dtype=bool)
-    for row, (stamp, values) in enumerate(zip(series.stamps, series.values.tolist(), strict=True)):
-        at = stamp.timestamp()
-        for state, value in zip(states, values, strict=True):
-            verdict = engine.observe(state, at, value)
-            scores[row] = max(scores[row], verdict.score)
-            flags[row] = flags[row] or verdict.alert
-    return scores, flags
+    times: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, series in enumerate(files):
+        at = np.array([stamp.timestamp() for stamp in series.stamps])
+        for column in range(series.values.shape[1]):
+            times.append(at)
+            values.append(series.values[:, column])
+            owner.append(i)
+    got = engine.replay(times, values)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for i, series in enumerate(files):
+        mine = [row for row, o in enumerate(owner) if o == i]
+        n = len(series.stamps)
+        # + 0.0: a score of -0.0 (p = 1) is written as 0
+        score = np.asarray(got.score[mine, :n].max(axis=0) + 0.0)
+        out.append((score, np.asarray(got.alert[mine, :n].any(axis=0))))
+    return out
 
 
 def score(series: Series, method: str = "stream", engine: Engine | None = None) -> Scored:

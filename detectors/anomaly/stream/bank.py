@@ -12,12 +12,11 @@ every key, or per key: the collectors that carry it were heard). Then:
 - each alert is a :class:`Finding` with its explanation: the series, observed against the
   expected band, since when, and why it is not a collection gap.
 
-The series are rows of numpy arrays updated together (``vector.py``, ``vengine.py``: the same
-scores as ``engine.py``'s per-series engine, ~5x cheaper per observation, see
-``bench/reports/anomaly-live-vec.md``). The whole bank checkpoints to one JSON-able dict
-(``checkpoint``/``restore``: the keys and the arrays as base64 compressed ``.npz``; the older
-per-series JSON format is still restored). No I/O here:
-storing the checkpoint (``soc-state``) and the alerts is the caller's.
+The series are rows of one :class:`~detectors.anomaly.stream.vector.Block`, updated together
+by one engine step per bucket (``engine.py``). The whole bank checkpoints to one JSON-able dict
+(``checkpoint``/``restore``: the keys and the arrays as base64 compressed ``.npz``; the first
+format, one JSON state per series, is still restored). No I/O here: storing the checkpoint
+(``soc-state``) and the alerts is the caller's.
 """
 
 from __future__ import annotations
@@ -32,9 +31,7 @@ from typing import Any
 import numpy as np
 
 from detectors.anomaly.stream.engine import Engine, Verdict
-from detectors.anomaly.stream.state import SeriesState
 from detectors.anomaly.stream.vector import NOTE_GAP, NOTES, Block
-from detectors.anomaly.stream.vengine import VectorEngine
 from soc.errors import AnomalyError
 
 FORMAT = "soc-stream-bank/2"
@@ -74,14 +71,13 @@ class Finding:
 
 class StreamBank:
     """The series of one bank as rows of a :class:`~detectors.anomaly.stream.vector.Block`,
-    updated together each bucket by the vectorised engine (equal to ``engine``'s scores)."""
+    updated together each bucket by the engine."""
 
-    __slots__ = ("_vec", "block", "engine", "rows", "unbroken")
+    __slots__ = ("block", "engine", "rows", "unbroken")
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._vec = VectorEngine(engine.config, engine.calendar)
-        self.block = self._vec.new_block()
+        self.block = engine.new_block()
         self.rows: dict[str, int] = {}
         self.unbroken = np.zeros(0)
         """Per row: since when the series has been collected without a gap (epoch seconds)."""
@@ -92,7 +88,7 @@ class StreamBank:
         return None if row is None else int(self.block.hold[row])
 
     def _add(self, keys: list[str]) -> None:
-        rows = self._vec.add(self.block, len(keys))
+        rows = self.engine.add(self.block, len(keys))
         self.rows.update(zip(keys, (int(r) for r in rows), strict=True))
         if self.block.n.shape[0] > self.unbroken.shape[0]:
             grown = np.full(self.block.n.shape[0], np.nan)
@@ -117,7 +113,7 @@ class StreamBank:
             return []
         rows = np.fromiter((self.rows[k] for k in keys), np.int64, len(keys))
         x = np.fromiter((float(values.get(k, 0.0)) for k in keys), np.float64, len(keys))
-        got = self._vec.observe(self.block, rows, epoch, x)
+        got = self.engine.observe(self.block, rows, epoch, x)
         restart = (got.note == NOTE_GAP) | np.isnan(self.unbroken[rows])
         self.unbroken[rows[restart]] = epoch
         findings = []
@@ -155,8 +151,7 @@ class StreamBank:
             keys = list(data["states"])
             bank._add(keys)
             for key in keys:
-                state = SeriesState.from_dict(data["states"][key])
-                bank.block.put_state(bank.rows[key], state, engine.config.window)
+                bank.block.put_json(bank.rows[key], data["states"][key], engine.config.window)
                 since = data["unbroken"].get(key)
                 bank.unbroken[bank.rows[key]] = np.nan if since is None else float(since)
             return bank

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import holidays
+import numpy as np
+from numpy.typing import NDArray
 
 SLOTS = 48
 
@@ -59,6 +61,13 @@ class Calendar:
             known = when.hour + (24 if self.rest_day(when.date()) else 0)
             self._slots[hour] = known
         return known
+
+    def slots(self, epochs: NDArray[np.float64]) -> NDArray[np.int64]:
+        """:meth:`slot` of each time (one look-up per distinct hour)."""
+        hours, where = np.unique(np.floor_divide(epochs, 3600.0), return_inverse=True)
+        table = np.array([self.slot(float(h) * 3600.0) for h in hours], np.int64)
+        out: NDArray[np.int64] = table[where.reshape(np.shape(epochs))]
+        return out
 
 
 PLAIN = Calendar()

@@ -1,14 +1,14 @@
-"""The streaming engine over many series at once: per-series state as numpy arrays (one row each).
+"""The state of many series of the streaming engine: numpy arrays, one row per series.
 
-Same arithmetic as ``engine.py`` (:class:`~detectors.anomaly.stream.engine.Engine`), step for
-step, but one observation of *every* observed row of a :class:`Block` per call: all the series
-of a live bank share the bucket's time, hence its seasonal slot, so the per-series Python calls
-become a few dozen array operations. ``tests/detectors/anomaly/test_stream_vector.py`` checks the
-scores equal the scalar engine's within float tolerance (sums may be taken in another order).
+A :class:`Block` holds what the engine (``engine.py``) remembers of each series between two
+observations (levels, a 48-slot seasonal profile, a small error histogram per view, the last few
+p-values, the episode): a few hundred numbers a row, so 26,000 series fit in memory and in one
+checkpoint. :class:`Scores` is what one step of the engine says of the rows it observed.
 
-A :class:`Block` saves to compressed ``.npz`` bytes (``to_bytes`` / ``from_bytes``: numeric arrays
-only, ``allow_pickle=False``, so loading cannot run code). No I/O beyond that; only this module
-changes a block.
+A block saves to compressed ``.npz`` bytes (``to_bytes`` / ``from_bytes``: numeric arrays only,
+``allow_pickle=False``, so loading cannot run code); a row can also be filled from the first
+checkpoint format's per-series JSON (``put_json``). No I/O; only ``engine.py`` changes a block's
+numbers.
 """
 
 from __future__ import annotations
@@ -16,23 +16,21 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
 
 from detectors.anomaly.stream import season, tails
-from detectors.anomaly.stream.state import SeriesState
+from detectors.anomaly.stream.tails import F, I
 from soc.errors import AnomalyError
 
-F = NDArray[np.float64]
-I = NDArray[np.int64]  # noqa: E741
 B = NDArray[np.bool_]
-EDGES = np.array(tails.EDGES)
-WIDTHS = np.array(tails.WIDTHS)
-CENTRES = np.array(tails.CENTRES)
 NBINS = tails.BINS
+STATE_1 = "soc-stream-state/1"
+"""One series' state in the first checkpoint format (read by :meth:`Block.put_json`)."""
 NOTE_NONE, NOTE_LEARNING, NOTE_RELEARNING, NOTE_GAP = 0, 1, 2, 3
 NOTES = ("", "learning", "relearning", "gap")
 
@@ -111,7 +109,7 @@ class Block:
             for name, arr in fresh._arrays().items():
                 setattr(self, name, arr)
         rows = np.arange(self.size, need)
-        self.hists[rows] = np.array(tails.prior(prior_weight))
+        self.hists[rows] = tails.prior(prior_weight)
         self.size = need
         return rows
 
@@ -134,23 +132,36 @@ class Block:
             raise AnomalyError("stream block checkpoint with wrong sizes: start afresh")
         return cls(**arrays, size=int(arrays["n"].shape[0]))
 
-    def put_state(self, row: int, s: SeriesState, window: int) -> None:
-        """Copy a scalar state (an old JSON checkpoint) into a row."""
-        for name in ("n", "first_t", "last_t", "step", "last_x", "lo", "hi", "counts"):
-            getattr(self, name)[row] = getattr(s, name)
-        self.quantum[row], self.levels[row] = s.quantum, s.levels
-        self.slevel[row], self.season[row], self.season_n[row] = s.slevel, s.season, s.season_n
-        self.maes[row], self.track[row], self.hists[row] = s.maes, s.track, s.hists
-        self.gains[row] = s.gains
-        for v, fit in enumerate(s.fits):
-            self.has_fit[row, v] = bool(fit)
-            self.fits[row, v] = fit if fit else (0.0, 0.0, 0.0)
-        for v, recent in enumerate(s.recents):
-            kept = recent[-window:]
-            self.rec_len[row, v] = len(kept)
-            self.recents[row, v, : len(kept)] = kept
-        self.quiet[row], self.hold[row] = s.quiet, s.hold
-        self.since[row] = math.nan if s.since is None else s.since
+    def put_json(self, row: int, data: Mapping[str, Any], window: int) -> None:
+        """Copy one series' state of the first checkpoint format into a row.
+
+        That format (``soc-stream-state/1``: one JSON dict per series, ``None`` for an infinite
+        bound) was written by the per-series engine soc had before this one; a bank checkpoint
+        of format ``soc-stream-bank/1`` holds one per series. Raises :class:`AnomalyError` if
+        the dict is not such a state.
+        """
+        if data.get("format") != STATE_1:
+            raise AnomalyError(
+                f"stream state of format {data.get('format')!r}, expected {STATE_1!r}"
+            )
+        try:
+            for name in ("n", "first_t", "last_t", "step", "last_x", "counts", "slevel", "quiet"):
+                getattr(self, name)[row] = data[name]
+            for name, default in (("lo", math.inf), ("hi", -math.inf), ("quantum", math.inf)):
+                getattr(self, name)[row] = default if data[name] is None else data[name]
+            for name in ("levels", "season", "season_n", "maes", "track", "hists", "gains"):
+                getattr(self, name)[row] = np.array(data[name], dtype=getattr(self, name).dtype)
+            for v, fit in enumerate(data["fits"]):
+                self.has_fit[row, v] = bool(fit)
+                self.fits[row, v] = fit if fit else (0.0, 0.0, 0.0)
+            for v, recent in enumerate(data["recents"]):
+                kept = recent[-window:]
+                self.rec_len[row, v] = len(kept)
+                self.recents[row, v, : len(kept)] = kept
+            self.hold[row] = data["hold"]
+            self.since[row] = math.nan if data["since"] is None else data["since"]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise AnomalyError(f"stream state of format {STATE_1!r} unreadable: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,101 +176,3 @@ class Scores:
     alert: B
     since: F
     note: I
-
-
-def _total(h: F) -> F:
-    return np.cumsum(h, axis=-1)[..., -1]  # sequential, as Python's sum()
-
-
-def _quantile(h: F, total: F, upper: float) -> tuple[F, I]:
-    suffix = np.cumsum(h[:, ::-1], axis=1)[:, ::-1]  # suffix[i] = h[i] + ... + h[-1]
-    cond = suffix >= upper * total[:, None]
-    found = cond.any(axis=1)
-    i = NBINS - 1 - np.argmax(cond[:, ::-1], axis=1)
-    rows = np.arange(h.shape[0])
-    above = np.where(i + 1 < NBINS, suffix[rows, np.minimum(i + 1, NBINS - 1)], 0.0)
-    hi = h[rows, i]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inside = np.where(hi > 0, (upper * total - above) / hi, 0.0)
-    zq = EDGES[i] + WIDTHS[i] * (1.0 - inside)
-    return np.where(found, zq, 0.0), np.where(found, i, 0)
-
-
-def fit(h: F, quantile: float) -> F:
-    """``tails.fit`` of each row of ``h`` (rows, BINS): (rows, 3)."""
-    total = _total(h)
-    zq, iq = _quantile(h, total, quantile)
-    zq, iq = np.where(total > 0, zq, 0.0), np.where(total > 0, iq, 0)
-    rows = np.arange(h.shape[0])
-    j = np.arange(NBINS)[None, :]
-    weight = np.where(j >= iq[:, None], h, 0.0)
-    centre = CENTRES[None, :] - zq[:, None]
-    upper = EDGES[iq] + WIDTHS[iq]
-    weight[rows, iq] *= np.maximum(upper - zq, 0.0) / WIDTHS[iq]
-    centre[rows, iq] = 0.5 * (upper - zq)
-    mass = _total(weight)
-    first = _total(weight * centre)
-    second = _total(weight * centre * centre)
-    safe = np.where(mass > 0, mass, 1.0)
-    mean = np.maximum(first / safe, tails.MIN_EXCESS)
-    var = np.maximum(second / safe - mean * mean, 1e-12)
-    shape = np.clip(0.5 * (1.0 - mean * mean / var), 0.0, tails.MAX_SHAPE)
-    scale = np.maximum(mean * (1.0 - shape), tails.MIN_EXCESS)
-    return np.stack([zq, np.where(mass > 0, scale, 1.0), np.where(mass > 0, shape, 0.0)], axis=1)
-
-
-def _beyond(excess: F, scale: F, shape: F) -> F:
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        power = (1.0 + shape * excess / scale) ** (-1.0 / np.where(shape < 1e-6, 1.0, shape))
-    return np.where(shape < 1e-6, np.exp(-excess / scale), power)
-
-
-def tail(h: F, z: F, quantile: float, model: F) -> F:
-    """``tails.tail`` of each row."""
-    zq, scale, shape = model[:, 0], model[:, 1], model[:, 2]
-    far = quantile * _beyond(z - zq, scale, shape)
-    total = _total(h)
-    i = np.searchsorted(EDGES, z, side="right") - 1
-    i = np.clip(i, 0, NBINS - 1)
-    rows = np.arange(h.shape[0])
-    suffix = np.cumsum(h[:, ::-1], axis=1)[:, ::-1]
-    above = np.where(i + 1 < NBINS, suffix[rows, np.minimum(i + 1, NBINS - 1)], 0.0)
-    inside = (EDGES[i] + WIDTHS[i] - z) / WIDTHS[i] * h[rows, i]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        near = np.where(total > 0, np.minimum(1.0, (above + inside) / total), 1.0)
-    return np.where(z > zq, far, near)
-
-
-def inverse(h: F, p: float, quantile: float, model: F) -> F:
-    """``tails.inverse`` of each row (``p`` below ``quantile``, as every alert line is)."""
-    zq, scale, shape = model[:, 0], model[:, 1], model[:, 2]
-    ratio = quantile / p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        power = zq + scale * (ratio ** np.where(shape < 1e-6, 1.0, shape) - 1.0) / shape
-    out = np.where(shape < 1e-6, zq + scale * math.log(ratio), power)
-    return np.where(_total(h) > 0, out, math.inf)
-
-
-def fisher(recents: F, length: I) -> F:
-    """``tails.fisher`` of the first ``length`` p-values of each row."""
-    window = recents.shape[1]
-    used = np.arange(window)[None, :] < length[:, None]
-    half = -np.where(used, np.log(np.maximum(recents, 1e-300)), 0.0).sum(axis=1)
-    term = np.ones_like(half)
-    total = np.ones_like(half)
-    for j in range(1, window):
-        term = term * half / j
-        total = total + np.where(j < length, term, 0.0)
-    out: F = np.minimum(1.0, np.exp(-half) * total)
-    return out
-
-
-def count_tail(value: F, expected: F) -> F:
-    """``engine._count_tail`` of each row (each branch computed only where it applies)."""
-    mean = np.maximum(expected, 1e-3)
-    out: F = np.ones_like(value)
-    up = (value >= mean) & (value >= 1.0)
-    down = value < mean
-    out[up] = special.gammainc(value[up], mean[up])
-    out[down] = special.gammaincc(value[down] + 1.0, mean[down])
-    return out

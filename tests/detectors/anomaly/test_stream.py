@@ -1,11 +1,11 @@
 """The streaming engine: what a series does every day raises nothing, a change raises one alert.
 
-Pure unit tests on synthetic series (five-minute steps unless said), no I/O.
+Pure unit tests on synthetic series (five-minute steps unless said), no I/O. Each series is run
+through the one engine (a row of its block); ``test_stream_bank.py`` runs many rows together.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pytest
 
-from detectors.anomaly.stream import PLAIN, VIETNAM, Engine, EngineConfig, SeriesState, Verdict
+from detectors.anomaly.stream import NOTES, PLAIN, VIETNAM, Block, Engine, EngineConfig, Verdict
 from soc.errors import AnomalyError
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()  # a Monday
@@ -22,9 +22,26 @@ DAY = 288
 
 
 def run(values: Iterable[float], engine: Engine | None = None, start: float = T0) -> list[Verdict]:
+    """One series, one value every ``STEP`` from ``start``: the engine's verdict on each."""
     engine = engine or Engine()
-    state = engine.new_state()
-    return [engine.observe(state, start + i * STEP, v) for i, v in enumerate(values)]
+    x = np.array(list(values), dtype=float)
+    at = start + STEP * np.arange(x.shape[0])
+    got = engine.replay([at], [x])
+    return [
+        Verdict(
+            float(at[i]),
+            float(x[i]),
+            float(got.expected[0, i]),
+            float(got.low[0, i]),
+            float(got.high[0, i]),
+            float(got.p[0, i]),
+            float(got.score[0, i]),
+            bool(got.alert[0, i]),
+            None if math.isnan(got.since[0, i]) else float(got.since[0, i]),
+            NOTES[got.note[0, i]],
+        )
+        for i in range(x.shape[0])
+    ]
 
 
 def alerts(verdicts: list[Verdict], after: int = 0) -> list[int]:
@@ -53,16 +70,38 @@ def test_level_shift_alerts_on_the_change_then_adapts() -> None:
 def test_gap_restart_and_boundary_raise_nothing() -> None:
     rng = np.random.default_rng(3)
     engine = Engine()
-    state = engine.new_state()
+    block = engine.new_block()
+    [row] = engine.add(block, 1)
+    rows = np.array([row])
     for i, v in enumerate(rng.normal(50, 2, 600)):
-        engine.observe(state, T0 + i * STEP, v)
+        engine.observe(block, rows, T0 + i * STEP, np.array([v]))
     # six hours without data (a collector down, a restart, history then live), then a new level
     resume = T0 + 600 * STEP + 6 * 3600
     live = rng.normal(80, 2, 300)
-    after = [engine.observe(state, resume + i * STEP, v) for i, v in enumerate(live)]
-    assert after[0].note == "gap"
-    assert not alerts(after)
-    assert after[-1].low < 80 < after[-1].high
+    after = [
+        engine.observe(block, rows, resume + i * STEP, np.array([v])) for i, v in enumerate(live)
+    ]
+    assert NOTES[after[0].note[0]] == "gap"
+    assert not any(a.alert[0] for a in after)
+    assert after[-1].low[0] < 80 < after[-1].high[0]
+
+
+def test_series_side_by_side_score_as_each_alone() -> None:
+    rng = np.random.default_rng(9)
+    shift = np.concatenate([rng.normal(100, 5, 700), rng.normal(150, 5, 300)])
+    counts = rng.poisson(3.0, 1500).astype(float)
+    counts[1200] = 40.0
+    engine = Engine()
+    # other lengths, starts and steps (five-minute against hourly), in one block
+    times = [T0 + STEP * np.arange(1000), T0 + 7 * 3600 + 3600 * np.arange(1500)]
+    together = engine.replay(times, [shift, counts])
+    for i, (at, x) in enumerate(zip(times, [shift, counts], strict=True)):
+        alone = engine.replay([at], [x])
+        assert np.array_equal(together.score[i, : len(x)], alone.score[0])
+        assert np.array_equal(together.alert[i, : len(x)], alone.alert[0])
+    assert not together.score[0, 1000:].any()  # past its end
+    assert 700 in np.flatnonzero(together.alert[0])
+    assert 1200 in np.flatnonzero(together.alert[1])
 
 
 def test_daily_season_is_learnt_and_a_value_out_of_its_hour_alerts() -> None:
@@ -94,20 +133,27 @@ def test_scores_do_not_depend_on_the_unit() -> None:
 
 def test_checkpoint_round_trip_continues_exactly() -> None:
     rng = np.random.default_rng(7)
-    values = rng.normal(20, 3, 900)
+    values = rng.normal(20, 3, (900, 2))
     engine = Engine()
-    whole, half = engine.new_state(), engine.new_state()
-    for i, v in enumerate(values[:500]):
-        engine.observe(whole, T0 + i * STEP, v)
-        engine.observe(half, T0 + i * STEP, v)
-    restored = SeriesState.from_dict(json.loads(json.dumps(half.to_dict())))
-    for i, v in enumerate(values[500:], start=500):
-        assert engine.observe(whole, T0 + i * STEP, v) == engine.observe(restored, T0 + i * STEP, v)
+    whole = engine.new_block()
+    rows = engine.add(whole, 2)
+    for i in range(500):
+        engine.observe(whole, rows, T0 + i * STEP, values[i])
+    restored = Block.from_bytes(whole.to_bytes())
+    for i in range(500, 900):
+        a = engine.observe(whole, rows, T0 + i * STEP, values[i])
+        b = engine.observe(restored, rows, T0 + i * STEP, values[i])
+        assert np.array_equal(a.score, b.score)
+        assert np.array_equal(a.high, b.high)
+    assert whole.to_bytes() == restored.to_bytes()
 
 
-def test_a_checkpoint_of_another_format_is_refused() -> None:
-    with pytest.raises(AnomalyError, match="format"):
-        SeriesState.from_dict({"format": "soc-stream-state/0"})
+def test_a_checkpoint_of_other_sizes_is_refused() -> None:
+    narrow = Block.empty(views=2, window=6, capacity=1)
+    narrow.add(1, 20.0)
+    narrow.hists = narrow.hists[:, :, :5]
+    with pytest.raises(AnomalyError, match="sizes"):
+        Block.from_bytes(narrow.to_bytes())
 
 
 def test_vietnam_holidays_are_rest_days_in_local_time() -> None:
