@@ -95,3 +95,18 @@ def test_a_token_revoked_by_another_process_stops_working_within_the_cache_bound
     )
     time.sleep(0.6)
     assert api.client.get("/api/v1/auth/me", headers=mine).status_code == 401
+
+
+def test_html_pages_carry_the_csp_and_api_answers_stay_json_and_no_store(api: Api) -> None:
+    page = api.client.get("/login")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert page.headers["cache-control"] == "no-store"
+    listed = api.client.get("/api/v1/incidents", headers=api.headers("analyst"))
+    assert listed.status_code == 200
+    assert listed.json()["items"] is not None
+    assert "content-security-policy" not in listed.headers
+    assert listed.headers["cache-control"] == "no-store"
