@@ -153,9 +153,12 @@ def _stream(
     (no alert), then ticked through the scored days (each tick catches up what closed since)."""
     lateness = timedelta(seconds=settings.anomaly_stream_lateness_seconds)
     detector = live.LiveDetector(es, indices, settings)
-    began = time.perf_counter()
-    detector.tick(now=start + lateness)
-    print(f"stream banks warmed up in {time.perf_counter() - began:.0f} s", flush=True)
+    began, ticks = time.perf_counter(), 0
+    while not ticks or detector.warming:  # a first start warms a few provinces a tick
+        detector.tick(now=start + lateness)
+        ticks += 1
+    took = time.perf_counter() - began
+    print(f"stream banks warmed up in {took:.0f} s ({ticks} ticks)", flush=True)
     found: Counter[str] = Counter()
     at = start
     while at < end:

@@ -226,6 +226,12 @@ class Settings(BaseSettings):
     anomaly_stream_warmup_days: float = Field(
         default=2.0, ge=0, description="History the live banks learn from on a first start."
     )
+    anomaly_stream_warmup_tick_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Longest a tick spends warming up live banks on a first start (at least one "
+        "chunk of one province's history a tick; the rest resumes on the next ticks).",
+    )
     anomaly_training_days: int = Field(default=7, ge=1, description="History the model learns.")
     anomaly_lateness_seconds: float = Field(
         default=120.0, ge=0, description="Ingest delay awaited before a bucket is scored."

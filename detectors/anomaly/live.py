@@ -13,8 +13,11 @@ shard (kind ``anomaly.stream-bank``, through :class:`soc.es.state.StateIndex`) w
 ``done_until``. A tick writes the alerts of each bucket first
 (``op_type=create``, deterministic ids), then the shards; after a crash the buckets since the
 checkpoint are replayed from the saved state, which yields the same alerts with the same ids, so
-nothing is doubled. With no checkpoint at all the banks first learn from the history before the
-first live bucket (``anomaly_stream_warmup_days``) without alerting.
+nothing is doubled. A province without a bank first learns ``anomaly_stream_warmup_days`` of its
+history without alerting, a chunk at a time within a budget per tick
+(``anomaly_stream_warmup_tick_seconds``), provinces in code order, its bank checkpointed as it
+goes (a restart resumes the warm-up); once caught up with the live buckets it alerts like the
+others. The alerts themselves are built by :mod:`detectors.anomaly.live_alerts`.
 
 Where the expected value comes from is the engine's business (``Engine.observe``): a prior from
 another model would plug in there, not here.
@@ -23,21 +26,21 @@ another model would plug in there, not here.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from detectors.anomaly import explain, series
-from detectors.anomaly.features import Key
+from detectors.anomaly import series
+from detectors.anomaly.features import Key, Level, event_indices, traffic_query
+from detectors.anomaly.live_alerts import alerts_of
 from detectors.anomaly.stream import VIETNAM, Engine
 from detectors.anomaly.stream.bank import Finding, StreamBank
 from detectors.anomaly.stream.config import LIVE
 from detectors.base import floor, iso
 from soc.alerts import store
-from soc.alerts.anomaly import AnomalyKind, StreamExplanation, StreamSeries
 from soc.alerts.models import Alert, Window
 from soc.config import Settings
 from soc.errors import AnomalyError
@@ -50,34 +53,8 @@ SAVE_CHUNK = 4
 FORMAT = "soc-live-shard/1"
 #: After a longer stop, catch up at most this far back (the engine then sees a gap).
 MAX_CATCH_UP = timedelta(days=1)
-#: The kind an alerting metric raises, by direction (None: not an alert in that direction).
-KINDS: dict[str, tuple[AnomalyKind | None, AnomalyKind | None]] = {
-    "count": (AnomalyKind.VOLUME_SURGE, AnomalyKind.TRAFFIC_DROP),
-    "failed": (AnomalyKind.FAILURE_SURGE, None),
-    "e5xx": (AnomalyKind.ERROR_STORM, None),
-    "denied": (AnomalyKind.ACCESS_DENIED_SURGE, None),
-    "otp_verify_failed": (AnomalyKind.OTP_VERIFY_FAILURE, None),
-    "otp_send_failed": (AnomalyKind.OTP_SEND_FAILURE, None),
-}
-#: The kind that names an alert when several series of one place deviate at once: the most
-#: specific cause first (a 5xx storm also raises the failed count; it is an error storm).
-PRIORITY = (
-    AnomalyKind.ERROR_STORM,
-    AnomalyKind.OTP_VERIFY_FAILURE,
-    AnomalyKind.OTP_SEND_FAILURE,
-    AnomalyKind.ACCESS_DENIED_SURGE,
-    AnomalyKind.FAILURE_SURGE,
-    AnomalyKind.TRAFFIC_DROP,
-    AnomalyKind.VOLUME_SURGE,
-)
-LABELS = {
-    "count": "events",
-    "failed": "failed operations",
-    "e5xx": "5xx server errors",
-    "denied": "401/403 access denied",
-    "otp_verify_failed": "failed OTP verifications",
-    "otp_send_failed": "failed OTP sends",
-}
+#: History a warming province reads and learns at a time (then the tick checks its budget).
+WARMUP_CHUNK = timedelta(hours=6)
 
 
 def new_engine() -> Engine:
@@ -98,11 +75,14 @@ class Shard:
     bank: StreamBank
     done_until: float | None = None
     collectors: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    warm: bool = True
+    """False while the bank is still learning its history (a first start): it alerts nothing."""
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "done_until": self.done_until,
+            "warm": self.warm,
             "bank": self.bank.checkpoint(),
             "collectors": {k: list(v) for k, v in self.collectors.items()},
         }
@@ -115,13 +95,20 @@ class Shard:
             StreamBank.restore(engine, data["bank"]),
             data.get("done_until"),
             {k: tuple(v) for k, v in data.get("collectors", {}).items()},
+            bool(data.get("warm", True)),  # a shard saved before warm-ups were bounded is warm
         )
 
-    def observe(self, b: series.Bucket, end: datetime) -> list[Finding]:
+    def observe(
+        self, b: series.Bucket, end: datetime, values: dict[str, float], province: str
+    ) -> list[Finding]:
+        """Observe this province's ``values`` of bucket ``b`` (ending at ``end``)."""
         if self.done_until is not None and end.timestamp() <= self.done_until:
             return []  # already observed (a replay after a crash between two shards' saves)
-        self.collectors.update(b.collectors)
-        values = b.values
+        self.collectors.update(
+            (text, found)
+            for text, found in b.collectors.items()
+            if text.split("/", 2)[1] == province
+        )
 
         def heard(name: str) -> bool:
             if name in values:
@@ -169,141 +156,150 @@ def save(es: Elasticsearch, indices: Indices, shards: dict[str, Shard]) -> None:
     es.indices.refresh(index=indices.state)
 
 
-def _kind(f: Finding) -> AnomalyKind | None:
-    _key, metric = series.parse(f.key)
-    up, down = KINDS[metric]
-    return up if f.verdict.value > f.verdict.expected else down
-
-
-def alerts_of(findings: list[Finding], window: Window, created: datetime) -> list[Alert]:
-    """One alert per place and service: the findings of its series, the primary kind naming it."""
-    by_key: dict[Key, list[tuple[AnomalyKind, Finding]]] = defaultdict(list)
-    for f in findings:
-        kind = _kind(f)
-        if kind is not None:
-            by_key[series.parse(f.key)[0]].append((kind, f))
-    return [
-        _alert(key, found, window, created)
-        for key, found in sorted(by_key.items(), key=lambda kv: kv[0].text())
-    ]
-
-
-def _shown(kind: AnomalyKind, f: Finding) -> str:
-    v, metric = f.verdict, series.parse(f.key)[1]
-    return (
-        f"{LABELS[metric]} {v.value:g} where {v.expected:.1f} was expected "
-        f"(band {max(v.low, 0.0):.1f}-{v.high:.1f})"
-    )
-
-
-def _alert(
-    key: Key, found: list[tuple[AnomalyKind, Finding]], window: Window, created: datetime
-) -> Alert:
-    found.sort(key=lambda kf: PRIORITY.index(kf[0]))
-    kind, top = found[0]
-    since = min(f.verdict.since or f.verdict.at for _k, f in found)
-    # The engine stamps a bucket with its end; people read the bucket's start.
-    since_at = datetime.fromtimestamp(since, tz=UTC) - (window.end - window.start)
-    where = explain.place(key)
-    score = round(max(f.verdict.score for _k, f in found), 4)
-    explanation = StreamExplanation(
-        kind=kind,
-        level=key.level.value,
-        since=iso(since_at),
-        observed=top.verdict.value,
-        expected=round(top.verdict.expected, 3),
-        band=[round(max(top.verdict.low, 0.0), 3), round(top.verdict.high, 3)],
-        not_a_gap=top.explanation()["not_a_gap"],
-        series=[StreamSeries.model_validate(f.explanation() | {"kind": k}) for k, f in found],
-    )
-    label = explain.service_label(key.service)
-    summary = (
-        f"{label} at {where.province_name}"
-        + (f", {where.ward_name}" if where.ward_name else "")
-        + ": "
-        + "; ".join(_shown(k, f) for k, f in found)
-        + f". Deviating since {iso(since_at)}; not a collection gap: "
-        + explanation.not_a_gap
-        + "."
-    )
-    return explain.service_alert(
-        kind,
-        key,
-        where,
-        title=f"{explain.TITLES[kind]}: {label}, {explain.where_text(where)}",
-        summary=summary,
-        count=int(top.verdict.value),
-        score=score,
-        explanation=explanation,
-        window=window,
-        created=created,
-    )
-
-
 @dataclass
 class LiveDetector:
-    """The banks between ticks (loaded once, saved after every tick that observed a bucket)."""
+    """The banks between ticks (loaded once, saved after every tick that observed a bucket).
+
+    A first start warms the banks up province by province, in code order, within a time budget
+    per tick (``anomaly_stream_warmup_tick_seconds``, at least one chunk of history a tick), so no
+    tick holds the anomaly job for long: a province learns its history in chunks of
+    :attr:`chunk` without alerting until it has caught up with the live buckets, then runs live
+    like the others. Its bank is checkpointed at the end of every tick that advanced it, so a
+    restart resumes where the warm-up stopped (nothing is learnt twice).
+    """
 
     es: Elasticsearch
     indices: Indices
     settings: Settings
     engine: Engine = field(default_factory=new_engine)
     shards: dict[str, Shard] | None = None
+    chunk: timedelta = WARMUP_CHUNK
+    """History read and learnt at a time by a warming province."""
+    pending: list[str] = field(default_factory=list)
+    """Provinces heard but without a bank yet, warmed up in this order."""
 
-    def _shard(self, province: str) -> Shard:
-        assert self.shards is not None
-        if province not in self.shards:
-            self.shards[province] = Shard(StreamBank(self.engine))
-        return self.shards[province]
-
-    def observe(self, buckets: list[series.Bucket], *, alert: bool, now: datetime) -> list[Alert]:
+    def observe(
+        self, buckets: list[series.Bucket], provinces: list[str], *, alert: bool, now: datetime
+    ) -> list[Alert]:
+        """Observe ``buckets`` in the shards of ``provinces``; store the alerts if ``alert``."""
         step = stream_bucket(self.settings)
+        shards = self.shards or {}
         out: list[Alert] = []
         for b in buckets:
             end = b.start + step
             split = series.by_province(b.values)
             findings: list[Finding] = []
-            for province in sorted(set(split) | b.heard_provinces | set(self.shards or {})):
-                findings += self._shard(province).observe(b, end)
+            for province in provinces:
+                findings += shards[province].observe(b, end, split.get(province, {}), province)
             if alert and findings:
                 found = alerts_of(findings, Window(start=b.start, end=end), now)
                 _write(self.es, self.indices, found)
                 out += found
+            self._queue(set(split) | b.heard_provinces)
         return out
 
-    def warm_up(self, ready: datetime, now: datetime) -> None:
-        """Learn from the history before the first live bucket, alerting on nothing."""
-        step = stream_bucket(self.settings)
-        start = ready - timedelta(days=self.settings.anomaly_stream_warmup_days)
-        while start < ready:
-            stop = min(ready, start + timedelta(hours=6))
-            self.observe(series.read(self.es, self.indices, start, stop, step), alert=False,
-                         now=now)  # fmt: skip
-            start = stop
-        log.info("live anomaly banks warmed up on history until %s", iso(ready))
+    @property
+    def warming(self) -> list[str]:
+        """Provinces that alert on nothing yet: learning their history or waiting their turn."""
+        cold = sorted(p for p, s in (self.shards or {}).items() if not s.warm)
+        return cold + self.pending
+
+    def _queue(self, heard: set[str]) -> None:
+        known = set(self.shards or {}) | set(self.pending)
+        if heard - known:
+            self.pending = sorted(set(self.pending) | (heard - known))
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         now = now or datetime.now(UTC)
+        began = time.monotonic()
         step = stream_bucket(self.settings)
         ready = floor(now - timedelta(seconds=self.settings.anomaly_stream_lateness_seconds), step)
         if self.shards is None:
             self.shards = load(self.es, self.indices, self.engine)
-            if not self.shards:
-                self.warm_up(ready, now)
-                for shard in self.shards.values():
-                    shard.done_until = ready.timestamp()
-                save(self.es, self.indices, self.shards)
-                return []
-        done = [s.done_until for s in self.shards.values() if s.done_until is not None]
-        start = datetime.fromtimestamp(min(done), tz=UTC) if done else ready - step
-        start = max(start, ready - MAX_CATCH_UP)
+        if not self.shards and not self.pending:
+            # A first start (again each tick until some traffic is there): what to warm up.
+            history = ready - timedelta(days=self.settings.anomaly_stream_warmup_days)
+            self._queue(_provinces(self.es, self.indices, min(history, ready - step), ready))
+        alerts = self._live(ready, now)
+        if self.warming:
+            self._warm_up(ready, now, began + self.settings.anomaly_stream_warmup_tick_seconds)
+        return alerts
+
+    def _live(self, ready: datetime, now: datetime) -> list[Alert]:
+        """The warm provinces' buckets since their checkpoint, alerting."""
+        assert self.shards is not None
+        warm = sorted(p for p, s in self.shards.items() if s.warm)
+        done = [d for p in warm if (d := self.shards[p].done_until) is not None]
+        if not done:
+            return []
+        start = max(datetime.fromtimestamp(min(done), tz=UTC), ready - MAX_CATCH_UP)
         if start >= ready:
             return []
-        alerts = self.observe(
-            series.read(self.es, self.indices, start, ready, step), alert=True, now=now
-        )
-        save(self.es, self.indices, self.shards)
+        step = stream_bucket(self.settings)
+        buckets = series.read(self.es, self.indices, start, ready, step)
+        alerts = self.observe(buckets, warm, alert=True, now=now)
+        save(self.es, self.indices, {p: self.shards[p] for p in warm})
         return alerts
+
+    def _warm_up(self, ready: datetime, now: datetime, deadline: float) -> None:
+        """Learn history, one chunk of one province at a time, until ``deadline`` (monotonic
+        seconds; at least one chunk), alerting nothing; save what advanced."""
+        assert self.shards is not None
+        step = stream_bucket(self.settings)
+        history = ready - timedelta(days=self.settings.anomaly_stream_warmup_days)
+        touched: dict[str, Shard] = {}
+        while True:
+            cold = sorted(p for p, s in self.shards.items() if not s.warm)
+            if not cold and not self.pending:
+                break
+            province = cold[0] if cold else self.pending.pop(0)
+            shard = self.shards.setdefault(province, Shard(StreamBank(self.engine), warm=False))
+            touched[province] = shard
+            done = shard.done_until
+            start = history if done is None else datetime.fromtimestamp(done, tz=UTC)
+            start = max(start, history)  # a long stop: what is older than the history is a gap
+            stop = min(ready, start + self.chunk)
+            if start < stop:
+                buckets = series.read(self.es, self.indices, start, stop, step, province=province)
+                self.observe(buckets, [province], alert=False, now=now)
+            shard.done_until = stop.timestamp()
+            if stop >= ready:
+                shard.warm = True
+                log.info(
+                    "live anomaly bank of province %s warm (history learnt until %s): "
+                    "it alerts from the next bucket",
+                    province,
+                    iso(ready),
+                )
+            if time.monotonic() >= deadline:
+                break
+        save(self.es, self.indices, touched)
+        waiting = self.warming
+        if waiting:
+            log.info(
+                "live anomaly warm-up: %d of %d provinces warm; alerting on nothing yet: %s",
+                len(self.shards) + len(self.pending) - len(waiting),
+                len(self.shards) + len(self.pending),
+                ", ".join(waiting),
+            )
+        else:
+            log.info("live anomaly warm-up done: all %d provinces alert", len(self.shards))
+
+
+def _provinces(es: Elasticsearch, indices: Indices, start: datetime, end: datetime) -> set[str]:
+    """The provinces with traffic in ``[start, end)``: the banks a first start warms up."""
+    if start >= end:
+        return set()
+    answer = es.search(
+        index=event_indices(indices, start, end),
+        size=0,
+        query=traffic_query(start, end, Level.PROVINCE),
+        aggs={"p": {"terms": {"field": "locality.province.code", "size": 1000}}},
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    buckets = answer.get("aggregations", {}).get("p", {}).get("buckets", [])
+    return {str(b["key"]) for b in buckets}
 
 
 def _write(es: Elasticsearch, indices: Indices, alerts: list[Alert]) -> None:

@@ -87,10 +87,18 @@ def _utc(ms: Any) -> datetime:
 
 
 def read(
-    es: Elasticsearch, indices: Indices, start: datetime, end: datetime, bucket: timedelta
+    es: Elasticsearch,
+    indices: Indices,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+    *,
+    province: str | None = None,
 ) -> list[Bucket]:
     """Every ``bucket``-long bucket of ``[start, end)`` (aligned on the epoch), in order,
-    including the buckets in which nothing was heard (empty)."""
+    including the buckets in which nothing was heard (empty). ``province``: only its series'
+    values (who was heard is still read for every province: a series' collector may beat under
+    another province's code, and the warm-up must hear what the live read hears)."""
     out: dict[datetime, Bucket] = {}
     at = start
     while at < end:
@@ -107,6 +115,8 @@ def read(
             more.append(("ward", "locality.ward.code"))
         more.append(("service", "service.name"))
         query = traffic_query(start, end, level)
+        if province is not None:
+            query["bool"]["filter"].append({"term": {"locality.province.code": province}})
         for raw in composite_pages(es, index, query, _sources(bucket, *more), _aggs(), PAGE_SIZE):
             k = raw["key"]
             b = get(k["bucket"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from detectors.anomaly import explain, explain_sync, live
+from detectors.anomaly import explain, explain_sync, live_alerts
 from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
 from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
@@ -99,9 +99,9 @@ def cases() -> dict[str, Alert]:
         _finding("failed", 55.0, 7.25),
         _finding("count", 4.0, 90.5),
     ]
-    for a in live.alerts_of(found, WINDOW, CREATED):
+    for a in live_alerts.alerts_of(found, WINDOW, CREATED):
         out[f"stream-{a.rule.id}"] = a
-    out["stream-drop"] = live.alerts_of([_finding("count", 4.0, 90.5)], WINDOW, CREATED)[0]
+    out["stream-drop"] = live_alerts.alerts_of([_finding("count", 4.0, 90.5)], WINDOW, CREATED)[0]
     return out
 
 
