@@ -80,8 +80,11 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--stream",
-        action="store_true",
-        help="Volumes and failure counts by the live streaming detector (SOC_ANOMALY_STREAM).",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Volumes and failure counts by the live streaming detector (SOC_ANOMALY_STREAM, "
+        "on by default; --no-stream: only the 15-minute model's latency, silence, probe and "
+        "sync checks, which judge no volume or failure count).",
     )
     parser.add_argument(
         "--perf-only", action="store_true", help="Only time training and one bucket (kept data)."

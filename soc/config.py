@@ -213,9 +213,10 @@ class Settings(BaseSettings):
         default=15, ge=1, le=60, description="Scoring bucket of the anomaly model, minutes."
     )
     anomaly_stream: bool = Field(
-        default=False,
-        description="Run the live streaming detector (detectors/anomaly/live.py) for volumes and "
-        "failure counts instead of the 15-minute model's; off until it holds the scenario bench.",
+        default=True,
+        description="Run the live streaming detector (detectors/anomaly/live.py): event volumes "
+        "and failure counts in 5-minute buckets. Off, no anomaly alert judges them at all (the "
+        "15-minute model keeps only latency, silences, probes and the sync checks).",
     )
     anomaly_stream_bucket_minutes: int = Field(
         default=5, ge=1, le=5, description="Bucket of the live streaming detector, minutes."
@@ -240,10 +241,7 @@ class Settings(BaseSettings):
         default=1e-7, gt=0, lt=0.01, description="Tail probability below which a bucket deviates."
     )
     anomaly_min_events: int = Field(
-        default=10, ge=1, description="Fewest events in a bucket before a ratio is judged."
-    )
-    anomaly_min_failures: int = Field(
-        default=5, ge=1, description="Fewest failures in a bucket before a failure surge is raised."
+        default=10, ge=1, description="Fewest events in a bucket before its latency is judged."
     )
     anomaly_silence_lookback_minutes: int = Field(
         default=1440,

@@ -153,15 +153,8 @@ def judge_bucket(
         base = model.baseline(row.key)
         if base is None:
             continue
-        expected = model.expected(row.key, base, start, end)
         found = scoring.judge(
-            row,
-            base,
-            expected,
-            alpha=settings.anomaly_alpha,
-            min_events=settings.anomaly_min_events,
-            min_failures=settings.anomaly_min_failures,
-            latency_only=settings.anomaly_stream,
+            row, base, alpha=settings.anomaly_alpha, min_events=settings.anomaly_min_events
         )
         if found:
             out.append(
