@@ -3,14 +3,18 @@
 Volume scales with locality size: an urban ward (phường) weighs more than a rural commune (xã),
 and the six centrally-run cities get a further factor, so Hà Nội and Hồ Chí Minh City are far
 busier than Lai Châu or Cao Bằng. Time follows Asia/Ho_Chi_Minh office life: busy mornings and
-afternoons, a lunch dip, quiet nights, light Saturdays and quieter Sundays. This module is pure
-data and arithmetic; it must not draw random numbers or build records (``traffic`` does).
+afternoons, a lunch dip, quiet nights, light Saturdays and quieter Sundays; Vietnam's public
+holidays (the ``holidays`` package, the calendar the anomaly engine's season uses) are as quiet
+as a Sunday, Tết quieter still. This module is pure data and arithmetic; it must not draw random
+numbers or build records (``traffic`` does).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
+
+import holidays
 
 from soc.localities import Catalogue, Province, Ward
 from soc.services import Service
@@ -27,6 +31,9 @@ HOURLY = (
     0.4, 0.55, 0.95, 1.0, 0.9, 0.6, 0.35, 0.35, 0.3, 0.22, 0.12, 0.07,
 )  # fmt: skip
 WEEKDAY = (1.0, 1.0, 1.0, 1.0, 0.95, 0.35, 0.2)  # Monday .. Sunday
+#: A public holiday is as quiet as a Sunday; the Lunar New Year (Tết) days quieter still.
+HOLIDAY = 0.2
+TET = 0.1
 
 # Peak-hour rate of "units" (a page view, a login flow, a dossier step ...) per unit of locality
 # weight, per service. A login flow logs three lines, an OTP exchange two or three.
@@ -66,10 +73,24 @@ def province_weight(cat: Catalogue, code: str) -> float:
     return province_wards(cat, code)[1][-1]
 
 
+@lru_cache(maxsize=1)
+def _vietnam() -> holidays.HolidayBase:
+    return holidays.country_holidays("VN", language="en_US")
+
+
+@lru_cache(maxsize=4096)
+def day_factor(day: date) -> float:
+    """Share of a working day's traffic on ``day`` (a local date)."""
+    name = _vietnam().get(day)
+    if name is None:
+        return WEEKDAY[day.weekday()]
+    return TET if "Lunar New Year" in name else min(HOLIDAY, WEEKDAY[day.weekday()])
+
+
 def rhythm(service: Service, when: datetime) -> float:
     """Share of the peak rate at ``when`` (an aware datetime), in local time."""
     local = when.astimezone(LOCAL)
-    value = HOURLY[local.hour] * WEEKDAY[local.weekday()]
+    value = HOURLY[local.hour] * day_factor(local.date())
     return max(value, RHYTHM_FLOOR.get(service, 0.0))
 
 

@@ -17,7 +17,8 @@ from soc.simulate.models import AccessRecord, AppRecord, Record
 from soc.simulate.service import Plan, records
 
 DEMO = Path(__file__).resolve().parents[2] / "scenarios" / "demo.yaml"
-ORIGIN = datetime(2026, 11, 23, tzinfo=UTC) - timedelta(hours=7)  # Monday 00:00 local
+# Monday 00:00 local; the week before held Vietnam Cultural Day (24 November), a holiday.
+ORIGIN = datetime(2026, 11, 30, tzinfo=UTC) - timedelta(hours=7)
 
 
 def loaded() -> dict[str, scenarios.Scenario]:

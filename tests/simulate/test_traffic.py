@@ -5,10 +5,11 @@ background of ordinary errors, and the same seed always gives the same traffic."
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from soc.simulate.formats import to_line
 from soc.simulate.models import AppRecord
+from soc.simulate.profile import HOLIDAY, TET, day_factor
 from soc.simulate.service import Plan, records
 
 MONDAY = datetime(2026, 11, 23, tzinfo=UTC) - timedelta(hours=7)  # Monday 00:00 in Viet Nam
@@ -50,6 +51,19 @@ def test_weekdays_are_busier_than_weekends() -> None:
     monday, saturday, sunday = count(plan, 10, 0), count(plan, 10, 5), count(plan, 10, 6)
     assert monday > 2 * saturday > 0
     assert saturday > sunday > 0
+
+
+def test_holidays_are_as_quiet_as_a_sunday_and_tet_quieter() -> None:
+    # The `holidays` package's calendar (the one the anomaly engine's season uses): 1 September
+    # 2026 is National Day, 17 February Tết; 10:00 on Monday 24 August (a workday), Monday 31
+    # August (a day off for National Day) and Tuesday 17 February.
+    assert day_factor(date(2026, 9, 1)) == HOLIDAY
+    assert day_factor(date(2026, 2, 17)) == TET
+    assert day_factor(date(2026, 8, 25)) == 1.0
+    plan = Plan(provinces=("48",))
+    workday, holiday, tet = (count(plan, 10, day=d) for d in (-91, -84, -279))
+    assert workday > 3 * holiday > 0
+    assert holiday > tet > 0
 
 
 def test_normal_traffic_has_a_background_of_ordinary_errors() -> None:
