@@ -57,6 +57,18 @@ class EngineConfig:
     """``-log10(p)`` that maps to score 1."""
     alert_score: float = 0.53
     """Score at and above which a point is an alert (one threshold for every series)."""
+    extreme_margin: float | None = 0.05
+    """A value beyond the whole range seen so far by more than this share of it is a *new
+    extreme*, scored at least at the alert line whatever the noise scale says (Numenta HTM's
+    "spatial anomaly", its tolerance 5 %); ``None``: no such rule."""
+    extreme_after: int = 200
+    """Observations before the range seen is taken as the series' range: the extremes of its
+    first few dozen values are not yet a range, and noise breaks them often."""
+    extreme_share: float = 0.25
+    """A new extreme is raised to the alert line only if its own score reaches this share of
+    the line (p below ~0.06 at the default line): the views must find it at least mildly
+    surprising, so after a gap, whose levels restart from the new value, a new level is not
+    called a new extreme."""
 
     @property
     def views(self) -> int:
@@ -85,6 +97,12 @@ class EngineConfig:
             raise AnomalyError("engine settings window >= 1, warmup, rewarm and hold >= 0")
         if self.gap_steps <= 1.0 or self.score_decades <= 0.0:
             raise AnomalyError("engine settings gap_steps > 1 and score_decades > 0")
+        if self.extreme_margin is not None and self.extreme_margin < 0.0:
+            raise AnomalyError(f"engine setting extreme_margin={self.extreme_margin}: >= 0")
+        if self.extreme_after < 0:
+            raise AnomalyError(f"engine setting extreme_after={self.extreme_after}: >= 0")
+        if not 0.0 <= self.extreme_share <= 1.0:
+            raise AnomalyError(f"engine setting extreme_share={self.extreme_share}: in [0, 1]")
         if not 0.0 < self.alert_score <= 1.0:
             raise AnomalyError(f"engine setting alert_score={self.alert_score}: in (0, 1]")
 
@@ -96,6 +114,7 @@ LIVE = EngineConfig(
     hold=150,
     hold_open=False,
     season_rate=0.1,
+    extreme_margin=None,
 )
 """Parameters for live five-minute buckets of thousands of series (``bank.py``; not wired yet).
 
@@ -103,6 +122,8 @@ The alert line is ``p = 1e-7`` (the live model's ``SOC_ANOMALY_ALPHA``), not sco
 ``10^-4.77``: over 26,000 series and 288 buckets a day, 1.7e-5 would be hundreds of false alerts a
 day. The seasonal view's level moves slowly (about a week of memory), so the weekly rhythm
 (working days against weekends and holidays) lives in the slots rather than in the level.
+No new-extreme rule (``extreme_margin=None``): over 26,000 series, the records of noise
+(~3-sigma excursions beyond all before them) would be false alerts every day.
 ``hold``, ``hold_open`` and ``season_rate`` stay those the live model was measured with (150
 buckets: one alert per 12.5 hours' episode), not score-csv's NAB-tuned ones. Known limit: in the
 first weeks the plain level view, good on flat stretches, often judges, and a Monday morning

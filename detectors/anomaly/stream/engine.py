@@ -16,7 +16,10 @@ to t only):
 3. its tail probability under the series' own past errors (``tails.py``: a forgotten histogram
    with a Pareto tail), and Fisher's combination of the last ``window`` of them (a sustained,
    moderate change); ``p`` is the smaller of the two, doubled (Bonferroni);
-4. the score ``-log10(p) / score_decades``: the same scale for every series, one threshold.
+4. the score ``-log10(p) / score_decades``: the same scale for every series, one threshold;
+5. with ``extreme_margin`` (score-csv's parameters, not ``LIVE``'s), a *new extreme*, beyond the
+   whole range seen so far, that the views find at least mildly surprising, is scored at least
+   at the alert line (Numenta HTM's "spatial anomaly"; NAB 61.3 -> 71.3).
 
 A silence longer than ``gap_steps`` usual intervals is a collection gap (or a restart, or the
 boundary between history and live data): the next ``rewarm`` observations relearn the level and
@@ -203,6 +206,7 @@ class Engine:
         band = tails.inverse(b.hists[r, best], self._alert_p, cfg.tail_quantile, b.fits[r, best])
         width = band * scale
         learning = (n < cfg.warmup) | (b.quiet[r] > 0)
+        extreme = self._extreme(b, r, v)
         notes = np.where(
             gap,
             NOTE_GAP,
@@ -212,11 +216,29 @@ class Engine:
         with np.errstate(divide="ignore"):
             raw = np.minimum(1.0, -np.log10(np.maximum(p, 1e-300)) / cfg.score_decades)
         score = np.where(learning, 0.0, raw)
-        reported, alert, since = self._episode(b, r, at, score)
+        extreme &= (
+            ~learning & (n >= cfg.extreme_after) & (raw >= cfg.extreme_share * cfg.alert_score)
+        )
+        p = np.where(extreme, np.minimum(p, self._alert_p), p)
+        reported, alert, since = self._episode(b, r, at, score, extreme)
         expected[old], low[old], high[old] = exp_best, exp_best - width, exp_best + width
         p_out[old], score_out[old], alert_out[old] = p, reported, alert
         since_out[old], note[old] = since, notes
         return Scores(expected, low, high, p_out, score_out, alert_out, since_out, note)
+
+    def _extreme(self, b: Block, r: I, v: F) -> np.ndarray:
+        """Rows whose value lies beyond the range seen so far by more than ``extreme_margin``
+        of it: a value the series has never come near, however noisy it has been."""
+        margin = self.config.extreme_margin
+        if margin is None:
+            return np.zeros(r.shape, bool)
+        lo, hi = b.lo[r], b.hi[r]
+        # beyond by more than the resolution too: a count series of 0s and 1s whose first 2
+        # comes is judged by its count tail, not called a new extreme
+        past = np.maximum(
+            margin * (hi - lo), np.where(np.isfinite(b.quantum[r]), b.quantum[r], 0.0)
+        )
+        return (hi > lo) & ((v > hi + past) | (v < lo - past))
 
     def _view_ps(self, b: Block, r: I, n: I, zs: F, ready: np.ndarray) -> F:
         """Each view's tail probability of this error, or of its recent errors together."""
@@ -241,13 +263,17 @@ class Engine:
             ps[rv, view] = np.where(length < 2, pp, combined)
         return ps
 
-    def _episode(self, b: Block, r: I, at: F, score: F) -> tuple[F, np.ndarray, F]:
+    def _episode(
+        self, b: Block, r: I, at: F, score: F, extreme: np.ndarray
+    ) -> tuple[F, np.ndarray, F]:
         """Open, continue or close each row's episode; damp the reported score during a hold.
 
         One alert per episode: after it, scores come back gradually over ``hold`` observations,
         so the rest of the episode does not alert again and again. With ``hold_open``, the
         countdown waits while the episode is still open (score at or above half the alert
-        line): a long disturbance is one episode, not one per hold.
+        line): a long disturbance is one episode, not one per hold. A new extreme is reported at
+        the alert line or above even during a hold (a value beyond anything seen is news), but
+        alerts only when no hold runs (it then starts one).
         """
         cfg = self.config
         hold = b.hold[r]
@@ -256,6 +282,8 @@ class Engine:
         hold = hold - dec
         damp = np.maximum(0.0, 1.0 - HOLD_DEPTH * (hold + 1) / (cfg.hold + 1))
         reported = np.where(held, score * damp, score)
+        score = np.where(extreme, np.maximum(score, cfg.alert_score), score)
+        reported = np.where(extreme, np.maximum(reported, cfg.alert_score), reported)
         alert = ~held & (score >= cfg.alert_score)
         b.hold[r] = np.where(alert, cfg.hold, hold)
         since = b.since[r]
