@@ -158,6 +158,19 @@ def score(series: Series, method: str = "stream", engine: Engine | None = None) 
     raise CsvInputError(f"unknown method {method!r}: use stream or iforest")
 
 
+def score_many(
+    files: Sequence[Series], method: str = "stream", engine: Engine | None = None
+) -> list[Scored]:
+    """:func:`score` of several files; the stream engine runs them in one pass, side by side."""
+    if method != "stream":
+        return [score(series, method, engine) for series in files]
+    scored = stream_scores_many(files, engine)
+    return [
+        Scored(series, scores, flags, method)
+        for series, (scores, flags) in zip(files, scored, strict=True)
+    ]
+
+
 def _scaled(values: np.ndarray) -> np.ndarray:
     med = np.median(values, axis=0)
     mad = np.median(np.abs(values - med), axis=0)

@@ -66,6 +66,23 @@ def test_cli_writes_score_and_flag_per_row(tmp_path: Path) -> None:
     assert flagged == [SPIKE, DIP]
 
 
+def test_cli_scores_several_files_in_one_run_as_one_by_one(tmp_path: Path) -> None:
+    one, out = _series(tmp_path / "one.csv"), tmp_path / "out"
+    two = tmp_path / "two.csv"
+    lines = one.read_text().splitlines()
+    two.write_text("\n".join(lines[:1] + lines[1::2]) + "\n")  # every other hour: other times
+    result = CliRunner().invoke(app, ["anomaly", "score-csv", str(one), str(two), "-d", str(out)])
+    assert result.exit_code == 0, result.output
+    for source in (one, two):
+        alone = tmp_path / f"alone-{source.name}"
+        single = CliRunner().invoke(app, ["anomaly", "score-csv", str(source), "-o", str(alone)])
+        assert single.exit_code == 0, single.output
+        assert (out / source.name).read_text() == alone.read_text()
+    refused = CliRunner().invoke(app, ["anomaly", "score-csv", str(one), str(two)])
+    assert refused.exit_code == 1
+    assert "--output-dir" in refused.output
+
+
 def test_malformed_lines_name_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,v\n2026-10-01T00:00:00Z,1\nyesterday,2\n")
