@@ -13,6 +13,7 @@ one redoes the same buckets without doubling an alert. Must not contain detectio
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,7 @@ class AnomalyJob:
         return timedelta(hours=self.settings.anomaly_retrain_hours)
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
+        began, cpu = time.monotonic(), time.thread_time()
         now = now or datetime.now(UTC)
         model = self._current(now)
         alerts = flows.run_due(self.es, self.indices, self.settings, model=model, now=now)
@@ -72,5 +74,11 @@ class AnomalyJob:
             if self.stream is None:
                 self.stream = live.LiveDetector(self.es, self.indices, self.settings)
             alerts += self.stream.tick(now)
-        log.info("anomaly tick alerts=%d model=%s", len(alerts), self.path)
+        log.info(
+            "anomaly tick alerts=%d model=%s seconds=%.2f cpu=%.2f",
+            len(alerts),
+            self.path,
+            time.monotonic() - began,
+            time.thread_time() - cpu,
+        )
         return alerts
