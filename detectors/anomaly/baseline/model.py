@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from detectors.anomaly.features import ALL_SERVICES, RATIOS, Features, Key, Level
+from detectors.anomaly.stream.season import VIETNAM
 
 #: Bumped whenever the persisted shape or the meaning of a field changes.
 MODEL_VERSION = 3
 HOURS_OF_WEEK = 168
 HOUR = timedelta(hours=1)
+VIETNAM_OFFSET = timedelta(minutes=VIETNAM.utc_offset_minutes)
 #: Pseudo-events of the national rate added to a key's ratio totals (empirical Bayes shrinkage).
 PRIOR_WEIGHT = 20.0
 #: A key needs this many hours of history before its own level is trusted over its peers'.
@@ -39,8 +41,16 @@ Hourly = tuple[Key, datetime, int]
 
 
 def hour_of_week(when: datetime) -> int:
-    """0 = Monday 00:00 UTC. Vietnam has no daylight saving, so UTC hours map 1:1 to local."""
+    """0 = Monday 00:00 UTC. Vietnam has no daylight saving, so UTC hours map 1:1 to local.
+
+    A public holiday of Vietnam (Tết, 30 April, 2 September, ... from the ``holidays`` package,
+    in local time) on a working day is a Sunday: its hours take the slot of the same local hour
+    on a Sunday, so a holiday's quiet is the season, not an outage of the whole country.
+    """
     utc = when.astimezone(UTC)
+    local = utc + VIETNAM_OFFSET
+    if local.weekday() < 5 and VIETNAM.rest_day(local.date()):
+        utc += timedelta(days=6 - local.weekday())
     return utc.weekday() * 24 + utc.hour
 
 
