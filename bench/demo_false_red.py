@@ -9,19 +9,24 @@ and the scenario log it wrote (``var/demo/scenarios.yaml``), and writes
 Two checks, as issue 18 states them: (1) no anomaly incident in a province or commune without a
 running scenario; (2) the board RED only where a scenario is: every ``high``/``critical``
 incident (the board's RED rule, ``soc/status/service.py``) was first seen while a scenario ran in
-its province and, when both name communes, in a commune the scenario touched.
+its province and, when both name communes, in a commune the scenario touched. Also: how late the
+anomaly alerts were written after their bucket closed, and (``--worker-log``) how long the live
+streaming detector's first warm-up took. Each run is a dated section on top of the report; the
+older runs stay below.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from soc.config import load_settings
+from soc.demo.measure import percentile
 from soc.es.client import make_client
 from soc.es.indices import Indices
 from soc.localities import catalogue
@@ -30,6 +35,7 @@ from soc.simulate import scenarios
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "bench" / "reports" / "demo-false-red.md"
 SEVERE = {"high", "critical"}
+TITLE = "# Demo: anomaly incidents and RED outside the scenarios"
 
 
 def _args() -> argparse.Namespace:
@@ -44,6 +50,9 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--note", default="", help="How the demo was run (for the report).")
+    parser.add_argument(
+        "--worker-log", type=Path, default=None, help="The demo worker's log (warm-up time)."
+    )
     return parser.parse_args()
 
 
@@ -78,6 +87,52 @@ def explained(doc: dict[str, Any], scenario_list: list[scenarios.Scenario]) -> b
     return False
 
 
+def latencies(es: Any, indices: Indices, since: datetime) -> list[str]:
+    """Seconds from the end of each anomaly alert's bucket to the alert's creation, by bucket
+    length (the live streaming detector's 5 minutes, the 15-minute model's checks)."""
+    query = {"bool": {"filter": [
+        {"term": {"detector": "anomaly"}},
+        {"range": {"@timestamp": {"gte": since.isoformat()}}},
+    ]}}  # fmt: skip
+    hits = es.search(index=indices.alerts, query=query, size=10000)["hits"]["hits"]
+    by_bucket: dict[int, list[float]] = {}
+    for h in hits:
+        doc = h["_source"]
+        start, end = (datetime.fromisoformat(doc["window"][k]) for k in ("start", "end"))
+        late = (datetime.fromisoformat(doc["@timestamp"]) - end).total_seconds()
+        by_bucket.setdefault(int((end - start).total_seconds() // 60), []).append(late)
+    rows = [
+        "| anomaly alerts, bucket | alerts | after the bucket's end: median | p95 | max |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for minutes, values in sorted(by_bucket.items()):
+        p50, p95 = percentile(values, 50), percentile(values, 95)
+        rows.append(
+            f"| {minutes} min | {len(values)} | {p50:.0f} s | {p95:.0f} s | {max(values):.0f} s |"
+        )
+    return rows if by_bucket else ["No anomaly alert in the run."]
+
+
+def warm_up(log: Path) -> str:
+    """The live detector's first warm-up in the worker's log: from the first warming line (or
+    the worker's first line) to the line saying every province alerts."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    stamp = re.compile(r"^(\d{4}-\d\d-\d\dT\S+)")
+    first = next((m.group(1) for x in lines if (m := stamp.match(x))), None)
+    done = next((x for x in lines if "live anomaly warm-up done" in x), None)
+    if first is None or done is None or (m := stamp.match(done)) is None:
+        return "the live detector's first warm-up: not finished in the worker's log"
+    took = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S%z") - datetime.strptime(
+        first, "%Y-%m-%dT%H:%M:%S%z"
+    )
+    provinces = re.search(r"all (\d+) provinces", done)
+    return (
+        f"the live detector's first warm-up: every province alerting {took} after the worker's "
+        f"first log line ({m.group(1)}; {provinces.group(1) if provinces else '?'} provinces, "
+        "warmed a few at a time between live ticks)"
+    )
+
+
 def main() -> None:
     args = _args()
     since = (
@@ -105,7 +160,7 @@ def main() -> None:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     out = [
-        "# Demo: anomaly incidents and RED outside the scenarios",
+        f"## Run {now:%Y-%m-%d %H:%M} UTC",
         "",
         f"Run {now:%Y-%m-%d %H:%M} UTC, `.venv/bin/python bench/demo_false_red.py` over the demo's "
         f"incidents created since {since:%Y-%m-%d %H:%M:%S} UTC ({(now - since).seconds // 60} "
@@ -140,7 +195,15 @@ def main() -> None:
                 f"| {loc.get('ward', {}).get('name', '')} "
                 f"| {str(inc.get('title', '')).replace('|', '/')} |"
             )
-    args.report.write_text("\n".join(out) + "\n", encoding="utf-8")
+    out += ([""] if out[-1] else []) + [*latencies(es, indices, since), ""]
+    if args.worker_log is not None:
+        out += [f"- {warm_up(args.worker_log)}", ""]
+    old = args.report.read_text(encoding="utf-8") if args.report.exists() else ""
+    if old.startswith(TITLE):
+        old = old[len(TITLE) :].lstrip("\n")
+    if old and not old.startswith("## "):
+        old = "## Earlier run\n\n" + old
+    args.report.write_text("\n".join([TITLE, "", *out, old]).rstrip("\n") + "\n", encoding="utf-8")
     print("\n".join(out))
 
 
