@@ -4,13 +4,17 @@ How the runs are recorded and why a run of misses is significant after a few per
 :mod:`detectors.anomaly.syncjob` (which also learns the jobs' periods and finds failing
 communes). A finding when no ``sync-run`` record of the province came for ``k`` of its usual
 periods with ``q ** k < anomaly_alpha`` and ``k >= MIN_RUN``, unless its collectors were not heard
-(the silence is then the collector's). No writes here.
+(the silence is then the collector's). Only periods in which its data flowed count: after a gap in
+the feed (two periods or more with nothing from its collectors, or from its province when none is
+known: a backfill that ends before live traffic starts, a restart), the periods are counted from
+the end of the gap, so the history -> live boundary is not a stopped job. No writes here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -99,7 +103,8 @@ def find_stopped(
                 collectors=job.collectors,
             )
         )
-    return _collectors_heard(es, indices, found, bucket_start, bucket_end)
+    flowing = _collectors_heard(es, indices, found, bucket_start, bucket_end)
+    return _since_the_feed_resumed(es, indices, flowing, bucket_end, alpha, min_run, floor)
 
 
 def _collectors_heard(
@@ -133,6 +138,97 @@ def _collectors_heard(
         return fed.get(s.key.province, never) >= due(s)
 
     return [s for s in stopped if flowing(s)]
+
+
+#: Consecutive periods with nothing from a job's collectors (or province) that make a gap.
+GAP_PERIODS = 2
+
+
+def _since_the_feed_resumed(
+    es: Elasticsearch,
+    indices: Indices,
+    stopped: list[StoppedJob],
+    bucket_end: datetime,
+    alpha: float,
+    min_run: int,
+    floor: datetime,
+) -> list[StoppedJob]:
+    """``stopped`` with their missed periods counted from the end of the last gap in their feed
+    (``GAP_PERIODS`` periods or more with nothing heard) since their last run; those still
+    improbable enough. One date histogram, only when a job looks stopped."""
+    if not stopped:
+        return []
+    slot = timedelta(minutes=max(1, int(min(s.period for s in stopped).total_seconds() // 60)))
+    start = min(s.last_run or floor for s in stopped)
+    collectors = sorted({c for s in stopped for c in s.collectors})
+    provinces = sorted({s.key.province for s in stopped if not s.collectors})
+    by_collector = _slots(es, indices, "soc.collector.id", collectors, start, bucket_end, slot)
+    by_province = _slots(es, indices, "locality.province.code", provinces, start, bucket_end, slot)
+    out = []
+    for s in stopped:
+        heard: set[datetime] = set()
+        if s.collectors:
+            for c in s.collectors:
+                heard |= by_collector.get(c, set())
+        else:
+            heard = by_province.get(s.key.province, set())
+        resumed = _resumed(heard, s.last_run or floor, bucket_end, slot, s.period)
+        missed = int((bucket_end - max(resumed, s.last_run or floor)) / s.period)
+        p_value = s.share**missed
+        if missed >= min_run and p_value < alpha:
+            out.append(replace(s, missed=missed, p_value=p_value))
+    return out
+
+
+def _resumed(
+    heard: set[datetime], since: datetime, end: datetime, slot: timedelta, period: timedelta
+) -> datetime:
+    """The end of the last gap (``GAP_PERIODS`` periods or more of empty slots) in ``[since,
+    end)``, else ``since``."""
+    width = slot.total_seconds()
+    at = datetime.fromtimestamp((end.timestamp() - 1e-3) // width * width, UTC)  # the last slot
+    quiet = timedelta(0)
+    while at + slot > since:
+        if at in heard:
+            quiet = timedelta(0)
+        else:
+            quiet += slot
+            if quiet >= GAP_PERIODS * period:
+                return at + quiet
+        at -= slot
+    return since
+
+
+def _slots(
+    es: Elasticsearch,
+    indices: Indices,
+    field: str,
+    values: list[str],
+    start: datetime,
+    end: datetime,
+    slot: timedelta,
+) -> dict[str, set[datetime]]:
+    """The ``slot``-long time slots (epoch-aligned) in which each of ``values`` of ``field``
+    sent anything (any dataset, heartbeats included)."""
+    if not values:
+        return {}
+    minutes = int(slot.total_seconds() // 60)
+    query = {
+        "bool": {
+            "filter": [
+                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
+                {"terms": {field: values}},
+            ]
+        }
+    }
+    sources: list[dict[str, Any]] = [
+        {"value": {"terms": {"field": field}}},
+        {"slot": {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{minutes}m"}}},
+    ]
+    found: dict[str, set[datetime]] = {}
+    for row in composite_pages(es, event_indices(indices, start, end), query, sources):
+        found.setdefault(str(row["key"]["value"]), set()).add(utc_of(row["key"]["slot"]))
+    return found
 
 
 def _last_heard(

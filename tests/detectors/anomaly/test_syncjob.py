@@ -13,7 +13,8 @@ every 5 minutes):
 - province Q (collector ``col-q``): the job and its collector stop together at ``T+1h``.
 - provinces R and S (no collector known, as in a backfill): both jobs stop at ``T+1h``; R's
   one-stop shop goes on logging every 5 minutes, S's stops too (a gap in the data, as between a
-  backfill and the live traffic that follows it).
+  backfill and the live traffic that follows it) and comes back at ``T+2h07`` (the live
+  traffic), without its job.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def _runs(w: dict[str, Ward], *others: Province) -> Iterator[dict[str, Any]]:
             yield _record(q, None, run + timedelta(seconds=20), run, "col-q")
             yield _record(r, None, run + timedelta(seconds=20), run, None)
             yield _record(s, None, run + timedelta(seconds=20), run, None)
+            yield _dossier(s, run + timedelta(minutes=2))
+        if run >= T + 2 * H + RUN:  # S's data comes back (live traffic after a backfill)
             yield _dossier(s, run + timedelta(minutes=2))
         yield _dossier(r, run + timedelta(minutes=2))
         run += RUN
@@ -264,3 +267,13 @@ def test_without_a_known_collector_the_provinces_other_data_must_still_flow(
     assert "No collector is known" in alert.summary
     for offset in (H, H + Q, 2 * H):
         assert world.s.code not in _stopped(es, world, offset)
+
+
+def test_periods_count_from_the_end_of_a_gap_in_the_feed(es: Elasticsearch, world: World) -> None:
+    """S's data comes back at T+2h07 after an hour of nothing (the history -> live boundary of
+    a demo): in its first bucket the job is not claimed stopped for the hour it was not heard
+    (15 periods since its last run, 2 since its data came back); once its data has flowed for
+    five periods without a run, it is."""
+    assert world.s.code not in _stopped(es, world, 2 * H)
+    alert = _stopped(es, world, 2 * H + Q)[world.s.code]
+    assert alert.explanation["features"][0]["observed"] == 5
