@@ -2,7 +2,8 @@
 checkout's, started once, side by side) and the raw Elasticsearch search are measured in short
 alternating rounds over one index, so a burst of someone else's work on the shared machine lands
 on every side alike. Reports each side's median and spread over the rounds, the per-round
-ratios, the load average and the load generator's own CPU share.
+ratios, the load average, the load generator's own CPU share and each server's CPU per request
+(from /proc: the one figure the other engineers' load does not move much).
 
     SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/api_rounds.py \
         --baseline /work/wt-old --baseline-workers 1,2 --rounds 6
@@ -49,14 +50,32 @@ from soc.incidents.service import IncidentFilter, query
 REPORT = ROOT / "bench" / "reports" / "api-incidents-rounds.md"
 
 
-def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Runs ``work`` and adds the wall time, this process's CPU share and the load average."""
+def _timed(work: Callable[[], dict[str, Any]], server: int | None = None) -> dict[str, Any]:
+    """Runs ``work`` and adds the wall time, this process's CPU share and the load average, and
+    with ``server`` (a pid) the CPU seconds that server's processes used meanwhile."""
     wall, cpu = time.perf_counter(), time.process_time()
+    before = _tree_cpu(server) if server else 0.0
     got = work()
     wall = time.perf_counter() - wall
     got["client_cpu"] = (time.process_time() - cpu) / wall
     got["load"] = os.getloadavg()[0]
+    if server:
+        got["server_cpu"] = _tree_cpu(server) - before
     return got
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (uvicorn's workers), from
+    /proc: what the server itself costs, whatever else runs on the shared machine."""
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    total = 0
+    for p in [str(pid), *kids.split()]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a child that ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def raw_async(
@@ -84,6 +103,10 @@ async def raw_async(
         latencies = await _clients(clients, list(range(requests)), one)
         rate = requests / (time.perf_counter() - t)
     return {"client": _pct(latencies), "rate": rate}
+
+
+def _cpu_per(side: dict[str, Any]) -> float:
+    return float(side["server_cpu"]) / int(side["requests"])
 
 
 def _med(values: list[float]) -> str:
@@ -148,7 +171,10 @@ def main() -> None:
             for name in order:
                 mine, ids = ids[: args.transitions], ids[args.transitions :]
                 run = api_runs(bases[name], token, args.clients, args.requests, mine)
-                got[name] = _timed(partial(asyncio.run, run))
+                got[name] = _timed(partial(asyncio.run, run), servers[name].pid)
+                # Every request the server answered: warm-up and list, and a read + a
+                # transition per id.
+                got[name]["requests"] = args.clients * 2 + args.requests + 2 * len(mine)
             rounds.append(got)
             print(f"round {r + 1}: " + ", ".join(_brief(k, v) for k, v in got.items()), flush=True)
         write_report(args, load_s, sides, rounds)
@@ -197,8 +223,8 @@ def write_report(
         "Median over the rounds (min-max):",
         "",
         "| side | list p50 ms | list p95 ms | list req/s | transition p95 ms | transition req/s"
-        " | load generator CPU (cores) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        " | load generator CPU (cores) | server CPU ms per request |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in names:
         col = [x[name] for x in rounds]
@@ -206,19 +232,21 @@ def write_report(
             f"| {name} | {_med([c['list'][0] for c in col])} | {_med([c['list'][1] for c in col])}"
             f" | {_med([c['list_rate'] for c in col])} | {_med([c['transition'][1] for c in col])}"
             f" | {_med([c['transition_rate'] for c in col])}"
-            f" | {_med([c['client_cpu'] for c in col])} |"
+            f" | {_med([c['client_cpu'] for c in col])}"
+            f" | {_med([c['server_cpu'] * 1000 / c['requests'] for c in col])} |"
         )
     raw = [x["raw"] for x in rounds]
     fast = [x["raw async"] for x in rounds]
     lines += [
         f"| raw ES search, httpx2 async (the reference) | {_med([c['client'][0] for c in fast])} |"
         f" {_med([c['client'][1] for c in fast])} | {_med([c['rate'] for c in fast])} | | |"
-        f" {_med([c['client_cpu'] for c in fast])} |",
+        f" {_med([c['client_cpu'] for c in fast])} | |",
         f"| raw ES search, {args.clients} threads of the ES client |"
         f" {_med([c['client'][0] for c in raw])} |"
-        f" {_med([c['client'][1] for c in raw])} | | | | {_med([c['client_cpu'] for c in raw])} |",
+        f" {_med([c['client'][1] for c in raw])} | | | |"
+        f" {_med([c['client_cpu'] for c in raw])} | |",
         f"| raw ES search (`took`) | {_med([c['took'][0] for c in raw])} |"
-        f" {_med([c['took'][1] for c in raw])} | | | | |",
+        f" {_med([c['took'][1] for c in raw])} | | | | | |",
         "",
         "Ratios, per round (median, min-max):",
         "",
@@ -233,6 +261,8 @@ def write_report(
             + _med([x[new]["list_rate"] / x[name]["list_rate"] for x in rounds]),
             f"- transition throughput, {new} / {name}: "
             + _med([x[new]["transition_rate"] / x[name]["transition_rate"] for x in rounds]),
+            f"- server CPU per request, {name} / {new}: "
+            + _med([_cpu_per(x[name]) / _cpu_per(x[new]) for x in rounds]),
         ]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
