@@ -2,8 +2,9 @@
 
 Every error the API returns is ``application/problem+json`` with ``type``, ``title``, ``status``,
 ``detail`` and, for invalid input, ``errors`` naming each bad field (``body.to``, ``query.size``).
-:class:`~soc.errors.SocError` subclasses map to statuses in :data:`STATUS`; anything else is a bug
-and becomes a logged 500 whose body reveals nothing. Input values are never echoed back (they are
+:class:`~soc.errors.SocError` subclasses map to statuses in :data:`STATUS`; Elasticsearch not
+answering (refused, reset, timed out) is a 503 with ``Retry-After``; anything else is a bug and
+becomes a logged 500 whose body reveals nothing. Input values are never echoed back (they are
 attacker-controlled and may be huge); only field locations and messages are. This module must not
 decide who may see what: a handler only formats the error the service raised.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from elastic_transport import ConnectionError as StoreConnectionError
+from elastic_transport import ConnectionTimeout as StoreTimeout
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -176,6 +179,21 @@ def allowed_methods(request: Request) -> list[str]:
     )
 
 
+#: Seconds a client is asked to wait when Elasticsearch did not answer.
+STORE_RETRY_AFTER = 5
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # No answer from Elasticsearch (refused, reset, timed out, every node down): the request was
+    # fine and may be retried; the client's transport already tried every node it knows.
+    log.warning("%s %s: Elasticsearch did not answer: %s", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "the data store (Elasticsearch) did not answer in time; try again shortly",
+        headers={"Retry-After": str(STORE_RETRY_AFTER)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return problem(500, "internal error; it has been logged")
@@ -185,4 +203,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.SocError, _soc_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(StoreConnectionError, _store_unavailable)
+    app.add_exception_handler(StoreTimeout, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)

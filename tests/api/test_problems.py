@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from elasticsearch import Elasticsearch
 
-from tests.api.conftest import Api
+from soc.es.templates import teardown
+from tests.api.conftest import Api, running_api
 from tests.api.seed import etag, incident
 
 PROBLEM = "application/problem+json"
@@ -92,3 +97,23 @@ def test_unknown_ids_routes_and_methods_are_problems(api: Api) -> None:
     bad_token = api.client.get("/api/v1/incidents", headers={"Authorization": "Bearer nope"})
     assert _is_problem(bad_token, 401)["detail"] == "invalid or revoked API token"
     assert bad_token.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_store_that_does_not_answer_is_a_503_to_retry_not_a_500(
+    es: Elasticsearch, tmp_path: Path
+) -> None:
+    """The app's async client (the incident routes, credential checks) pointed at a port nothing
+    listens on, the sync one at the real node: the same request that works otherwise is a 503
+    with Retry-After, not an internal error."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    try:
+        with running_api(es, dead, prefix, tmp_path) as api:
+            answer = api.client.get("/api/v1/incidents", headers=api.headers("analyst"))
+            body = _is_problem(answer, 503)
+            assert "did not answer" in body["detail"]
+            assert answer.headers["retry-after"] == "5"
+    finally:
+        teardown(es, prefix)
