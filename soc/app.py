@@ -2,12 +2,9 @@
 
 At start-up it connects to Elasticsearch, waits for it to be healthy, installs soc's index
 templates (idempotent) and loads the users directory, refusing demo users or placeholder secrets
-outside development. Two clients: the sync one for the plain ``def`` routes (FastAPI's thread
-pool) and an ``AsyncElasticsearch`` (one per event loop, in the lifespan's state, a pool sized for
-~50 concurrent clients) for the busiest ``async`` routes and the credential checks. Request
-counts and latencies per route go to ``/api/v1/metrics`` (Prometheus text format; route templates
-only, never ids or localities). The app is stateless: run as many as needed. This module wires
-routers; it must not hold business rules.
+outside development. Request counts and latencies per route go to ``/api/v1/metrics``
+(Prometheus text format; route templates only, never ids or localities). The app is stateless:
+run as many as needed. This module wires routers; it must not hold business rules.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ from soc.auth import service as auth
 from soc.auth import views as auth_views
 from soc.config import Settings, get_settings
 from soc.deps import IF_MATCH, EsDep
-from soc.es.client import make_async_client, make_client, wait_until_healthy
+from soc.es.client import make_client, wait_until_healthy
 from soc.es.indices import Indices
 from soc.es.templates import Layout, setup
 from soc.incidents import alert_views as incident_alert_views
@@ -64,18 +61,12 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     client = es if es is not None else make_client(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wait_until_healthy(client, timeout=settings.es_wait_timeout, settings=settings)
         setup(client, app.state.indices, layout=Layout.of(settings))
-        # The async client belongs to this event loop (aiohttp), so it lives in the lifespan's
-        # state (``request.state.es_async``), not on the app that another loop may also run.
-        es_async = make_async_client(settings)
-        try:
-            yield {"es_async": es_async}
-        finally:
-            await es_async.close()
-            if owns_client:
-                client.close()
+        yield
+        if owns_client:
+            client.close()
 
     app = FastAPI(
         title="soc API",

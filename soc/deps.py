@@ -6,11 +6,10 @@ cookie of a dashboard login. A cookie-authenticated write must echo the session'
 own). :func:`require` turns a role list into a dependency; the role-by-route matrix is therefore
 readable in each ``views.py``. This module must not query incidents or alerts itself.
 
-The dependencies here are ``async`` and never block the event loop: FastAPI runs every plain
+The dependencies here are ``async`` and do no I/O on the event loop: FastAPI runs every plain
 ``def`` dependency in its thread pool, one hop per dependency per request, which under load cost
-more than the work. A credential not remembered by ``soc.auth.cache`` is read from Elasticsearch
-with the app's async client (:data:`AsyncEsDep`), which the busiest routes (the incidents') use
-too; the sync client (:data:`EsDep`) serves the other, plain ``def`` routes from the thread pool.
+more than the work. Reading a credential from Elasticsearch (not remembered by
+``soc.auth.cache``) still goes to the thread pool.
 """
 
 from __future__ import annotations
@@ -21,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import Elasticsearch
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
@@ -50,12 +50,6 @@ async def _es(request: Request) -> Elasticsearch:
     return es
 
 
-async def _es_async(request: Request) -> AsyncElasticsearch:
-    # Lifespan state (``soc.app``): one client per event loop that runs the app.
-    es: AsyncElasticsearch = request.state.es_async
-    return es
-
-
 async def _indices(request: Request) -> Indices:
     indices: Indices = request.app.state.indices
     return indices
@@ -68,14 +62,13 @@ async def _directory(request: Request) -> auth.Directory:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EsDep = Annotated[Elasticsearch, Depends(_es)]
-AsyncEsDep = Annotated[AsyncElasticsearch, Depends(_es_async)]
 IndicesDep = Annotated[Indices, Depends(_indices)]
 DirectoryDep = Annotated[auth.Directory, Depends(_directory)]
 
 
 async def _current_user(
     request: Request,
-    es: AsyncEsDep,
+    es: EsDep,
     indices: IndicesDep,
     directory: DirectoryDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -85,13 +78,13 @@ async def _current_user(
         secret = bearer.credentials
         user = auth.cached_token_user(indices, directory, secret)
         if user is None:
-            user = await auth.user_for_token(es, indices, directory, secret)
+            user = await run_in_threadpool(auth.user_for_token, es, indices, directory, secret)
         return user
     if session:
         now = auth.utcnow()
         found = auth.cached_session(indices, directory, session, now)
         if found is None:
-            found = await auth.session_for_async(es, indices, directory, session, now)
+            found = await run_in_threadpool(auth.session_for, es, indices, directory, session, now)
         if request.method not in _SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), found.csrf.encode()):

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from soc.auth.models import User
 from soc.es.indices import Indices
@@ -33,43 +33,6 @@ def record(
     ip: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    doc = document(
-        actor=actor,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        provinces=provinces,
-        now=now,
-        outcome=outcome,
-        ip=ip,
-        details=details,
-    )
-    store(es, indices, doc)
-
-
-def store(es: Elasticsearch, indices: Indices, doc: dict[str, Any]) -> None:
-    """Append a :func:`document` to the trail."""
-    es.create(index=indices.audit, id=uuid.uuid4().hex, document=doc)
-
-
-async def store_async(es: AsyncElasticsearch, indices: Indices, doc: dict[str, Any]) -> None:
-    """:func:`store` with the async client (the API's incident routes)."""
-    await es.create(index=indices.audit, id=uuid.uuid4().hex, document=doc)
-
-
-def document(
-    *,
-    actor: User | None,
-    action: str,
-    target_type: str,
-    target_id: str,
-    provinces: list[str],
-    now: datetime,
-    outcome: str = "success",
-    ip: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The audit record of one write, as stored."""
     doc: dict[str, Any] = {
         "@timestamp": now.isoformat(),
         "actor": {
@@ -84,7 +47,7 @@ def document(
     }
     if ip is not None and _is_ip(ip):
         doc["source"] = {"ip": ip}
-    return doc
+    es.create(index=indices.audit, id=uuid.uuid4().hex, document=doc)
 
 
 def _is_ip(value: str) -> bool:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import Elasticsearch
 from pydantic import ValidationError
 
 from soc.auth import policy
@@ -39,7 +39,7 @@ from soc.auth.models import Role, TokenInfo, User, UserRecord
 from soc.config import Settings
 from soc.errors import ConfigError, NotAuthenticated, NotFound
 from soc.es.indices import Indices
-from soc.es.state import Entry, StateIndex, StateKind, get_async
+from soc.es.state import Entry, StateIndex, StateKind
 from soc.yamlshape import YamlShapeError, documents
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -220,31 +220,23 @@ def cached_token_user(indices: Indices, directory: Directory, secret: str) -> Us
     """The user of a token remembered valid, without I/O; None when it is not remembered (then
     :func:`user_for_token` reads the store)."""
     found = CACHE.get(_cache_key(indices, StateKind.API_TOKEN, _digest(secret)))
-    return None if found is None else _token_user(found, directory)
+    if found is None:
+        return None
+    user = directory.user(found.data["user"])
+    if user is None:
+        raise NotAuthenticated("invalid or revoked API token")
+    return user
 
 
-async def user_for_token(
-    es: AsyncElasticsearch, indices: Indices, directory: Directory, secret: str
-) -> User:
-    """The token's user; reads the store (async: only ``soc api`` checks tokens) when the token
-    is not remembered."""
+def user_for_token(es: Elasticsearch, indices: Indices, directory: Directory, secret: str) -> User:
     digest = _digest(secret)
     key = _cache_key(indices, StateKind.API_TOKEN, digest)
     found = CACHE.get(key)
     if found is None:
-        found = _valid_token(key, await get_async(es, indices, StateKind.API_TOKEN, digest))
-    return _token_user(found, directory)
-
-
-def _valid_token(key: str, found: Entry | None) -> Entry:
-    """The token's entry read from the store, remembered; refused when missing or revoked."""
-    if found is None or found.data.get("revoked"):
-        raise NotAuthenticated("invalid or revoked API token")
-    CACHE.put(key, found)
-    return found
-
-
-def _token_user(found: Entry, directory: Directory) -> User:
+        found = StateIndex(es, indices).get(StateKind.API_TOKEN, digest)
+        if found is None or found.data.get("revoked"):
+            raise NotAuthenticated("invalid or revoked API token")
+        CACHE.put(key, found)
     user = directory.user(found.data["user"])
     if user is None:
         raise NotAuthenticated("invalid or revoked API token")
@@ -292,27 +284,11 @@ def session_for(
     key = _cache_key(indices, StateKind.SESSION, digest)
     found = CACHE.get(key)
     if found is None:
-        found = _valid_session(key, StateIndex(es, indices).get(StateKind.SESSION, digest))
+        found = StateIndex(es, indices).get(StateKind.SESSION, digest)
+        if found is None:
+            raise NotAuthenticated("session expired or signed out; sign in again")
+        CACHE.put(key, found)
     return _session_of(found, directory, now)
-
-
-async def session_for_async(
-    es: AsyncElasticsearch, indices: Indices, directory: Directory, secret: str, now: datetime
-) -> Session:
-    """:func:`session_for` with the async client (``soc api``)."""
-    digest = _digest(secret)
-    key = _cache_key(indices, StateKind.SESSION, digest)
-    found = CACHE.get(key)
-    if found is None:
-        found = _valid_session(key, await get_async(es, indices, StateKind.SESSION, digest))
-    return _session_of(found, directory, now)
-
-
-def _valid_session(key: str, found: Entry | None) -> Entry:
-    if found is None:
-        raise NotAuthenticated("session expired or signed out; sign in again")
-    CACHE.put(key, found)
-    return found
 
 
 def end_session(es: Elasticsearch, indices: Indices, secret: str) -> None:

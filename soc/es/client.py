@@ -22,13 +22,7 @@ from typing import Any
 import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import TlsError, TransportError
-from elasticsearch import (
-    ApiError,
-    AsyncElasticsearch,
-    AuthenticationException,
-    AuthorizationException,
-    Elasticsearch,
-)
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 from elasticsearch.serializer import JsonSerializer
 
 from soc.config import Settings
@@ -45,30 +39,9 @@ DEAD_NODE_BACKOFF = 1.0
 MAX_DEAD_NODE_BACKOFF = 15.0
 
 
-#: Connections per node of the API's async client: ``soc api`` serves ~50 concurrent clients per
-#: process without queueing for a connection (the sync client's default is 10 per node).
-API_CONNECTIONS_PER_NODE = 64
-
-
 def make_client(settings: Settings) -> Elasticsearch:
     """A client for the configured cluster (``SOC_ES_URL``, one or more nodes) or the managed
     local node."""
-    return Elasticsearch(**_options(settings))
-
-
-def make_async_client(
-    settings: Settings, *, connections_per_node: int = API_CONNECTIONS_PER_NODE
-) -> AsyncElasticsearch:
-    """The same client for asyncio code (``soc api``'s busiest routes), over aiohttp. Create it
-    in the event loop that uses it and close it there (``await client.close()``)."""
-    return AsyncElasticsearch(
-        **_options(settings),
-        connections_per_node=connections_per_node,
-    )
-
-
-def _options(settings: Settings) -> dict[str, Any]:
-    """The one set of client options, for the sync and the async client alike."""
     auth: dict[str, object] = {}
     if settings.es_api_key is not None:
         auth["api_key"] = settings.es_api_key.get_secret_value()
@@ -84,20 +57,20 @@ def _options(settings: Settings) -> dict[str, Any]:
         auth["ca_certs"] = str(settings.es_ca_file)
     urls = settings.es_urls
     sniff = settings.es_sniff and settings.es_url is not None
-    return {
-        "hosts": urls,
-        "request_timeout": settings.es_request_timeout,
-        "retry_on_timeout": True,
+    return Elasticsearch(
+        urls,
+        request_timeout=settings.es_request_timeout,
+        retry_on_timeout=True,
         # Enough retries to try every listed node once more than the default would.
-        "max_retries": max(3, len(urls)),
-        "dead_node_backoff_factor": DEAD_NODE_BACKOFF,
-        "max_dead_node_backoff": MAX_DEAD_NODE_BACKOFF,
-        "sniff_on_start": sniff,
-        "sniff_on_node_failure": sniff,
-        "min_delay_between_sniffing": 10.0,
-        "serializers": {JsonSerializer.mimetype: OrjsonDecoding()},
-        **auth,
-    }
+        max_retries=max(3, len(urls)),
+        dead_node_backoff_factor=DEAD_NODE_BACKOFF,
+        max_dead_node_backoff=MAX_DEAD_NODE_BACKOFF,
+        sniff_on_start=sniff,
+        sniff_on_node_failure=sniff,
+        min_delay_between_sniffing=10.0,
+        serializers={JsonSerializer.mimetype: OrjsonDecoding()},
+        **auth,  # type: ignore[arg-type]
+    )
 
 
 def ensure_elasticsearch(settings: Settings) -> tuple[Elasticsearch, bool]:

@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from soc import timeutil
 from soc.errors import ElasticsearchError
@@ -106,16 +106,6 @@ class Entry:
             expires=timeutil.parse_optional(src.get("expires")),
             version=version,
         )
-
-
-async def get_async(
-    es: AsyncElasticsearch, indices: Indices, kind: StateKind, name: str
-) -> Entry | None:
-    """:meth:`StateIndex.get` with the async client (credentials checked by ``soc api``)."""
-    try:
-        return Entry.from_hit((await es.get(index=indices.state, id=doc_id(kind, name))).body)
-    except NotFoundError:
-        return None
 
 
 class StateIndex:

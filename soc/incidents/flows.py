@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from soc.auth import audit
 from soc.auth.models import User
@@ -47,52 +47,25 @@ def change(
 ) -> Incident:
     """Apply ``apply`` to the incident; ``if_match`` None skips the ETag check (bulk actions)."""
     current = service.get(es, indices, incident_id, user=caller.user)
-    _check_version(current, if_match)
+    if if_match is not None and if_match != current.etag:
+        raise StaleVersion(
+            f"incident {incident_id!r} is at version {current.etag}, not {if_match}: someone "
+            "else changed it; reload it and try again"
+        )
     stored = service.replace(es, indices, apply(current))
-    audit.store(es, indices, _audit(stored, caller, action, details))
-    return stored
-
-
-async def change_async(
-    es: AsyncElasticsearch,
-    indices: Indices,
-    incident_id: str,
-    *,
-    caller: Caller,
-    if_match: str | None,
-    action: str,
-    apply: Change,
-    details: dict[str, object] | None = None,
-) -> Incident:
-    """:func:`change` with the async client (the API's single-incident writes)."""
-    current = await service.get_async(es, indices, incident_id, user=caller.user)
-    _check_version(current, if_match)
-    stored = await service.replace_async(es, indices, apply(current))
-    await audit.store_async(es, indices, _audit(stored, caller, action, details))
-    return stored
-
-
-def _audit(
-    stored: Incident, caller: Caller, action: str, details: dict[str, object] | None
-) -> dict[str, object]:
-    return audit.document(
+    audit.record(
+        es,
+        indices,
         actor=caller.user,
         action=f"incident.{action}",
         target_type="incident",
-        target_id=stored.id,
+        target_id=incident_id,
         provinces=[stored.province_code],
         now=utcnow(),
         ip=caller.ip,
         details=details,
     )
-
-
-def _check_version(current: Incident, if_match: str | None) -> None:
-    if if_match is not None and if_match != current.etag:
-        raise StaleVersion(
-            f"incident {current.id!r} is at version {current.etag}, not {if_match}: someone "
-            "else changed it; reload it and try again"
-        )
+    return stored
 
 
 @dataclass(frozen=True)

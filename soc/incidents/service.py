@@ -5,8 +5,6 @@ search another province's incidents; an out-of-scope id is simply "not found". E
 optimistic: it names the version it read (``if_seq_no``/``if_primary_term``) and a concurrent
 change turns into :class:`~soc.errors.StaleVersion` instead of a silent overwrite. New incidents are
 written with ``op_type=create`` under a deterministic id, so a retried grouping never doubles one.
-The API's busiest reads and writes have an ``_async`` twin (``search_rows_async``, ``get_async``,
-``replace_async``) that sends the very request its sync twin builds, with ``AsyncElasticsearch``.
 This module must not decide lifecycle rules (``soc.incidents.lifecycle``) nor group alerts
 (``soc.incidents.grouping``).
 """
@@ -18,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from elastic_transport import ObjectApiResponse
-from elasticsearch import AsyncElasticsearch, ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from soc.auth.models import User
 from soc.errors import NotFound, StaleVersion
@@ -62,21 +60,6 @@ def get(es: Elasticsearch, indices: Indices, incident_id: str, *, user: User | N
         found = es.get(index=indices.incidents, id=incident_id)
     except NotFoundError:
         raise NotFound(f"no incident {incident_id!r}") from None
-    return _visible(found, incident_id, user)
-
-
-async def get_async(
-    es: AsyncElasticsearch, indices: Indices, incident_id: str, *, user: User | None
-) -> Incident:
-    """:func:`get` with the async client."""
-    try:
-        found = await es.get(index=indices.incidents, id=incident_id)
-    except NotFoundError:
-        raise NotFound(f"no incident {incident_id!r}") from None
-    return _visible(found, incident_id, user)
-
-
-def _visible(found: ObjectApiResponse[Any], incident_id: str, user: User | None) -> Incident:
     incident = Incident.from_hit(dict(found))
     if user is not None and not user.can_see(incident.province_code):
         # Same answer as a missing id: the existence of another province's incident is private.
@@ -112,43 +95,22 @@ def create(es: Elasticsearch, indices: Indices, incident: Incident) -> Incident 
 
 def replace(es: Elasticsearch, indices: Indices, incident: Incident) -> Incident:
     """Write ``incident`` over the version it was read at; :class:`StaleVersion` if it moved on."""
-    try:
-        written = es.index(**_replace_request(indices, incident))
-    except ConflictError:
-        raise _stale(incident) from None
-    return _written(incident, written)
-
-
-async def replace_async(es: AsyncElasticsearch, indices: Indices, incident: Incident) -> Incident:
-    """:func:`replace` with the async client."""
-    try:
-        written = await es.index(**_replace_request(indices, incident))
-    except ConflictError:
-        raise _stale(incident) from None
-    return _written(incident, written)
-
-
-def _replace_request(indices: Indices, incident: Incident) -> dict[str, Any]:
     if incident.version is None:
         raise ValueError("replace() needs an incident read from the store (with a version)")
     seq_no, term = incident.version
-    return {
-        "index": indices.incidents,
-        "id": incident.id,
-        "document": incident.to_doc(),
-        "if_seq_no": seq_no,
-        "if_primary_term": term,
-    }
-
-
-def _stale(incident: Incident) -> StaleVersion:
-    return StaleVersion(
-        f"incident {incident.id!r} was changed by someone else since version "
-        f"{incident.etag}; reload it and try again"
-    )
-
-
-def _written(incident: Incident, written: ObjectApiResponse[Any]) -> Incident:
+    try:
+        written = es.index(
+            index=indices.incidents,
+            id=incident.id,
+            document=incident.to_doc(),
+            if_seq_no=seq_no,
+            if_primary_term=term,
+        )
+    except ConflictError:
+        raise StaleVersion(
+            f"incident {incident.id!r} was changed by someone else since version "
+            f"{incident.etag}; reload it and try again"
+        ) from None
     return incident.model_copy(update={"version": (written["_seq_no"], written["_primary_term"])})
 
 
@@ -157,56 +119,32 @@ def search_rows(
 ) -> tuple[list[dict[str, Any]], int]:
     """Like :func:`search`, as :class:`IncidentSummary` JSON rows and the total: the API list.
 
-    Elasticsearch leaves the history out (``_source`` excludes) and every part of the answer the
-    rows do not use (``filter_path``); no model is built per row.
+    Elasticsearch leaves the history out (``_source`` excludes) and no model is built per row.
     """
-    return _rows(es.search(**_rows_request(indices, flt, user)))
+    found = _page(es, indices, flt, user, excludes=list(DETAIL_FIELDS))
+    rows = [summary_row(hit) for hit in found["hits"]["hits"]]
+    return rows, int(found["hits"]["total"]["value"])
 
 
-async def search_rows_async(
-    es: AsyncElasticsearch, indices: Indices, flt: IncidentFilter, *, user: User
-) -> tuple[list[dict[str, Any]], int]:
-    """:func:`search_rows` with the async client (``GET /incidents``)."""
-    return _rows(await es.search(**_rows_request(indices, flt, user)))
-
-
-#: What list rows read of a search answer; ids, scores, sort values and shard counts stay out.
-_ROWS_FILTER = (
-    "hits.total.value",
-    "hits.hits._source",
-    "hits.hits._seq_no",
-    "hits.hits._primary_term",
-)
-
-
-def _rows_request(indices: Indices, flt: IncidentFilter, user: User) -> dict[str, Any]:
-    request = _page_request(indices, flt, user, excludes=list(DETAIL_FIELDS))
-    request["filter_path"] = list(_ROWS_FILTER)
-    return request
-
-
-def _rows(found: ObjectApiResponse[Any]) -> tuple[list[dict[str, Any]], int]:
-    hits = found["hits"]
-    # filter_path drops an empty hits.hits entirely.
-    return [summary_row(hit) for hit in hits.get("hits", ())], int(hits["total"]["value"])
-
-
-def _page_request(
-    indices: Indices, flt: IncidentFilter, user: User, *, excludes: list[str] | None
-) -> dict[str, Any]:
-    """The search for one page of the filter's hits within the user's scope, newest activity
-    first (keyword arguments of ``search``, for either client)."""
-    return {
-        "index": indices.incidents,
-        "query": query(flt, user),
-        "sort": [{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
-        "from_": _start(flt),
-        "size": flt.size,
-        # The list answers the exact total (pages, counts on the console).
-        "track_total_hits": True,
-        "source_excludes": excludes,
-        "seq_no_primary_term": True,
-    }
+def _page(
+    es: Elasticsearch,
+    indices: Indices,
+    flt: IncidentFilter,
+    user: User,
+    *,
+    excludes: list[str] | None,
+) -> ObjectApiResponse[Any]:
+    """One page of the filter's hits within the user's scope, newest activity first."""
+    return es.search(
+        index=indices.incidents,
+        query=query(flt, user),
+        sort=[{"incident.last_seen": "desc"}, {"incident.id": "asc"}],
+        from_=_start(flt),
+        size=flt.size,
+        track_total_hits=True,
+        source_excludes=excludes,
+        seq_no_primary_term=True,
+    )
 
 
 def _start(flt: IncidentFilter) -> int:
@@ -218,7 +156,7 @@ def _start(flt: IncidentFilter) -> int:
 
 def search(es: Elasticsearch, indices: Indices, flt: IncidentFilter, *, user: User) -> IncidentPage:
     """One page of incidents matching ``flt`` within ``user``'s scope, newest activity first."""
-    found = es.search(**_page_request(indices, flt, user, excludes=None))
+    found = _page(es, indices, flt, user, excludes=None)
     items = [Incident.from_hit(dict(hit)) for hit in found["hits"]["hits"]]
     return IncidentPage(items, int(found["hits"]["total"]["value"]), flt.page, flt.size)
 

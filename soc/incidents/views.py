@@ -4,10 +4,6 @@ Routes only validate, resolve the caller and call ``soc.incidents.service`` or `
 do what: every signed-in user reads within their provinces; ``provincial_it`` may also comment and
 transition its own province's incidents; assigning, changing severity and bulk actions are for
 ``admin`` and ``analyst``. Single writes need ``If-Match`` with the ETag of the version read.
-
-The list, the read and the single-incident writes are ``async`` on the app's async client: the
-API's busiest routes, with no thread-pool hop (FastAPI runs a plain ``def`` route and its response
-validation in its pool) and no queue for the sync client's few connections.
 """
 
 from __future__ import annotations
@@ -20,16 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from soc import problems
 from soc.alerts.models import Severity
-from soc.deps import (
-    Analyst,
-    AnyUser,
-    AsyncEsDep,
-    EsDep,
-    IfMatch,
-    IndicesDep,
-    UtcDatetime,
-    client_ip,
-)
+from soc.deps import Analyst, AnyUser, EsDep, IfMatch, IndicesDep, UtcDatetime, client_ip
 from soc.errors import RequestError
 from soc.incidents import flows, lifecycle, service
 from soc.incidents.models import Incident, IncidentStatus, IncidentSummary, utcnow
@@ -97,8 +84,8 @@ class ProvinceDurations(BaseModel):
 
 
 @router.get("", response_model=IncidentList)
-async def list_incidents(
-    es: AsyncEsDep,
+def list_incidents(
+    es: EsDep,
     indices: IndicesDep,
     user: AnyUser,
     province: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
@@ -134,7 +121,7 @@ async def list_incidents(
         page=page,
         size=size,
     )
-    rows, total = await service.search_rows_async(es, indices, flt, user=user)
+    rows, total = service.search_rows(es, indices, flt, user=user)
     body = {"items": rows, "total": total, "page": page, "size": size}
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -147,10 +134,10 @@ def durations(es: EsDep, indices: IndicesDep, user: AnyUser) -> list[ProvinceDur
 
 
 @router.get("/{incident_id}", response_model=Incident)
-async def get_incident(
-    incident_id: IncidentId, es: AsyncEsDep, indices: IndicesDep, user: AnyUser, response: Response
+def get_incident(
+    incident_id: IncidentId, es: EsDep, indices: IndicesDep, user: AnyUser, response: Response
 ) -> Incident:
-    incident = await service.get_async(es, indices, incident_id, user=user)
+    incident = service.get(es, indices, incident_id, user=user)
     response.headers["ETag"] = incident.etag
     return incident
 
@@ -161,10 +148,10 @@ def _done(incident: Incident, response: Response) -> Incident:
 
 
 @router.post("/{incident_id}/transition", response_model=Incident)
-async def transition(
+def transition(
     incident_id: IncidentId,
     body: TransitionIn,
-    es: AsyncEsDep,
+    es: EsDep,
     indices: IndicesDep,
     user: AnyUser,
     if_match: IfMatch,
@@ -173,7 +160,7 @@ async def transition(
 ) -> Incident:
     caller = flows.Caller(user, client_ip(request))
     now = utcnow()
-    stored = await flows.change_async(
+    stored = flows.change(
         es,
         indices,
         incident_id,
@@ -189,10 +176,10 @@ async def transition(
 
 
 @router.post("/{incident_id}/assign", response_model=Incident)
-async def assign(
+def assign(
     incident_id: IncidentId,
     body: AssignIn,
-    es: AsyncEsDep,
+    es: EsDep,
     indices: IndicesDep,
     user: Analyst,
     if_match: IfMatch,
@@ -200,7 +187,7 @@ async def assign(
     response: Response,
 ) -> Incident:
     now = utcnow()
-    stored = await flows.change_async(
+    stored = flows.change(
         es,
         indices,
         incident_id,
@@ -214,10 +201,10 @@ async def assign(
 
 
 @router.post("/{incident_id}/comments", response_model=Incident)
-async def add_comment(
+def add_comment(
     incident_id: IncidentId,
     body: CommentIn,
-    es: AsyncEsDep,
+    es: EsDep,
     indices: IndicesDep,
     user: AnyUser,
     if_match: IfMatch,
@@ -225,7 +212,7 @@ async def add_comment(
     response: Response,
 ) -> Incident:
     now = utcnow()
-    stored = await flows.change_async(
+    stored = flows.change(
         es,
         indices,
         incident_id,
@@ -238,10 +225,10 @@ async def add_comment(
 
 
 @router.post("/{incident_id}/severity", response_model=Incident)
-async def set_severity(
+def set_severity(
     incident_id: IncidentId,
     body: SeverityIn,
-    es: AsyncEsDep,
+    es: EsDep,
     indices: IndicesDep,
     user: Analyst,
     if_match: IfMatch,
@@ -249,7 +236,7 @@ async def set_severity(
     response: Response,
 ) -> Incident:
     now = utcnow()
-    stored = await flows.change_async(
+    stored = flows.change(
         es,
         indices,
         incident_id,
