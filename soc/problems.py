@@ -185,7 +185,7 @@ STORE_RETRY_AFTER = 5
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # No answer from Elasticsearch (refused, reset, timed out, every node down): the request was
-    # fine and may be retried; the client's transport already tried every node it knows.
+    # fine and may be retried; the client already tried every node it knows.
     log.warning("%s %s: Elasticsearch did not answer: %s", request.method, request.url.path, exc)
     return problem(
         503,

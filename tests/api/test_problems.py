@@ -10,7 +10,10 @@ from typing import Any
 import httpx2
 import pytest
 from elasticsearch import Elasticsearch
+from fastapi import FastAPI
 
+from soc.config import load_settings
+from soc.es.client import make_client
 from soc.es.templates import teardown
 from tests.api.conftest import Api, running_api
 from tests.api.seed import etag, incident
@@ -100,18 +103,24 @@ def test_unknown_ids_routes_and_methods_are_problems(api: Api) -> None:
 
 
 def test_a_store_that_does_not_answer_is_a_503_to_retry_not_a_500(
-    es: Elasticsearch, tmp_path: Path
+    es: Elasticsearch, es_url: str, tmp_path: Path
 ) -> None:
-    """The app's async client (the incident routes, credential checks) pointed at a port nothing
-    listens on, the sync one at the real node: the same request that works otherwise is a 503
-    with Retry-After, not an internal error."""
+    """The app started on the real node, then its client pointed at a port nothing listens on:
+    the request that works otherwise is a 503 with Retry-After, not an internal error."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     prefix = f"t{uuid.uuid4().hex[:10]}"
     try:
-        with running_api(es, dead, prefix, tmp_path) as api:
-            answer = api.client.get("/api/v1/incidents", headers=api.headers("analyst"))
+        with running_api(es, es_url, prefix, tmp_path) as api:
+            app = api.client.app
+            assert isinstance(app, FastAPI)  # TestClient types it as any ASGI app
+            app.state.es = make_client(load_settings(es_url=dead))
+            try:
+                answer = api.client.get("/api/v1/incidents", headers=api.headers("analyst"))
+            finally:
+                app.state.es.close()
+                app.state.es = es
             body = _is_problem(answer, 503)
             assert "did not answer" in body["detail"]
             assert answer.headers["retry-after"] == "5"
