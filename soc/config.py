@@ -241,7 +241,16 @@ class Settings(BaseSettings):
         default=1e-7, gt=0, lt=0.01, description="Tail probability below which a bucket deviates."
     )
     anomaly_min_events: int = Field(
-        default=10, ge=1, description="Fewest events in a bucket before its latency is judged."
+        default=10,
+        ge=1,
+        description="Fewest events in a bucket before its latency is judged, or before the live "
+        "streaming detector calls its count a surge.",
+    )
+    anomaly_min_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Fewest failures of a kind (failed, 5xx, 401/403, OTP) in a live bucket before "
+        "the streaming detector calls them a surge.",
     )
     anomaly_silence_lookback_minutes: int = Field(
         default=1440,

@@ -99,9 +99,16 @@ class Shard:
         )
 
     def observe(
-        self, b: series.Bucket, end: datetime, values: dict[str, float], province: str
+        self,
+        b: series.Bucket,
+        end: datetime,
+        values: dict[str, float],
+        province: str,
+        floors: dict[str, float] | None = None,
     ) -> list[Finding]:
-        """Observe this province's ``values`` of bucket ``b`` (ending at ``end``)."""
+        """Observe this province's ``values`` of bucket ``b`` (ending at ``end``). A rise below
+        its metric's floor (``floors``: the fewest events, failures ... that make a surge) is
+        no alert and opens no episode: 3 logins where none were expected are one user."""
         if self.done_until is not None and end.timestamp() <= self.done_until:
             return []  # already observed (a replay after a crash between two shards' saves)
         self.collectors.update(
@@ -121,7 +128,14 @@ class Shard:
 
         found = self.bank.observe_bucket(end, values, heard=heard)
         self.done_until = end.timestamp()
-        return [f for f in found if not self._sibling_episode(f.key)]
+        kept = []
+        for f in found:
+            floor_ = (floors or {}).get(series.parse(f.key)[1], 0.0)
+            if f.verdict.expected < f.verdict.value < floor_:
+                self.bank.release(f.key)
+            elif not self._sibling_episode(f.key):
+                kept.append(f)
+        return kept
 
     def _sibling_episode(self, name: str) -> bool:
         """Another series of the same place and service alerted earlier in this episode (it is
@@ -190,13 +204,21 @@ class LiveDetector:
             split = series.by_province(b.values)
             findings: list[Finding] = []
             for province in provinces:
-                findings += shards[province].observe(b, end, split.get(province, {}), province)
+                values = split.get(province, {})
+                findings += shards[province].observe(b, end, values, province, self.floors)
             if alert and findings:
                 found = alerts_of(findings, Window(start=b.start, end=end), now)
                 _write(self.es, self.indices, found)
                 out += found
             self._queue(set(split) | b.heard_provinces)
         return out
+
+    @property
+    def floors(self) -> dict[str, float]:
+        """Per metric, the fewest of it in a bucket that can be a surge (a minimum effect)."""
+        fails = float(self.settings.anomaly_min_failures)
+        return {m: float(self.settings.anomaly_min_events) if m == "count" else fails
+                for m in series.METRICS}  # fmt: skip
 
     @property
     def warming(self) -> list[str]:

@@ -87,6 +87,13 @@ class StreamBank:
         row = self.rows.get(key)
         return None if row is None else int(self.block.hold[row])
 
+    def release(self, key: str) -> None:
+        """End the series' episode as if it had not alerted (the caller judged the crossing too
+        small to matter): the next crossing alerts."""
+        row = self.rows[key]
+        self.block.hold[row] = 0
+        self.block.since[row] = np.nan
+
     def _add(self, keys: list[str]) -> None:
         rows = self.engine.add(self.block, len(keys))
         self.rows.update(zip(keys, (int(r) for r in rows), strict=True))

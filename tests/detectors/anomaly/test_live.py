@@ -30,8 +30,9 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly import live
+from detectors.anomaly import live, series
 from detectors.anomaly.live import LiveDetector, Shard
+from detectors.anomaly.stream.bank import StreamBank
 from soc.alerts.models import Alert
 from soc.config import Settings, load_settings
 from soc.es.indices import Indices
@@ -187,3 +188,24 @@ def test_outage_in_one_bucket_after_a_bounded_warm_up_and_nothing_else(
     assert later.shards["04"].done_until == END.timestamp()
     assert _detector(es, place).tick(now=END + timedelta(minutes=5) + LATE) == []
     assert _stored(es, place.indices) == stored
+
+
+def test_a_rise_below_the_floor_is_no_alert_and_opens_no_episode() -> None:
+    # A quiet series (a 1 now and then): 30 events cross the engine's line but not a floor of
+    # 50; being no alert, they open no episode, so 60 just after still alert (an episode's
+    # hold would have kept them quiet). Without the floor the 30 alert.
+    key, step = "commune/01/00004/vneid|count", timedelta(minutes=5)
+    start = T0 - timedelta(days=3)
+    for floors, expected in (({"count": 50.0}, [False, True]), ({}, [True, False])):
+        shard = Shard(StreamBank(live.new_engine()))
+        at = start
+        for i in range(3 * 288):
+            b = series.Bucket(at, {key: 1.0} if i % 40 == 0 else {}, heard_provinces={"01"})
+            assert shard.observe(b, at + step, b.values, "01", floors) == []
+            at += step
+        seen = []
+        for value in (30.0, 60.0):
+            b = series.Bucket(at, {key: value}, heard_provinces={"01"})
+            seen.append(bool(shard.observe(b, at + step, b.values, "01", floors)))
+            at += step
+        assert seen == expected, (floors, seen)
