@@ -162,11 +162,16 @@ class Engine:
             return Scores(expected, low, high, p_out, score_out, alert_out, since_out, note)
         twin = slot % 24
         ar = np.arange(m)
+        sn = b.season_n[r]
+        # a rest day's hour not learnt yet: the working day's
+        seff = np.where((sn[ar, slot] < 2) & (sn[ar, twin] >= 2), twin, slot)
         gap = (b.step[r] > 0.0) & (at - b.last_t[r] > cfg.gap_steps * b.step[r])
         if gap.any():
             rg, vg = r[gap], v[gap]
             b.levels[rg] = vg[:, None]
-            b.slevel[rg] = vg - b.season[rg, slot[gap]]
+            # the slot the seasonal view predicts with (a rest day's unlearnt hour borrows the
+            # working day's): restarting from another slot's offset shifts every prediction
+            b.slevel[rg] = vg - b.season[rg, seff[gap]]
             b.rec_len[rg] = 0
             b.quiet[rg] = cfg.rewarm
             b.since[rg] = math.nan
@@ -174,9 +179,6 @@ class Engine:
         # predictions
         maes, track = b.maes[r], b.track[r]
         days = (b.last_t[r] - b.first_t[r]) / 86400.0
-        sn = b.season_n[r]
-        # a rest day's hour not learnt yet: the working day's
-        seff = np.where((sn[ar, slot] < 2) & (sn[ar, twin] >= 2), twin, slot)
         sready = (days >= cfg.season_min_days) & (sn[ar, seff] >= 2)
         slevel = b.slevel[r]
         seasonal = np.where(sready, slevel + b.season[r, seff], math.nan)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from detectors.anomaly.stream import NOTES, PLAIN, VIETNAM, Block, Engine, EngineConfig, Verdict
+from detectors.anomaly.stream.config import LIVE
 from soc.errors import AnomalyError
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()  # a Monday
@@ -205,3 +206,29 @@ def test_a_count_above_its_few_past_values_is_not_a_new_extreme() -> None:
     counts[counts > 2] = 2.0
     counts[800] = 3.0  # beyond the range 0-2 by one count: the series' resolution
     assert not alerts(run(counts), after=50)
+
+
+def test_after_a_gap_on_a_rest_days_unlearnt_hour_the_season_restarts_from_the_value() -> None:
+    """A demo's history -> live boundary: three working days learnt (8 a bucket by day, 0 at
+    night, first seen by day), then an hour without data ending at 06:00 on a Saturday, an hour
+    no rest day has shown yet (so it borrows the working day's). The seasonal view restarts from
+    the value it sees (0), not at minus the day's level (it once predicted -8 there, and its slow
+    live level took hours to climb back: a first few events then looked like a surge)."""
+    engine = Engine(LIVE, VIETNAM)
+    block = engine.new_block()
+    [row] = engine.add(block, 1)
+    rows = np.array([row])
+    at = datetime(2026, 12, 2, 3, tzinfo=UTC).timestamp()  # Wednesday 10:00 in Vietnam
+    while at < datetime(2026, 12, 4, 22, tzinfo=UTC).timestamp():  # Saturday 05:00
+        hour = (int(at // 3600) + 7) % 24
+        engine.observe(block, rows, at + STEP, np.array([8.0 if 8 <= hour < 18 else 0.0]))
+        at += STEP
+    after = datetime(2026, 12, 4, 23, tzinfo=UTC).timestamp()  # Saturday 06:00, after the gap
+    slot = VIETNAM.slot(after)
+    assert slot >= 24
+    assert block.season_n[row, slot] == 0
+    assert block.season[row, slot % 24] < -7
+    got = engine.observe(block, rows, after, np.array([0.0]))
+    assert NOTES[got.note[0]] == "gap"
+    assert got.expected[0] == pytest.approx(0.0, abs=0.1)
+    assert block.slevel[row] + block.season[row, slot % 24] == pytest.approx(0.0, abs=0.1)
