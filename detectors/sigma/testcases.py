@@ -4,8 +4,9 @@ ECS events.
 A tests file names its rule and lists ``fire`` cases (each must raise at least one alert) and
 ``quiet`` cases (none may). An event is written with dotted ECS keys plus a few controls:
 ``_at`` (seconds after the case's start), ``_repeat`` (copies), ``_every`` (seconds between copies),
-``_cycle`` (a field and values taken in turn by the copies) and ``_late`` (seconds between
-``@timestamp`` and ``event.ingested``). This module builds events; it must not index them.
+``_cycle`` (a field and values taken in turn by the copies: a list, or ``{format: "hn{:03d}",
+count: 400}`` for 400 numbered values) and ``_late`` (seconds between ``@timestamp`` and
+``event.ingested``). This module builds events; it must not index them.
 """
 
 from __future__ import annotations
@@ -53,8 +54,34 @@ def _cases(raw: Any, kind: str, shown: str) -> tuple[Case, ...]:
     for number, item in enumerate(raw, start=1):
         if not isinstance(item, dict) or not isinstance(item.get("events"), list):
             raise RuleError(f"{kind} case {number} needs `name` and a list of `events`", shown, 1)
-        cases.append(Case(str(item.get("name", f"{kind} {number}")), tuple(item["events"])))
+        name = str(item.get("name", f"{kind} {number}"))
+        for spec in item["events"]:
+            cycle = spec.get("_cycle") if isinstance(spec, dict) else None
+            for field, values in (cycle or {}).items():
+                if _values(values) is None:
+                    wanted = "a list or {format: '<text with {}>', count: <n>}"
+                    raise RuleError(
+                        f"{kind} case {name!r}: `_cycle` of {field!r}: {wanted}", shown, 1
+                    )
+        cases.append(Case(name, tuple(item["events"])))
     return tuple(cases)
+
+
+def _values(raw: Any) -> list[Any] | None:
+    """The values a ``_cycle`` entry stands for: a non-empty list as written, or ``count``
+    numbered values from ``format`` (``{format: "hn{:03d}", count: 3}``: hn000, hn001, hn002);
+    None when it is neither."""
+    if isinstance(raw, list):
+        return raw or None
+    if not isinstance(raw, Mapping) or set(raw) != {"format", "count"}:
+        return None
+    count, text = raw["count"], raw["format"]
+    if not isinstance(count, int) or not 0 < count <= 100_000 or not isinstance(text, str):
+        return None
+    try:
+        return [text.format(k) for k in range(count)]
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
 
 
 def materialise(case: Case, start: datetime) -> list[dict[str, Any]]:
@@ -67,7 +94,7 @@ def materialise(case: Case, start: datetime) -> list[dict[str, Any]]:
 
 def _expand(spec: Mapping[str, Any], start: datetime) -> Iterator[dict[str, Any]]:
     fields = {k: v for k, v in spec.items() if k not in _CONTROLS}
-    cycle: Mapping[str, list[Any]] = spec.get("_cycle") or {}
+    cycle = {name: _values(raw) or [None] for name, raw in (spec.get("_cycle") or {}).items()}
     at = float(spec.get("_at", 0))
     every = float(spec.get("_every", 1))
     late = float(spec.get("_late", 1))
