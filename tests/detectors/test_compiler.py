@@ -93,7 +93,7 @@ def test_a_correlation_names_its_base_rules_and_the_base_rules_do_not_alert_alon
     stuffing = rules.get("otp_credential_stuffing")
     assert stuffing.kind.value == "value_count"
     assert stuffing.value_field == "user.name"
-    assert stuffing.group_by == ("source.ip",)
+    assert stuffing.group_by == ("source.ip", "service.name")
     assert [rid for rid, _ in stuffing.base] == [rules.get("otp_verify_failure").id]
     assert rules.get("otp_verify_failure").alerts is False
     assert rules.get("web_scanner_user_agent").alerts is True
