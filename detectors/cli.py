@@ -120,10 +120,9 @@ def rules_test(
                         chosen[0].path, chosen[0].line)  # fmt: skip
     failed = cases = 0
     untested = [r for r in chosen if r.tests is None]
-    for r in chosen:
-        if r.tests is None:
-            continue
-        for result in service.test_rule(es=es, settings=settings, rule=r):
+    tested = service.test_rules(es=es, settings=settings, rules=[r for r in chosen if r.tests])
+    for r, results in tested:
+        for result in results:
             mark = "ok  " if result.passed else "FAIL"
             failed += not result.passed
             cases += 1

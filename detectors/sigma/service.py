@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,12 +28,11 @@ from detectors.sigma.search import Exception_, Finding, Options, Tuning, parts, 
 from detectors.sigma.search import needs_samples as _needs_samples
 from detectors.sigma.sources import LocatingEngine, load_sources
 from detectors.sigma.state import Checkpoint, StateStore
-from detectors.sigma.testing import CaseResult, run_tests
+from detectors.sigma.testing import CaseResult, run_each
 from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.errors import RuleError
 from soc.es.indices import Indices
-from soc.es.templates import setup, teardown
 
 
 def rules_dir(settings: Settings) -> Path:
@@ -77,12 +76,15 @@ def engines(*, es: Elasticsearch, settings: Settings, rules: list[Rule]) -> list
 
 def test_rule(*, es: Elasticsearch, settings: Settings, rule: Rule) -> list[CaseResult]:
     """Run a rule's test events in a scratch index prefix, deleted afterwards."""
-    scratch = Indices(f"{settings.index_prefix}-ruletest-{uuid.uuid4().hex[:8]}")
-    setup(es, scratch)
-    try:
-        return run_tests(es, scratch, rule)
-    finally:
-        teardown(es, scratch.prefix)
+    ((_, results),) = test_rules(es=es, settings=settings, rules=[rule])  # run to the teardown
+    return results
+
+
+def test_rules(
+    *, es: Elasticsearch, settings: Settings, rules: Sequence[Rule]
+) -> Iterator[tuple[Rule, list[CaseResult]]]:
+    """Run each rule's test events in turn in one scratch index prefix (``run_each``)."""
+    return run_each(es, f"{settings.index_prefix}-ruletest-{uuid.uuid4().hex[:8]}", rules)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,12 @@ baseline period apart, each with its own history), then evaluated by the same
 :class:`~detectors.sigma.runner.Engine` code path as production over interval-aligned windows
 that cover it. A ``fire`` case passes when it yields at least one finding, a ``quiet`` case when it
 yields none. Nothing is written to the alerts index. Must not be pointed at production indices:
-callers give it a scratch index prefix.
+callers give it a scratch index prefix (``run_each`` tests rules in turn in one, deleted after).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,8 @@ from detectors.sigma.search import Options, Tuning
 from detectors.sigma.testcases import materialise
 from soc import timeutil
 from soc.errors import RuleError
-from soc.es.indices import Indices
+from soc.es.indices import Indices, Kind
+from soc.es.templates import setup, teardown
 from soc.events.service import index_events
 
 _CASE_GAP = timedelta(hours=6)
@@ -60,6 +62,32 @@ def run_tests(
         count = evaluate_case(es, indices, engine, rule, case, start, tuning or Tuning())
         results.append(CaseResult(rule.id, expect, case.name, count))
     return results
+
+
+def run_each(
+    es: Elasticsearch, prefix: str, rules: Sequence[Rule]
+) -> Iterator[tuple[Rule, list[CaseResult]]]:
+    """Each rule's results, the rules tested in turn in one scratch prefix (soc's templates are
+    installed once: most of a small rule's time); each rule's events are deleted before the
+    next rule's, and the whole prefix after the last."""
+    scratch = Indices(prefix)
+    setup(es, scratch)
+    try:
+        for rule in rules:
+            try:
+                yield rule, run_tests(es, scratch, rule)
+            finally:
+                clear_events(es, scratch)
+    finally:
+        teardown(es, prefix)
+
+
+def clear_events(es: Elasticsearch, indices: Indices) -> None:
+    """Delete the events indices of a scratch prefix, so the next rule tested there sees only
+    its own cases (the templates stay)."""
+    names = list(es.indices.get(index=indices.pattern(Kind.EVENTS), allow_no_indices=True))
+    if names:
+        es.indices.delete(index=",".join(names))
 
 
 def evaluate_case(

@@ -46,9 +46,9 @@ def test_validate_names_the_broken_file_and_line(es_url: str, prefix: str, tmp_p
 
 def test_rules_test_convert_and_detect_once(es: Elasticsearch, es_url: str, prefix: str) -> None:
     env = _env(es_url, prefix)
-    tested = runner.invoke(app, ["rules", "test", "otp_credential_stuffing"], env=env)
+    tested = runner.invoke(app, ["rules", "test", "probe_service_down"], env=env)
     assert tested.exit_code == 0, tested.output
-    shipped = load_rules().get("otp_credential_stuffing").tests
+    shipped = load_rules().get("probe_service_down").tests
     assert shipped is not None
     assert tested.output.count("ok ") == len(shipped.fire) + len(shipped.quiet) >= 4
     converted = runner.invoke(app, ["rules", "convert", "web_scanner_user_agent"], env=env)

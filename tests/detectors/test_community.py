@@ -34,9 +34,12 @@ def _env(es_url: str, prefix: str, rules: Path) -> dict[str, str]:
 
 
 def _web_rules_with_community(tmp_path: Path) -> Path:
-    """soc's web rules plus the runnable community rules, dropped in as files."""
+    """soc's scanner rule (its LOW and HIGH volume cases are ~6,000 events: tests/rules runs every
+    shipped rule's) plus the runnable community rules, dropped in as files."""
     root = tmp_path / "rules"
-    shutil.copytree(RULES_DIR / "web", root / "web")
+    (root / "web").mkdir(parents=True)
+    for name in ("scanner.yml", "scanner.tests.yaml"):
+        shutil.copy(RULES_DIR / "web" / name, root / "web" / name)
     (root / "community").mkdir()
     for name in RUNNABLE:
         shutil.copy(SIGMAHQ / name, root / "community" / name)
@@ -66,7 +69,7 @@ def test_rules_test_runs_what_has_tests_and_lists_the_rest(
     done = runner.invoke(app, ["rules", "test"], env=env)
     assert done.exit_code == 0, done.output
     assert "FAIL" not in done.output
-    assert done.output.count("ok  ") >= 8, "every shipped web rule's cases ran"
+    assert done.output.count("ok  web_scanner_user_agent") >= 4, "the shipped rule's cases ran"
     for name in RUNNABLE:
         assert f"community/{name}:1" in done.output
     assert done.output.count("no tests  ") == 2

@@ -11,8 +11,8 @@ from elasticsearch import Elasticsearch
 
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.models import Rule
-from detectors.sigma.testing import run_tests
-from soc.es.indices import Indices, Kind
+from detectors.sigma.testing import clear_events, run_tests
+from soc.es.indices import Indices
 from soc.es.templates import setup, teardown
 
 RULES = load_rules()
@@ -44,8 +44,8 @@ def test_every_rule_is_tested_at_low_and_at_high_volume() -> None:
 
 @pytest.fixture(scope="module")
 def scratch(es: Elasticsearch) -> Iterator[Indices]:
-    """One scratch prefix for all the rules (installing soc's templates is most of a small
-    rule's time); each rule's events are deleted after it, so no rule sees another's."""
+    """One scratch prefix for all the rules, as ``soc rules test`` (installing soc's templates is
+    most of a small rule's time); each rule's events are deleted after it (``clean``)."""
     indices = Indices(f"t{uuid.uuid4().hex[:10]}")
     setup(es, indices)
     yield indices
@@ -55,9 +55,7 @@ def scratch(es: Elasticsearch) -> Iterator[Indices]:
 @pytest.fixture
 def clean(es: Elasticsearch, scratch: Indices) -> Iterator[Indices]:
     yield scratch
-    names = list(es.indices.get(index=scratch.pattern(Kind.EVENTS), allow_no_indices=True))
-    if names:
-        es.indices.delete(index=",".join(names))
+    clear_events(es, scratch)
 
 
 @pytest.mark.parametrize("rule", RULES.rules, ids=[r.name or r.id for r in RULES.rules])
