@@ -69,7 +69,8 @@ def test_rules_test_runs_what_has_tests_and_lists_the_rest(
     done = runner.invoke(app, ["rules", "test"], env=env)
     assert done.exit_code == 0, done.output
     assert "FAIL" not in done.output
-    assert done.output.count("ok  web_scanner_user_agent") >= 4, "the shipped rule's cases ran"
+    ran = [line for line in done.output.splitlines() if line.startswith("ok ")]
+    assert sum("web_scanner_user_agent" in line for line in ran) >= 4, "the shipped rule's ran"
     for name in RUNNABLE:
         assert f"community/{name}:1" in done.output
     assert done.output.count("no tests  ") == 2
