@@ -239,8 +239,9 @@ def summary_row(hit: dict[str, Any]) -> dict[str, Any]:
     lacks with their defaults. It saves a model validation and dump per list item.
     """
     src = hit["_source"]
-    row = dict(_SUMMARY_DEFAULTS)
-    row.update((k, v) for k, v in src["incident"].items() if k in _SUMMARY_KEYS)
+    row = {**_SUMMARY_DEFAULTS, **src["incident"]}
+    for name in row.keys() - _SUMMARY_KEYS:  # history, or a field no longer in the model
+        del row[name]
     row.update(_flat_fields(src), version=[hit["_seq_no"], hit["_primary_term"]])
     return row
 
