@@ -82,9 +82,9 @@ def _args() -> argparse.Namespace:
         "--stream",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="Volumes and failure counts by the live streaming detector (SOC_ANOMALY_STREAM, "
-        "on by default; --no-stream: only the 15-minute model's latency, silence, probe and "
-        "sync checks, which judge no volume or failure count).",
+        help="Also the live streaming detector's 5-minute volumes and failure counts "
+        "(SOC_ANOMALY_STREAM, on by default; --no-stream: only the 15-minute model, which "
+        "judges volumes, failure ratios, latency, silences, probes and the sync checks).",
     )
     parser.add_argument(
         "--perf-only", action="store_true", help="Only time training and one bucket (kept data)."

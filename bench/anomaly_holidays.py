@@ -6,10 +6,10 @@ profile) over two periods, each in a fresh index prefix on the Elasticsearch of 
 default parameters) learns the ``--warm-days`` before the period as on a first start (its bounded
 warm-up, ticked until every province is warm), then is ticked through the two weeks around the
 holidays, each tick catching up the buckets that closed since the last one, as the scheduled job
-does. The 15-minute model (latency, silences, probes, sync checks) is trained on the same days
-and scores the holidays with the day before and after. No scenario is injected, so every anomaly
-alert is a false one; they are then grouped into incidents (``soc.incidents``) to count what
-would reach the board (high or critical: RED).
+does. The 15-minute model (volumes, failure ratios, latency, silences, probes, sync checks) is
+trained on the same days and scores the holidays with the day before and after. No scenario is
+injected, so every anomaly alert is a false one; they are then grouped into incidents
+(``soc.incidents``) to count what would reach the board (high or critical: RED).
 Writes ``bench/reports/anomaly-holidays.md``::
 
     SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/anomaly_holidays.py
@@ -184,7 +184,8 @@ def _report(results: list[Result], args: argparse.Namespace, began: str, loads: 
         "tick catches up every 5-minute bucket closed since the last); the alerts are grouped "
         "into incidents as the worker does.",
         "",
-        "The 15-minute model (latency, silences, sync checks; holidays in the Sunday slot of "
+        "The 15-minute model (volumes, failure ratios, latency, silences, sync checks; "
+        "holidays in the Sunday slot of "
         f"its shape) is trained on the same {args.warm_days} days and scores the holidays with "
         "the day before and after"
         + (" (its alerts are counted with the stream's)." if args.fifteen else ": left out."),

@@ -215,8 +215,8 @@ class Settings(BaseSettings):
     anomaly_stream: bool = Field(
         default=True,
         description="Run the live streaming detector (detectors/anomaly/live.py): event volumes "
-        "and failure counts in 5-minute buckets. Off, no anomaly alert judges them at all (the "
-        "15-minute model keeps only latency, silences, probes and the sync checks).",
+        "and failure counts in 5-minute buckets, beside the 15-minute model's volume, "
+        "failure-ratio and latency tests (which run either way).",
     )
     anomaly_stream_bucket_minutes: int = Field(
         default=5, ge=1, le=5, description="Bucket of the live streaming detector, minutes."
@@ -243,14 +243,14 @@ class Settings(BaseSettings):
     anomaly_min_events: int = Field(
         default=10,
         ge=1,
-        description="Fewest events in a bucket before its latency is judged, or before the live "
-        "streaming detector calls its count a surge.",
+        description="Fewest events in a bucket before its latency or a failure ratio is judged "
+        "(15-minute model), or before the live streaming detector calls its count a surge.",
     )
     anomaly_min_failures: int = Field(
         default=5,
         ge=1,
-        description="Fewest failures of a kind (failed, 5xx, 401/403, OTP) in a live bucket before "
-        "the streaming detector calls them a surge.",
+        description="Fewest failures of a kind (failed, 5xx, 401/403, OTP) in a bucket before "
+        "the 15-minute ratio test or the live streaming detector calls them a surge.",
     )
     anomaly_silence_lookback_minutes: int = Field(
         default=1440,

@@ -151,6 +151,8 @@ def where_text(p: Place) -> str:
 
 
 def _shown(d: Deviation) -> str:
+    if d.unit == "ratio":
+        return f"{d.label} {d.observed:.0%} (expected {d.expected:.1%}, at most {d.high:.1%})"
     return (
         f"{d.label} {d.observed:.0f} {d.unit} (expected {d.expected:.1f}, band "
         f"{d.low:.0f}-{d.high:.0f})"

@@ -153,8 +153,14 @@ def judge_bucket(
         base = model.baseline(row.key)
         if base is None:
             continue
+        expected = model.expected(row.key, base, start, end)
         found = scoring.judge(
-            row, base, alpha=settings.anomaly_alpha, min_events=settings.anomaly_min_events
+            row,
+            base,
+            expected,
+            alpha=settings.anomaly_alpha,
+            min_events=settings.anomaly_min_events,
+            min_failures=settings.anomaly_min_failures,
         )
         if found:
             out.append(

@@ -1,10 +1,11 @@
-"""Judge one bucket of one key against its baseline: is its latency far above the usual.
+"""Judge one bucket of one key against its baseline: which features deviate, and how surely.
 
-The 15-minute model keeps only latency (slowdowns): event volumes and failure counts are judged
-by the live streaming detector (:mod:`detectors.anomaly.live`, 5-minute buckets). The test is a
-band from the period's percentiles *and* a minimum count of events (``anomaly_min_events``), so
-a few slow requests in a quiet hour are not a slowdown. Silence (no events at all) is
-:mod:`detectors.anomaly.silence`'s business. No I/O here.
+Every test is a tail probability under the baseline (Poisson for volumes, binomial for ratios;
+latency against a band from the period's percentiles) *and* a minimum effect, so small counts
+are handled honestly: a commune with 3 requests of which 1 failed has a binomial tail of several
+percent, far above ``anomaly_alpha``, and fewer than ``anomaly_min_failures`` failures are never
+a surge.
+Silence (no events at all) is :mod:`detectors.anomaly.silence`'s business. No I/O here.
 """
 
 from __future__ import annotations
@@ -12,10 +13,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy import stats
+
 from detectors.anomaly.baseline.model import Baseline
-from detectors.anomaly.features import Features
+from detectors.anomaly.features import RATIOS, Features
 from soc.alerts.anomaly import AnomalyKind
 
+#: What each ratio's surge means to people, and the alert kind it raises.
+RATIO_KINDS: dict[str, tuple[AnomalyKind, str]] = {
+    "error_5xx": (AnomalyKind.ERROR_STORM, "share of 5xx server errors"),
+    "access_denied": (AnomalyKind.ACCESS_DENIED_SURGE, "share of 401/403 access denied"),
+    "failure": (AnomalyKind.FAILURE_SURGE, "share of failed operations"),
+    "otp_verify_failure": (AnomalyKind.OTP_VERIFY_FAILURE, "share of failed OTP verifications"),
+    "otp_send_failure": (AnomalyKind.OTP_SEND_FAILURE, "share of failed OTP sends"),
+}
+#: A volume must at least triple (or drop below a fifth) to matter, however sure the test is.
+SURGE_FACTOR = 3.0
+DROP_FACTOR = 0.2
+#: A failure ratio must rise this much above its baseline (absolute) as well as double.
+MIN_RATIO_RISE = 0.1
 #: Latency: a bucket's 95th percentile must exceed the usual one this many times (and the usual
 #: 99th percentile) to be a slowdown.
 SLOW_FACTOR = 4.0
@@ -42,6 +58,72 @@ class Deviation:
         return -math.log10(max(self.p_value, 1e-300))
 
 
+def label_for(feature: str, service: str) -> str:
+    if feature == "failure" and service == "vneid":
+        return "VNeID login failure ratio"
+    return RATIO_KINDS[feature][1]
+
+
+def volume(
+    row: Features, expected: float, alpha: float, dispersion: float = 1.0, min_events: int = 10
+) -> Deviation | None:
+    """Request volume far above, or far below (but not zero), what the hour of week brings.
+
+    Quasi-Poisson: counts and expectation are divided by the key's dispersion, so clumpy
+    traffic needs a proportionally bigger departure.
+    """
+    d = max(dispersion, 1.0)
+    scaled = expected / d
+    kind: AnomalyKind | None
+    kind, p = None, 1.0
+    # A surge needs volume as well as a ratio: 5 logins in a quiet night hour are one user.
+    if row.count >= SURGE_FACTOR * max(expected, min_events):
+        kind, p = (
+            AnomalyKind.VOLUME_SURGE,
+            float(stats.poisson.sf(row.count / d - 1, max(scaled, 1e-3))),
+        )
+    elif 0 < row.count <= DROP_FACTOR * expected:
+        kind, p = AnomalyKind.TRAFFIC_DROP, float(stats.poisson.cdf(row.count / d, scaled))
+    if kind is None or p >= alpha:
+        return None
+    # The band is only worked out for a deviation: scipy's quantiles are the costly part.
+    low = d * float(stats.poisson.ppf(alpha, scaled)) if expected > 0 else 0.0
+    high = d * float(stats.poisson.isf(alpha, scaled)) if expected > 0 else 0.0
+    return Deviation(
+        "count",
+        kind,
+        "requests in the bucket",
+        row.count,
+        expected,
+        low,
+        high,
+        p,
+        "events",
+        row.count,
+    )
+
+
+def ratio(
+    row: Features, name: str, base: Baseline, alpha: float, min_events: int, min_failures: int
+) -> Deviation | None:
+    """A failure-like ratio far above its baseline, with enough events to say so."""
+    num, den = row.ratio(name)
+    if den < min_events or num < min_failures:
+        return None
+    p0 = min(max(base.ratios.get(name, 0.01), 1e-4), 0.99)
+    observed = num / den
+    if observed < max(2 * p0, p0 + MIN_RATIO_RISE):
+        return None
+    p = float(stats.binom.sf(num - 1, den, p0))
+    if p >= alpha:
+        return None
+    high = float(stats.binom.isf(alpha, den, p0)) / den
+    kind = RATIO_KINDS[name][0]
+    return Deviation(
+        name, kind, label_for(name, row.key.service), observed, p0, 0.0, high, p, "ratio", den
+    )
+
+
 def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Deviation | None:
     """The bucket's 95th percentile latency above the band: the period's 99th percentile, and
     at least :data:`SLOW_FACTOR` times its 95th. Beyond the band the surprise grows with the
@@ -66,16 +148,41 @@ def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Dev
     )
 
 
+#: Which kind names an alert when several features deviate at once: the most specific cause
+#: first (a 5xx storm also raises the failure ratio; it is still an error storm).
+PRIORITY = (
+    AnomalyKind.ERROR_STORM,
+    AnomalyKind.OTP_VERIFY_FAILURE,
+    AnomalyKind.OTP_SEND_FAILURE,
+    AnomalyKind.ACCESS_DENIED_SURGE,
+    AnomalyKind.FAILURE_SURGE,
+    AnomalyKind.SLOWDOWN,
+    AnomalyKind.TRAFFIC_DROP,
+    AnomalyKind.VOLUME_SURGE,
+)
+
+
 def primary(deviations: list[Deviation]) -> Deviation:
-    """The deviation that names the alert: the most surprising."""
-    return max(deviations, key=lambda d: d.surprise)
+    """The deviation that names the alert (see :data:`PRIORITY`)."""
+    return min(deviations, key=lambda d: PRIORITY.index(d.kind))
 
 
-def judge(row: Features, base: Baseline, *, alpha: float, min_events: int) -> list[Deviation]:
-    """Every deviating feature of ``row``: its latency (volumes and failure counts are the live
-    streaming detector's, :mod:`detectors.anomaly.live`)."""
-    found = latency(row, base, alpha, min_events)
-    return [] if found is None else [found]
+def judge(
+    row: Features,
+    base: Baseline,
+    expected: float,
+    *,
+    alpha: float,
+    min_events: int,
+    min_failures: int,
+) -> list[Deviation]:
+    """Every deviating feature of ``row``, most surprising first. These run whether or not the
+    live streaming detector (:mod:`detectors.anomaly.live`) is on: it judges 5-minute counts,
+    which a small place's failure ratio cannot move far enough (issue 18)."""
+    found = [latency(row, base, alpha, min_events)]
+    found.append(volume(row, expected, alpha, base.dispersion, min_events))
+    found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
+    return sorted((d for d in found if d is not None), key=lambda d: -d.surprise)
 
 
 def score(deviations: list[Deviation], alpha: float) -> float:

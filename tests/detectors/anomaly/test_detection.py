@@ -1,6 +1,5 @@
-"""End to end on a trained model: outages vs silent collectors vs quiet hours, the small-count
-guard of latency, cold start, explanations, and idempotent, checkpointed runs (volumes and
-failure counts are the live streaming detector's: ``test_live.py``)."""
+"""End to end on a trained model: error storms, outages vs silent collectors vs quiet hours,
+the small-count guard, cold start, explanations, and idempotent, checkpointed runs."""
 
 from __future__ import annotations
 
@@ -31,16 +30,37 @@ def test_normal_traffic_raises_nothing(es: Elasticsearch, world: World) -> None:
         assert _run(es, world, start) == []
 
 
-def test_error_storms_are_no_longer_the_15_minute_models(es: Elasticsearch, world: World) -> None:
-    # Volumes and failure counts are the live streaming detector's (test_live.py); commune A's
-    # storm (half of ~8 requests a 5-minute bucket) is below the stream's alert line, and the
-    # Sigma ratio rule service_failure_ratio finds it per province.
-    alerts = _run(es, world, T + timedelta(hours=2))
-    assert {a.rule.id for a in alerts} <= {
-        "anomaly-outage",
-        "anomaly-collector-silence",
-        "anomaly-slowdown",
-    }
+def test_error_storm_is_explained_and_chained(es: Elasticsearch, world: World) -> None:
+    a = world.series["A"]
+    first = _run(es, world, T + timedelta(hours=2))
+    storms = [x for x in _by(first, "anomaly-error-storm") if x.place and x.place.ward_code]
+    assert [x.place.ward_code for x in storms if x.place] == [a.ward.code]
+    storm = storms[0]
+    assert storm.service == "one-stop-shop"
+    assert storm.score is not None
+    assert storm.score > 0.5
+    assert storm.place is not None
+    assert storm.place.ward_name == a.ward.name
+    ex = storm.explanation
+    assert ex["kind"] == "error-storm"
+    assert ex["baseline"] == "own history"
+    assert ex["since"] == "2026-11-16T02:00:00.000Z"
+    feature = next(f for f in ex["features"] if f["feature"] == "error_5xx")
+    assert 0.3 < feature["observed"] < 0.7
+    assert feature["expected"] < 0.05
+    low, high = feature["band"]
+    assert low == 0
+    assert feature["expected"] < high < feature["observed"]
+    assert "5xx" in storm.summary
+    assert "expected" in storm.summary
+    # The province as a whole sees the storm too, one level more severe.
+    province = [x for x in _by(first, "anomaly-error-storm") if x.place and not x.place.ward_code]
+    assert len(province) == 1
+    assert province[0].severity.rank > storm.severity.rank - 1
+    second = _run(es, world, T + timedelta(hours=2) + Q)
+    (again,) = [x for x in _by(second, "anomaly-error-storm") if x.place and x.place.ward_code]
+    assert again.explanation["since"] == "2026-11-16T02:00:00.000Z"  # since the first bucket
+    assert _by(_run(es, world, T + timedelta(hours=3)), "anomaly-error-storm") == []  # over
 
 
 def test_outage_versus_silent_collector(es: Elasticsearch, world: World) -> None:
@@ -86,20 +106,36 @@ def test_quiet_hour_silence_is_normal(es: Elasticsearch, world: World) -> None:
     assert {a.place.ward_code for a in outages if a.place and a.place.ward_code} <= stopped
 
 
-def test_small_counts_are_not_judged_slow(world: World) -> None:
+def test_small_counts_are_not_anomalous(world: World) -> None:
     c = world.series["C"]
     key = Key(Level.COMMUNE, "01", c.ward.code, "one-stop-shop")
     base = world.model.baseline(key)
     assert base is not None
-    assert base.p95_ms
+    assert base.level < 5
     s = world.settings
-    slow = 20 * base.p95_ms
-    # Three slow requests in a quiet hour are not a slowdown; sixty are.
-    small = Features(key, T, 3, {"http": 3}, p95_ms=slow)
-    assert scoring.judge(small, base, alpha=s.anomaly_alpha, min_events=s.anomaly_min_events) == []
-    big = Features(key, T, 60, {"http": 60}, p95_ms=slow)
-    found = scoring.judge(big, base, alpha=s.anomaly_alpha, min_events=s.anomaly_min_events)
-    assert [d.kind for d in found] == ["slowdown"]
+    small = Features(key, T, 3, {"http": 3, "e5xx": 1, "judged": 3, "failed": 1})
+    assert (
+        scoring.judge(
+            small,
+            base,
+            0.75,
+            alpha=s.anomaly_alpha,
+            min_events=s.anomaly_min_events,
+            min_failures=s.anomaly_min_failures,
+        )
+        == []
+    )
+    # The same one-in-three ratio over enough requests is a storm.
+    big = Features(key, T, 60, {"http": 60, "e5xx": 20, "judged": 60, "failed": 20})
+    found = scoring.judge(
+        big,
+        base,
+        0.75,
+        alpha=s.anomaly_alpha,
+        min_events=s.anomaly_min_events,
+        min_failures=s.anomaly_min_failures,
+    )
+    assert {d.kind for d in found} >= {"error-storm", "volume-surge"}
 
 
 def test_new_commune_borrows_its_province_peers(world: World) -> None:

@@ -51,13 +51,19 @@ def cases() -> dict[str, Alert]:
     """One alert per builder and kind, from fixed inputs."""
     row = Features(WARD, T0, 120, p50_ms=80.0, p95_ms=950.5, users=30, ips=12)
     out: dict[str, Alert] = {}
-    # The 15-minute model's deviations are slowdowns only (volumes and failures: the stream's).
-    devs = [
-        _deviation(AnomalyKind.SLOWDOWN, "p95_ms", "ms", 950.5, 1.5e-6),
-        _deviation(AnomalyKind.SLOWDOWN, "p95_ms", "ms", 900, 0.001),
-    ]
-    since = T0 - timedelta(hours=1)
-    out["slowdown"] = explain.deviation_alert(row, devs, 0.87, WINDOW, since, "peers", CREATED)
+    for kind, feature, unit, observed in [
+        (AnomalyKind.ERROR_STORM, "error_5xx", "ratio", 0.4),
+        (AnomalyKind.FAILURE_SURGE, "failure", "ratio", 0.25),
+        (AnomalyKind.SLOWDOWN, "p95_ms", "ms", 950.5),
+        (AnomalyKind.VOLUME_SURGE, "count", "events", 120),
+        (AnomalyKind.TRAFFIC_DROP, "count", "events", 3),
+    ]:
+        devs = [
+            _deviation(kind, feature, unit, observed, 1.5e-6),
+            _deviation(AnomalyKind.SLOWDOWN, "p95_ms", "ms", 900, 0.001),
+        ]
+        since = T0 - timedelta(hours=1)
+        out[kind.value] = explain.deviation_alert(row, devs, 0.87, WINDOW, since, "peers", CREATED)
     for name, key, known in [("outage", WARD, True), ("outage-all", PROVINCE, False)]:
         s = Silence(key, T0 - timedelta(hours=2), 35.5, 2.2e-9, ("col-a",) if known else (), False,
                     timedelta(minutes=45), 17.25, known)  # fmt: skip

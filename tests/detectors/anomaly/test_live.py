@@ -15,8 +15,8 @@ Not tested because not met: the same outage at night (~3 requests a bucket) is n
 this detector; 3 failures against an expected 0.15 is a tail probability of ~5e-4, far from the
 alert line (1e-7). Night outages are the volume-aware ratio rules' (issue 18 item 1). Nor is a
 50 % 5xx storm of ~8 requests a bucket (the conftest world's commune A: 2-4 errors a bucket
-against 0.03 expected, best p 3.5e-4 within its 30 minutes), which the former 15-minute ratio
-test found; the Sigma rule ``service_failure_ratio`` finds it per province and service.
+against 0.03 expected, best p 3.5e-4 within its 30 minutes): the 15-minute model's binomial
+ratio test, which runs beside the stream, finds it (test_detection.py).
 """
 
 from __future__ import annotations
