@@ -17,20 +17,36 @@ with no event in the scored bucket whose silent run is improbable is silent.
 Before a silence is called an outage, the collectors that carried the key's traffic in training
 are asked for any sign of life in the bucket (a ``collector.heartbeat`` event or any event bearing
 their ``soc.collector.id``). If none of them was heard, the cause is the collector, not the
-service, and a single collector-silence finding is raised instead. This module does not write.
+service, and a single collector-silence finding is raised instead.
+
+A public holiday takes a Sunday's slot of the shape (:func:`~detectors.anomaly.baseline.model.
+hour_of_week`), but its volume is uncertain: Tết is a fraction of a Sunday, comes once a year, and
+no week of training can learn it. So a silent run that touches a holiday is judged at the volume
+the key itself carried in the hours before it (:data:`HOLIDAY_REFERENCE`), against what the
+shape expected then (:func:`holiday_scale`: a conservative lower bound of that ratio, never above
+1): a day quieter than the slot needs a longer silence, a service that carried its usual traffic
+and stopped is still an outage within its usual time, and a key with no traffic in those hours
+proves no silence on a holiday (its collector's heartbeat and the health probes still speak).
+This module does not write.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly.baseline.model import HOUR, MIN_HISTORY_HOURS, Baseline, Model
+from detectors.anomaly.baseline.model import (
+    HOUR,
+    MIN_HISTORY_HOURS,
+    VIETNAM_OFFSET,
+    Baseline,
+    Model,
+)
 from detectors.anomaly.features import (
     ALL_SERVICES,
     Key,
@@ -39,6 +55,7 @@ from detectors.anomaly.features import (
     event_indices,
     traffic_query,
 )
+from detectors.anomaly.stream.season import VIETNAM
 from detectors.base import iso
 from soc.es.indices import Indices
 
@@ -62,6 +79,9 @@ class Silence:
     needed: timedelta = timedelta(0)
     rate: float = 0.0
     since_known: bool = True
+    #: On a holiday, the share of the shape's expectation the key carried before its silence
+    #: (:func:`holiday_scale`); ``expected``, ``needed`` and ``rate`` already include it.
+    holiday_scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,19 +155,26 @@ def _utc(ms: float) -> datetime:
 
 
 def needed_silence(
-    model: Model, key: Key, base: Baseline, end: datetime, alpha: float, limit: timedelta
+    model: Model,
+    key: Key,
+    base: Baseline,
+    end: datetime,
+    alpha: float,
+    limit: timedelta,
+    scale: float = 1.0,
 ) -> timedelta | None:
     """How long ``key`` must be silent, up to ``end``, before its silence is improbable.
 
     The run ending at ``end`` over which the baseline expects ``dispersion * ln(1/alpha)``
     events, walked back hour by hour (the rate follows the hour of the week); ``None`` when even
     ``limit`` is not enough (a quiet hour, or a series too small to prove a silence).
+    ``scale`` multiplies the baseline (a holiday's :func:`holiday_scale`).
     """
     target = base.dispersion * math.log(1 / alpha)
     total, at, floor_ = 0.0, end, end - limit
     while at > floor_:
         step_start = max(floor_, _hour_before(at))
-        rate = base.level * model.factor(key.service, step_start)
+        rate = base.level * model.factor(key.service, step_start) * scale
         part = rate * ((at - step_start) / HOUR)
         if rate > 0 and total + part >= target:
             return end - at + (target - total) / rate * HOUR
@@ -188,13 +215,14 @@ def find(
     """
     since_floor = bucket_end - lookback
     seen = _latest(es, indices, since_floor, bucket_end)
-    heard = heard_collectors(es, indices, bucket_start, bucket_end)
     threshold = math.log(1 / alpha)
     start_ms = bucket_start.timestamp() * 1000
     # The busiest hour of each service bounds any run's expectation: most silent keys are far
     # too small to matter, and need no hour-by-hour integration.
     peak = {service: max(shape) for service, shape in model.shapes.items()}
     outages: list[Silence] = []
+    # (key, baseline, since, last event): silent runs that touch a holiday, judged below.
+    on_holiday: list[tuple[Key, Baseline, datetime, datetime | None]] = []
     for key, base in model.baselines.items():
         last_ms = seen.get((key.province, key.ward, key.service))
         if last_ms is not None and last_ms >= start_ms:
@@ -213,24 +241,121 @@ def find(
         # quasi-Poisson: clumps make silence likelier. Same as p < alpha, without exp() underflow.
         if expected / base.dispersion <= threshold:
             continue
-        p = math.exp(-expected / base.dispersion)
-        needed = needed_silence(model, key, base, bucket_end, alpha, bucket_end - since)
-        silent = bool(base.collectors) and not (set(base.collectors) & heard)
-        rate = base.level * model.factor(key.service, bucket_start)
-        outages.append(
-            Silence(
-                key,
-                since,
-                expected,
-                p,
-                base.collectors,
-                silent,
-                needed or bucket_end - since,
-                rate,
-                last is not None,
+        if touches_holiday(since, bucket_end):
+            on_holiday.append((key, base, since, last))
+            continue
+        outages.append(_silence(model, key, base, since, last, bucket_start, bucket_end, alpha))
+    scales = _holiday_scales(es, indices, model, on_holiday)
+    for (key, base, since, last), scale in zip(on_holiday, scales, strict=True):
+        expected = model.expected(key, base, since, bucket_end) * scale
+        if expected / base.dispersion > threshold:
+            outages.append(
+                _silence(model, key, base, since, last, bucket_start, bucket_end, alpha, scale)
             )
-        )
+    heard = heard_collectors(es, indices, bucket_start, bucket_end) if outages else set()
+    outages = [
+        replace(s, collector_silent=bool(s.collectors) and not (set(s.collectors) & heard))
+        for s in outages
+    ]
     return [s for s in outages if not s.collector_silent], _by_collector(outages)
+
+
+def _silence(
+    model: Model,
+    key: Key,
+    base: Baseline,
+    since: datetime,
+    last: datetime | None,
+    bucket_start: datetime,
+    bucket_end: datetime,
+    alpha: float,
+    scale: float = 1.0,
+) -> Silence:
+    """The finding of a silent run judged improbable (its collectors not asked yet)."""
+    expected = model.expected(key, base, since, bucket_end) * scale
+    needed = needed_silence(model, key, base, bucket_end, alpha, bucket_end - since, scale)
+    return Silence(
+        key,
+        since,
+        expected,
+        math.exp(-expected / base.dispersion),
+        base.collectors,
+        False,
+        needed or bucket_end - since,
+        base.level * model.factor(key.service, bucket_start) * scale,
+        last is not None,
+        scale,
+    )
+
+
+#: How far before a holiday silence the key's own traffic is compared with the shape's.
+HOLIDAY_REFERENCE = timedelta(hours=6)
+#: Standard deviations below the observed count (quasi-Poisson) the holiday volume is taken at.
+HOLIDAY_SIGMAS = 2.0
+
+
+def touches_holiday(start: datetime, end: datetime) -> bool:
+    """Whether ``[start, end)`` overlaps a public holiday of Vietnam on a working day (local
+    dates; a weekend already has its own slots)."""
+    day = (start.astimezone(UTC) + VIETNAM_OFFSET).date()
+    last = (end.astimezone(UTC) - timedelta(milliseconds=1) + VIETNAM_OFFSET).date()
+    while day <= last:
+        if day.weekday() < 5 and VIETNAM.rest_day(day):
+            return True
+        day += timedelta(days=1)
+    return False
+
+
+def holiday_scale(observed: int, expected: float, dispersion: float) -> float:
+    """The share of the shape's expectation a key carries on a holiday, from ``observed``
+    events where the shape ``expected`` before its silence: the count taken
+    :data:`HOLIDAY_SIGMAS` quasi-Poisson deviations low, so a few events never vouch for a
+    busy day; 0 with nothing to go on, never above 1 (a busy holiday is judged as the slot)."""
+    if expected <= 0 or observed <= 0:
+        return 0.0
+    low = observed - HOLIDAY_SIGMAS * math.sqrt(dispersion * observed)
+    return min(1.0, max(0.0, low / expected))
+
+
+def _holiday_scales(
+    es: Elasticsearch,
+    indices: Indices,
+    model: Model,
+    runs: list[tuple[Key, Baseline, datetime, datetime | None]],
+) -> list[float]:
+    """:func:`holiday_scale` of each silent run: its key's events in the
+    :data:`HOLIDAY_REFERENCE` before the run (one search, a filter per run)."""
+    if not runs:
+        return []
+    known = [(i, r) for i, r in enumerate(runs) if r[3] is not None]
+    scales = [0.0] * len(runs)
+    if not known:
+        return scales
+    start = min(since for _, (_, _, since, _) in known) - HOLIDAY_REFERENCE
+    end = max(since for _, (_, _, since, _) in known)
+    filters: dict[str, Any] = {}
+    for i, (key, _, since, _) in known:
+        must: list[dict[str, Any]] = [
+            {"term": {"locality.province.code": key.province}},
+            {"range": {"@timestamp": {"gte": iso(since - HOLIDAY_REFERENCE), "lt": iso(since)}}},
+        ]
+        if key.ward is not None:
+            must.append({"term": {"locality.ward.code": key.ward}})
+        if key.service != ALL_SERVICES:
+            must.append({"term": {"service.name": key.service}})
+        filters[str(i)] = {"bool": {"filter": must}}
+    answer = es.search(
+        index=event_indices(indices, start, end),
+        size=0,
+        query=traffic_query(start, end, Level.PROVINCE),
+        aggs={"runs": {"filters": {"filters": filters}}},
+        ignore_unavailable=True,
+    )
+    buckets = answer["aggregations"]["runs"]["buckets"]
+    for i, (key, base, since, _) in known:
+        shape = model.expected(key, base, since - HOLIDAY_REFERENCE, since)
+        scales[i] = holiday_scale(int(buckets[str(i)]["doc_count"]), shape, base.dispersion)
+    return scales
 
 
 def _by_collector(silences: list[Silence]) -> list[CollectorSilence]:

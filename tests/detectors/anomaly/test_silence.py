@@ -2,21 +2,25 @@
 
 A busy series is an outage within a bucket; a commune that expects a few events an hour only
 after hours of silence; a quiet hour or a too-small series never. A collector that stopped (no
-heartbeat) is a monitoring gap, not a service outage. Test world: ``conftest.py``.
+heartbeat) is a monitoring gap, not a service outage. On a holiday the expectation is the volume
+the key itself carried before its silence. Test world: ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from elasticsearch import Elasticsearch
 
+from detectors.anomaly import silence
 from detectors.anomaly.features import ALL_SERVICES, Key, Level
 from detectors.anomaly.flows import evaluate
-from detectors.anomaly.silence import last_seen, needed_silence
+from detectors.anomaly.silence import last_seen, needed_silence, touches_holiday
 from soc.alerts.models import Alert
+from soc.events.service import index_events
 from tests.detectors.anomaly.conftest import T, World
+from tests.detectors.anomaly.history import Series, heartbeats, traffic
 
 Q = timedelta(minutes=15)
 DAY = timedelta(hours=24)
@@ -169,3 +173,52 @@ def test_last_seen_covers_both_levels_and_all_services(es: Elasticsearch, world:
         aggs={"last": {"max": {"field": "@timestamp"}}},
     )
     assert seen[otp].timestamp() * 1000 == answer["aggregations"]["last"]["value"]
+
+
+def test_on_a_holiday_a_silence_is_judged_at_the_days_own_volume(
+    es: Elasticsearch, world: World
+) -> None:
+    """National Day 2026 (Wednesday 2 September), the world's model (a week of working days).
+    A's one-stop shop carries a tenth of its traffic (a Tết-like day) and falls silent at 09:00
+    local: 2 h 15 min of silence its slot would call an outage, not at the day's own volume.
+    D's carries its usual traffic and stops at 10:00 local while its OTP gateway goes on: an
+    outage within 1 h 15 min, as on any day."""
+    day = datetime(2026, 9, 1, 17, 0, tzinfo=UTC)  # 00:00 on 2 September in Vietnam
+    assert touches_holiday(day, day + timedelta(hours=1))
+    assert not touches_holiday(T, T + timedelta(hours=20))
+    a, d, dotp = world.series["A"], world.series["D"], world.series["Dotp"]
+    quiet_a = Series(a.ward, a.service, a.collector, a.day_rate / 10, a.night_rate / 10)
+    events = [
+        *traffic(quiet_a, day, day + timedelta(hours=9), seed=5),
+        *traffic(d, day, day + timedelta(hours=10), seed=5),
+        *traffic(dotp, day, day + timedelta(hours=12), seed=5),
+        *heartbeats("col-a", "01", day, day + timedelta(hours=12)),
+    ]
+    # In the world's prefix (its September days are its own daily indices, dropped after).
+    indices = world.indices
+    try:
+        assert not index_events(es, indices, iter(events), refresh=True).errors
+        start = day + timedelta(hours=11)
+        outages, _ = silence.find(
+            es,
+            indices,
+            world.model,
+            start,
+            start + Q,
+            lookback=timedelta(minutes=world.settings.anomaly_silence_lookback_minutes),
+            alpha=world.settings.anomaly_alpha,
+        )
+        seen = last_seen(es, indices, day, start + Q)
+    finally:
+        days = {indices.events_for(d.date()) for d in (day, day + timedelta(hours=12))}
+        es.options(ignore_status=404).indices.delete(index=",".join(sorted(days)))
+    found = {o.key: o for o in outages}
+    outage = found[_key(world, "D")]
+    assert 0.7 < outage.holiday_scale < 1
+    assert outage.p_value < world.settings.anomaly_alpha
+    quiet = _key(world, "A")
+    assert quiet not in found
+    # Its slot alone would have called it an outage.
+    base = world.model.baselines[quiet]
+    slot = world.model.expected(quiet, base, seen[quiet], start + Q)
+    assert slot / base.dispersion > math.log(1 / world.settings.anomaly_alpha)
