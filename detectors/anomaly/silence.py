@@ -23,9 +23,11 @@ A public holiday takes a Sunday's slot of the shape (:func:`~detectors.anomaly.b
 hour_of_week`), but its volume is uncertain: Tết is a fraction of a Sunday, comes once a year, and
 no week of training can learn it. So a silent run that touches a holiday is judged at the volume
 the key itself carried in the hours before it (:data:`HOLIDAY_REFERENCE`), against what the
-shape expected then (:func:`holiday_scale`: a conservative lower bound of that ratio, never above
-1): a day quieter than the slot needs a longer silence, a service that carried its usual traffic
-and stopped is still an outage within its usual time, and a key with no traffic in those hours
+shape expected then (:func:`holiday_scale`: a conservative lower bound of that ratio, at most
+:data:`HOLIDAY_MAX_SCALE`, as those hours are often another kind of day, the working eve or the
+Sunday before): a day quieter than the slot needs a longer silence, a service that carried its
+usual traffic and stopped is still an outage in at most twice its usual time, and a key with no
+traffic in those hours
 proves no silence on a holiday (its collector's heartbeat and the health probes still speak).
 This module does not write.
 """
@@ -292,6 +294,10 @@ def _silence(
 HOLIDAY_REFERENCE = timedelta(hours=6)
 #: Standard deviations below the observed count (quasi-Poisson) the holiday volume is taken at.
 HOLIDAY_SIGMAS = 2.0
+#: The most of the slot's expectation a holiday is trusted with: the hours before a silence are
+#: often another kind of day (the working eve, the Sunday before the day off), so a holiday's
+#: silence must last at least twice what the slot alone would need.
+HOLIDAY_MAX_SCALE = 0.5
 
 
 def touches_holiday(start: datetime, end: datetime) -> bool:
@@ -310,11 +316,11 @@ def holiday_scale(observed: int, expected: float, dispersion: float) -> float:
     """The share of the shape's expectation a key carries on a holiday, from ``observed``
     events where the shape ``expected`` before its silence: the count taken
     :data:`HOLIDAY_SIGMAS` quasi-Poisson deviations low, so a few events never vouch for a
-    busy day; 0 with nothing to go on, never above 1 (a busy holiday is judged as the slot)."""
+    busy day; 0 with nothing to go on, never above :data:`HOLIDAY_MAX_SCALE`."""
     if expected <= 0 or observed <= 0:
         return 0.0
     low = observed - HOLIDAY_SIGMAS * math.sqrt(dispersion * observed)
-    return min(1.0, max(0.0, low / expected))
+    return min(HOLIDAY_MAX_SCALE, max(0.0, low / expected))
 
 
 def _holiday_scales(
