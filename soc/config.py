@@ -290,6 +290,17 @@ class Settings(BaseSettings):
     # --- logging ---
     log_level: str = "INFO"
 
+    @field_validator(
+        "var_dir", "es_ca_file", "es_java_home", "java_home", "es_install_dir",
+        "notify_routes_file", "notify_template_dir", "notify_webhooks_file", "auth_users_file",
+        "rules_dir",
+    )  # fmt: skip
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """A relative path is taken from the working directory at start-up, once: the node's
+        Maven fetch and its process run elsewhere, so ``SOC_VAR_DIR=var/x`` must not move."""
+        return None if value is None else value.expanduser().absolute()
+
     @field_validator("index_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:

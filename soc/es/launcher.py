@@ -156,8 +156,10 @@ class LocalNode:
             )
         except subprocess.TimeoutExpired as exc:
             raise LauncherError(f"Maven did not fetch {coords} within 15 minutes") from exc
-        if done.returncode != 0 or not archive.is_file():
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        if done.returncode == 0 and not archive.is_file():
+            raise LauncherError(f"Maven fetched {coords} but {archive} is not there\n{tail}")
+        if done.returncode != 0:
             raise LauncherError(
                 f"Maven could not fetch {coords} (exit {done.returncode}); is Maven Central "
                 f"reachable?\n{tail}"

@@ -111,3 +111,16 @@ def test_unknown_version_fails_with_mavens_answer(run_dir: Path) -> None:
     node = LocalNode(node_settings(run_dir, es_version="9.99.99", es_install_dir=run_dir / "dist"))
     with pytest.raises(LauncherError, match="Maven could not fetch"):
         node.install()
+
+
+def test_a_relative_var_dir_is_fixed_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SOC_VAR_DIR=var/x once made Maven copy the server into var/x/es/dist/var/x/es/dist (its
+    working directory is the dist folder) and then failed with "is Maven Central reachable?"."""
+    from soc.config import Settings
+
+    monkeypatch.setenv("SOC_VAR_DIR", "var/elsewhere")
+    monkeypatch.setenv("SOC_ES_INSTALL_DIR", "~/dist")
+    settings = Settings()
+    assert settings.var_dir == Path.cwd() / "var" / "elsewhere"
+    assert settings.es_dist_dir == Path.home() / "dist"
+    assert LocalNode(settings).dist_dir.is_absolute()
