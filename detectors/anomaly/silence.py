@@ -170,13 +170,15 @@ def needed_silence(
     The run ending at ``end`` over which the baseline expects ``dispersion * ln(1/alpha)``
     events, walked back hour by hour (the rate follows the hour of the week); ``None`` when even
     ``limit`` is not enough (a quiet hour, or a series too small to prove a silence).
-    ``scale`` multiplies the baseline (a holiday's :func:`holiday_scale`).
+    ``scale`` multiplies the baseline in a holiday's hours (its :func:`holiday_scale`).
     """
     target = base.dispersion * math.log(1 / alpha)
     total, at, floor_ = 0.0, end, end - limit
     while at > floor_:
         step_start = max(floor_, _hour_before(at))
-        rate = base.level * model.factor(key.service, step_start) * scale
+        rate = base.level * model.factor(key.service, step_start)
+        if scale != 1.0 and _holiday_hour(step_start):
+            rate *= scale
         part = rate * ((at - step_start) / HOUR)
         if rate > 0 and total + part >= target:
             return end - at + (target - total) / rate * HOUR
@@ -249,7 +251,7 @@ def find(
         outages.append(_silence(model, key, base, since, last, bucket_start, bucket_end, alpha))
     scales = _holiday_scales(es, indices, model, on_holiday)
     for (key, base, since, last), scale in zip(on_holiday, scales, strict=True):
-        expected = model.expected(key, base, since, bucket_end) * scale
+        expected = _expected(model, key, base, since, bucket_end, scale)
         if expected / base.dispersion > threshold:
             outages.append(
                 _silence(model, key, base, since, last, bucket_start, bucket_end, alpha, scale)
@@ -274,7 +276,7 @@ def _silence(
     scale: float = 1.0,
 ) -> Silence:
     """The finding of a silent run judged improbable (its collectors not asked yet)."""
-    expected = model.expected(key, base, since, bucket_end) * scale
+    expected = _expected(model, key, base, since, bucket_end, scale)
     needed = needed_silence(model, key, base, bucket_end, alpha, bucket_end - since, scale)
     return Silence(
         key,
@@ -284,7 +286,9 @@ def _silence(
         base.collectors,
         False,
         needed or bucket_end - since,
-        base.level * model.factor(key.service, bucket_start) * scale,
+        base.level
+        * model.factor(key.service, bucket_start)
+        * (scale if _holiday_hour(bucket_start) else 1.0),
         last is not None,
         scale,
     )
@@ -294,9 +298,8 @@ def _silence(
 HOLIDAY_REFERENCE = timedelta(hours=6)
 #: Standard deviations below the observed count (quasi-Poisson) the holiday volume is taken at.
 HOLIDAY_SIGMAS = 2.0
-#: The most of the slot's expectation a holiday is trusted with: the hours before a silence are
-#: often another kind of day (the working eve, the Sunday before the day off), so a holiday's
-#: silence must last at least twice what the slot alone would need.
+#: The most of the slot a holiday is trusted with: the hours before a silence are often another
+#: kind of day (the working eve, the Sunday before the day off).
 HOLIDAY_MAX_SCALE = 0.5
 
 
@@ -310,6 +313,26 @@ def touches_holiday(start: datetime, end: datetime) -> bool:
             return True
         day += timedelta(days=1)
     return False
+
+
+def _holiday_hour(at: datetime) -> bool:
+    local = at.astimezone(UTC) + VIETNAM_OFFSET
+    return local.weekday() < 5 and VIETNAM.rest_day(local.date())
+
+
+def _expected(
+    model: Model, key: Key, base: Baseline, start: datetime, end: datetime, scale: float
+) -> float:
+    """:meth:`Model.expected` over ``[start, end)``, its holiday hours times ``scale``."""
+    if scale == 1.0:
+        return model.expected(key, base, start, end)
+    total, at = 0.0, start
+    while at < end:
+        step_end = min(end, at.replace(minute=0, second=0, microsecond=0) + HOUR)
+        part = model.expected(key, base, at, step_end)
+        total += part * scale if _holiday_hour(at) else part
+        at = step_end
+    return total
 
 
 def holiday_scale(observed: int, expected: float, dispersion: float) -> float:

@@ -24,6 +24,7 @@ from tests.detectors.anomaly.history import Series, heartbeats, traffic
 
 Q = timedelta(minutes=15)
 DAY = timedelta(hours=24)
+HOUR = timedelta(hours=1)
 
 
 def _outages(es: Elasticsearch, world: World, start_offset: timedelta) -> list[Alert]:
@@ -215,6 +216,15 @@ def test_on_a_holiday_a_silence_is_judged_at_the_days_own_volume(
     found = {o.key: o for o in outages}
     outage = found[_key(world, "D")]
     assert outage.holiday_scale == silence.HOLIDAY_MAX_SCALE
+    # Only the holiday's hours are scaled: on the working day after, the usual silence.
+    dkey, alpha = _key(world, "D"), world.settings.anomaly_alpha
+    base = world.model.baselines[dkey]
+    for at, longer in ((day + timedelta(hours=10), True), (day + 34 * HOUR, False)):
+        plain = needed_silence(world.model, dkey, base, at, alpha, DAY)
+        halved = needed_silence(world.model, dkey, base, at, alpha, DAY, 0.5)
+        assert plain is not None
+        assert halved is not None
+        assert (halved > plain) is longer
     assert outage.p_value < world.settings.anomaly_alpha
     quiet = _key(world, "A")
     assert quiet not in found
