@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from detectors.anomaly import explain, series
+from detectors.anomaly import explain, scoring, series
 from detectors.anomaly.features import Key
 from detectors.anomaly.stream.bank import Finding
 from detectors.base import iso
@@ -27,17 +27,9 @@ KINDS: dict[str, tuple[AnomalyKind | None, AnomalyKind | None]] = {
     "otp_verify_failed": (AnomalyKind.OTP_VERIFY_FAILURE, None),
     "otp_send_failed": (AnomalyKind.OTP_SEND_FAILURE, None),
 }
-#: The kind that names an alert when several series of one place deviate at once: the most
-#: specific cause first (a 5xx storm also raises the failed count; it is an error storm).
-PRIORITY = (
-    AnomalyKind.ERROR_STORM,
-    AnomalyKind.OTP_VERIFY_FAILURE,
-    AnomalyKind.OTP_SEND_FAILURE,
-    AnomalyKind.ACCESS_DENIED_SURGE,
-    AnomalyKind.FAILURE_SURGE,
-    AnomalyKind.TRAFFIC_DROP,
-    AnomalyKind.VOLUME_SURGE,
-)
+#: The kind that names an alert when several series of one place deviate at once: the 15-minute
+#: model's order (the most specific cause first: a 5xx storm also raises the failed count).
+PRIORITY = scoring.PRIORITY
 LABELS = {
     "count": "events",
     "failed": "failed operations",

@@ -199,6 +199,18 @@ def _resumed(
     return since
 
 
+def _heard(field: str, values: list[str], start: datetime, end: datetime) -> dict[str, Any]:
+    """Events of any dataset from ``values`` of ``field`` in ``[start, end)``."""
+    return {
+        "bool": {
+            "filter": [
+                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
+                {"terms": {field: values}},
+            ]
+        }
+    }
+
+
 def _slots(
     es: Elasticsearch,
     indices: Indices,
@@ -213,14 +225,7 @@ def _slots(
     if not values:
         return {}
     minutes = int(slot.total_seconds() // 60)
-    query = {
-        "bool": {
-            "filter": [
-                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
-                {"terms": {field: values}},
-            ]
-        }
-    }
+    query = _heard(field, values, start, end)
     sources: list[dict[str, Any]] = [
         {"value": {"terms": {"field": field}}},
         {"slot": {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{minutes}m"}}},
@@ -242,14 +247,7 @@ def _last_heard(
     """The last event (any dataset) in ``[start, end)`` of each of ``values`` of ``field``."""
     if not values:
         return {}
-    query = {
-        "bool": {
-            "filter": [
-                {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end)}}},
-                {"terms": {field: values}},
-            ]
-        }
-    }
+    query = _heard(field, values, start, end)
     return {
         str(row["key"]["value"]): utc_of(row["last"]["value"])
         for row in composite_pages(
