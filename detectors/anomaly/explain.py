@@ -46,7 +46,7 @@ TITLES: dict[AnomalyKind, str] = {
     AnomalyKind.FAILURE_SURGE: "Surge of failed operations",
     AnomalyKind.OTP_VERIFY_FAILURE: "Surge of failed OTP verifications",
     AnomalyKind.OTP_SEND_FAILURE: "Surge of failed OTP sends",
-    AnomalyKind.SLOWDOWN: "Slowdown (95th percentile latency)",
+    AnomalyKind.SLOWDOWN: "Slowdown (requests slower than usual)",
     AnomalyKind.VOLUME_SURGE: "Unusual surge of requests",
     AnomalyKind.TRAFFIC_DROP: "Traffic collapsed",
 }

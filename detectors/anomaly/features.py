@@ -40,6 +40,12 @@ PAGE_SIZE = 5000
 #: percentiles) stay modest for a 512 MiB heap.
 COUNT_PAGE_SIZE = 60000
 TOTALS_PAGE_SIZE = 10000
+#: Latency ladder (ms): every row counts its events at or above each rung (rung 0: every event
+#: with a duration). Counts, unlike percentiles, add up over buckets and test as a binomial: the
+#: latency test (:func:`detectors.anomaly.scoring.latency`) asks how many events were slower than
+#: the rung a key's training passed less than 1 % of the time.
+LATENCY_RUNGS_MS: tuple[float, ...] = (0, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800,
+                                       25600, 51200)  # fmt: skip
 
 
 class Level(StrEnum):
@@ -89,11 +95,20 @@ class Features:
     users: int = 0
     ips: int = 0
     collectors: tuple[str, ...] = ()
+    #: Events at or above each rung of :data:`LATENCY_RUNGS_MS` (empty: not counted). A row
+    #: made of several buckets' rows sums them rung by rung (:func:`add_slower`).
+    slower: tuple[int, ...] = ()
 
     def ratio(self, name: str) -> tuple[int, int]:
         """``(numerator, denominator)`` of a ratio feature (see :data:`RATIOS`)."""
         num, den = RATIOS[name]
         return self.counts.get(num, 0), self.counts.get(den, 0)
+
+
+def add_slower(rows: list[Features]) -> tuple[int, ...]:
+    """The slow-request counts of several rows of one key, summed rung by rung."""
+    counted = [r.slower for r in rows if r.slower]
+    return tuple(sum(c) for c in zip(*counted, strict=True)) if counted else ()
 
 
 def _filter(query: dict[str, Any], **subs: Any) -> dict[str, Any]:
@@ -128,6 +143,10 @@ def _metrics(training: bool) -> dict[str, Any]:
             }
         },
     }
+    # One single-bucket filter per rung, not a range aggregation: composite pages of 5,000 or
+    # 10,000 rows times 13 range buckets would pass Elasticsearch's search.max_buckets (65,536).
+    for i, rung in enumerate(LATENCY_RUNGS_MS):
+        aggs[f"slower{i}"] = _filter({"range": {"event.duration": {"gte": int(rung * 1e6)}}})
     if not training:
         aggs["users"] = {"cardinality": {"field": "user.name", "precision_threshold": 200}}
         aggs["ips"] = {"cardinality": {"field": "source.ip", "precision_threshold": 200}}
@@ -240,6 +259,7 @@ def _row(level: Level, bucket: dict[str, Any], start: datetime) -> Features:
         users=int(bucket.get("users", {}).get("value", 0)),
         ips=int(bucket.get("ips", {}).get("value", 0)),
         collectors=collectors,
+        slower=tuple(int(bucket[f"slower{i}"]["doc_count"]) for i in range(len(LATENCY_RUNGS_MS))),
     )
 
 

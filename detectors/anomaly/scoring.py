@@ -1,7 +1,7 @@
 """Judge one bucket of one key against its baseline: which features deviate, and how surely.
 
-Every test is a tail probability under the baseline (Poisson for volumes, binomial for ratios;
-latency against a band from the period's percentiles) *and* a minimum effect, so small counts
+Every test is a tail probability under the baseline (Poisson for volumes, binomial for ratios
+and for the share of slow requests) *and* a minimum effect, so small counts
 are handled honestly: a commune with 3 requests of which 1 failed has a binomial tail of several
 percent, far above ``anomaly_alpha``, and fewer than ``anomaly_min_failures`` failures are never
 a surge.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from detectors.anomaly.baseline import latency as latency_model
 from detectors.anomaly.baseline.model import Baseline
 from detectors.anomaly.features import RATIOS, Features
 from soc.alerts.anomaly import AnomalyKind
@@ -32,9 +33,11 @@ SURGE_FACTOR = 3.0
 DROP_FACTOR = 0.2
 #: A failure ratio must rise this much above its baseline (absolute) as well as double.
 MIN_RATIO_RISE = 0.1
-#: Latency: a bucket's 95th percentile must exceed the usual one this many times (and the usual
-#: 99th percentile) to be a slowdown.
-SLOW_FACTOR = 4.0
+#: Latency: fewest events at or above a key's slow rung before a bucket is a slowdown (one slow
+#: request, or two, is a user's heavy query), and the floor of the learnt share of them (a week
+#: of training cannot tell 1 in 10,000 from 1 in 1,000).
+MIN_SLOW_EVENTS = 3
+MIN_SLOW_SHARE = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,27 +127,38 @@ def ratio(
     )
 
 
-def latency(row: Features, base: Baseline, alpha: float, min_events: int) -> Deviation | None:
-    """The bucket's 95th percentile latency above the band: the period's 99th percentile, and
-    at least :data:`SLOW_FACTOR` times its 95th. Beyond the band the surprise grows with the
-    overshoot (``alpha ** (observed / band)``)."""
-    if row.p95_ms is None or row.count < min_events or not base.p95_ms:
+def latency(row: Features, base: Baseline, alpha: float) -> Deviation | None:
+    """Too many of the bucket's events at or above the key's slow rung: the rung its training
+    reached at most 1 % of the time (:mod:`detectors.anomaly.baseline.latency`). A binomial tail
+    against the learnt share, with the ratios' minimum effect (the share at least doubles and
+    rises :data:`MIN_RATIO_RISE`) and :data:`MIN_SLOW_EVENTS`. Counts, not a 95th percentile,
+    so it holds at holiday and night volumes: 4 of 5 requests past the usual 1-in-700 is a
+    slowdown; one slow request among ten normal ones is not (issue 18)."""
+    if base.slow_ms is None or not row.slower or row.slower[0] == 0:
         return None
-    high = max(SLOW_FACTOR * base.p95_ms, base.p99_ms or 0.0)
-    if row.p95_ms <= high:
+    rung = latency_model.rung_index(base.slow_ms)
+    timed, slow = row.slower[0], row.slower[rung]
+    if slow < MIN_SLOW_EVENTS:
         return None
-    p = alpha ** (row.p95_ms / high)
+    p0 = min(max(base.slow_share, MIN_SLOW_SHARE), 0.5)
+    observed = slow / timed
+    if observed < max(2 * p0, p0 + MIN_RATIO_RISE):
+        return None
+    p = float(stats.binom.sf(slow - 1, timed, p0))
+    if p >= alpha:
+        return None
+    high = float(stats.binom.isf(alpha, timed, p0)) / timed
     return Deviation(
-        "p95_ms",
+        "slow_share",
         AnomalyKind.SLOWDOWN,
-        "95th percentile latency",
-        row.p95_ms,
-        base.p95_ms,
+        f"share of requests slower than {base.slow_ms:,.0f} ms",
+        observed,
+        p0,
         0.0,
         high,
         p,
-        "ms",
-        row.count,
+        "ratio",
+        timed,
     )
 
 
@@ -179,7 +193,7 @@ def judge(
     """Every deviating feature of ``row``, most surprising first. These run whether or not the
     live streaming detector (:mod:`detectors.anomaly.live`) is on: it judges 5-minute counts,
     which a small place's failure ratio cannot move far enough (issue 18)."""
-    found = [latency(row, base, alpha, min_events)]
+    found = [latency(row, base, alpha)]
     found.append(volume(row, expected, alpha, base.dispersion, min_events))
     found += [ratio(row, name, base, alpha, min_events, min_failures) for name in RATIOS]
     return sorted((d for d in found if d is not None), key=lambda d: -d.surprise)

@@ -4,7 +4,9 @@ Traffic of a key is modelled as ``level * shape[service][hour of week]``: the *s
 mean 1) is pooled over every province for a service, so it is well estimated from one week; the
 *level* (events per hour) is the key's own. Ratios (5xx, 401/403, failures, OTP failures) keep
 their training totals, shrunk towards the service's national rate so a commune with few events
-does not get an extreme baseline. Latency keeps the 95th and 99th percentiles of the period.
+does not get an extreme baseline. Latency keeps the 95th and 99th percentiles of the period (for
+people) and the key's *slow rung* with the share of its events that reached it (for the test; see
+:mod:`detectors.anomaly.baseline.latency`).
 
 Cold start: a key the model has not seen (or has seen for less than a day) borrows the median
 level of its province's communes for that service, and the province's ratios and latency (see
@@ -19,11 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from detectors.anomaly.baseline import latency
 from detectors.anomaly.features import ALL_SERVICES, RATIOS, Features, Key, Level
 from detectors.anomaly.stream.season import VIETNAM
 
 #: Bumped whenever the persisted shape or the meaning of a field changes.
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 HOURS_OF_WEEK = 168
 HOUR = timedelta(hours=1)
 VIETNAM_OFFSET = timedelta(minutes=VIETNAM.utc_offset_minutes)
@@ -66,6 +69,10 @@ class Baseline:
     collectors: tuple[str, ...] = ()
     source: str = "own history"
     dispersion: float = 1.0
+    #: Slow for this key: events at or above ``slow_ms`` (a rung of the latency ladder), which
+    #: ``slow_share`` of its training events reached (``None``: latency never seen).
+    slow_ms: float | None = None
+    slow_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,8 @@ class Model:
             ratios=province.ratios,
             p95_ms=province.p95_ms,
             p99_ms=province.p99_ms,
+            slow_ms=province.slow_ms,
+            slow_share=province.slow_share,
             collectors=own.collectors if own else province.collectors,
             source=PEERS,
         )
@@ -185,6 +194,7 @@ def fit(
         by_key[key].append((hour, count))
     rows = {row.key: row for row in totals}
     priors = _priors(rows.values())
+    slow_priors = latency.national(rows.values())
     rows.update(_all_services(by_key, rows))
     exposures = {service: _exposure(shape, start, end) for service, shape in shapes.items()}
     flat = _exposure(None, start, end)
@@ -196,6 +206,7 @@ def fit(
             exposures.get(key.service, flat),
             (start, end),
             priors.get(key.service, {}),
+            slow_priors.get(key.service),
         )
         for key, row in rows.items()
     }
@@ -267,6 +278,7 @@ def _baseline(
     exposure: float,
     span: tuple[datetime, datetime],
     prior: dict[str, float],
+    slow_prior: tuple[float, ...] | None = None,
 ) -> Baseline:
     # The level counts the whole training period, hours without events included, so a sparse
     # key gets a low level rather than the rate of the few hours it was seen in.
@@ -277,12 +289,15 @@ def _baseline(
         num, den = row.ratio(name)
         ratios[name] = (num + PRIOR_WEIGHT * prior.get(name, 0.01)) / (den + PRIOR_WEIGHT)
     first = min((h for h, _ in hours), default=start)
+    slow = latency.slow_rung(row.slower, slow_prior, PRIOR_WEIGHT)
     return Baseline(
         level=level,
         hours=int((end - first) / HOUR),
         ratios=ratios,
         p95_ms=row.p95_ms,
         p99_ms=row.p99_ms,
+        slow_ms=slow[0] if slow else None,
+        slow_share=slow[1] if slow else 0.0,
         collectors=tuple(sorted(row.collectors)),
         dispersion=_dispersion(hours, shape, level, row.count, int((end - start) / HOUR)),
     )

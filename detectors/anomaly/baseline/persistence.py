@@ -64,6 +64,8 @@ def to_dict(model: Model) -> dict[str, Any]:
                 "ratios": b.ratios,
                 "p95_ms": b.p95_ms,
                 "p99_ms": b.p99_ms,
+                "slow_ms": b.slow_ms,
+                "slow_share": b.slow_share,
                 "collectors": list(b.collectors),
                 "dispersion": b.dispersion,
             }
@@ -89,6 +91,8 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
                 ratios={k: float(v) for k, v in b["ratios"].items()},
                 p95_ms=b["p95_ms"],
                 p99_ms=b["p99_ms"],
+                slow_ms=b["slow_ms"],
+                slow_share=float(b["slow_share"]),
                 collectors=tuple(b["collectors"]),
                 dispersion=float(b["dispersion"]),
             )
