@@ -1,0 +1,189 @@
+"""The 15-minute model's latency test alone, before and after issue 18's slow-request count, over
+kept scenario-bench events (read only): time to detect of each slow_degradation scenario and the
+latency alerts that match no scenario.
+
+    .venv/bin/python bench/anomaly_latency.py --prefix qbench-1204
+
+Trains the bucket model on the 7 days before the scored days exactly as ``bench/anomaly.py``
+(hourly counts and per-key totals, no probes or sync jobs: the latency test needs neither), then
+extracts every 15-minute bucket of the 4 scored days at both levels and runs, on the same rows and
+baselines, the old test (the bucket's 95th percentile above 4x the usual one and the usual 99th,
+at least ``anomaly_min_events`` events) and the new one (:func:`detectors.anomaly.scoring.latency`).
+A firing row is an alert of its key and bucket, matched to the scenarios of
+``bench/anomaly-scenarios.yaml`` as the bench does (grace two buckets). Writes nothing to
+Elasticsearch.
+
+``--cost N``: instead, N interleaved rounds of one busy bucket's aggregations (Monday 10:00
+local, both levels) with and without the slow-request counts, and of the training totals: their
+cost as a ratio measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from detectors.anomaly import flows, scoring
+from detectors.anomaly.baseline.model import Baseline, fit
+from detectors.anomaly.features import (
+    LATENCY_RUNGS_MS,
+    Features,
+    Level,
+    _metrics,
+    _sources,
+    composite_pages,
+    event_indices,
+    traffic_query,
+)
+from detectors.anomaly.features import extract as extract_rows
+from soc.config import load_settings
+from soc.es.client import ensure_elasticsearch
+from soc.es.indices import Indices
+from soc.localities import catalogue
+from soc.simulate import scenarios
+from soc.simulate.evaluate import Evaluation, SeenAlert, evaluate
+from soc.simulate.service import Plan, local_midnight
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "bench" / "anomaly-scenarios.yaml"
+BUCKET = timedelta(minutes=15)
+OLD_SLOW_FACTOR = 4.0
+
+
+def old_test(row: Features, base: Baseline, min_events: int) -> bool:
+    """The latency test before issue 18's change (scoring.py at cbdddc0)."""
+    if row.p95_ms is None or row.count < min_events or not base.p95_ms:
+        return False
+    return row.p95_ms > max(OLD_SLOW_FACTOR * base.p95_ms, base.p99_ms or 0.0)
+
+
+def _alert(row: Features, start: datetime) -> SeenAlert:
+    k = row.key
+    return SeenAlert(
+        id=f"{k.text()}@{start:%Y%m%dT%H%M}",
+        rule="anomaly-slowdown",
+        detector="anomaly",
+        start=start,
+        end=start + BUCKET,
+        province=k.province,
+        ward=k.ward,
+        service=k.service,
+    )
+
+
+def _read(
+    es: Elasticsearch,
+    indices: Indices,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta | None,
+    slow: bool,
+) -> float:
+    """Seconds to read every row of ``[start, end)`` at both levels (the bucket's or the
+    training totals' metrics), with or without the slow-request filters."""
+    began = time.perf_counter()
+    for level in Level:
+        aggs = _metrics(bucket is None)
+        if not slow:
+            for i in range(len(LATENCY_RUNGS_MS)):
+                del aggs[f"slower{i}"]
+        for _ in composite_pages(es, event_indices(indices, start, end),
+                                 traffic_query(start, end, level), _sources(level, bucket), aggs,
+                                 size=5000 if bucket else 10000):  # fmt: skip
+            pass
+    return time.perf_counter() - began
+
+
+def cost(es: Elasticsearch, indices: Indices, score_start: datetime, train_start: datetime,
+         rounds: int) -> None:  # fmt: skip
+    busy = score_start + timedelta(days=2, hours=10)  # Monday 10:00 local
+    for name, start, end, bucket in [
+        ("busy 15-minute bucket", busy, busy + BUCKET, BUCKET),
+        ("training totals (7 days)", train_start, score_start, None),
+    ]:
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(rounds):
+            for slow in (False, True):
+                times[slow].append(_read(es, indices, start, end, bucket, slow))
+        with_, without = statistics.median(times[True]), statistics.median(times[False])
+        print(f"{name}: {without:.2f} s without, {with_:.2f} s with the slow-request counts "
+              f"(median of {rounds}): {with_ / without:.2f}x")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", default="qbench-1204", help="Kept events' index prefix.")
+    parser.add_argument("--end", default="2026-11-25T00:00:00+07:00", help="End of scored days.")
+    parser.add_argument("--train-days", type=int, default=7)
+    parser.add_argument("--score-days", type=int, default=4)
+    parser.add_argument("--cost", type=int, default=0, help="Rounds of the cost comparison.")
+    args = parser.parse_args()
+    score_end = datetime.fromisoformat(args.end).astimezone(UTC)
+    score_start = local_midnight(score_end - timedelta(days=args.score_days))
+    train_start = score_start - timedelta(days=args.train_days)
+    plan = Plan(seed=1, scale=1.0, scenarios=tuple(scenarios.load(SCENARIOS, catalogue(),
+                                                                   score_start)))  # fmt: skip
+    settings = load_settings(index_prefix=args.prefix)
+    es, _ = ensure_elasticsearch(settings)
+    indices = Indices(args.prefix)
+    if args.cost:
+        cost(es, indices, score_start, train_start, args.cost)
+        return
+    began = time.perf_counter()
+    hourly, totals = flows.training_data(es, indices, train_start, score_start)
+    model = fit(hourly, totals, train_start, score_start)
+    print(f"trained in {time.perf_counter() - began:.0f} s: {len(model.baselines)} series")
+    tests: dict[str, Callable[[Features, Baseline], bool]] = {
+        "before (p95 > 4x usual p95, >= 10 events)": lambda r, b: old_test(
+            r, b, settings.anomaly_min_events
+        ),
+        "after (slow-request count, binomial)": lambda r, b: (
+            scoring.latency(r, b, settings.anomaly_alpha) is not None
+        ),
+    }
+    fired: dict[str, list[SeenAlert]] = {name: [] for name in tests}
+    detail: dict[str, list[str]] = {name: [] for name in tests}
+    began, at = time.perf_counter(), score_start
+    while at < score_end:
+        for level in Level:
+            for row in extract_rows(es, indices, at, at + BUCKET, BUCKET, level):
+                base = model.baseline(row.key)
+                if base is None:
+                    continue
+                for name, test in tests.items():
+                    if test(row, base):
+                        fired[name].append(_alert(row, at))
+                        dev = scoring.latency(row, base, settings.anomaly_alpha)
+                        share, p = (dev.observed, dev.p_value) if dev else (float("nan"), 1.0)
+                        detail[name].append(
+                            f"{row.key.text()} {at + timedelta(hours=7):%a %H:%M} local: "
+                            f"n={row.count} p95={row.p95_ms or 0:.0f} ms (usual "
+                            f"{base.p95_ms or 0:.0f}/{base.p99_ms or 0:.0f}), slow rung "
+                            f"{base.slow_ms} ms share {base.slow_share:.4f}, slow {share:.2f} "
+                            f"p={p:.1e}"
+                        )
+        at += BUCKET
+    print(f"scored {args.score_days} days in {time.perf_counter() - began:.0f} s")
+    labels = plan.labels()
+    for name in tests:
+        result: Evaluation = evaluate(labels, fired[name], grace=2 * BUCKET)
+        print(f"\n== {name}: {len(fired[name])} alerts, {len(result.false_alerts)} false")
+        for o in result.outcomes:
+            if o.kind == "slow_degradation" or o.detected:
+                ttd = (
+                    f"{o.time_to_detect.total_seconds() / 60:.0f} min" if o.time_to_detect else "-"
+                )
+                print(f"  {o.scenario_id} ({o.kind}): detected={o.detected} ttd={ttd}")
+        false_ids = {a.id for a in result.false_alerts}
+        for a, line in zip(fired[name], detail[name], strict=True):
+            print(("  FALSE " if a.id in false_ids else "  ") + line)
+
+
+if __name__ == "__main__":
+    main()
