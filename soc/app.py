@@ -9,11 +9,13 @@ run as many as needed. This module wires routers; it must not hold business rule
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from elasticsearch import Elasticsearch
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import (
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wait_until_healthy(client, timeout=settings.es_wait_timeout, settings=settings)
         setup(client, app.state.indices, layout=Layout.of(settings))
+        _tune_worker(settings)
         yield
         if owns_client:
             client.close()
@@ -99,6 +102,16 @@ def create_app(settings: Settings | None = None, es: Elasticsearch | None = None
     dashboards.install(app)  # the console's pages under / and its /static files
     _declare_if_match(app)
     return app
+
+
+def _tune_worker(settings: Settings) -> None:
+    """Per worker, once started: the size of the thread pool that runs the synchronous routes
+    (anyio's default limiter of this event loop) and, with ``SOC_API_GC_FREEZE``, the start-up's
+    objects moved out of the garbage collector's reach (``bench/reports/api-tail.md``)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+    if settings.api_gc_freeze:
+        gc.collect()
+        gc.freeze()
 
 
 def _declare_if_match(app: FastAPI) -> None:

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     es_api_key: SecretStr | None = None
     es_ca_file: Path | None = Field(default=None, description="CA bundle to verify the cluster.")
     es_request_timeout: float = Field(default=30.0, gt=0)
+    es_connections_per_node: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="Connections the client keeps to each node, per process, opened as needed; "
+        "a request finding them all busy waits in the client (keep it >= SOC_API_THREADS).",
+    )
     es_wait_timeout: float = Field(
         default=30.0, gt=0, description="How long commands wait for the cluster to be healthy."
     )
@@ -152,6 +159,18 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_threads: int = Field(
+        default=40,
+        ge=1,
+        le=1000,
+        description="Threads per API worker for the synchronous routes (FastAPI's thread pool); "
+        "requests beyond them wait in order.",
+    )
+    api_gc_freeze: bool = Field(
+        default=True,
+        description="Exclude the objects loaded at an API worker's start from the garbage "
+        "collector (gc.freeze), which then scans only what requests create.",
+    )
     auth_users_file: Path | None = Field(default=None, description="Users and roles YAML.")
     auth_demo_password: SecretStr | None = Field(
         default=None, description="Creates demo users with this password (development only)."

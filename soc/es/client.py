@@ -60,6 +60,7 @@ def make_client(settings: Settings) -> Elasticsearch:
     return Elasticsearch(
         urls,
         request_timeout=settings.es_request_timeout,
+        connections_per_node=settings.es_connections_per_node,
         retry_on_timeout=True,
         # Enough retries to try every listed node once more than the default would.
         max_retries=max(3, len(urls)),
