@@ -10,6 +10,7 @@ since when the key has been deviating. Titles and summaries are built from soc's
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from detectors.anomaly import scoring
 from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
@@ -131,6 +132,16 @@ def number(value: float) -> float:
 def p_value(p: float) -> float:
     """A p-value as stored: three significant digits."""
     return float(f"{p:.3g}")
+
+
+F = TypeVar("F", bound=Feature)
+
+
+def silent_feature(kind: type[F], label: str, expected: float, **scored: float) -> F:
+    """A silence as a feature: no event where ``expected`` were, its band asking for one;
+    ``scored``: the ``p_value`` of a :class:`ScoredFeature`."""
+    return kind(feature="count", label=label, unit="events", observed=0,
+                expected=number(expected), band=[1, None], events=0, **scored)  # fmt: skip
 
 
 def deviation_doc(d: Deviation) -> ScoredFeature:
@@ -258,6 +269,8 @@ def duration(delta: timedelta) -> str:
 def silence_alert(s: Silence, score: float, window: Window, created: datetime) -> Alert:
     where = place(s.key)
     silent_for = window.end - s.since
+    p = p_value(s.p_value)
+    silent = silent_feature(ScoredFeature, "events since the last one", s.expected, p_value=p)
     explanation = OutageExplanation(
         level=s.key.level.value,
         since=iso(s.since),
@@ -265,18 +278,7 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         since_known=s.since_known,
         needed_minutes=round(s.needed.total_seconds() / 60),
         expected_per_hour=number(s.rate),
-        features=[
-            ScoredFeature(
-                feature="count",
-                label="events since the last one",
-                unit="events",
-                observed=0,
-                expected=number(s.expected),
-                band=[1, None],
-                events=0,
-                p_value=p_value(s.p_value),
-            )
-        ],
+        features=[silent],
         collectors=list(s.collectors),
         collector_heard=bool(s.collectors),
     )
@@ -318,17 +320,7 @@ def collector_alert(c: CollectorSilence, score: float, window: Window, created: 
         collector=c.collector,
         affected_keys=affected,
         affected_count=len(c.keys),
-        features=[
-            Feature(
-                feature="count",
-                label="events and heartbeats from the collector",
-                unit="events",
-                observed=0,
-                expected=number(c.expected),
-                band=[1, None],
-                events=0,
-            )
-        ],
+        features=[silent_feature(Feature, "events and heartbeats from the collector", c.expected)],
     )
     return Alert(
         detector=Detector.ANOMALY,

@@ -75,9 +75,20 @@ def unsynced_alert(b: Backlog, score: float, window: Window, created: datetime) 
     )
 
 
+def _runs_feature(
+    feature: str, label: str, runs: int, share: float, events: int, p: float
+) -> ScoredFeature:
+    """Sync runs in a row that failed or never came, against the share of runs that usually do;
+    the band allows fewer than the runs that alert (``syncjob.MIN_RUN``)."""
+    return ScoredFeature(feature=feature, label=label, unit="runs", observed=runs,
+                         expected=number(share), band=[0, MIN_SYNC_RUN - 1], events=events,
+                         p_value=p_value(p))  # fmt: skip
+
+
 def sync_failing_alert(f: FailingCommune, score: float, window: Window, created: datetime) -> Alert:
     """A commune the province's sync job failed to sync ``runs`` runs in a row."""
     where = place(f.key)
+    label, p = "sync runs in a row that failed for the commune", f.p_value
     last_ok = f"the last run that synced it was at {iso(f.last_ok)}" if f.last_ok else (
         "no run synced it within the look-back"
     )  # fmt: skip
@@ -88,18 +99,7 @@ def sync_failing_alert(f: FailingCommune, score: float, window: Window, created:
         last_error=f.error,
         last_reason=f.reason,
         last_run_id=f.run_id,
-        features=[
-            ScoredFeature(
-                feature="sync_failures_in_a_row",
-                label="sync runs in a row that failed for the commune",
-                unit="runs",
-                observed=f.runs,
-                expected=number(f.share),
-                band=[0, MIN_SYNC_RUN - 1],
-                events=f.runs,
-                p_value=p_value(f.p_value),
-            )
-        ],
+        features=[_runs_feature("sync_failures_in_a_row", label, f.runs, f.share, f.runs, p)],
     )
     reason = f" ({f.error}: {f.reason})" if f.error and f.reason else (
         f" ({f.error or f.reason})" if f.error or f.reason else ""
@@ -127,6 +127,7 @@ def sync_failing_alert(f: FailingCommune, score: float, window: Window, created:
 def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: datetime) -> Alert:
     """A province's sync job that wrote no run record for ``missed`` of its periods."""
     where = place(s.key)
+    label = "sync runs due with no run record"
     since = s.last_run or window.end - s.missed * s.period
     silent = duration(window.end - since)
     last = f"its last run record was at {iso(s.last_run)}" if s.last_run else (
@@ -145,18 +146,7 @@ def sync_stopped_alert(s: StoppedJob, score: float, window: Window, created: dat
         period_minutes=number(s.period.total_seconds() / 60),
         collectors=list(s.collectors),
         collector_heard=bool(s.collectors),
-        features=[
-            ScoredFeature(
-                feature="sync_runs_missing",
-                label="sync runs due with no run record",
-                unit="runs",
-                observed=s.missed,
-                expected=number(s.share),
-                band=[0, MIN_SYNC_RUN - 1],
-                events=0,
-                p_value=p_value(s.p_value),
-            )
-        ],
+        features=[_runs_feature("sync_runs_missing", label, s.missed, s.share, 0, s.p_value)],
     )
     return service_alert(
         AnomalyKind.SYNC_JOB_STOPPED,
