@@ -16,7 +16,7 @@ from detectors.anomaly import scoring
 from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
 from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
-from detectors.anomaly.silence import CollectorSilence, Silence
+from detectors.anomaly.silence import HOLIDAY_REFERENCE, CollectorSilence, Silence
 from detectors.base import iso
 from soc.alerts.anomaly import (
     AnomalyKind,
@@ -269,7 +269,7 @@ def duration(delta: timedelta) -> str:
 def silence_alert(s: Silence, score: float, window: Window, created: datetime) -> Alert:
     where = place(s.key)
     silent_for = window.end - s.since
-    p = p_value(s.p_value)
+    holiday, p = s.holiday_scale < 1.0, p_value(s.p_value)
     silent = silent_feature(ScoredFeature, "events since the last one", s.expected, p_value=p)
     explanation = OutageExplanation(
         level=s.key.level.value,
@@ -281,12 +281,17 @@ def silence_alert(s: Silence, score: float, window: Window, created: datetime) -
         features=[silent],
         collectors=list(s.collectors),
         collector_heard=bool(s.collectors),
+        holiday_scale=number(s.holiday_scale) if holiday else None,
     )
     heard = (
         " Its collector is alive (heartbeat received), so the service itself is silent."
         if s.collectors
         else " No collector is known for this traffic."
     )
+    if holiday:  # why a holiday silence was judged as it was (silence.holiday_scale)
+        heard += (f" Public holiday: expected volume x{s.holiday_scale:.2g} in the holiday's hours "
+                  f"(this series' own traffic in the {duration(HOLIDAY_REFERENCE)} before the "
+                  "silence, against its usual), so a longer silence is needed.")  # fmt: skip
     run = duration(silent_for) if s.since_known else f"at least {duration(silent_for)}"
     return Alert(
         detector=Detector.ANOMALY,

@@ -116,6 +116,9 @@ class OutageExplanation(Explanation):
     features: list[ScoredFeature]
     collectors: list[str]
     collector_heard: bool
+    #: On a public holiday, the share of its usual volume the silence's holiday hours were
+    #: expected to carry (``detectors.anomaly.silence.holiday_scale``); None on other days.
+    holiday_scale: float | None = None
 
 
 class CollectorSilenceExplanation(Explanation):

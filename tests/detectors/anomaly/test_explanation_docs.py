@@ -68,6 +68,9 @@ def cases() -> dict[str, Alert]:
         s = Silence(key, T0 - timedelta(hours=2), 35.5, 2.2e-9, ("col-a",) if known else (), False,
                     timedelta(minutes=45), 17.25, known)  # fmt: skip
         out[name] = explain.silence_alert(s, 0.95, WINDOW, CREATED)
+    holiday = Silence(WARD, T0 - timedelta(hours=3), 12.5, 2.2e-9, ("col-a",), False,
+                      timedelta(hours=2, minutes=30), 4.5, True, 0.35)  # fmt: skip
+    out["outage-holiday"] = explain.silence_alert(holiday, 0.95, WINDOW, CREATED)
     c = CollectorSilence("col-a", (WARD, PROVINCE), T0 - timedelta(minutes=40), 210.0)
     out["collector-silence"] = explain.collector_alert(c, 0.7, WINDOW, CREATED)
     for name, ok in [("endpoint-down", T0 - timedelta(hours=1)), ("endpoint-down-never", None)]:
@@ -112,6 +115,17 @@ def documents() -> bytes:
 
 def test_every_kind_stores_the_same_document_as_before() -> None:
     assert documents() == FIXTURE.read_bytes()
+
+
+def test_a_holiday_silence_says_the_scale_it_was_judged_at() -> None:
+    """silence.holiday_scale in the alert's text and evidence, only on a holiday."""
+    alerts = cases()
+    holiday, plain = alerts["outage-holiday"], alerts["outage"]
+    assert "Public holiday: expected volume x0.35 in the holiday's hours" in holiday.summary
+    assert "in the 6 h before the silence" in holiday.summary
+    assert holiday.explanation["holiday_scale"] == 0.35
+    assert "holiday" not in plain.summary.lower()
+    assert plain.explanation["holiday_scale"] is None
 
 
 def test_every_stored_explanation_reads_back_through_its_model() -> None:
