@@ -30,6 +30,7 @@ import anomaly_report
 from elasticsearch import ApiError, Elasticsearch
 
 from detectors.anomaly import flows, live, probes, syncjob, syncstop, unsynced
+from detectors.anomaly import windows as step_windows
 from detectors.anomaly.baseline.model import Model
 from detectors.anomaly.features import Level, extract
 from detectors.anomaly.silence import find
@@ -101,14 +102,18 @@ def _timed_bucket(
     end: datetime,
 ) -> dict[str, float]:
     parts: dict[str, float] = {}
+    # One step as the job scores it: the step-long rows of the long window ending at the step
+    # (one read per level), then the step and the long window judged.
+    step = end - start
+    long = step_windows.long_window(settings, step)
     began = time.perf_counter()
-    rows = list(extract(es, indices, start, end, end - start, Level.COMMUNE))
+    rows = list(extract(es, indices, end - long, end, step, Level.COMMUNE))
     parts["features_commune"] = time.perf_counter() - began
     t = time.perf_counter()
-    rows += list(extract(es, indices, start, end, end - start, Level.PROVINCE))
+    rows += list(extract(es, indices, end - long, end, step, Level.PROVINCE))
     parts["features_province"] = time.perf_counter() - t
     t = time.perf_counter()
-    flows.judge_bucket(model, rows, start, end, settings)
+    step_windows.judge_step(model, rows, end, step, long, settings)
     parts["judge"] = time.perf_counter() - t
     t = time.perf_counter()
     lookback = timedelta(minutes=settings.anomaly_silence_lookback_minutes)

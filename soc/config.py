@@ -229,7 +229,18 @@ class Settings(BaseSettings):
 
     # --- anomaly model (detectors/anomaly) ---
     anomaly_bucket_minutes: int = Field(
-        default=15, ge=1, le=60, description="Scoring bucket of the anomaly model, minutes."
+        default=5,
+        ge=1,
+        le=60,
+        description="Step of the anomaly model, minutes: every step judges the step itself and "
+        "the long window ending at it (detectors/anomaly/windows.py).",
+    )
+    anomaly_long_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=60,
+        description="Longer window judged at every step (a multiple of the step): modest "
+        "failure-ratio rises need its events to be significant.",
     )
     anomaly_stream: bool = Field(
         default=True,
@@ -254,7 +265,7 @@ class Settings(BaseSettings):
     )
     anomaly_training_days: int = Field(default=7, ge=1, description="History the model learns.")
     anomaly_lateness_seconds: float = Field(
-        default=120.0, ge=0, description="Ingest delay awaited before a bucket is scored."
+        default=20.0, ge=0, description="Ingest delay awaited before a step is scored."
     )
     anomaly_alpha: float = Field(
         default=1e-7, gt=0, lt=0.01, description="Tail probability below which a bucket deviates."

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from detectors.anomaly import (
     syncjob,
     syncstop,
     unsynced,
+    windows,
 )
 from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Hourly, Model, fit
@@ -36,7 +37,6 @@ from detectors.anomaly.features import (
     Features,
     Key,
     Level,
-    extract,
     hourly_counts,
     totals,
 )
@@ -135,40 +135,6 @@ def train(
 
 
 # ------------------------------------------------------------------ scoring
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """The deviating rows of one bucket, before they become alerts."""
-
-    row: Features
-    deviations: list[scoring.Deviation]
-    score: float
-    baseline_source: str
-
-
-def judge_bucket(
-    model: Model, rows: list[Features], start: datetime, end: datetime, settings: Settings
-) -> list[Judged]:
-    out: list[Judged] = []
-    for row in rows:
-        base = model.baseline(row.key)
-        if base is None:
-            continue
-        expected = model.expected(row.key, base, start, end)
-        found = scoring.judge(
-            row,
-            base,
-            expected,
-            alpha=settings.anomaly_alpha,
-            min_events=settings.anomaly_min_events,
-            min_failures=settings.anomaly_min_failures,
-        )
-        if found:
-            out.append(
-                Judged(row, found, scoring.score(found, settings.anomaly_alpha), base.source)
-            )
-    return out
-
-
 def _previous_since(es: Elasticsearch, indices: Indices, start: datetime) -> dict[str, str]:
     """``since`` of the anomaly alerts of the bucket just before, by group: deviations chain."""
     query = {
@@ -212,17 +178,20 @@ def bucket_alerts(
     """Score one bucket: deviations of the keys with traffic, silences, failing health probes,
     dossiers left unsynced and the sync jobs' runs."""
     start, end = window.start, window.end
-    rows = [r for level in Level for r in extract(es, indices, start, end, end - start, level)]
-    judged = judge_bucket(model, rows, start, end, settings)
+    step, long = end - start, windows.long_window(settings, end - start)
+    rows = windows.rows(es, indices, end - long, end, step)
+    judged = windows.judge_step(model, rows, end, step, long, settings)
     chained = _previous_since(es, indices, start)
     alerts: list[Alert] = []
     for j in judged:
         kind = scoring.primary(j.deviations).kind
         since_text = chained.get(_chain_key(kind.rule_id, explain.group(j.row.key)))
-        since = timeutil.parse(since_text) if since_text else start
+        since = timeutil.parse(since_text) if since_text else j.start
+        # The alert's window is the one judged (the step, or the long window ending at it).
+        judged_window = Window(start=j.start, end=end)
         alerts.append(
             explain.deviation_alert(
-                j.row, j.deviations, j.score, window, since, j.baseline_source, created
+                j.row, j.deviations, j.score, judged_window, since, j.baseline_source, created
             )
         )
     lookback = timedelta(minutes=settings.anomaly_silence_lookback_minutes)

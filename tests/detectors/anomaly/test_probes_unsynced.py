@@ -135,7 +135,13 @@ def world(
     w = dict(zip("ABCDEF", catalogue().wards_of("01")[:6], strict=True))
     var_dir = tmp_path_factory.mktemp("anomaly-probes")
     events = [*_probes(w), *_dossiers(w), *_boundary(catalogue().wards_of("08")[:3])]
-    with trained(es, es_url, var_dir, events, T) as (settings, indices, model, path):
+    # One 15-minute step per evaluated window, as these tests count (5-minute steps: test_windows).
+    with trained(es, es_url, var_dir, events, T, anomaly_bucket_minutes=15) as (
+        settings,
+        indices,
+        model,
+        path,
+    ):
         yield World(settings, indices, model, path, w)
 
 
