@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly.flows import evaluate, run_due
+from detectors.anomaly import flows
+from detectors.anomaly.flows import done_until, evaluate, run_due, save_checkpoint
 from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.es.indices import Indices
@@ -122,3 +123,15 @@ def test_a_healthy_busy_hour_and_the_night_raise_nothing(es: Elasticsearch, busy
     # The night (6 an hour): nothing about G (F's outage goes on, as it should).
     night = _steps(es, busy, T + 15 * h, T + 16 * h)
     assert [a for a in night if a.place and a.place.ward_code == busy.g] == []
+
+
+def test_a_catch_up_is_bounded_per_run(
+    es: Elasticsearch, busy: Busy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flows, "MAX_STEPS_PER_RUN", 2)
+    save_checkpoint(es, busy.indices, T + timedelta(hours=6), 0)
+    later = T + timedelta(hours=7, seconds=30)
+    run_due(es, busy.indices, busy.settings, model=busy.model, now=later)
+    assert done_until(es, busy.indices) == T + timedelta(hours=6, minutes=10)
+    run_due(es, busy.indices, busy.settings, model=busy.model, now=later)
+    assert done_until(es, busy.indices) == T + timedelta(hours=6, minutes=20)
