@@ -8,11 +8,10 @@ the last ``anomaly_long_window_minutes`` (15 by default: a modest ratio rise nee
 events to be significant), under the same ``anomaly_alpha``; both expectations come from the
 same hourly baseline (:meth:`Model.expected` integrates the shape over any span). The long
 window is not read again: one composite aggregation at the step's granularity over the long
-window gives its step-long rows, summed here. Counts and ratios sum exactly; the long window's
-95th percentile latency is taken as the lowest of its steps' (if every step has more than 5 %
-of its events above a bound, so has the whole window: a lower bound, so never a false
-slowdown). A key deviating in both windows gives one finding (the short window's, whose
-``since`` is the nearer). No alerting and no I/O besides :func:`rows`.
+window gives its step-long rows, summed here. Counts, ratios and the slow-request counts of
+the latency test sum exactly; the long window's percentiles (context for people only) are the
+lowest of its steps'. A key deviating in both windows gives one finding (the short window's,
+whose ``since`` is the nearer). No alerting and no I/O besides :func:`rows`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from elasticsearch import Elasticsearch
 
 from detectors.anomaly import scoring
 from detectors.anomaly.baseline.model import Model
-from detectors.anomaly.features import Features, Key, Level, extract
+from detectors.anomaly.features import Features, Key, Level, add_slower, extract
 from soc.config import Settings
 from soc.errors import ConfigError
 from soc.es.indices import Indices
@@ -62,7 +61,7 @@ def rows(
 
 
 def combine(key: Key, parts: list[Features], start: datetime) -> Features:
-    """One row for a window from its step-long rows (see the module docstring for latency)."""
+    """One row for a window from its step-long rows (percentiles: see the module docstring)."""
     counts: dict[str, int] = defaultdict(int)
     for p in parts:
         for name, value in p.counts.items():
@@ -79,6 +78,7 @@ def combine(key: Key, parts: list[Features], start: datetime) -> Features:
         users=max(p.users for p in parts),
         ips=max(p.ips for p in parts),
         collectors=tuple(sorted({c for p in parts for c in p.collectors})),
+        slower=add_slower(parts),
     )
 
 
