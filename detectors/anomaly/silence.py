@@ -19,16 +19,9 @@ are asked for any sign of life in the bucket (a ``collector.heartbeat`` event or
 their ``soc.collector.id``). If none of them was heard, the cause is the collector, not the
 service, and a single collector-silence finding is raised instead.
 
-A public holiday takes a Sunday's slot of the shape (:func:`~detectors.anomaly.baseline.model.
-hour_of_week`), but its volume is uncertain: Tết is a fraction of a Sunday, comes once a year, and
-no week of training can learn it. So a silent run that touches a holiday is judged at the volume
-the key itself carried in the hours before it (:data:`HOLIDAY_REFERENCE`), against what the
-shape expected then (:func:`holiday_scale`: a conservative lower bound of that ratio, at most
-:data:`HOLIDAY_MAX_SCALE`, as those hours are often another kind of day, the working eve or the
-Sunday before): a day quieter than the slot needs a longer silence, a service that carried its
-usual traffic and stopped is still an outage in at most twice its usual time, and a key with no
-traffic in those hours
-proves no silence on a holiday (its collector's heartbeat and the health probes still speak).
+A public holiday takes a Sunday's slot of the shape, but its volume is uncertain: a silent run
+that touches one is judged at the volume the key itself carried before it
+(:mod:`detectors.anomaly.silence_holiday`).
 This module does not write.
 """
 
@@ -45,7 +38,6 @@ from elasticsearch import Elasticsearch
 from detectors.anomaly.baseline.model import (
     HOUR,
     MIN_HISTORY_HOURS,
-    VIETNAM_OFFSET,
     Baseline,
     Model,
 )
@@ -57,7 +49,12 @@ from detectors.anomaly.features import (
     event_indices,
     traffic_query,
 )
-from detectors.anomaly.stream.season import VIETNAM
+from detectors.anomaly.silence_holiday import (
+    holiday_hour,
+    holiday_scales,
+    scaled_expected,
+    touches_holiday,
+)
 from detectors.base import iso
 from soc.es.indices import Indices
 
@@ -82,7 +79,8 @@ class Silence:
     rate: float = 0.0
     since_known: bool = True
     #: On a holiday, the share of the shape's expectation the key carried before its silence
-    #: (:func:`holiday_scale`); ``expected``, ``needed`` and ``rate`` already include it.
+    #: (:func:`~detectors.anomaly.silence_holiday.holiday_scale`); ``expected``, ``needed`` and
+    #: ``rate`` already include it.
     holiday_scale: float = 1.0
 
 
@@ -170,14 +168,15 @@ def needed_silence(
     The run ending at ``end`` over which the baseline expects ``dispersion * ln(1/alpha)``
     events, walked back hour by hour (the rate follows the hour of the week); ``None`` when even
     ``limit`` is not enough (a quiet hour, or a series too small to prove a silence).
-    ``scale`` multiplies the baseline in a holiday's hours (its :func:`holiday_scale`).
+    ``scale`` multiplies the baseline in a holiday's hours (its
+    :func:`~detectors.anomaly.silence_holiday.holiday_scale`).
     """
     target = base.dispersion * math.log(1 / alpha)
     total, at, floor_ = 0.0, end, end - limit
     while at > floor_:
         step_start = max(floor_, _hour_before(at))
         rate = base.level * model.factor(key.service, step_start)
-        if scale != 1.0 and _holiday_hour(step_start):
+        if scale != 1.0 and holiday_hour(step_start):
             rate *= scale
         part = rate * ((at - step_start) / HOUR)
         if rate > 0 and total + part >= target:
@@ -249,9 +248,9 @@ def find(
             on_holiday.append((key, base, since, last))
             continue
         outages.append(_silence(model, key, base, since, last, bucket_start, bucket_end, alpha))
-    scales = _holiday_scales(es, indices, model, on_holiday)
+    scales = holiday_scales(es, indices, model, on_holiday)
     for (key, base, since, last), scale in zip(on_holiday, scales, strict=True):
-        expected = _expected(model, key, base, since, bucket_end, scale)
+        expected = scaled_expected(model, key, base, since, bucket_end, scale)
         if expected / base.dispersion > threshold:
             outages.append(
                 _silence(model, key, base, since, last, bucket_start, bucket_end, alpha, scale)
@@ -276,7 +275,7 @@ def _silence(
     scale: float = 1.0,
 ) -> Silence:
     """The finding of a silent run judged improbable (its collectors not asked yet)."""
-    expected = _expected(model, key, base, since, bucket_end, scale)
+    expected = scaled_expected(model, key, base, since, bucket_end, scale)
     needed = needed_silence(model, key, base, bucket_end, alpha, bucket_end - since, scale)
     return Silence(
         key,
@@ -288,103 +287,10 @@ def _silence(
         needed or bucket_end - since,
         base.level
         * model.factor(key.service, bucket_start)
-        * (scale if _holiday_hour(bucket_start) else 1.0),
+        * (scale if holiday_hour(bucket_start) else 1.0),
         last is not None,
         scale,
     )
-
-
-#: How far before a holiday silence the key's own traffic is compared with the shape's.
-HOLIDAY_REFERENCE = timedelta(hours=6)
-#: Standard deviations below the observed count (quasi-Poisson) the holiday volume is taken at.
-HOLIDAY_SIGMAS = 2.0
-#: The most of the slot a holiday is trusted with: the hours before a silence are often another
-#: kind of day (the working eve, the Sunday before the day off).
-HOLIDAY_MAX_SCALE = 0.5
-
-
-def touches_holiday(start: datetime, end: datetime) -> bool:
-    """Whether ``[start, end)`` overlaps a public holiday of Vietnam on a working day (local
-    dates; a weekend already has its own slots)."""
-    day = (start.astimezone(UTC) + VIETNAM_OFFSET).date()
-    last = (end.astimezone(UTC) - timedelta(milliseconds=1) + VIETNAM_OFFSET).date()
-    while day <= last:
-        if day.weekday() < 5 and VIETNAM.rest_day(day):
-            return True
-        day += timedelta(days=1)
-    return False
-
-
-def _holiday_hour(at: datetime) -> bool:
-    local = at.astimezone(UTC) + VIETNAM_OFFSET
-    return local.weekday() < 5 and VIETNAM.rest_day(local.date())
-
-
-def _expected(
-    model: Model, key: Key, base: Baseline, start: datetime, end: datetime, scale: float
-) -> float:
-    """:meth:`Model.expected` over ``[start, end)``, its holiday hours times ``scale``."""
-    if scale == 1.0:
-        return model.expected(key, base, start, end)
-    total, at = 0.0, start
-    while at < end:
-        step_end = min(end, at.replace(minute=0, second=0, microsecond=0) + HOUR)
-        part = model.expected(key, base, at, step_end)
-        total += part * scale if _holiday_hour(at) else part
-        at = step_end
-    return total
-
-
-def holiday_scale(observed: int, expected: float, dispersion: float) -> float:
-    """The share of the shape's expectation a key carries on a holiday, from ``observed``
-    events where the shape ``expected`` before its silence: the count taken
-    :data:`HOLIDAY_SIGMAS` quasi-Poisson deviations low, so a few events never vouch for a
-    busy day; 0 with nothing to go on, never above :data:`HOLIDAY_MAX_SCALE`."""
-    if expected <= 0 or observed <= 0:
-        return 0.0
-    low = observed - HOLIDAY_SIGMAS * math.sqrt(dispersion * observed)
-    return min(HOLIDAY_MAX_SCALE, max(0.0, low / expected))
-
-
-def _holiday_scales(
-    es: Elasticsearch,
-    indices: Indices,
-    model: Model,
-    runs: list[tuple[Key, Baseline, datetime, datetime | None]],
-) -> list[float]:
-    """:func:`holiday_scale` of each silent run: its key's events in the
-    :data:`HOLIDAY_REFERENCE` before the run (one search, a filter per run)."""
-    if not runs:
-        return []
-    known = [(i, r) for i, r in enumerate(runs) if r[3] is not None]
-    scales = [0.0] * len(runs)
-    if not known:
-        return scales
-    start = min(since for _, (_, _, since, _) in known) - HOLIDAY_REFERENCE
-    end = max(since for _, (_, _, since, _) in known)
-    filters: dict[str, Any] = {}
-    for i, (key, _, since, _) in known:
-        must: list[dict[str, Any]] = [
-            {"term": {"locality.province.code": key.province}},
-            {"range": {"@timestamp": {"gte": iso(since - HOLIDAY_REFERENCE), "lt": iso(since)}}},
-        ]
-        if key.ward is not None:
-            must.append({"term": {"locality.ward.code": key.ward}})
-        if key.service != ALL_SERVICES:
-            must.append({"term": {"service.name": key.service}})
-        filters[str(i)] = {"bool": {"filter": must}}
-    answer = es.search(
-        index=event_indices(indices, start, end),
-        size=0,
-        query=traffic_query(start, end, Level.PROVINCE),
-        aggs={"runs": {"filters": {"filters": filters}}},
-        ignore_unavailable=True,
-    )
-    buckets = answer["aggregations"]["runs"]["buckets"]
-    for i, (key, base, since, _) in known:
-        shape = model.expected(key, base, since - HOLIDAY_REFERENCE, since)
-        scales[i] = holiday_scale(int(buckets[str(i)]["doc_count"]), shape, base.dispersion)
-    return scales
 
 
 def _by_collector(silences: list[Silence]) -> list[CollectorSilence]:

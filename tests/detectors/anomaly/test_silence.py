@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly import silence
+from detectors.anomaly import silence, silence_holiday
 from detectors.anomaly.features import ALL_SERVICES, Key, Level
 from detectors.anomaly.flows import evaluate
-from detectors.anomaly.silence import last_seen, needed_silence, touches_holiday
+from detectors.anomaly.silence import last_seen, needed_silence
+from detectors.anomaly.silence_holiday import touches_holiday
 from soc.alerts.models import Alert
 from soc.events.service import index_events
 from tests.detectors.anomaly.conftest import T, World
@@ -215,7 +216,7 @@ def test_on_a_holiday_a_silence_is_judged_at_the_days_own_volume(
         es.options(ignore_status=404).indices.delete(index=",".join(sorted(days)))
     found = {o.key: o for o in outages}
     outage = found[_key(world, "D")]
-    assert outage.holiday_scale == silence.HOLIDAY_MAX_SCALE
+    assert outage.holiday_scale == silence_holiday.HOLIDAY_MAX_SCALE
     # Only the holiday's hours are scaled: on the working day after, the usual silence.
     dkey, alpha = _key(world, "D"), world.settings.anomaly_alpha
     base = world.model.baselines[dkey]
