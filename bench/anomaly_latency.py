@@ -136,8 +136,8 @@ def main() -> None:
         cost(es, indices, score_start, train_start, args.cost)
         return
     began = time.perf_counter()
-    hourly, totals = flows.training_data(es, indices, train_start, score_start)
-    model = fit(hourly, totals, train_start, score_start)
+    hourly, totals, clumps = flows.training_data(es, indices, train_start, score_start)
+    model = fit(hourly, totals, train_start, score_start, clumps)
     print(f"trained in {time.perf_counter() - began:.0f} s: {len(model.baselines)} series")
     tests: dict[str, Callable[[Features, Baseline], bool]] = {
         "before (p95 > 4x usual p95, >= 10 events)": lambda r, b: old_test(

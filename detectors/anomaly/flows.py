@@ -34,6 +34,7 @@ from detectors.anomaly.baseline import persistence
 from detectors.anomaly.baseline.model import Hourly, Model, fit
 from detectors.anomaly.features import (
     ALL_SERVICES,
+    Clumps,
     Features,
     Key,
     Level,
@@ -79,19 +80,21 @@ def training_data(
     start: datetime,
     end: datetime,
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[Hourly], list[Features]]:
-    """Hourly counts (a day at a time, for progress) and per-key totals of ``[start, end)``."""
+) -> tuple[list[Hourly], list[Features], Clumps]:
+    """Hourly counts (a day at a time, for progress), per-key totals and per-key clumps
+    (all-services keys included) of ``[start, end)``."""
     hourly: list[Hourly] = []
+    clumps: Clumps = {}
     day = start
     while day < end:
         stop = min(end, day + timedelta(days=1))
         for level in Level:
-            hourly.extend(hourly_counts(es, indices, day, stop, level))
+            hourly.extend(hourly_counts(es, indices, day, stop, level, clumps=clumps))
         if progress:
             progress(int((stop - day) / timedelta(hours=1)))
         day = stop
     rows = [row for level in Level for row in totals(es, indices, start, end, level)]
-    return hourly + all_services(hourly), rows
+    return hourly + all_services(hourly), rows, clumps | all_services_clumps(clumps)
 
 
 def all_services(hourly: list[Hourly]) -> list[Hourly]:
@@ -100,6 +103,17 @@ def all_services(hourly: list[Hourly]) -> list[Hourly]:
     for key, hour, count in hourly:
         sums[(Key(key.level, key.province, key.ward, ALL_SERVICES), hour)] += count
     return [(key, hour, count) for (key, hour), count in sums.items()]
+
+
+def all_services_clumps(clumps: Clumps) -> Clumps:
+    """The all-services keys' clumps: their services' summed (a client of two services in one
+    hour counts twice, so the clump size is never overstated)."""
+    sums: Clumps = {}
+    for key, (events, count) in clumps.items():
+        tally = sums.setdefault(Key(key.level, key.province, key.ward, ALL_SERVICES), [0, 0])
+        tally[0] += events
+        tally[1] += count
+    return sums
 
 
 def train(
@@ -114,8 +128,8 @@ def train(
     """Fit a model on the ``days`` (default: the setting) before ``end``, and save it."""
     end = floor(end, timedelta(hours=1))
     start = end - timedelta(days=days or settings.anomaly_training_days)
-    hourly, rows = training_data(es, indices, start, end, progress)
-    model = fit(hourly, rows, start, end)
+    hourly, rows, clumps = training_data(es, indices, start, end, progress)
+    model = fit(hourly, rows, start, end, clumps)
     probed = probes.totals(es, indices, start, end)
     # The last day is enough to learn how often a dossier is left unsynced past the grace.
     dossiers, lost = unsynced.training_share(

@@ -68,6 +68,7 @@ def to_dict(model: Model) -> dict[str, Any]:
                 "slow_share": b.slow_share,
                 "collectors": list(b.collectors),
                 "dispersion": b.dispersion,
+                "clump": b.clump,
             }
             for key, b in model.baselines.items()
         },
@@ -95,6 +96,8 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
                 slow_share=float(b["slow_share"]),
                 collectors=tuple(b["collectors"]),
                 dispersion=float(b["dispersion"]),
+                # Saved before clumps were counted: its dispersion is as it was trained.
+                clump=float(b.get("clump", 1.0)),
             )
             for text, b in data["baselines"].items()
         }
