@@ -16,7 +16,8 @@ from detectors.anomaly import scoring
 from detectors.anomaly.features import ALL_SERVICES, Features, Key, Level
 from detectors.anomaly.probes import Failing
 from detectors.anomaly.scoring import Deviation
-from detectors.anomaly.silence import HOLIDAY_REFERENCE, CollectorSilence, Silence
+from detectors.anomaly.silence import CollectorSilence, Silence
+from detectors.anomaly.silence_holiday import HOLIDAY_REFERENCE
 from detectors.base import iso
 from soc.alerts.anomaly import (
     AnomalyKind,
