@@ -165,7 +165,9 @@ def main() -> None:
                             f"{row.key.text()} {at + timedelta(hours=7):%a %H:%M} local: "
                             f"n={row.count} p95={row.p95_ms or 0:.0f} ms (usual "
                             f"{base.p95_ms or 0:.0f}/{base.p99_ms or 0:.0f}), slow rung "
-                            f"{base.slow_ms} ms share {base.slow_share:.4f}, slow {share:.2f} "
+                            f"{base.slow_ms} ms shares "
+                            f"{[f'{x:.1e}' for x in base.slow_shares[:4]]}, "
+                            f"slow {share:.2f} {dev.label if dev else ''} "
                             f"p={p:.1e}"
                         )
         at += BUCKET

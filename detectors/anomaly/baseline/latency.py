@@ -5,8 +5,9 @@ Training counts each key's events at or above every rung of
 that at most :data:`SLOW_SHARE` of its events reached, the shares shrunk towards the service's
 national shares (``PRIOR_WEIGHT`` pseudo-events, as the ratios are) so a commune with a handful
 of timed events is not given an extreme band. The latency test then counts a bucket's events at
-or above that rung against the learnt share: a binomial tail, like the failure ratios, which
-holds at holiday and night volumes where a 95th percentile over ten events means little.
+or above that rung, and at or above each higher rung, against the learnt shares: binomial tails,
+like the failure ratios', which hold at holiday and night volumes where a 95th percentile over
+ten events means little.
 Pure computation: no Elasticsearch.
 """
 
@@ -38,18 +39,20 @@ def national(rows: Iterable[Features]) -> dict[str, tuple[float, ...]]:
 
 def slow_rung(
     slower: tuple[int, ...], prior: tuple[float, ...] | None, weight: float
-) -> tuple[float, float] | None:
-    """``(rung in ms, shrunk share of events at or above it)`` for one key's training counts,
-    or ``None`` when nothing is known of its latency."""
+) -> tuple[float, tuple[float, ...]] | None:
+    """``(slow rung in ms, shrunk shares of events at or above it and each rung above)`` for one
+    key's training counts, or ``None`` when nothing is known of its latency."""
     timed = slower[0] if slower else 0
     if timed == 0 and prior is None:
         return None
     pseudo = weight if prior is not None else 0.0
+    shares = [
+        ((slower[i] if slower else 0) + pseudo * (prior[i] if prior else 0.0)) / (timed + pseudo)
+        for i in range(len(LATENCY_RUNGS_MS))
+    ]
     for i in range(1, len(LATENCY_RUNGS_MS)):
-        above = slower[i] if slower else 0
-        share = (above + pseudo * (prior[i] if prior else 0.0)) / (timed + pseudo)
-        if share <= SLOW_SHARE:
-            return LATENCY_RUNGS_MS[i], share
+        if shares[i] <= SLOW_SHARE:
+            return LATENCY_RUNGS_MS[i], tuple(shares[i:])
     return None
 
 

@@ -5,7 +5,8 @@ mean 1) is pooled over every province for a service, so it is well estimated fro
 *level* (events per hour) is the key's own. Ratios (5xx, 401/403, failures, OTP failures) keep
 their training totals, shrunk towards the service's national rate so a commune with few events
 does not get an extreme baseline. Latency keeps the 95th and 99th percentiles of the period (for
-people) and the key's *slow rung* with the share of its events that reached it (for the test; see
+people) and the key's *slow rung* with the shares of its events that reached it and each rung
+above it (for the test; see
 :mod:`detectors.anomaly.baseline.latency`).
 
 Cold start: a key the model has not seen (or has seen for less than a day) borrows the median
@@ -75,10 +76,11 @@ class Baseline:
     #: Variance over mean of the key's counts (quasi-Poisson), at least its clump size: see
     #: :func:`_dispersion`.
     dispersion: float = 1.0
-    #: Slow for this key: events at or above ``slow_ms`` (a rung of the latency ladder), which
-    #: ``slow_share`` of its training events reached (``None``: latency never seen).
+    #: Slow for this key: events at or above ``slow_ms`` (a rung of the latency ladder; ``None``:
+    #: latency never seen); ``slow_shares``: the shares of its training events at or above that
+    #: rung and each rung above it.
     slow_ms: float | None = None
-    slow_share: float = 0.0
+    slow_shares: tuple[float, ...] = ()
     #: Mean events per clump (one client within an hour) in training; 1 when unknown (a model
     #: saved before clumps were counted).
     clump: float = 1.0
@@ -149,7 +151,7 @@ class Model:
             p95_ms=province.p95_ms,
             p99_ms=province.p99_ms,
             slow_ms=province.slow_ms,
-            slow_share=province.slow_share,
+            slow_shares=province.slow_shares,
             collectors=own.collectors if own else province.collectors,
             source=PEERS,
         )
@@ -321,7 +323,7 @@ def _baseline(
         p95_ms=row.p95_ms,
         p99_ms=row.p99_ms,
         slow_ms=slow[0] if slow else None,
-        slow_share=slow[1] if slow else 0.0,
+        slow_shares=slow[1] if slow else (),
         collectors=tuple(sorted(row.collectors)),
         dispersion=_dispersion(
             hours, shape, level, row.count, int((end - start) / HOUR), squares, clump

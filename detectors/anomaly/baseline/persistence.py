@@ -65,7 +65,7 @@ def to_dict(model: Model) -> dict[str, Any]:
                 "p95_ms": b.p95_ms,
                 "p99_ms": b.p99_ms,
                 "slow_ms": b.slow_ms,
-                "slow_share": b.slow_share,
+                "slow_shares": list(b.slow_shares),
                 "collectors": list(b.collectors),
                 "dispersion": b.dispersion,
                 "clump": b.clump,
@@ -93,7 +93,7 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
                 p95_ms=b["p95_ms"],
                 p99_ms=b["p99_ms"],
                 slow_ms=b["slow_ms"],
-                slow_share=float(b["slow_share"]),
+                slow_shares=tuple(float(x) for x in b["slow_shares"]),
                 collectors=tuple(b["collectors"]),
                 dispersion=float(b["dispersion"]),
                 # Saved before clumps were counted: its dispersion is as it was trained.
