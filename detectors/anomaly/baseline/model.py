@@ -28,7 +28,7 @@ from detectors.anomaly.features import ALL_SERVICES, RATIOS, Clumps, Features, K
 from detectors.anomaly.stream.season import VIETNAM
 
 #: Bumped whenever the persisted shape or the meaning of a field changes.
-MODEL_VERSION = 4
+MODEL_VERSION = 5
 HOURS_OF_WEEK = 168
 HOUR = timedelta(hours=1)
 VIETNAM_OFFSET = timedelta(minutes=VIETNAM.utc_offset_minutes)
