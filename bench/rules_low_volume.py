@@ -19,6 +19,16 @@ What it does, in a fresh index prefix (deleted afterwards unless ``--keep``):
   hour and a half, ``event.ingested`` one second after each event, so what a tick sees is what a
   live run would have seen. Reported: the time from the outage's start to its first alert, per
   province, and every alert outside an outage (false alerts).
+
+``--rules`` runs other ratio rules the same way, each with its service's events (:data:`SHAPES`):
+``otp_send_failure_carrier`` (OTP SMS over five carriers; the outage: every MobiFone SMS of the
+province fails), ``national_db_lookup_failing`` (look-ups in four databases; the outage: the
+population database refuses or times out on every look-up), ``web_access_denied_burst`` (a
+portal's access log, 4% refused as usual; the outage: single sign-on broken, every request 403),
+one report for all (``--report``)::
+
+    .venv/bin/python bench/rules_low_volume.py --report bench/reports/rules-low-volume-ratio3.md \
+      --rules otp_send_failure_carrier,national_db_lookup_failing,web_access_denied_burst
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import platform
 import random
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,80 +62,161 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "bench" / "reports" / "rules-low-volume.md"
 RULE = "service_failure_ratio"
 RATES = (13, 26, 39, 60, 120)
-#: Quiet provinces (code, events an hour at night, outage kind): every province but Hà Nội,
-#: rates and kinds in turn (timeouts only; 67% timeouts and 33% 502s).
-QUIET = [(p.code, RATES[n % len(RATES)], ("timeout", "mixed")[n // len(RATES) % 2])
-         for n, p in enumerate(p for p in catalogue().provinces if p.code != "01")]  # fmt: skip
 BUSY = ("01", 600)
+#: A failure class, its share (usual failures) or weight (an outage's), its code (a web status).
+Failing = tuple[tuple[str, float, str], ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The events of one rule's service: a request, how it usually fails, how an outage fails
+    it (each kind in turn over the quiet provinces), and the group field it is split by."""
+
+    service: str
+    dataset: str
+    category: str
+    action: str | None
+    usual: Failing
+    outages: tuple[tuple[str, Failing], ...]
+    #: The field the rule groups by besides the place, its values and weights, and the value
+    #: whose requests the outage hits (None: the field is left out, every request is hit).
+    field: tuple[str, tuple[tuple[str, int], ...], str] | None = None
+    web: bool = False  # an access log: failures are HTTP statuses
+
+
 TIMEOUT, SERVER = 0.003, 0.002
+SHAPES = {
+    RULE: Shape("vneid", "vneid.auth", "authentication", "login",
+                (("timeout", TIMEOUT, "TIMEOUT"), ("server_error", SERVER, "VNEID-502")),
+                (("timeout", (("timeout", 1, "TIMEOUT"),)),
+                 ("mixed", (("timeout", 2, "TIMEOUT"), ("server_error", 1, "VNEID-502"))))),
+    "otp_send_failure_carrier": Shape(
+        "otp-gateway", "otp-gateway.sms", "authentication", "otp-send",
+        (("timeout", 0.005, "SMS_TIMEOUT"), ("delivery", 0.01, "SMS_UNDELIVERABLE")),
+        (("carrier", (("delivery", 1, "SMS_DELIVERY_FAILED"),)),),
+        ("soc.otp.carrier", (("viettel", 52), ("vinaphone", 24), ("mobifone", 18),
+                             ("itelecom", 3), ("vietnamobile", 3)), "mobifone")),
+    "national_db_lookup_failing": Shape(
+        "national-db", "national-db.lookup", "database", "db-lookup",
+        (("timeout", 0.003, "DB_TIMEOUT"), ("not_found", 0.003, "NOT_FOUND")),
+        (("refused", (("refused", 1, "DB_UNREACHABLE"),)),
+         ("mixed", (("refused", 1, "DB_UNREACHABLE"), ("timeout", 1, "DB_TIMEOUT")))),
+        ("soc.db.name", (("population", 70), ("land", 10), ("business", 10),
+                         ("civil_status", 10)), "population")),
+    "web_access_denied_burst": Shape(
+        "web-portal", "web-portal.access", "web", None,
+        (("auth_rejected", 0.04, "401"), ("not_found", 0.02, "404")),
+        (("sso", (("auth_rejected", 1, "403"),)),), web=True),
+}  # fmt: skip
 
 
-def _event(rng: random.Random, at: datetime, province: str, failure: str | None) -> dict[str, Any]:
+def _quiet(shape: Shape) -> list[tuple[str, int, str]]:
+    """Quiet provinces (code, events an hour at night, outage kind): every province but Hà Nội,
+    rates and the shape's outage kinds in turn."""
+    kinds = [name for name, _ in shape.outages]
+    return [(p.code, RATES[n % len(RATES)], kinds[n // len(RATES) % len(kinds)])
+            for n, p in enumerate(p for p in catalogue().provinces if p.code != "01")]  # fmt: skip
+
+
+def _event(
+    rng: random.Random, shape: Shape, at: datetime, province: str, value: str | None,
+    failure: tuple[str, str] | None,
+) -> dict[str, Any]:  # fmt: skip
     name = catalogue().province(province).name
+    event = {"kind": "event", "category": [shape.category], "dataset": shape.dataset,
+             "outcome": "failure" if failure else "success",
+             "ingested": iso(at + timedelta(seconds=1))}  # fmt: skip
+    if shape.action:
+        event["action"] = shape.action
     doc: dict[str, Any] = {
-        "@timestamp": iso(at),
-        "event": {"kind": "event", "category": ["authentication"], "dataset": "vneid.auth",
-                  "action": "login", "outcome": "failure" if failure else "success",
-                  "ingested": iso(at + timedelta(seconds=1))},
-        "service": {"name": "vneid"},
+        "@timestamp": iso(at), "event": event, "service": {"name": shape.service},
         "locality": {"province": {"code": province, "name": name}},
         "source": {"ip": f"113.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"},
     }  # fmt: skip
+    if shape.field and value is not None:
+        *parents, leaf = shape.field[0].split(".")
+        node = doc
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    if shape.web:
+        doc["http"] = {"response": {"status_code": int(failure[1]) if failure else 200}}
     if failure:
-        doc["error"] = {"type": failure, "code": "TIMEOUT" if failure == "timeout" else "VNEID-502"}
+        doc["error"] = {"type": failure[0], **({} if shape.web else {"code": failure[1]})}
     return doc
 
 
 def _stream(
-    rng: random.Random, province: str, rate: float, start: datetime, end: datetime, outage: str = ""
-) -> list[dict[str, Any]]:
-    """Poisson arrivals at ``rate`` an hour; each fails as usual, or always during an outage."""
+    rng: random.Random, shape: Shape, province: str, rate: float, start: datetime, end: datetime,
+    outage: str = "",
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Poisson arrivals at ``rate`` an hour; each fails as usual, or always during an outage
+    (only those of the hit value of the shape's field)."""
+    kinds = dict(shape.outages)
     out: list[dict[str, Any]] = []
     at = start
     while True:
         at += timedelta(seconds=rng.expovariate(rate / 3600))
         if at >= end:
             return out
-        roll = rng.random()
-        if outage == "timeout":
-            failure: str | None = "timeout"
-        elif outage == "mixed":
-            failure = "timeout" if roll < 2 / 3 else "server_error"
+        value = None
+        if shape.field:
+            names, weights = zip(*shape.field[1], strict=True)
+            value = rng.choices(names, weights)[0]
+        failure: tuple[str, str] | None = None
+        if outage and (shape.field is None or value == shape.field[2]):
+            cls, _, code = rng.choices(kinds[outage], [w for _, w, _ in kinds[outage]])[0]
+            failure = (cls, code)
         else:
-            failure = (
-                "timeout" if roll < TIMEOUT else "server_error" if roll < TIMEOUT + SERVER else None
-            )
-        out.append(_event(rng, at, province, failure))
+            roll = rng.random()
+            for cls, share, code in shape.usual:
+                if roll < share:
+                    failure = (cls, code)
+                    break
+                roll -= share
+        out.append(_event(rng, shape, at, province, value, failure))
 
 
 def _load(
-    es: Elasticsearch, indices: Indices, t: datetime, days: int, seed: int
+    es: Elasticsearch, indices: Indices, shape: Shape, t: datetime, days: int, seed: int
 ) -> tuple[int, dict[str, list[float]]]:
     """Index the events; the count, and the seconds after ``t`` of each province's failures."""
     rng = random.Random(seed)
     live, end = t - timedelta(hours=1), t + timedelta(minutes=30)
     events: list[dict[str, Any]] = []
     failed: dict[str, list[float]] = {}
-    for code, rate, kind in QUIET:
-        events += _stream(rng, code, rate, t - timedelta(days=days), t)
-        outage = _stream(rng, code, rate, t, end, kind)
+    for code, rate, kind in _quiet(shape):
+        events += _stream(rng, shape, code, rate, t - timedelta(days=days), t)
+        outage = _stream(rng, shape, code, rate, t, end, kind)
         events += outage
-        failed[code] = [(_at(e) - t).total_seconds() for e in outage]
+        failed[code] = [(_at(e) - t).total_seconds() for e in outage if _hit(shape, e)]
     code, rate = BUSY
-    events += _stream(rng, code, rate, t - timedelta(days=days), live)
-    events += _stream(rng, code, 3 * rate, live, end)
+    events += _stream(rng, shape, code, rate, t - timedelta(days=days), live)
+    events += _stream(rng, shape, code, 3 * rate, live, end)
     written = index_events(es, indices, events, refresh=True)
     if written.errors:
         raise SystemExit(f"events rejected: {written.errors[0]}")
     return len(events), failed
 
 
+def _hit(shape: Shape, event: dict[str, Any]) -> bool:
+    """Whether ``event`` is one the outage failed (not a usual failure of another value)."""
+    if event["event"]["outcome"] != "failure" or shape.field is None:
+        return bool(event["event"]["outcome"] == "failure")
+    node: Any = event
+    for part in shape.field[0].split("."):
+        node = node.get(part, {})
+    return bool(node == shape.field[2])
+
+
 def _at(event: dict[str, Any]) -> datetime:
     return timeutil.parse(str(event["@timestamp"]))
 
 
-def _run(es: Elasticsearch, indices: Indices, t: datetime, tick: float) -> tuple[list[Any], float]:
-    rule = load_rules().get(RULE)
+def _run(
+    es: Elasticsearch, indices: Indices, name: str, t: datetime, tick: float
+) -> tuple[list[Any], float]:
+    rule = load_rules().get(name)
     start = t - timedelta(hours=1)
     engine = Engine(es, indices, [rule], settle=timedelta(seconds=5), early=True, start=start)
     now, seconds, ticks = start + timedelta(seconds=tick), [], 0
@@ -145,69 +237,90 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=5.0, help="seconds of data time per tick")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--rules", default=RULE, help=f"comma-separated, of {sorted(SHAPES)}")
+    parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args()
     settings = load_settings()
     es = make_client(settings)
-    indices = Indices(f"lowvol-{datetime.now(UTC):%Y%m%d%H%M%S}")
     # 03:00 in Viet Nam (20:00 UTC) yesterday: a night hour.
     t = floor(datetime.now(UTC), timedelta(days=1)) - timedelta(hours=4)
-    setup(es, indices)
-    try:
-        began = time.monotonic()
-        count, failed = _load(es, indices, t, args.history_days, args.seed)
-        loaded = time.monotonic() - began
-        alerts, per_tick = _run(es, indices, t, args.tick)
-        _report(args, t, count, loaded, alerts, per_tick, failed)
-    finally:
-        if not args.keep:
-            teardown(es, indices.prefix)
+    lines: list[str] = []
+    for name in args.rules.split(","):
+        indices = Indices(f"lowvol-{datetime.now(UTC):%Y%m%d%H%M%S}")
+        setup(es, indices)
+        try:
+            began = time.monotonic()
+            count, failed = _load(es, indices, SHAPES[name], t, args.history_days, args.seed)
+            loaded = time.monotonic() - began
+            alerts, per_tick = _run(es, indices, name, t, args.tick)
+            lines += _report(args, name, t, count, loaded, alerts, per_tick, failed)
+        finally:
+            if not args.keep:
+                teardown(es, indices.prefix)
+    args.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"report: {args.report}")
 
 
-def _report(args: argparse.Namespace, t: datetime, count: int, loaded: float,
+def _report(args: argparse.Namespace, name: str, t: datetime, count: int, loaded: float,
             alerts: list[dict[str, Any]], per_tick: float,
-            failed: dict[str, list[float]]) -> None:  # fmt: skip
+            failed: dict[str, list[float]]) -> list[str]:  # fmt: skip
     load = os.getloadavg()
+    shape = SHAPES[name]
+    quiet = _quiet(shape)
     first: dict[str, tuple[float, dict[str, Any]]] = {}
     false = []
     for alert in alerts:
         code = alert.get("locality", {}).get("province", {}).get("code")
         created = timeutil.parse(alert["@timestamp"])
         delay = (created - t).total_seconds()
-        if code in {c for c, _, _ in QUIET} and delay >= 0:
+        if code in {c for c, _, _ in quiet} and delay >= 0:
             first.setdefault(code, (delay, alert))
         else:
             false.append(alert)
     rows = []
-    for code, rate, kind in QUIET:
-        name = catalogue().province(code).name
+    for code, rate, kind in quiet:
+        where = catalogue().province(code).name
         second, third = (f"{failed[code][i] / 60:.1f}" if len(failed[code]) > i else "-"
                          for i in (1, 2))  # fmt: skip
         if code in first:
             delay, alert = first[code]
             why = alert["alert"]["explanation"]
             test = why.get("ratio", {})
-            rows.append(f"| {name} | {rate} | {kind} | **{delay / 60:.1f} min** | {second} | "
+            rows.append(f"| {where} | {rate} | {kind} | **{delay / 60:.1f} min** | {second} | "
                         f"{third} | {why.get('failure_class')} | {test.get('failures')}/"
                         f"{test.get('total')} | {test.get('baseline_ratio')} | "
                         f"{test.get('p_value')} |")  # fmt: skip
         else:
-            rows.append(f"| {name} | {rate} | {kind} | **missed** | {second} | {third} | | | | |")
+            rows.append(f"| {where} | {rate} | {kind} | **missed** | {second} | {third} | | | | |")
     by_rate = []
     for rate in RATES:
-        delays = [first[c][0] / 60 if c in first else math.inf for c, r, _ in QUIET if r == rate]
+        delays = [first[c][0] / 60 if c in first else math.inf for c, r, _ in quiet if r == rate]
         fast = sum(1 for d in delays if d <= 5)
         by_rate.append(f"| {rate} | {len(delays)} | {statistics.median(delays):.1f} min | "
                        f"{max(delays):.1f} min | {fast} of {len(delays)} |")  # fmt: skip
-    within = sum(1 for c, _, _ in QUIET if c in first and first[c][0] <= 300)
+    within = sum(1 for c, _, _ in quiet if c in first and first[c][0] <= 300)
+    what = {
+        RULE: "A 100%-failure VNeID outage",
+        "otp_send_failure_carrier": "MobiFone's SMS all failing (a carrier outage)",
+        "national_db_lookup_failing": "Every population-database look-up failing",
+        "web_access_denied_burst": "Single sign-on broken (every request 403)",
+    }[name]
+    hit = (
+        f" ({shape.field[0]} `{shape.field[2]}`: {dict(shape.field[1])[shape.field[2]]}% of them)"
+        if shape.field
+        else ""
+    )
     lines = [
-        "# Volume-aware rules at night volumes (`bench/rules_low_volume.py`)", "",
+        "# Volume-aware rules at night volumes (`bench/rules_low_volume.py`)"
+        if name == args.rules.split(",")[0] else f"# `{name}`", "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}), Python {platform.python_version()}, load "
-        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine); rule `{RULE}`; "
+        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine); rule `{name}`; "
         f"{count:,} events ({args.history_days} days of history, indexed in {loaded:.0f} s); "
         f"outages start at {iso(t)} (03:00 in Viet Nam); a tick every {args.tick:g} s of data "
         f"time, median {per_tick * 1000:.0f} ms a tick; seed {args.seed}.", "",
-        "## A 100%-failure VNeID outage in a quiet province", "",
+        f"## {what} in a quiet province", "",
+        f"Events an hour: the province's `{shape.service}` events{hit}.", "",
         "| events an hour | outages | median time to alert | slowest | within 5 min |",
         "| ---: | ---: | ---: | ---: | ---: |", *by_rate, "",
         "Each province (the outage starts at 0; the 2nd and 3rd failed requests arrive at the "
@@ -215,7 +328,7 @@ def _report(args: argparse.Namespace, t: datetime, count: int, loaded: float,
         "| province | events an hour | outage | first alert after | 2nd failure | 3rd failure "
         "| class | failures/total | baseline | p |",
         "| --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |", *rows, "",
-        f"Alerted within 5 minutes: **{within} of {len(QUIET)}**. The rule needs two failures "
+        f"Alerted within 5 minutes: **{within} of {len(quiet)}**. The rule needs two failures "
         "in a row where the baseline failure rate is low enough for the place's volume (a "
         "binomial tail under 2e-4 divided by the requests an hour), three otherwise; so the "
         "time to alert is two or three gaps between requests: the first failed request only "
@@ -225,9 +338,8 @@ def _report(args: argparse.Namespace, t: datetime, count: int, loaded: float,
         f"**{len(false)}**", "",
     ]  # fmt: skip
     lines += [f"- {a['title']}: {a['alert']['summary']}" for a in false]
-    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
-    print(f"report: {REPORT}")
+    return lines
 
 
 if __name__ == "__main__":
