@@ -39,8 +39,9 @@ MIN_HISTORY_HOURS = 24
 PEERS = "province peers (new or young locality)"
 #: Floor of a shape factor: an hour that was empty in training is quiet, not impossible.
 SHAPE_FLOOR = 0.02
-#: Standard errors above the Pearson dispersion beyond which a key's counted clump size is not
-#: believed (its client field names a gateway or a server, not a person): see :func:`_dispersion`.
+#: Standard errors by which the Pearson dispersion must fall below a key's counted clump size
+#: before that size is rejected (its client field names a gateway or a server, not a person):
+#: see :func:`_dispersion`.
 CLUMP_Z = 3.0
 
 
@@ -285,14 +286,14 @@ def _exposures(
     shape: tuple[float, ...] | None, start: datetime, end: datetime
 ) -> tuple[float, float]:
     """Sum of the shape over the training hours (what a level of 1 event/hour would have sent),
-    and the sum of its squares."""
-    total, squares, at = 0.0, 0.0, start
+    and the sum of its inverse."""
+    total, inverse, at = 0.0, 0.0, start
     while at < end:
         factor = shape[hour_of_week(at)] if shape else 1.0
         total += factor
-        squares += factor * factor
+        inverse += 1.0 / factor
         at += HOUR
-    return total, squares
+    return total, inverse
 
 
 def _baseline(
@@ -308,7 +309,7 @@ def _baseline(
     # The level counts the whole training period, hours without events included, so a sparse
     # key gets a low level rather than the rate of the few hours it was seen in.
     start, end = span
-    exposure, squares = exposures
+    exposure, inverse = exposures
     level = row.count / exposure if exposure > 0 else 0.0
     ratios: dict[str, float] = {}
     for name in RATIOS:
@@ -326,7 +327,7 @@ def _baseline(
         slow_shares=slow[1] if slow else (),
         collectors=tuple(sorted(row.collectors)),
         dispersion=_dispersion(
-            hours, shape, level, row.count, int((end - start) / HOUR), squares, clump
+            hours, shape, level, row.count, int((end - start) / HOUR), inverse, clump
         ),
         clump=clump,
     )
@@ -343,7 +344,7 @@ def _dispersion(
     level: float,
     total: int,
     span_hours: int,
-    square_exposure: float = 0.0,
+    inverse_exposure: float = 0.0,
     clump: float = 1.0,
 ) -> float:
     """The key's dispersion: its Pearson statistic, or its clump size if larger and believable.
@@ -361,27 +362,35 @@ def _dispersion(
 
     Unless the counts prove the clump size wrong: a client field that names a proxy, an
     office's gateway or a calling server gathers many people's independent events, and its
-    "clumps" do not make the counts any more variable. The Pearson statistic is a mean of one
-    term per hour, so its standard error is the terms' own spread over ``sqrt(hours)``: large
-    for a sparse, clumpy series (a few hours of 3 or 6 events carry it), small for a busy one. A
-    clump size more than :data:`CLUMP_Z` standard errors above the Pearson statistic is capped
-    there. ``square_exposure`` is the sum of the squared shape over the training hours.
+    "clumps" do not make the counts any more variable. Clumps of size ``k`` arriving at ``l = e /
+    k`` an hour make each hour's Pearson term ``r = (c - e)^2 / e`` average ``k`` with variance
+    ``k^2 (1 / l + 2)``: a sparse series' terms are so spread that its Pearson statistic proves
+    nothing (a few hours of 3 or 6 events carry it), a busy one's are tight. A clump size whose
+    Pearson statistic falls :data:`CLUMP_Z` standard errors below it is rejected, and the largest
+    clump size the counts do not reject is kept. ``inverse_exposure`` is the sum of the inverse
+    shape over the training hours (so that the sum of ``1 / l`` is ``k / level`` times it).
     """
     if level <= 0 or span_hours < 2:
         return 1.0
-    # Sums over all hours of r = (c - e)^2 / e and of r^2, with c = 0 in the hours without a
-    # row: such an hour's r is e, and the e^2 of all hours is level^2 * square_exposure.
-    squares = terms = seen = 0.0
-    for hour, count in hours:
-        e = level * (shape[hour_of_week(hour)] if shape else 1.0)
-        squares += count * count / e
-        terms += ((count - e) ** 2 / e) ** 2
-        seen += e * e
+    # sum over all hours of (c - e)^2 / e, with c = 0 in the hours without a row.
+    squares = sum(
+        count**2 / (level * (shape[hour_of_week(hour)] if shape else 1.0)) for hour, count in hours
+    )
     pearson = (squares - total) / (span_hours - 1)
-    mean = (squares - total) / span_hours
-    spread = terms + max(0.0, level * level * square_exposure - seen)
-    error = math.sqrt(max(0.0, spread / span_hours - mean * mean) / span_hours)
-    return max(1.0, pearson, min(clump, pearson + CLUMP_Z * error))
+    if clump <= pearson:
+        return max(1.0, pearson)
+
+    def rejected(k: float) -> bool:
+        error = math.sqrt(k / level * inverse_exposure + 2 * span_hours) / span_hours
+        return pearson < k * (1 - CLUMP_Z * error)
+
+    if not rejected(clump):
+        return clump
+    low, high = max(1.0, pearson), clump
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (low, middle) if rejected(middle) else (middle, high)
+    return low
 
 
 def _peers(baselines: dict[Key, Baseline]) -> dict[str, float]:
