@@ -14,6 +14,10 @@ composite aggregation (max ``@timestamp`` per province, commune and service, the
 events in a ``null`` commune); province and all-services keys are derived from it here. A key
 with no event in the scored bucket whose silent run is improbable is silent.
 
+Nothing stored from anyone, anywhere, is a gap in collection (a demo's history -> live boundary,
+an ingestion outage), not evidence that every key fell silent: the expected events of a silent run
+leave out the collection gaps it spans (:func:`collection_gaps`).
+
 Before a silence is called an outage, the collectors that carried the key's traffic in training
 are asked for any sign of life in the bucket (a ``collector.heartbeat`` event or any event bearing
 their ``soc.collector.id``). If none of them was heard, the cause is the collector, not the
@@ -201,6 +205,65 @@ def heard_collectors(
     return {str(row["key"]["collector"]) for row in pages}
 
 
+#: The step at which a collection gap is looked for: a step without one traffic event from
+#: anyone, anywhere (the history -> live boundary of a demo, an ingestion outage).
+GAP_STEP = timedelta(minutes=5)
+
+
+def collection_gaps(
+    es: Elasticsearch, indices: Indices, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The spans of ``[start, end)`` in which no traffic event at all was stored, merged.
+
+    Nothing from any province is a gap in collection, not 26,000 simultaneous outages: no
+    silence is evidence there (one date histogram of the national traffic, :data:`GAP_STEP`).
+    """
+    minutes = int(GAP_STEP.total_seconds() // 60)
+    histogram = {
+        "field": "@timestamp",
+        "fixed_interval": f"{minutes}m",
+        "min_doc_count": 0,
+        "extended_bounds": {"min": iso(start), "max": iso(end - timedelta(milliseconds=1))},
+    }
+    answer = es.search(
+        index=event_indices(indices, start, end),
+        size=0,
+        query=traffic_query(start, end, Level.PROVINCE),
+        aggs={"steps": {"date_histogram": histogram}},
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    buckets = answer.get("aggregations", {}).get("steps", {}).get("buckets", [])
+    gaps: list[tuple[datetime, datetime]] = []
+    for b in buckets:
+        if b["doc_count"]:
+            continue
+        lo = max(start, _utc(float(b["key"])))
+        hi = min(end, lo + GAP_STEP)
+        if gaps and gaps[-1][1] >= lo:
+            gaps[-1] = (gaps[-1][0], hi)
+        else:
+            gaps.append((lo, hi))
+    return gaps
+
+
+def _outside_gaps(
+    model: Model,
+    key: Key,
+    base: Baseline,
+    since: datetime,
+    end: datetime,
+    scale: float,
+    gaps: list[tuple[datetime, datetime]],
+) -> float:
+    """The run's expected events, less those of the collection gaps it spans."""
+    expected = scaled_expected(model, key, base, since, end, scale)
+    for lo, hi in gaps:
+        if lo < end and hi > since:
+            expected -= scaled_expected(model, key, base, max(lo, since), min(hi, end), scale)
+    return max(0.0, expected)
+
+
 def find(
     es: Elasticsearch,
     indices: Indices,
@@ -218,6 +281,7 @@ def find(
     """
     since_floor = bucket_end - lookback
     seen = _latest(es, indices, since_floor, bucket_end)
+    gaps = collection_gaps(es, indices, since_floor, bucket_end)
     threshold = math.log(1 / alpha)
     start_ms = bucket_start.timestamp() * 1000
     # The busiest hour of each service bounds any run's expectation: most silent keys are far
@@ -240,20 +304,32 @@ def find(
         bound = base.level * peak.get(key.service, 1.0) * ((bucket_end - since) / HOUR)
         if bound / base.dispersion <= threshold:
             continue
-        expected = model.expected(key, base, since, bucket_end)
+        expected = _outside_gaps(model, key, base, since, bucket_end, 1.0, gaps)
         # quasi-Poisson: clumps make silence likelier. Same as p < alpha, without exp() underflow.
         if expected / base.dispersion <= threshold:
             continue
         if touches_holiday(since, bucket_end):
             on_holiday.append((key, base, since, last))
             continue
-        outages.append(_silence(model, key, base, since, last, bucket_start, bucket_end, alpha))
+        outages.append(
+            _silence(model, key, base, since, last, (bucket_start, bucket_end), alpha, expected)
+        )
     scales = holiday_scales(es, indices, model, on_holiday)
     for (key, base, since, last), scale in zip(on_holiday, scales, strict=True):
-        expected = scaled_expected(model, key, base, since, bucket_end, scale)
+        expected = _outside_gaps(model, key, base, since, bucket_end, scale, gaps)
         if expected / base.dispersion > threshold:
             outages.append(
-                _silence(model, key, base, since, last, bucket_start, bucket_end, alpha, scale)
+                _silence(
+                    model,
+                    key,
+                    base,
+                    since,
+                    last,
+                    (bucket_start, bucket_end),
+                    alpha,
+                    expected,
+                    scale,
+                )
             )
     heard = heard_collectors(es, indices, bucket_start, bucket_end) if outages else set()
     outages = [
@@ -269,13 +345,14 @@ def _silence(
     base: Baseline,
     since: datetime,
     last: datetime | None,
-    bucket_start: datetime,
-    bucket_end: datetime,
+    bucket: tuple[datetime, datetime],
     alpha: float,
+    expected: float,
     scale: float = 1.0,
 ) -> Silence:
-    """The finding of a silent run judged improbable (its collectors not asked yet)."""
-    expected = scaled_expected(model, key, base, since, bucket_end, scale)
+    """The finding of a silent run judged improbable (its collectors not asked yet): ``expected``
+    its events outside collection gaps."""
+    bucket_start, bucket_end = bucket
     needed = needed_silence(model, key, base, bucket_end, alpha, bucket_end - since, scale)
     return Silence(
         key,

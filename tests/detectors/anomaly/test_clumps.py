@@ -10,6 +10,7 @@ dispersion as it was trained.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -30,6 +31,7 @@ from tests.detectors.anomaly.history import HOUR, Series, event, heartbeats, tra
 
 CLUMP = 3
 Q = timedelta(minutes=15)
+GAP = (timedelta(hours=4), timedelta(hours=8))
 
 
 def _clumpy(s: Series, start: Any, end: Any) -> Iterator[dict[str, Any]]:
@@ -55,14 +57,18 @@ def clumpy(
     """A week of clumpy VNeID traffic (6 events an hour by day, 0.6 by night), trained up to
     ``T`` (07:00 in Vietnam), then silent; its collector goes on beating. A busy province's VNeID
     traffic makes the service's shape, as the other 33 provinces do (one week of a single
-    commune would be its own shape, hour by hour)."""
+    commune would be its own shape, hour by hour). The busy province goes on after ``T``, but
+    nothing at all is stored in ``[T+4h, T+8h)``: a collection gap."""
     (ward,) = wards("48", 1)
     s = Series(ward, "vneid", "col-z", 6.0, 0.6)
     (busy,) = wards("01", 1)
+    other = Series(busy, "vneid", "col-z", 200.0, 20.0)
     events = [
         *_clumpy(s, T - timedelta(days=7), T),
-        *traffic(Series(busy, "vneid", "col-z", 200.0, 20.0), T - timedelta(days=7), T, seed=9),
-        *heartbeats("col-z", "48", T - timedelta(days=7), T + timedelta(hours=12)),
+        *traffic(other, T - timedelta(days=7), T + GAP[0], seed=9),
+        *traffic(other, T + GAP[1], T + timedelta(hours=14), seed=10),
+        *heartbeats("col-z", "48", T - timedelta(days=7), T + GAP[0]),
+        *heartbeats("col-z", "48", T + GAP[1], T + timedelta(hours=14)),
     ]
     var_dir = tmp_path_factory.mktemp("clumps")
     with trained(es, es_url, var_dir, events, T) as (settings, indices, model, path):
@@ -96,8 +102,22 @@ def test_clumps_of_three_learn_a_dispersion_of_three(es: Elasticsearch, clumpy: 
     poisson = replace(clumpy.model, baselines={key: replace(base, dispersion=1.0, clump=1.0)})
     assert _outage(es, clumpy, key, short, poisson)
     assert not _outage(es, clumpy, key, short, clumpy.model)
-    # A silence three times as long is still an outage.
-    assert _outage(es, clumpy, key, 3 * short, clumpy.model)
+    # A silence with 9 h 30 min of evidence (13 h 30 min, less the 4 h gap) is still an outage.
+    assert _outage(es, clumpy, key, timedelta(hours=13, minutes=30), clumpy.model)
+
+
+def test_a_collection_gap_is_no_evidence_of_silence(es: Elasticsearch, clumpy: World) -> None:
+    """Nothing stored from anyone for 4 h: those hours do not count towards a silence. At
+    T+10h30 the commune's 10 h 30 min would be an outage; its 6 h 30 min outside the gap are
+    not (about 43 events, 14 clumps)."""
+    key = Key(Level.COMMUNE, "48", clumpy.series["Z"].ward.code, "vneid")
+    base = clumpy.model.baselines[key]
+    gaps = silence.collection_gaps(es, clumpy.indices, T, T + timedelta(hours=14))
+    assert gaps == [(T + GAP[0], T + GAP[1])]
+    at = timedelta(hours=10, minutes=30)
+    threshold = math.log(1 / clumpy.settings.anomaly_alpha)
+    assert clumpy.model.expected(key, base, T, T + at) / base.dispersion > threshold
+    assert not _outage(es, clumpy, key, at, clumpy.model)
 
 
 def test_a_model_saved_before_clumps_loads_as_trained(clumpy: World, tmp_path: Path) -> None:
