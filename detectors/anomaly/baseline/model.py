@@ -122,6 +122,21 @@ class Model:
     sync_jobs: dict[str, SyncJob] = field(default_factory=dict)
     sync_failures: dict[str, int] = field(default_factory=dict)
     sync_failure_share: float = 0.0
+    #: The hours of the week training had data for (168 flags); empty: every hour (a model saved
+    #: before this was recorded). A young installation (or a demo with 3 days of history under a
+    #: 7-day window) has never seen most of the week: its shape there is a guess (the floor).
+    covered: tuple[bool, ...] = ()
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Whether training saw every hour of the week ``[start, end)`` touches."""
+        if not self.covered:
+            return True
+        at = start.replace(minute=0, second=0, microsecond=0)
+        while at < end:
+            if not self.covered[hour_of_week(at)]:
+                return False
+            at += HOUR
+        return True
 
     def factor(self, service: str, when: datetime) -> float:
         shape = self.shapes.get(service)
@@ -239,7 +254,18 @@ def fit(
         baselines=baselines,
         priors=priors,
         peers=_peers(baselines),
+        covered=_covered(hourly, start, end),
     )
+
+
+def _covered(hourly: list[Hourly], start: datetime, end: datetime) -> tuple[bool, ...]:
+    """The hours of the week ``[first hour with traffic, end)`` spans."""
+    covered = [False] * HOURS_OF_WEEK
+    at = max(start, min((hour for _, hour, _ in hourly), default=end))
+    while at < end:
+        covered[hour_of_week(at)] = True
+        at += HOUR
+    return tuple(covered)
 
 
 def _now_ms() -> datetime:

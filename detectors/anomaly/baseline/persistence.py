@@ -57,6 +57,7 @@ def to_dict(model: Model) -> dict[str, Any]:
         },
         "sync_failures": model.sync_failures,
         "sync_failure_share": model.sync_failure_share,
+        "covered": list(model.covered),
         "baselines": {
             key.text(): {
                 "level": b.level,
@@ -125,6 +126,8 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
             },
             sync_failures={k: int(v) for k, v in data["sync_failures"].items()},
             sync_failure_share=float(data["sync_failure_share"]),
+            # Saved before covered hours were recorded: every hour counts as seen.
+            covered=tuple(bool(x) for x in data.get("covered", ())),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelVersionError(f"{where}: damaged model file ({exc!r}); retrain it") from None
