@@ -193,17 +193,22 @@ def _start_server(
     server = subprocess.Popen(
         [str(soc), "api", "--port", str(port), "--workers", str(workers)], env=env, cwd=soc.parent
     )
+    return server, wait_healthy(server, port, f"{soc} api")
+
+
+def wait_healthy(server: subprocess.Popen[bytes], port: int, what: str) -> str:
+    """The server's base address once its health route answers; stopped, and exit, after 120 s."""
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx2.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                return server, base
+                return base
         except httpx2.HTTPError:
             pass
         time.sleep(0.5)
     server.terminate()
-    raise SystemExit(f"{soc} api did not answer within 120 s")
+    raise SystemExit(f"{what} did not answer within 120 s")
 
 
 def _measure(

@@ -154,7 +154,7 @@ def probed_app() -> Any:
 
 
 def _start(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    from api_incidents import _free_port
+    from api_incidents import _free_port, wait_healthy
 
     port = _free_port()
     cmd = [
@@ -163,17 +163,7 @@ def _start(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], 
         "--log-level", "warning",
     ]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                return server, base
-        except httpx2.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise SystemExit("the probed server did not answer within 120 s")
+    return server, wait_healthy(server, port, "the probed server")
 
 
 async def _list_load(base: str, token: str, clients: int, requests: int) -> dict[str, Any]:
