@@ -52,5 +52,7 @@ def test_import_keeps_old_timestamps_and_accounts_for_every_line(
     again = run_import(config, es, ready, [archived], fmt="access", system="hn-portal")
     assert (again.counts["duplicates"], again.counts["indexed"]) == (7, 0)  # nothing doubled
     assert count(es, ready.events) == 6
+    # The dead letter is written without a refresh (like the events): count() refreshes first.
+    assert count(es, ready.deadletter) == 1
     letter = es.search(index=ready.deadletter)["hits"]["hits"][0]["_source"]["deadletter"]
     assert orjson.dumps(letter["raw"]) == orjson.dumps("not an access line at all")
