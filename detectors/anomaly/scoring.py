@@ -128,31 +128,36 @@ def ratio(
 
 
 def latency(row: Features, base: Baseline, alpha: float) -> Deviation | None:
-    """Too many of the bucket's events at or above the key's slow rung, the rung its training
-    reached at most 1 % of the time, or at or above a higher rung
-    (:mod:`detectors.anomaly.baseline.latency`): for each rung a binomial tail against its learnt
-    share, with the ratios' minimum effect (the share at least doubles and rises
+    """Too many of the bucket's events at or above some rung of the latency ladder
+    (:mod:`detectors.anomaly.baseline.latency`): the key's slow rung (the one its training
+    reached at most 1 % of the time) and every rung above it, where the tail is counted, and the
+    rungs below it that at most a quarter of training reached, where a shift of the whole
+    distribution is counted (a ramp: the median request past the usual 90th percentile, long
+    before many pass the usual 99th). For each rung a binomial tail against its learnt share,
+    with the ratios' minimum effect (the share at least doubles and rises
     :data:`MIN_RATIO_RISE`) and :data:`MIN_SLOW_EVENTS`; the most surprising rung, its tail
     multiplied by the rungs tried (Bonferroni). Counts, not a 95th percentile, so it holds at
     holiday and night volumes: 4 of 5 requests past the usual 1-in-700 is a slowdown; one slow
-    request among ten normal ones is not (issue 18)."""
+    request among ten normal ones is not, nor a busy hour's usual spread (issue 18)."""
     if base.slow_ms is None or not row.slower or row.slower[0] == 0:
         return None
     first, timed = latency_model.rung_index(base.slow_ms), row.slower[0]
+    rungs = latency_model.shift_rungs(base.rung_shares, base.slow_ms)
+    rungs += [(first + j, share) for j, share in enumerate(base.slow_shares)]
     best: tuple[float, int, float] | None = None
-    for j, share in enumerate(base.slow_shares):
-        slow = row.slower[first + j]
+    for rung, share in rungs:
+        slow = row.slower[rung]
         p0 = min(max(share, MIN_SLOW_SHARE), 0.5)
         if slow < MIN_SLOW_EVENTS or slow / timed < max(2 * p0, p0 + MIN_RATIO_RISE):
             continue
-        p = min(1.0, float(stats.binom.sf(slow - 1, timed, p0)) * len(base.slow_shares))
+        p = min(1.0, float(stats.binom.sf(slow - 1, timed, p0)) * len(rungs))
         if best is None or p < best[0]:
-            best = (p, first + j, p0)
+            best = (p, rung, p0)
     if best is None or best[0] >= alpha:
         return None
     p, rung, p0 = best
     observed = row.slower[rung] / timed
-    high = float(stats.binom.isf(alpha / len(base.slow_shares), timed, p0)) / timed
+    high = float(stats.binom.isf(alpha / len(rungs), timed, p0)) / timed
     return Deviation(
         "slow_share",
         AnomalyKind.SLOWDOWN,

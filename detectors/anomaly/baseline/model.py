@@ -82,6 +82,9 @@ class Baseline:
     #: rung and each rung above it.
     slow_ms: float | None = None
     slow_shares: tuple[float, ...] = ()
+    #: The shrunk shares of its training events at or above every rung of the ladder (empty: a
+    #: model saved before they were kept, which counts the tail only), for the shift test.
+    rung_shares: tuple[float, ...] = ()
     #: Mean events per clump (one client within an hour) in training; 1 when unknown (a model
     #: saved before clumps were counted).
     clump: float = 1.0
@@ -168,6 +171,7 @@ class Model:
             p99_ms=province.p99_ms,
             slow_ms=province.slow_ms,
             slow_shares=province.slow_shares,
+            rung_shares=province.rung_shares,
             collectors=own.collectors if own else province.collectors,
             source=PEERS,
         )
@@ -342,7 +346,8 @@ def _baseline(
         num, den = row.ratio(name)
         ratios[name] = (num + PRIOR_WEIGHT * prior.get(name, 0.01)) / (den + PRIOR_WEIGHT)
     first = min((h for h, _ in hours), default=start)
-    slow = latency.slow_rung(row.slower, slow_prior, PRIOR_WEIGHT)
+    shares = latency.rung_shares(row.slower, slow_prior, PRIOR_WEIGHT)
+    slow = latency.slow_rung(shares)
     return Baseline(
         level=level,
         hours=int((end - first) / HOUR),
@@ -351,6 +356,7 @@ def _baseline(
         p99_ms=row.p99_ms,
         slow_ms=slow[0] if slow else None,
         slow_shares=slow[1] if slow else (),
+        rung_shares=shares if slow else (),
         collectors=tuple(sorted(row.collectors)),
         dispersion=_dispersion(
             hours, shape, level, row.count, int((end - start) / HOUR), inverse, clump

@@ -67,6 +67,7 @@ def to_dict(model: Model) -> dict[str, Any]:
                 "p99_ms": b.p99_ms,
                 "slow_ms": b.slow_ms,
                 "slow_shares": list(b.slow_shares),
+                "rung_shares": list(b.rung_shares),
                 "collectors": list(b.collectors),
                 "dispersion": b.dispersion,
                 "clump": b.clump,
@@ -95,6 +96,8 @@ def from_dict(data: dict[str, Any], where: str) -> Model:
                 p99_ms=b["p99_ms"],
                 slow_ms=b["slow_ms"],
                 slow_shares=tuple(float(x) for x in b["slow_shares"]),
+                # Saved before every rung's share was kept: the latency test counts the tail only.
+                rung_shares=tuple(float(x) for x in b.get("rung_shares", ())),
                 collectors=tuple(b["collectors"]),
                 dispersion=float(b["dispersion"]),
                 # Saved before clumps were counted: its dispersion is as it was trained.
