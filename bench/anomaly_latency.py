@@ -1,17 +1,20 @@
-"""The 15-minute model's latency test alone, before and after issue 18's slow-request count, over
-kept scenario-bench events (read only): time to detect of each slow_degradation scenario and the
-latency alerts that match no scenario.
+"""The anomaly model's latency test alone, before and after issue 18's slow-request count and its
+shift test, over kept scenario-bench events (read only): time to detect of each slow_degradation
+scenario and the latency alerts that match no scenario.
 
-    .venv/bin/python bench/anomaly_latency.py --prefix qbench-1204
+    .venv/bin/python bench/anomaly_latency.py --prefix qbench-1204 [--step 5]
 
 Trains the bucket model on the 7 days before the scored days exactly as ``bench/anomaly.py``
 (hourly counts and per-key totals, no probes or sync jobs: the latency test needs neither), then
 extracts every 15-minute bucket of the 4 scored days at both levels and runs, on the same rows and
 baselines, the old test (the bucket's 95th percentile above 4x the usual one and the usual 99th,
-at least ``anomaly_min_events`` events) and the new one (:func:`detectors.anomaly.scoring.latency`).
-A firing row is an alert of its key and bucket, matched to the scenarios of
-``bench/anomaly-scenarios.yaml`` as the bench does (grace two buckets). Writes nothing to
-Elasticsearch.
+at least ``anomaly_min_events`` events), the slow-request count of the tail alone (the key's slow
+rung and above: :func:`detectors.anomaly.scoring.latency` on a baseline without its rung shares)
+and the whole test (the tail and the shift of the rungs below). A firing row is an alert of its
+key and bucket, matched to the scenarios of ``bench/anomaly-scenarios.yaml`` as the bench does
+(grace two buckets). ``--step 5``: as the live model judges, every 5 minutes over the step and
+the 15 minutes ending at it (the step's rows read once, the long window summed from them;
+:mod:`detectors.anomaly.windows`), the short window first. Writes nothing to Elasticsearch.
 
 ``--cost N``: instead, N interleaved rounds of one busy bucket's aggregations (Monday 10:00
 local, both levels) with and without the slow-request counts, and of the training totals: their
@@ -24,12 +27,13 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from detectors.anomaly import flows, scoring
+from detectors.anomaly import flows, scoring, windows
 from detectors.anomaly.baseline.model import Baseline, fit
 from detectors.anomaly.features import (
     LATENCY_RUNGS_MS,
@@ -42,6 +46,7 @@ from detectors.anomaly.features import (
     traffic_query,
 )
 from detectors.anomaly.features import extract as extract_rows
+from soc.alerts.anomaly import AnomalyKind
 from soc.config import load_settings
 from soc.es.client import ensure_elasticsearch
 from soc.es.indices import Indices
@@ -63,14 +68,20 @@ def old_test(row: Features, base: Baseline, min_events: int) -> bool:
     return row.p95_ms > max(OLD_SLOW_FACTOR * base.p95_ms, base.p99_ms or 0.0)
 
 
-def _alert(row: Features, start: datetime) -> SeenAlert:
+def _p95_deviation(row: Features, base: Baseline) -> scoring.Deviation:
+    """The old test's finding, for the listing."""
+    return scoring.Deviation("p95", AnomalyKind.SLOWDOWN, "p95 over the old band",
+                             row.p95_ms or 0.0, base.p95_ms or 0.0, 0.0, 0.0, 0.0)  # fmt: skip
+
+
+def _alert(row: Features, start: datetime, end: datetime) -> SeenAlert:
     k = row.key
     return SeenAlert(
-        id=f"{k.text()}@{start:%Y%m%dT%H%M}",
+        id=f"{k.text()}@{start:%Y%m%dT%H%M}-{end:%H%M}",
         rule="anomaly-slowdown",
         detector="anomaly",
         start=start,
-        end=start + BUCKET,
+        end=end,
         province=k.province,
         ward=k.ward,
         service=k.service,
@@ -122,6 +133,9 @@ def main() -> None:
     parser.add_argument("--end", default="2026-11-25T00:00:00+07:00", help="End of scored days.")
     parser.add_argument("--train-days", type=int, default=7)
     parser.add_argument("--score-days", type=int, default=4)
+    parser.add_argument("--step", type=int, default=0,
+                        help="Minutes: judge every step over it and 15 minutes (0: 15-minute "
+                             "buckets).")  # fmt: skip
     parser.add_argument("--cost", type=int, default=0, help="Rounds of the cost comparison.")
     args = parser.parse_args()
     score_end = datetime.fromisoformat(args.end).astimezone(UTC)
@@ -139,42 +153,65 @@ def main() -> None:
     hourly, totals, clumps = flows.training_data(es, indices, train_start, score_start)
     model = fit(hourly, totals, train_start, score_start, clumps)
     print(f"trained in {time.perf_counter() - began:.0f} s: {len(model.baselines)} series")
-    tests: dict[str, Callable[[Features, Baseline], bool]] = {
-        "before (p95 > 4x usual p95, >= 10 events)": lambda r, b: old_test(
-            r, b, settings.anomaly_min_events
+    alpha = settings.anomaly_alpha
+    tests: dict[str, Callable[[Features, Baseline], scoring.Deviation | None]] = {
+        "before (p95 > 4x usual p95, >= 10 events)": lambda r, b: (
+            _p95_deviation(r, b) if old_test(r, b, settings.anomaly_min_events) else None
         ),
-        "after (slow-request count, binomial)": lambda r, b: (
-            scoring.latency(r, b, settings.anomaly_alpha) is not None
+        "tail (slow-request count from the slow rung up)": lambda r, b: scoring.latency(
+            r, replace(b, rung_shares=()), alpha
+        ),
+        "tail + shift (and the rungs below at most 25 %)": lambda r, b: scoring.latency(
+            r, b, alpha
         ),
     }
     fired: dict[str, list[SeenAlert]] = {name: [] for name in tests}
     detail: dict[str, list[str]] = {name: [] for name in tests}
+    step = timedelta(minutes=args.step) if args.step else BUCKET
+    long = BUCKET if args.step else step
     began, at = time.perf_counter(), score_start
+    chunk = timedelta(hours=6)
     while at < score_end:
+        # Step-long rows of a chunk (and the long window before it), judged at each step's end.
+        by_key: dict[tuple[object, datetime], Features] = {}
+        keys: dict[object, Features] = {}
         for level in Level:
-            for row in extract_rows(es, indices, at, at + BUCKET, BUCKET, level):
-                base = model.baseline(row.key)
+            for row in extract_rows(es, indices, at - long + step, at + chunk, step, level):
+                by_key[(row.key, row.bucket)] = row
+                keys[row.key] = row
+        end = at + step
+        while end <= at + chunk:
+            for key in keys:
+                short = by_key.get((key, end - step))
+                starts = [end - long + i * step for i in range(long // step)]
+                parts = [by_key[(key, t)] for t in starts if (key, t) in by_key]
+                if not parts:
+                    continue
+                base = model.baseline(parts[0].key)
                 if base is None:
                     continue
+                whole = windows.combine(parts[0].key, parts, end - long) if long > step else None
                 for name, test in tests.items():
-                    if test(row, base):
-                        fired[name].append(_alert(row, at))
-                        dev = scoring.latency(row, base, settings.anomaly_alpha)
-                        share, p = (dev.observed, dev.p_value) if dev else (float("nan"), 1.0)
-                        detail[name].append(
-                            f"{row.key.text()} {at + timedelta(hours=7):%a %H:%M} local: "
-                            f"n={row.count} p95={row.p95_ms or 0:.0f} ms (usual "
-                            f"{base.p95_ms or 0:.0f}/{base.p99_ms or 0:.0f}), slow rung "
-                            f"{base.slow_ms} ms shares "
-                            f"{[f'{x:.1e}' for x in base.slow_shares[:4]]}, "
-                            f"slow {share:.2f} {dev.label if dev else ''} "
-                            f"p={p:.1e}"
-                        )
-        at += BUCKET
+                    found: Features | None = short
+                    dev = test(short, base) if short is not None else None
+                    if dev is None and whole is not None:
+                        found, dev = whole, test(whole, base)
+                    if dev is None or found is None:
+                        continue
+                    fired[name].append(_alert(found, found.bucket, end))
+                    detail[name].append(
+                        f"{found.key.text()} {found.bucket + timedelta(hours=7):%a %H:%M}-"
+                        f"{end + timedelta(hours=7):%H:%M} local: n={found.count} "
+                        f"slower={list(found.slower[:10])}, slow rung {base.slow_ms} ms, "
+                        f"{dev.label}: {dev.observed:.2f} (usual {dev.expected:.2e}) "
+                        f"p={dev.p_value:.1e}"
+                    )
+            end += step
+        at += chunk
     print(f"scored {args.score_days} days in {time.perf_counter() - began:.0f} s")
     labels = plan.labels()
     for name in tests:
-        result: Evaluation = evaluate(labels, fired[name], grace=2 * BUCKET)
+        result: Evaluation = evaluate(labels, fired[name], grace=2 * step)
         print(f"\n== {name}: {len(fired[name])} alerts, {len(result.false_alerts)} false")
         for o in result.outcomes:
             if o.kind == "slow_degradation" or o.detected:
