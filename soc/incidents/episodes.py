@@ -9,6 +9,10 @@ An episode ends, whichever comes first:
 - **probe up**: for a ``down`` cause of a service at a place with health probes, the probes answer
   again for ``incident_recovery_probe`` seconds (two results at least) after the last alert.
 
+Episodes run on the evidence's clock (:func:`seen`: the end of an alert's window), not on when a
+detector got round to the window: a run catching up two hours of anomaly steps creates all their
+alerts in one second, yet two outages in them are hours apart and must stay two incidents.
+
 :func:`close_recovered` (a periodic job) resolves the open incidents whose episode is over, as the
 system, with the reason in the timeline: that sends the "resolved" email and makes the next failure
 a new incident. This module decides nothing about grouping (``soc.incidents.grouping``).
@@ -22,6 +26,7 @@ from datetime import datetime, timedelta
 
 from elasticsearch import Elasticsearch
 
+from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.errors import InvalidTransition, StaleVersion
 from soc.es.indices import Indices
@@ -41,6 +46,11 @@ DOWN = "down"
 class Recovery:
     at: datetime
     reason: str
+
+
+def seen(alert: Alert) -> datetime:
+    """When an alert's evidence ends: its window's end, or its creation if that is earlier."""
+    return min(alert.created, alert.window.end)
 
 
 def quiet_for(incident: Incident, settings: Settings) -> timedelta:

@@ -19,7 +19,7 @@ from soc.auth import audit
 from soc.auth.models import User
 from soc.errors import RequestError, SocError, StaleVersion
 from soc.es.indices import Indices
-from soc.incidents import service
+from soc.incidents import episodes, service
 from soc.incidents.models import Incident, TimelineEntry, utcnow
 from soc.incidents.silences import Silence
 
@@ -129,7 +129,7 @@ def attach_alert(
             update={
                 "alert_ids": (*incident.alert_ids, alert_id),
                 "alert_count": incident.alert_count + 1,
-                "last_seen": max(incident.last_seen, stored.alert.created),
+                "last_seen": max(incident.last_seen, episodes.seen(stored.alert)),
                 "updated": utcnow(),
             }
         )

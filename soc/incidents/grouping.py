@@ -1,8 +1,9 @@
 """Group alerts into incidents by episode and cause: ``<prefix>-alerts`` → ``<prefix>-incidents``.
 
 An incident is one episode of one cause (``soc.incidents.cause``: service x failure class x
-locality x entity), whichever detector saw it. For one alert, in this order (times are the alert's
-own ``created``, so grouping the same alerts again gives the same incidents):
+locality x entity), whichever detector saw it. For one alert, in this order (times are when the
+alert's evidence ends, ``episodes.seen``, not when it was created: a catch-up run creates hours of
+alerts at once; so grouping the same alerts again gives the same incidents):
 
 1. **Parent**: a commune's alert joins the open parent of its cause in the province (while that
    parent's episode lasts), adding the commune to ``ward_codes`` (a notified update).
@@ -63,7 +64,7 @@ def group_pending(
     pending = alerts.ungrouped(es, indices, limit=limit)
     if not pending:
         return 0
-    ordered = sorted(pending, key=lambda s: (s.alert.created, s.alert.id))
+    ordered = sorted(pending, key=lambda s: (episodes.seen(s.alert), s.alert.id))
     windows = silences.current(es, indices, ordered[0].alert.created)
     for stored in ordered:
         incident = group_alert(es, indices, settings, stored.alert, windows)
@@ -98,7 +99,7 @@ def _group_once(
     es: Elasticsearch, indices: Indices, settings: Settings, alert: Alert, silence: Silence | None
 ) -> Incident:
     cause = cause_of(alert)
-    at = alert.created
+    at = episodes.seen(alert)
     if cause.ward_code is not None:
         parent = pointed(es, indices, "parent", cause.province_key)
         if parent is not None and alert.id in parent.alert_ids:
@@ -144,6 +145,11 @@ def _ended(
     es: Elasticsearch, indices: Indices, settings: Settings, incident: Incident, at: datetime
 ) -> Recovery | None:
     if incident.recovered is not None:
+        if at < incident.recovered:
+            # Evidence from before the recovery, grouped after it (a catch-up run's next steps
+            # came in after the recovery round closed the episode on the wall clock): the
+            # episode had not ended.
+            return None
         return Recovery(incident.recovered, "recovered")
     return episodes.recovery(es, indices, settings, incident, at)
 
@@ -234,8 +240,8 @@ def _new_incident(
         window_seconds=_window_seconds(alert),
         episode=previous.episode + 1 if previous else 1,
         previous_id=previous.id if previous else None,
-        first_seen=at,
-        last_seen=at,
+        first_seen=episodes.seen(alert),
+        last_seen=episodes.seen(alert),
         created=at,
         updated=at,
         ack_due=at + timedelta(seconds=settings.notify_ack_sla),
@@ -262,10 +268,10 @@ def _absorb(
         "event_count": incident.event_count + alert.count,
         "detectors": tuple(dict.fromkeys((*incident.detectors, alert.detector.value))),
         "window_seconds": max(incident.window_seconds, _window_seconds(alert)),
-        "last_seen": max(incident.last_seen, at),
+        "last_seen": max(incident.last_seen, episodes.seen(alert)),
         "updated": max(incident.updated, at),
     }
-    if at >= incident.last_seen:
+    if episodes.seen(alert) >= incident.last_seen:
         # The newest alert speaks for the incident, as its page shows: lists, emails and the API
         # read the stored summary. A parent keeps its own title (its communes, not one alert's).
         changes["summary"] = alert.summary or incident.summary

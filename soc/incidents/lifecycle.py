@@ -75,7 +75,8 @@ def recovered(incident: Incident, *, at: datetime, reason: str, actor: str) -> I
     if incident.status.is_open:
         changes["status"] = IncidentStatus.RESOLVED
         changes["resolved"] = at
-        changes["ttr_seconds"] = (at - incident.created).total_seconds()
+        # At least 0: an incident made by a catch-up run can have recovered before it was made.
+        changes["ttr_seconds"] = max(0.0, (at - incident.created).total_seconds())
     # Not acknowledged by it: a recovery is no person taking the incident (MTTA stays honest).
     return _with(incident, entry, **changes)
 

@@ -2,8 +2,8 @@
 
 Two busy communes of Hà Nội (240 one-stop-shop requests an hour by day, 6 by night), a week of
 history before ``T`` (Monday 07:00 in Vietnam), then:
-- F: a 5xx storm (60 %) in ``[T+2h, T+2h15)``; all its traffic stops at ``T+5h`` while its
-  collector keeps beating;
+- F: a 5xx storm (60 %) in ``[T+2h, T+2h15)`` and another in ``[T+3h30, T+3h45)``, well after the
+  first one's episode is over; all its traffic stops at ``T+5h`` while its collector keeps beating;
 - G: a modest failure rise (1 % -> 20 %) in ``[T+3h, T+3h30)``: 3 failures of 20 in a step are
   too few to judge, 9 of 60 over 15 minutes are not; a healthy hour at twice its usual volume in
   ``[T+4h, T+5h)``; night from ``T+14h``.
@@ -24,8 +24,14 @@ from detectors.anomaly.flows import done_until, evaluate, run_due, save_checkpoi
 from soc.alerts.models import Alert
 from soc.config import Settings
 from soc.es.indices import Indices
+from soc.incidents import service as incidents
+from soc.incidents.episodes import close_recovered
+from soc.incidents.grouping import group_pending
+from soc.incidents.models import Incident
+from soc.incidents.service import IncidentFilter
 from tests.detectors.anomaly.conftest import T, trained
 from tests.detectors.anomaly.history import Series, heartbeats, traffic, wards
+from tests.incidents.test_grouping import ADMIN
 
 STEP = timedelta(minutes=5)
 END = T + timedelta(hours=17)
@@ -49,7 +55,10 @@ def _events(f: Series, g: Series) -> Iterator[dict[str, Any]]:
     h = timedelta(hours=1)
     yield from traffic(f, T, T + 2 * h, seed=2)
     yield from traffic(f, T + 2 * h, T + timedelta(minutes=135), seed=3, error_rate=0.6)
-    yield from traffic(f, T + timedelta(minutes=135), T + 5 * h, seed=4)
+    yield from traffic(f, T + timedelta(minutes=135), T + timedelta(minutes=210), seed=4)
+    yield from traffic(f, T + timedelta(minutes=210), T + timedelta(minutes=225), seed=5,
+                       error_rate=0.6)  # fmt: skip
+    yield from traffic(f, T + timedelta(minutes=225), T + 5 * h, seed=6)
     yield from traffic(g, T, T + 3 * h, seed=2)
     yield from traffic(g, T + 3 * h, T + timedelta(minutes=210), seed=3, error_rate=0.2)
     yield from traffic(g, T + timedelta(minutes=210), T + 4 * h, seed=4)
@@ -135,3 +144,80 @@ def test_a_catch_up_is_bounded_per_run(
     assert done_until(es, busy.indices) == T + timedelta(hours=6, minutes=10)
     run_due(es, busy.indices, busy.settings, model=busy.model, now=later)
     assert done_until(es, busy.indices) == T + timedelta(hours=6, minutes=20)
+
+
+# ------------------------------------------------------------------ incidents of the steps
+def _storm_steps(es: Elasticsearch, b: Busy) -> list[Alert]:
+    """F's storms as the job alerts them live, each step scored 30 s after it closed: the first
+    storm's steps until both windows are clear of it, and the second storm's first two."""
+    found: list[Alert] = []
+    for first, last in ((T + timedelta(hours=2), T + timedelta(minutes=150)),
+                        (T + timedelta(minutes=210), T + timedelta(minutes=220))):  # fmt: skip
+        end = first + STEP
+        while end <= last:
+            tick = end + timedelta(seconds=30)
+            found += evaluate(es, b.indices, end - STEP, end, model=b.model, settings=b.settings,
+                              now=tick)  # fmt: skip
+            end += STEP
+    return _at(found, b.f, "anomaly-error-storm")
+
+
+@pytest.fixture(scope="module")
+def storm_steps(es: Elasticsearch, busy: Busy) -> list[Alert]:
+    return _storm_steps(es, busy)
+
+
+def _grouped(
+    es: Elasticsearch, indices: Indices, settings: Settings, alerts: list[Alert]
+) -> list[Incident]:
+    for alert in alerts:
+        es.create(index=indices.alerts, id=alert.id, document=alert.to_doc())
+    es.indices.refresh(index=indices.alerts)
+    assert group_pending(es, indices, settings) == len(alerts)
+    found = incidents.search(es, indices, IncidentFilter(size=50), user=ADMIN).items
+    return sorted(found, key=lambda i: i.first_seen)
+
+
+def _check_two_episodes(found: list[Incident], storm: list[Alert]) -> None:
+    second_start = T + timedelta(minutes=210)
+    one = sorted((a for a in storm if a.window.end <= second_start), key=lambda a: a.window.end)
+    two = [a for a in storm if a.window.end > second_start]
+    assert len(found) == 2, [(i.first_seen, i.last_seen, i.alert_count) for i in found]
+    first, second = found
+    # The first storm, alerted at consecutive steps by the step and then by the 15 minutes
+    # ending at it, is one incident; its 15-minute alerts came right after the 5-minute ones.
+    assert set(first.alert_ids) == {a.id for a in one}
+    assert [a.window.end - a.window.start for a in one][:3] == [STEP] * 3
+    assert one[-1].window.end - one[-1].window.start == 3 * STEP
+    assert first.window_seconds == 900
+    # The second storm, after the first one's episode was over, is a new incident.
+    assert set(second.alert_ids) == {a.id for a in two}
+    assert (second.episode, second.previous_id) == (2, first.id)
+    assert first.recovered == first.last_seen + timedelta(seconds=1800)
+
+
+def test_a_storm_alerted_at_consecutive_steps_is_one_incident_and_the_next_a_new_one(
+    es: Elasticsearch, storm_steps: list[Alert], ready: Indices, settings: Settings
+) -> None:
+    _check_two_episodes(_grouped(es, ready, settings, storm_steps), storm_steps)
+
+
+def test_steps_caught_up_after_a_stop_keep_their_episodes(
+    es: Elasticsearch, storm_steps: list[Alert], ready: Indices, settings: Settings
+) -> None:
+    # After a stop, each run scores up to two hours of steps and creates all their alerts at its
+    # own time; the recovery round runs on the wall clock in between. The first run saw the
+    # first storm's 5-minute steps, the next one the rest: the second storm must not vanish into
+    # the first one's incident, nor the first storm's 15-minute alerts open a new one.
+    run = T + timedelta(hours=6)
+    ends = T + timedelta(minutes=135)
+    one = [a.model_copy(update={"created": run}) for a in storm_steps if a.window.end <= ends]
+    two = [a.model_copy(update={"created": run + STEP}) for a in storm_steps
+           if a.window.end > ends]  # fmt: skip
+    assert one
+    assert two
+    _grouped(es, ready, settings, one)
+    assert close_recovered(es, ready, settings, run + timedelta(minutes=1)) == 1
+    found = _grouped(es, ready, settings, two)
+    _check_two_episodes(found, one + two)
+    assert found[0].reopened == 1
