@@ -27,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,18 +129,29 @@ async def _clients(n_clients: int, jobs: list[Any], work: Any) -> list[float]:
     return latencies
 
 
-async def api_runs(
-    base: str, token: str, clients: int, requests: int, ids: list[str]
-) -> dict[str, Any]:
+@asynccontextmanager
+async def list_client(
+    base: str, token: str, clients: int
+) -> AsyncIterator[tuple[httpx2.AsyncClient, Callable[[Any], Awaitable[float]]]]:
+    """An admin's client for ``clients`` concurrent callers, and ``listing``: one timed GET of
+    the incident list (:data:`LIST_PARAMS`), the request every API bench measures."""
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx2.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
 
-        async def listing(_: int) -> float:
+        async def listing(_: Any) -> float:
             started = time.perf_counter()
             r = await c.get("/api/v1/incidents", params=LIST_PARAMS)
             assert r.status_code == 200, r.text
             return time.perf_counter() - started
+
+        yield c, listing
+
+
+async def api_runs(
+    base: str, token: str, clients: int, requests: int, ids: list[str]
+) -> dict[str, Any]:
+    async with list_client(base, token, clients) as (c, listing):
 
         async def transition(incident_id: str) -> float:
             got = await c.get(f"/api/v1/incidents/{incident_id}")

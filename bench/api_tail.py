@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "bench" / "reports" / "api-tail.md"
@@ -167,18 +166,9 @@ def _start(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], 
 
 
 async def _list_load(base: str, token: str, clients: int, requests: int) -> dict[str, Any]:
-    from api_incidents import LIST_PARAMS, _clients
+    from api_incidents import _clients, list_client
 
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx2.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
-
-        async def listing(_: int) -> float:
-            started = time.perf_counter()
-            r = await c.get("/api/v1/incidents", params=LIST_PARAMS)
-            assert r.status_code == 200, r.text
-            return time.perf_counter() - started
-
+    async with list_client(base, token, clients) as (_, listing):
         await _clients(clients, list(range(clients * 2)), listing)  # warm-up
         mark = time.perf_counter()
         t = time.perf_counter()
