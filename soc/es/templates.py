@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -153,15 +156,16 @@ def setup(
     """
     layout = layout or Layout(replicas=replicas)
     report = SetupReport()
+    components = component_bodies(indices, layout.replicas, layout.shards)
     try:
-        for name, body in component_bodies(indices, layout.replicas, layout.shards).items():
-            _put_if_changed(es, name, body, component=True, report=report)
-        for kind in Kind:
-            _put_if_changed(es, indices.template(kind), template_body(indices, kind, layout),
-                            component=False, report=report)  # fmt: skip
-        for kind in Kind:
-            if kind is not Kind.EVENTS:
-                _create_if_missing(es, indices.name(kind), report)
+        # Three stages, each one's requests at once (see _at_once); each stage needs the last.
+        _at_once(report, [partial(_put_if_changed, es, name, body, component=True)
+                          for name, body in components.items()])  # fmt: skip
+        _at_once(report, [partial(_put_if_changed, es, indices.template(kind),
+                                  template_body(indices, kind, layout), component=False)
+                          for kind in Kind])  # fmt: skip
+        _at_once(report, [partial(_create_if_missing, es, indices.name(kind))
+                          for kind in Kind if kind is not Kind.EVENTS])  # fmt: skip
         for kind in Kind:
             _check_existing(es, indices.pattern(kind), kind, report)
     except (IncompatibleMappingError, ElasticsearchError):
@@ -171,22 +175,40 @@ def setup(
     return report
 
 
+def _at_once(report: SetupReport, jobs: list[Callable[[SetupReport], object]]) -> None:
+    """Run ``jobs`` concurrently, merging their reports in order; the first failure is raised.
+
+    Each template put and index creation is a cluster-state update, and the master publishes
+    concurrent ones as one batch: a setup waits for three publications instead of fifteen (at
+    load 10 on 2 cores, ~2.5 s instead of ~9 s; every test's scratch prefix pays it)."""
+    parts = [SetupReport() for _ in jobs]
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        futures = [pool.submit(job, part) for job, part in zip(jobs, parts, strict=True)]
+    for future in futures:
+        future.result()
+    for part in parts:
+        for name, items in vars(part).items():
+            getattr(report, name).extend(items)
+
+
 def teardown(es: Elasticsearch, prefix: str) -> None:
     """The inverse of :func:`setup` for a whole prefix: delete every index, index template and
     component template named ``<prefix>-*`` (scratch prefixes of tests, benchmarks and
     ``soc rules test``). Whatever is already gone is skipped."""
     quiet = es.options(ignore_status=404)
     names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all"))
+    jobs: list[Callable[[SetupReport], object]] = [
+        lambda _: quiet.indices.delete_index_template(name=f"{prefix}-*")
+    ]
     if names:
-        quiet.indices.delete(index=",".join(names), ignore_unavailable=True)
-    quiet.indices.delete_index_template(name=f"{prefix}-*")
-    found = quiet.cluster.get_component_template(name=f"{prefix}-*")
-    for item in found.get("component_templates", []):
-        quiet.cluster.delete_component_template(name=item["name"])
+        jobs.append(lambda _: quiet.indices.delete(index=",".join(names), ignore_unavailable=True))
+    _at_once(SetupReport(), jobs)
+    # Only once no index template composes them.
+    quiet.cluster.delete_component_template(name=f"{prefix}-*")
 
 
 def _put_if_changed(
-    es: Elasticsearch, name: str, body: Json, *, component: bool, report: SetupReport
+    es: Elasticsearch, name: str, body: Json, report: SetupReport, *, component: bool
 ) -> None:
     current = _get_template(es, name, component=component)
     if current is not None:
