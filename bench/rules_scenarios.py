@@ -70,15 +70,23 @@ def main() -> None:
     parser.add_argument("--meant", default=",".join(sorted(MEANT)), help="scenario kinds")
     parser.add_argument("--baseline-rev", help="also run the rules as at this git revision")
     parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument(
+        "--reuse",
+        metavar="PREFIX",
+        help="evaluate over the events a --keep run left in PREFIX (no backfill)",
+    )
     args = parser.parse_args()
     args.rules, args.meant = args.rules.split(","), set(args.meant.split(","))
     settings = load_settings()
     es = make_client(settings)
-    prefix = f"rulesim-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    prefix = args.reuse or f"rulesim-{datetime.now(UTC):%Y%m%d%H%M%S}"
     indices = Indices(prefix)
     labels = ROOT / "var" / "bench" / f"{prefix}-labels.jsonl"
     labels.parent.mkdir(parents=True, exist_ok=True)
-    end = floor(datetime.now(UTC), timedelta(hours=1))
+    end = floor(datetime.strptime(prefix, "rulesim-%Y%m%d%H%M%S").replace(tzinfo=UTC),
+                timedelta(hours=1))  # fmt: skip
+    if args.reuse:
+        es.indices.delete(index=indices.alerts, ignore_unavailable=True)
     setup(es, indices)
     try:
         began = time.monotonic()
@@ -88,7 +96,7 @@ def main() -> None:
              str(args.days), "--scale", str(args.scale), "--end", end.isoformat(),
              "--scenario", str(ROOT / "scenarios" / "demo.yaml"), "--labels", str(labels)],
             check=True, env=env,
-        )  # fmt: skip
+        ) if not args.reuse else None  # fmt: skip
         loaded = time.monotonic() - began
         start = end - timedelta(days=args.days) + timedelta(days=1)
         truth = labels_file.read(labels)
