@@ -97,6 +97,11 @@ class Ratio:
     prior_weight: float = 200.0
     #: A rate never below this: a place with no failure in its history is not infinitely sure.
     floor: float = 0.001
+    #: Judge a finding against the baseline of the failure classes it holds (``error.type``),
+    #: not of every class the rule counts: two refused connections where refusals never happen
+    #: are evidence even where timeouts are usual (at most ``alpha`` per hour for each set of
+    #: classes that fires, and never more often than the classes together fail in a row).
+    by_class: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1 or not 0 < self.prior < 1 or not 0 <= self.min_ratio <= 1:

@@ -15,6 +15,12 @@ Sigma condition as a *minimum count* every locality can reach, and a finding is 
 * the observed ratio is at least ``lift * p0`` and at least ``min_ratio`` (a significant but tiny
   rise in a huge population is not an incident).
 
+With ``by_class``, ``p0`` is the rate of the failure classes (``error.type``) the finding holds,
+not of every class the rule counts: two refused connections where only timeouts are usual are
+evidence at volumes where two failures of any class are not. Each set of classes fires at most
+``alpha`` times an hour by chance, and all together never more often than the classes together
+fail ``k`` times in a row (the sets' chances add up to the whole's).
+
 The baseline is learnt from the store: per ``baseline_by`` values, failures and population events
 over ``baseline`` before the hour the window starts in (causal: never the window itself), with a
 ``composite`` aggregation, cached per (rule, hour) and refreshed when the hour changes. Each rate
@@ -27,8 +33,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +43,7 @@ from scipy.stats import binom
 from detectors.base import floor, iso, parse_duration
 from detectors.sigma.models import Kind, Ratio, Rule
 from detectors.sigma.search import Finding
+from detectors.sigma.search.models import CLASS_FIELD
 from soc.errors import RuleError
 
 Search = Callable[[Sequence[Mapping[str, Any]]], list[Mapping[str, Any]]]
@@ -47,7 +54,8 @@ REFRESH = timedelta(hours=1)
 _PAGE = 1000
 _BATCH = 50
 _KEYS = {"of", "within", "baseline_by", "baseline", "alpha", "lift", "min_ratio", "prior",
-         "prior_weight", "floor"}  # fmt: skip
+         "prior_weight", "floor", "by_class"}  # fmt: skip
+_NOT_NUMBERS = {"of", "within", "baseline_by", "baseline", "by_class"}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -81,14 +89,15 @@ def load_ratio(
         raise fail(f"ratio `baseline_by` must be group-by fields {list(group_by)}")
     if len([f for f in baseline_by if f not in within]) > 1:
         raise fail("ratio `baseline_by` may add at most one field to `within` (a class)")
+    by_class = spec.get("by_class", False)
+    if not isinstance(by_class, bool):
+        raise fail("ratio `by_class` must be true or false")
     try:
-        numbers = {
-            k: float(spec[k])
-            for k in _KEYS & set(spec) - {"of", "within", "baseline_by", "baseline"}
-        }
+        numbers = {k: float(spec[k]) for k in _KEYS & set(spec) - _NOT_NUMBERS}
         period = parse_duration(str(spec.get("baseline", "7d")))
         return Ratio(of=target.id, of_query=target.query, within=within,
-                     baseline_by=baseline_by, baseline=period, **numbers)  # fmt: skip
+                     baseline_by=baseline_by, baseline=period, by_class=by_class,
+                     **numbers)  # fmt: skip
     except (TypeError, ValueError) as exc:
         raise fail(str(exc)) from None
 
@@ -104,18 +113,29 @@ class Baseline:
     #: place -> population events; (place, split value) -> failures
     totals: Mapping[Key, int]
     failures: Mapping[tuple[Key, str], int]
+    #: (place, failure class) -> failures (``by_class`` rules only)
+    classes: Mapping[tuple[Key, str], int] = field(default_factory=dict)
 
-    def rate(self, place: Key, split: str) -> float:
-        """The shrunk baseline failure rate of ``place`` (and class ``split``)."""
+    def rate(self, place: Key, split: str, seen: Collection[str] = ()) -> float:
+        """The shrunk baseline failure rate of ``place`` (and class ``split``); for a
+        ``by_class`` rule given the classes ``seen`` in a finding, the sum of those classes'
+        rates (a class the place never failed with borrows from all places, then the floor)."""
+        r = self.ratio
+        if r.by_class and seen:
+            rate = sum(self._shrunk(self.classes, place, c) for c in seen)
+        else:
+            rate = self._shrunk(self.failures, place, split)
+        return min(max(rate, r.floor), 0.999)
+
+    def _shrunk(self, failures: Mapping[tuple[Key, str], int], place: Key, split: str) -> float:
         r = self.ratio
         pooled_n = sum(n for p, n in self.totals.items() if _pool(p, place, self._local))
-        pooled_f = sum(f for (p, s), f in self.failures.items()
+        pooled_f = sum(f for (p, s), f in failures.items()
                        if s == split and _pool(p, place, self._local))  # fmt: skip
         prior = pooled_f / pooled_n if pooled_n else r.prior
         n = self.totals.get(place, 0)
-        f = self.failures.get((place, split), 0)
-        rate = (f + r.prior_weight * prior) / (n + r.prior_weight) if n + r.prior_weight else prior
-        return min(max(rate, r.floor), 0.999)
+        f = failures.get((place, split), 0)
+        return (f + r.prior_weight * prior) / (n + r.prior_weight) if n + r.prior_weight else prior
 
     @property
     def _local(self) -> tuple[bool, ...]:
@@ -137,9 +157,14 @@ def baseline_body(rule: Rule, as_of: datetime, after: Mapping[str, Any] | None) 
     ratio = rule.ratio
     assert ratio is not None
     start = as_of - ratio.baseline
-    failing: dict[str, Any] = {"filter": _query(rule.combined_query)}
+    inner: dict[str, Any] = {}
     if ratio.split:
-        failing["aggs"] = {"split": {"terms": {"field": ratio.split[0], "size": 50}}}
+        inner["split"] = {"terms": {"field": ratio.split[0], "size": 50}}
+    if ratio.by_class:
+        inner["classes"] = {"terms": {"field": CLASS_FIELD, "size": 50}}
+    failing: dict[str, Any] = {"filter": _query(rule.combined_query)}
+    if inner:
+        failing["aggs"] = inner
     sources = [{f: {"terms": {"field": f}}} for f in _place_fields(ratio)]
     composite: dict[str, Any] = {"size": _PAGE, "sources": sources}
     if after:
@@ -154,7 +179,7 @@ def baseline_body(rule: Rule, as_of: datetime, after: Mapping[str, Any] | None) 
 
 def _read_page(
     ratio: Ratio, answer: Mapping[str, Any], totals: dict[Key, int],
-    failures: dict[tuple[Key, str], int],
+    failures: dict[tuple[Key, str], int], classes: dict[tuple[Key, str], int],
 ) -> Mapping[str, Any] | None:  # fmt: skip
     """Add one page's counts; the next page's ``after`` key, or None at the end."""
     aggs = answer.get("aggregations", {})
@@ -172,6 +197,8 @@ def _read_page(
                 failures[place, str(split["key"])] = int(split["doc_count"])
         else:
             failures[place, ""] = int(failing["doc_count"])
+        for kind in failing.get("classes", {}).get("buckets", ()):
+            classes[place, str(kind["key"])] = int(kind["doc_count"])
     after = aggs.get("places", {}).get("after_key")
     return after if buckets and after and len(buckets) == _PAGE else None
 
@@ -277,8 +304,9 @@ class Judge:
     ) -> tuple[dict[tuple[str, datetime], Baseline], dict[tuple[str, datetime], str]]:
         rules = {(r.id, at): r for r, at in wanted}
         found = {k: self._cache[k] for k in rules if k in self._cache}
-        state: dict[tuple[str, datetime], tuple[dict[Key, int], dict[tuple[Key, str], int]]] = {
-            k: ({}, {}) for k in rules if k not in found
+        Counts = dict[tuple[Key, str], int]
+        state: dict[tuple[str, datetime], tuple[dict[Key, int], Counts, Counts]] = {
+            k: ({}, {}, {}) for k in rules if k not in found
         }
         after: dict[tuple[str, datetime], Mapping[str, Any] | None] = dict.fromkeys(state)
         failed: dict[tuple[str, datetime], str] = {}
@@ -297,12 +325,12 @@ class Judge:
                 if after[key] is not None:
                     following.append(key)
             pending = following
-        for key, (totals, failures) in state.items():
+        for key, (totals, failures, classes) in state.items():
             if key in failed:
                 continue
             ratio = rules[key].ratio
             assert ratio is not None
-            found[key] = Baseline(ratio, key[1], totals, failures)
+            found[key] = Baseline(ratio, key[1], totals, failures, classes)
             self._cache[key] = found[key]
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
@@ -318,13 +346,18 @@ def _judged(
     assert ratio is not None
     place = tuple(finding.group.get(f, "") for f in _place_fields(ratio))
     split = finding.group.get(ratio.split[0], "") if ratio.split else ""
-    p0 = baseline.rate(place, split)
     failures = finding.events or finding.count
+    classes = (finding.detail.get("classes") or {}) if ratio.by_class else {}
+    # Failures without a class are judged with all classes' rate, as without ``by_class``.
+    seen = sorted(classes) if sum(classes.values()) >= failures else []
+    p0 = baseline.rate(place, split, seen)
     assert rule.timespan is not None
     per_hour = counts[1] / (rule.timespan.total_seconds() / 3600)
     result = ratio_test(ratio, failures, counts[0], p0, per_hour)
     if not result.pop("fired"):
         return None
+    if seen:
+        result["baseline_classes"] = seen
     result["baseline_since"] = iso(baseline.as_of - ratio.baseline)
     result["baseline_until"] = iso(baseline.as_of)
     return replace(finding, detail={**finding.detail, "ratio": result})

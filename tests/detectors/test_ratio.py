@@ -83,6 +83,29 @@ def test_a_place_with_little_history_borrows_the_rate_of_all_places() -> None:
     assert baseline.rate(("99",), "") > 0.004, "no history: the rate of all places"
 
 
+def test_by_class_judges_a_finding_against_the_rate_of_the_classes_it_holds() -> None:
+    ratio = Ratio(of="x", of_query="*", within=("locality.province.code",),
+                  baseline_by=("locality.province.code",), by_class=True)  # fmt: skip
+    place = ("01",)
+    classes = {(place, "timeout"): 300, (place, "server_error"): 200}
+    baseline = Baseline(ratio, datetime(2026, 12, 1, tzinfo=UTC), {place: 100_000},
+                        {(place, ""): 500}, classes)  # fmt: skip
+    assert abs(baseline.rate(place, "") - 0.005) < 1e-4, "no class seen: every class counted"
+    assert abs(baseline.rate(place, "", ["timeout"]) - 0.003) < 1e-4
+    assert baseline.rate(place, "", ["refused"]) == ratio.floor, "never refused: the floor"
+    assert abs(baseline.rate(place, "", ["server_error", "timeout"]) - 0.005) < 1e-4
+    # Two refused connections are evidence at 120 requests an hour; two failures of any class
+    # (or two timeouts) are not.
+    assert ratio_test(ratio, 2, 2, baseline.rate(place, "", ["refused"]), per_hour=120)["fired"]
+    assert not ratio_test(ratio, 2, 2, baseline.rate(place, "", ["timeout"]), 120)["fired"]
+    assert not ratio_test(ratio, 2, 2, baseline.rate(place, ""), per_hour=120)["fired"]
+
+
+def test_by_class_must_be_a_boolean(tmp_path: Path) -> None:
+    error = _broken(tmp_path, "    lift: 3", "    lift: 3\n    by_class: sometimes")
+    assert "ratio `by_class` must be true or false" in error
+
+
 def _vneid(at: datetime, province: str, failure: str | None = None) -> dict[str, object]:
     doc: dict[str, object] = {
         "@timestamp": iso(at),
