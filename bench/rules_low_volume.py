@@ -25,7 +25,8 @@ What it does, in a fresh index prefix (deleted afterwards unless ``--keep``):
 province fails), ``national_db_lookup_failing`` (look-ups in four databases; the outage: the
 population database refuses or times out on every look-up), ``web_access_denied_burst`` (a
 portal's access log, 4% refused as usual; the outage: single sign-on broken, every request 403),
-one report for all (``--report``)::
+``portal_sync_failing`` (dossier pushes to the national portal, 1% failing as usual; the outage:
+every push times out or gets a 502), one report for all (``--report``)::
 
     .venv/bin/python bench/rules_low_volume.py --report bench/reports/rules-low-volume-ratio3.md \
       --rules otp_send_failure_carrier,national_db_lookup_failing,web_access_denied_burst
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from scipy.stats import poisson
 
 from detectors.base import floor, iso
 from detectors.sigma.compiler import load_rules
@@ -107,6 +109,10 @@ SHAPES = {
         "web-portal", "web-portal.access", "web", None,
         (("auth_rejected", 0.04, "401"), ("not_found", 0.02, "404")),
         (("sso", (("auth_rejected", 1, "403"),)),), web=True),
+    "portal_sync_failing": Shape(
+        "portal-sync", "portal-sync.sync", "network", "dossier-sync",
+        (("server_error", 0.01, "SYNC_HTTP_502"),),
+        (("portal-down", (("timeout", 2, "SYNC_TIMEOUT"), ("server_error", 1, "SYNC_HTTP_502"))),)),
 }  # fmt: skip
 
 
@@ -261,6 +267,26 @@ def main() -> None:
     print(f"report: {args.report}")
 
 
+def _failures(alert: dict[str, Any]) -> int:
+    """The failures the test of ``alert`` counted (0 without a ratio test)."""
+    return int(alert["alert"]["explanation"].get("ratio", {}).get("failures") or 0)
+
+
+def _expected(shape: Shape, rate: int, k: int) -> float:
+    """The chance that the ``k``-th failed request of an outage arrives within 5 minutes, for
+    Poisson arrivals at ``rate`` an hour (times the share of the hit value)."""
+    share = dict(shape.field[1])[shape.field[2]] / sum(dict(shape.field[1]).values()) \
+        if shape.field else 1.0  # fmt: skip
+    return float(poisson.sf(k - 1, rate * share * 5 / 60))
+
+
+def _bound(shape: Shape, rate: int, failed: list[list[float]], k: int) -> str:
+    """How many of ``failed`` (each outage's failure times, in seconds) had their ``k``-th
+    failure within 5 minutes, and the share Poisson arrivals give (:func:`_expected`)."""
+    seen = sum(1 for times in failed if len(times) >= k and times[k - 1] <= 300)
+    return f"{seen} of {len(failed)} ({_expected(shape, rate, k):.0%})"
+
+
 def _report(args: argparse.Namespace, name: str, t: datetime, count: int, loaded: float,
             alerts: list[dict[str, Any]], per_tick: float,
             failed: dict[str, list[float]]) -> list[str]:  # fmt: skip
@@ -294,16 +320,28 @@ def _report(args: argparse.Namespace, name: str, t: datetime, count: int, loaded
             rows.append(f"| {where} | {rate} | {kind} | **missed** | {second} | {third} | | | | |")
     by_rate = []
     for rate in RATES:
-        delays = [first[c][0] / 60 if c in first else math.inf for c, r, _ in quiet if r == rate]
+        places = [(c, k) for c, r, k in quiet if r == rate]
+        delays = [first[c][0] / 60 if c in first else math.inf for c, _ in places]
         fast = sum(1 for d in delays if d <= 5)
+        bound = [_bound(shape, rate, [failed[c] for c, _ in places], k) for k in (2, 3)]
+        needed = sorted({_failures(first[c][1]) for c, _ in places if c in first} - {0})
         by_rate.append(f"| {rate} | {len(delays)} | {statistics.median(delays):.1f} min | "
-                       f"{max(delays):.1f} min | {fast} of {len(delays)} |")  # fmt: skip
+                       f"{max(delays):.1f} min | **{fast} of {len(delays)}** | {bound[0]} | "
+                       f"{bound[1]} | {', '.join(map(str, needed)) or '-'} |")  # fmt: skip
     within = sum(1 for c, _, _ in quiet if c in first and first[c][0] <= 300)
+    kth = {k: sum(1 for c, _, _ in quiet if len(failed[c]) >= k and failed[c][k - 1] <= 300)
+           for k in (1, 2, 3)}  # fmt: skip
+    ratio = load_rules().get(name).ratio
+    alpha = ratio.alpha if ratio else math.nan
+    expect = {k: sum(_expected(shape, r, k) for _, r, _ in quiet) for k in (2, 3)}
+    on_kth = sum(1 for c, _, _ in quiet if c in first and (n := _failures(first[c][1]))
+                 and len(failed[c]) >= n and failed[c][n - 1] <= 300)  # fmt: skip
     what = {
         RULE: "A 100%-failure VNeID outage",
         "otp_send_failure_carrier": "MobiFone's SMS all failing (a carrier outage)",
         "national_db_lookup_failing": "Every population-database look-up failing",
         "web_access_denied_burst": "Single sign-on broken (every request 403)",
+        "portal_sync_failing": "The national portal failing every dossier push",
     }[name]
     hit = (
         f" ({shape.field[0]} `{shape.field[2]}`: {dict(shape.field[1])[shape.field[2]]}% of them)"
@@ -321,16 +359,29 @@ def _report(args: argparse.Namespace, name: str, t: datetime, count: int, loaded
         f"time, median {per_tick * 1000:.0f} ms a tick; seed {args.seed}.", "",
         f"## {what} in a quiet province", "",
         f"Events an hour: the province's `{shape.service}` events{hit}.", "",
-        "| events an hour | outages | median time to alert | slowest | within 5 min |",
-        "| ---: | ---: | ---: | ---: | ---: |", *by_rate, "",
+        "| events an hour | outages | median time to alert | slowest | within 5 min | 2nd failure "
+        "within 5 min (Poisson) | 3rd failure within 5 min (Poisson) | failures the alerts "
+        "needed |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *by_rate, "",
+        "The information bound: a test that needs k failed requests cannot alert before the k-th "
+        "failed request after the outage starts. The 2nd and 3rd failure columns count the "
+        "outages whose 2nd (3rd) failed request arrived within 5 minutes, in these generated "
+        "events; in brackets the share Poisson arrivals at that rate give (the same events' "
+        "expectation, free of this seed's luck). The last column: the failures counted in the "
+        "test of each alert at that rate.", "",
         "Each province (the outage starts at 0; the 2nd and 3rd failed requests arrive at the "
         "minutes shown: no rule can know sooner):", "",
         "| province | events an hour | outage | first alert after | 2nd failure | 3rd failure "
         "| class | failures/total | baseline | p |",
         "| --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |", *rows, "",
-        f"Alerted within 5 minutes: **{within} of {len(quiet)}**. The rule needs two failures "
+        f"Alerted within 5 minutes: **{within} of {len(quiet)}**; the 1st, 2nd and 3rd failed "
+        f"request arrived within 5 minutes in {kth[1]}, **{kth[2]}** and {kth[3]} of "
+        f"{len(quiet)} (what a rule alerting on its 1st, 2nd or 3rd failure could do at best; "
+        f"Poisson expectation for the 2nd and 3rd: {expect[2]:.1f} and {expect[3]:.1f}), and "
+        f"the failure each alert's test counted up to (its k-th) in {on_kth} of {len(quiet)}. "
+        "The rule needs two failures "
         "in a row where the baseline failure rate is low enough for the place's volume (a "
-        "binomial tail under 2e-4 divided by the requests an hour), three otherwise; so the "
+        f"binomial tail under {alpha:g} divided by the requests an hour), more otherwise; so the "
         "time to alert is two or three gaps between requests: the first failed request only "
         "arrives ~60/rate minutes after the outage starts.",
         "", "## Hà Nội's busy hour (3x its volume, usual failure rate) and quiet nights", "",
