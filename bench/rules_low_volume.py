@@ -388,7 +388,13 @@ def _report(args: argparse.Namespace, name: str, t: datetime, count: int, loaded
         f"False alerts (outside the outages, Hà Nội at {3 * BUSY[1]:,} events an hour included): "
         f"**{len(false)}**", "",
     ]  # fmt: skip
-    lines += [f"- {a['title']}: {a['alert']['summary']}" for a in false]
+    lines += [
+        f"- {a.get('locality', {}).get('province', {}).get('name')} at "
+        f"{(timeutil.parse(a['@timestamp']) - t).total_seconds() / 60:+.1f} min: "
+        f"{a.get('message') or a.get('alert', {}).get('summary')} "
+        f"({a.get('alert', {}).get('explanation', {}).get('ratio')})"
+        for a in false
+    ]
     print("\n".join(lines))
     return lines
 
