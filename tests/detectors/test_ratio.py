@@ -86,8 +86,11 @@ def test_a_place_with_little_history_borrows_the_rate_of_all_places() -> None:
 def test_by_class_judges_a_finding_against_the_rate_of_the_classes_it_holds() -> None:
     ratio = Ratio(of="x", of_query="*", within=("locality.province.code",),
                   baseline_by=("locality.province.code",), by_class=True)  # fmt: skip
-    place = ("01",)
-    classes = {(place, "timeout"): 300, (place, "server_error"): 200}
+    place: tuple[str, ...] = ("01",)
+    classes: dict[tuple[tuple[str, ...], str], int] = {
+        (place, "timeout"): 300,
+        (place, "server_error"): 200,
+    }
     baseline = Baseline(ratio, datetime(2026, 12, 1, tzinfo=UTC), {place: 100_000},
                         {(place, ""): 500}, classes)  # fmt: skip
     assert abs(baseline.rate(place, "") - 0.005) < 1e-4, "no class seen: every class counted"
