@@ -164,7 +164,9 @@ def _report(args: argparse.Namespace, start: datetime, end: datetime, loaded: fl
         f"({os.cpu_count()} "
         f"cores), Python {platform.python_version()}, load average {load[0]:.1f} / {load[1]:.1f}"
         f" / {load[2]:.1f} (shared machine). {args.days:g} days backfilled at scale "
-        f"{args.scale:g} with scenarios/demo.yaml in {loaded:.0f} s; rules {', '.join(args.rules)} "
+        f"{args.scale:g} with scenarios/demo.yaml "
+        f"{f'by an earlier run (--reuse {args.reuse})' if args.reuse else f'in {loaded:.0f} s'}; "
+        f"rules {', '.join(args.rules)} "
         f"evaluated over {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC ({searches} windows "
         f"of {args.interval} min) in {detected:.0f} s.", "",
         f"Alerts: **{result.alerts_total}**, matching a scenario: "
