@@ -65,7 +65,8 @@ def group_pending(
     if not pending:
         return 0
     ordered = sorted(pending, key=lambda s: (episodes.seen(s.alert), s.alert.id))
-    windows = silences.current(es, indices, ordered[0].alert.created)
+    # Covering is judged at each alert's creation (the order above is its evidence's).
+    windows = silences.current(es, indices, min(s.alert.created for s in ordered))
     for stored in ordered:
         incident = group_alert(es, indices, settings, stored.alert, windows)
         alerts.attach(es, indices, stored.alert.id, incident.id)
