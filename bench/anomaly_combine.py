@@ -15,15 +15,40 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from elasticsearch import Elasticsearch
+
 from soc.config import load_settings
 from soc.es.client import ensure_elasticsearch
 from soc.es.indices import Indices
 from soc.localities import catalogue
 from soc.simulate import scenarios
 from soc.simulate.evaluate import SeenAlert, evaluate, fetch_alerts
+from soc.simulate.models import Label
 from soc.simulate.service import Plan, local_midnight
 
 SCENARIOS = Path(__file__).resolve().parent / "anomaly-scenarios.yaml"
+
+
+def scored(end: str, days: int) -> tuple[datetime, datetime, list[Label]]:
+    """The scored period of ``bench/anomaly.py`` (``--end``, ``--score-days``) and the labels of
+    its scenarios (bench/anomaly-scenarios.yaml), as the bench made them."""
+    score_end = datetime.fromisoformat(end).astimezone(UTC)
+    score_start = local_midnight(score_end - timedelta(days=days))
+    found = scenarios.load(SCENARIOS, catalogue(), score_start)
+    plan = Plan(seed=1, scale=1.0, scenarios=tuple(found), probes=True)
+    return score_start, score_end, plan.labels()
+
+
+def anomaly_alerts(
+    es: Elasticsearch, prefixes: list[str], start: datetime, end: datetime
+) -> list[SeenAlert]:
+    """The anomaly alerts of the kept runs ``<prefix>-alerts`` overlapping ``[start, end)``."""
+    alerts: list[SeenAlert] = []
+    for prefix in prefixes:
+        mine = [a for a in fetch_alerts(es, Indices(prefix), start, end) if a.detector == "anomaly"]
+        print(f"{prefix}: {len(mine)} anomaly alerts")
+        alerts += mine
+    return alerts
 
 
 def main() -> None:
@@ -33,21 +58,10 @@ def main() -> None:
     parser.add_argument("--score-days", type=int, default=4)
     parser.add_argument("--grace-minutes", type=float, default=10.0)
     args = parser.parse_args()
-    score_end = datetime.fromisoformat(args.end).astimezone(UTC)
-    score_start = local_midnight(score_end - timedelta(days=args.score_days))
-    found = scenarios.load(SCENARIOS, catalogue(), score_start)
-    plan = Plan(seed=1, scale=1.0, scenarios=tuple(found), probes=True)
+    score_start, score_end, labels = scored(args.end, args.score_days)
     es, _ = ensure_elasticsearch(load_settings())
-    alerts: list[SeenAlert] = []
-    for prefix in args.prefixes.split(","):
-        mine = [
-            a
-            for a in fetch_alerts(es, Indices(prefix), score_start, score_end)
-            if a.detector == "anomaly"
-        ]
-        print(f"{prefix}: {len(mine)} anomaly alerts")
-        alerts += mine
-    result = evaluate(plan.labels(), alerts, grace=timedelta(minutes=args.grace_minutes))
+    alerts = anomaly_alerts(es, args.prefixes.split(","), score_start, score_end)
+    result = evaluate(labels, alerts, grace=timedelta(minutes=args.grace_minutes))
     print(
         f"alerts {result.alerts_total} precision {result.precision:.3f} recall "
         f"{result.recall:.3f} false {len(result.false_alerts)} (load "

@@ -131,11 +131,19 @@ def _detect(
             tar.extractall(folder, filter="data")
         rules = load_rules(folder / "rules")
     chosen = [replace(rules.get(name), interval=timedelta(minutes=minutes)) for name in names]
-    engine = Engine(es, indices, chosen)
-    plan = [(rule, window, Tuning()) for rule in chosen
-            for window in aligned_windows(start, end, rule.interval)]  # fmt: skip
-    for offset in range(0, len(plan), 200):
-        outcomes = engine.evaluate(plan[offset : offset + 200])
+    return run_windows(Engine(es, indices, chosen), start, end)
+
+
+def run_windows(engine: Engine, start: datetime, end: datetime, *, chunk: int = 200) -> int:
+    """Evaluate each of the engine's rules over its own interval-aligned windows of
+    ``[start, end)``, for good (what ``soc detect`` settles, early firing aside), window by window
+    (rules over the same window share searches), and write their alerts; the number of
+    (rule, window) searches. A search error stops the run."""
+    plan = sorted(((rule, window, Tuning()) for rule in engine.rules
+                   for window in aligned_windows(start, end, rule.interval)),
+                  key=lambda item: item[1].start)  # fmt: skip
+    for offset in range(0, len(plan), chunk):
+        outcomes = engine.evaluate(plan[offset : offset + chunk])
         errors = [o.error for o in outcomes if o.error]
         if errors:
             raise SystemExit(errors[0])
