@@ -91,7 +91,8 @@ def main() -> None:
             day = upto
         seconds = time.monotonic() - began
         es.indices.refresh(index=indices.alerts)
-    sigma = [a for a in fetch_alerts(es, indices, start, end) if a.detector == "sigma"]
+    # Plain rules write detector "sigma", correlations "correlation": both are Sigma rules.
+    sigma = [a for a in fetch_alerts(es, indices, start, end) if a.detector != "anomaly"]
     anomaly = anomaly_alerts(es, args.anomaly_prefixes.split(","), start, end)
     grace = timedelta(minutes=args.grace_minutes)
     judged = {name: evaluate(labels, found, grace=grace)
@@ -131,8 +132,11 @@ def _report(
 ) -> list[str]:  # fmt: skip
     (start, end), (began_at, load_before, searches, seconds) = period, run
     load = os.getloadavg()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+    commit, detection = (
+        subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", *paths],
+                       capture_output=True, text=True, check=False).stdout.strip()
+        for paths in ([], ["rules", "detectors/sigma"])
+    )  # fmt: skip
     outcomes = {name: {o.scenario_id: o for o in res.outcomes} for name, res in judged.items()}
     firsts = {name: first_alerts(res, alerts) for name, res in judged.items()}
     begins = {x.scenario_id: x.start for x in labels}
@@ -144,7 +148,8 @@ def _report(
         "# Time to detect by any detector on the anomaly scenario bench (`bench/scenario_ttd.py`)",
         "",
         f"Run {began_at:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC on {platform.node()} "
-        f"({os.cpu_count()} cores, shared), main at `{commit}`; load average "
+        f"({os.cpu_count()} cores, shared), at `{commit}` (rules and Sigma engine as of "
+        f"`{detection}`); load average "
         f"{load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} at the start, "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end. Events: `{args.events}` "
         f"(the anomaly bench's kept events); scored {start:%Y-%m-%d %H:%M} - "
@@ -213,13 +218,14 @@ def _report(
                          + _support(alert, outcome, judged[name], by_id))  # fmt: skip
             cells += [_minutes(outcome), shown]
         first = firsts["either"].get(sid)
-        who = "-" if first is None else first.detector
+        who = "-" if first is None else "anomaly" if first.detector == "anomaly" else "sigma"
         if cells[0] == cells[2] != "missed":
             who = "both"
         row = [sid, outcomes["either"][sid].kind, f"{begins[sid]:%a %H:%M}", *cells,
                f"**{_minutes(outcomes['either'][sid])}**", who]  # fmt: skip
         out.append("| " + " | ".join(row) + " |")
-    out += _false_section(judged["sigma"])
+    sigma = [a for a in alerts if a.detector != "anomaly"]
+    out += _false_section(judged["sigma"], isolated(sigma))
     return out
 
 
@@ -238,25 +244,52 @@ def _support(
     return f"; x{mine} in it, {noise} outside"  # fmt: skip
 
 
-def _false_section(result: Evaluation) -> list[str]:
-    """Sigma's alerts matching no scenario, grouped by rule, province and service."""
+def isolated(alerts: Sequence[SeenAlert]) -> set[str]:
+    """The ids of the alerts that no alert of the same rule and place (province, ward, service)
+    touches: none in the window just before or just after (a single failed check, not a run)."""
+    starts: dict[tuple[str, str | None, str | None, str | None], set[datetime]] = {}
+    for a in alerts:
+        starts.setdefault((a.rule, a.province, a.ward, a.service), set()).add(a.start)
+    return {a.id for a in alerts
+            if not starts[(a.rule, a.province, a.ward, a.service)]
+            & {a.start - (a.end - a.start), a.end}}  # fmt: skip
+
+
+def _false_section(
+    result: Evaluation, alone: set[str], *, rows: int = 12, each: int = 30
+) -> list[str]:
+    """Sigma's alerts matching no scenario: per rule, how many are ``alone`` (:func:`isolated`);
+    the ``rows`` largest groups by rule, province and service, and one line per alert of every
+    rule with at most ``each`` of them."""
     groups: dict[tuple[str, str, str], list[SeenAlert]] = {}
     for a in result.false_alerts:
         groups.setdefault((a.rule, a.province or "-", a.service or "-"), []).append(a)
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    by_rule = result.false_by_rule()
+    lone = Counter(a.rule for a in result.false_alerts if a.id in alone)
+    named = [f"{rule} **{n:,}** ({lone[rule]:,})" for rule, n in by_rule.items()]
     out = [
         "",
-        f"## Sigma alerts outside any scenario: {len(result.false_alerts)}",
+        f"## Sigma alerts outside any scenario: {len(result.false_alerts):,}",
         "",
-        "By rule: " + (", ".join(f"{r} {n}" for r, n in result.false_by_rule().items()) or "none"),
+        "By rule (of which isolated: no alert of the same rule and place in the window before "
+        "or after): " + (", ".join(named) or "none") + ".",
     ]
     if groups:
-        out += ["", "| rule | province | service | alerts | first - last window (UTC) | wards |",
+        out += ["", f"Largest groups ({min(rows, len(ranked))} of {len(ranked)}):", "",
+                "| rule | province | service | alerts | first - last window (UTC) | wards |",
                 "| --- | --- | --- | ---: | --- | ---: |"]  # fmt: skip
-    for (rule, province, svc), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        wards = Counter(a.ward for a in items if a.ward)
+    for (rule, province, svc), items in ranked[:rows]:
+        wards = {a.ward for a in items if a.ward}
         out.append(f"| {rule} | {province} | {svc} | {len(items)} | "
                    f"{min(a.start for a in items):%a %H:%M} - "
                    f"{max(a.end for a in items):%a %H:%M} | {len(wards)} |")  # fmt: skip
+    few = [a for a in result.false_alerts if by_rule[a.rule] <= each]
+    if few:
+        out += ["", f"Every false alert of the rules with at most {each} (UTC):", ""]
+        out += [f"- {a.rule}: province {a.province} ward {a.ward or '-'} {a.service} "
+                f"{a.start:%a %m-%d %H:%M}-{a.end:%H:%M}"
+                for a in sorted(few, key=lambda a: (a.rule, a.start))]  # fmt: skip
     return out
 
 
