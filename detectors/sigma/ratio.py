@@ -272,8 +272,14 @@ class Judge:
         if not todo:
             return out
         baselines, failed = self._baselines([(it[0], _as_of(it[1])) for _, it in todo])
-        wanted = [(n, k, f, it[2]) for n, it in todo for k, f in enumerate(it[3])]
-        batches = [wanted[i : i + _BATCH] for i in range(0, len(wanted), _BATCH)]
+        # A population search counts one rule's population (its ``of`` query and ``within``
+        # fields): a batch holds the findings of one rule only.
+        by_rule: dict[str, list[tuple[int, int, Finding, datetime]]] = {}
+        for n, it in todo:
+            for k, f in enumerate(it[3]):
+                by_rule.setdefault(it[0].id, []).append((n, k, f, it[2]))
+        batches = [group[i : i + _BATCH] for group in by_rule.values()
+                   for i in range(0, len(group), _BATCH)]  # fmt: skip
         bodies = [population_body(items[b[0][0]][0], [(f, end) for _, _, f, end in b])
                   for b in batches]  # fmt: skip
         totals: dict[tuple[int, int], tuple[int, int]] = {}

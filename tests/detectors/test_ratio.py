@@ -1,6 +1,7 @@
 """soc's ratio extension of Sigma correlations: a broken ``soc:`` block names its file and line;
 the binomial test fires on a quiet place's failures in a row and not on a busy place's usual
-failures; baselines shrink a place with little history towards all places."""
+failures; baselines shrink a place with little history towards all places; findings of several
+ratio rules judged together are each counted on their own rule's population."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from detectors.base import iso
+from detectors.base import Window, iso
 from detectors.sigma.compiler import load_rules
 from detectors.sigma.models import Ratio
 from detectors.sigma.pipeline import RULES_DIR
 from detectors.sigma.ratio import Baseline, ratio_test
 from detectors.sigma.runner import Engine
+from detectors.sigma.search import Tuning
 from soc.es.indices import Indices
 from soc.events.service import index_events
 from soc.localities import catalogue
@@ -145,3 +147,40 @@ def test_a_live_engine_learns_the_baseline_from_the_store_and_alerts_once(
     assert first["@timestamp"] < iso(t0 + timedelta(seconds=60 + 90 * 2 + 15))
     assert first["alert"]["explanation"]["failure_class"] == "timeout"
     assert first["alert"]["explanation"]["ratio"]["baseline_until"] == iso(t0)
+
+
+def _otp_send(at: datetime, province: str) -> dict[str, object]:
+    """A failed OTP SMS through Viettel."""
+    return {
+        "@timestamp": iso(at), "service": {"name": "otp-gateway"},
+        "event": {"kind": "event", "action": "otp-send", "outcome": "failure",
+                  "ingested": iso(at + timedelta(seconds=1))},
+        "error": {"type": "delivery", "code": "SMS_DELIVERY_FAILED"},
+        "soc": {"otp": {"carrier": "viettel"}},
+        "locality": {"province": {"code": province, "name": catalogue().province(province).name}},
+    }  # fmt: skip
+
+
+def test_two_ratio_rules_judged_in_one_tick_each_count_their_own_population(
+    es: Elasticsearch, ready: Indices
+) -> None:
+    """A tick judges the findings of every ratio rule together. Three of three Viettel SMS
+    failing is a carrier outage; counted against the province's every request (the population
+    of service_failure_ratio, whose findings were judged in the same population search), it was
+    3 of 7 and dropped (bench/scenario_ttd.py: Đồng Nai's carrier failure at 14 min, not 4)."""
+    t0 = datetime(2026, 11, 20, 20, 30, tzinfo=UTC)  # no history: the prior's rate
+    logins = [_vneid(t0 - timedelta(minutes=10) + timedelta(seconds=15 * k), "12")
+              for k in range(32)]  # fmt: skip
+    timeouts = [_vneid(t0 + timedelta(seconds=s), "12", "timeout") for s in (-90, -60, -30, 10)]
+    sends = [_otp_send(t0 + timedelta(seconds=s), "12") for s in (-100, -40, 20)]
+    index_events(es, ready, [*logins, *timeouts, *sends], refresh=True)
+    rules = [load_rules().get(name)
+             for name in ("service_failure_ratio", "otp_send_failure_carrier")]  # fmt: skip
+    engine = Engine(es, ready, rules)
+    window = Window(t0, t0 + timedelta(minutes=1))
+    outcomes = engine.evaluate([(rule, window, Tuning()) for rule in rules])
+    assert [o.error for o in outcomes] == [None, None]
+    carrier = [f.detail["ratio"] for f in outcomes[1].findings]
+    assert outcomes[0].findings, "the VNeID timeouts"
+    assert carrier, "the carrier's failures, on the carrier's own sends"
+    assert carrier[-1]["total"] == 3
