@@ -14,7 +14,7 @@ then judges the Sigma alerts, the kept anomaly alerts of the latest anomaly run
 together with ``soc simulate evaluate``'s matcher and ``bench/anomaly_combine.py``'s grace::
 
     SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/scenario_ttd.py \\
-      --anomaly-prefixes qfast3,qrstream
+      --anomaly-prefixes qfast4,qrstream
 
 Time to detect = the end of the first matching alert's window minus the scenario's start (as
 for the anomaly bench); Sigma alerts that match no scenario are its false alerts. Writes
@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from anomaly_combine import anomaly_alerts, scored  # bench/ is on sys.path as a script
+from elasticsearch import Elasticsearch
 from rules_scenarios import run_windows
 
 from detectors.sigma import service
@@ -58,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", default="qbench-1204-events-*", help="the kept events")
     parser.add_argument("--prefix", default="qttd", help="where the Sigma alerts go")
-    parser.add_argument("--anomaly-prefixes", default="qfast3,qrstream")
+    parser.add_argument("--anomaly-prefixes", default="qfast4,qrstream")
     parser.add_argument("--end", default="2026-11-25T00:00:00+07:00")
     parser.add_argument("--score-days", type=int, default=4)
     parser.add_argument("--grace-minutes", type=float, default=10.0)
@@ -98,7 +99,7 @@ def main() -> None:
     judged = {name: evaluate(labels, found, grace=grace)
               for name, found in (("sigma", sigma), ("anomaly", anomaly),
                                   ("either", sigma + anomaly))}  # fmt: skip
-    lines = _report(args, rules, labels, sigma + anomaly, judged, (start, end),
+    lines = _report(args, es, indices, rules, labels, sigma + anomaly, judged, (start, end),
                     (began_at, load_before, searches, seconds))  # fmt: skip
     args.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
@@ -126,8 +127,8 @@ def _median(outcomes: Sequence[Outcome]) -> str:
 
 
 def _report(
-    args: argparse.Namespace, rules: Sequence[Rule], labels: Sequence[Label],
-    alerts: Sequence[SeenAlert], judged: dict[str, Evaluation],
+    args: argparse.Namespace, es: Elasticsearch, indices: Indices, rules: Sequence[Rule],
+    labels: Sequence[Label], alerts: Sequence[SeenAlert], judged: dict[str, Evaluation],
     period: tuple[datetime, datetime], run: tuple[datetime, tuple[float, ...], int, float],
 ) -> list[str]:  # fmt: skip
     (start, end), (began_at, load_before, searches, seconds) = period, run
@@ -160,7 +161,8 @@ def _report(
         "each over its own 1-minute windows evaluated for good, "
         + (f"{searches:,} (rule, window) searches in {seconds:.0f} s, alerts in "
            f"`{args.prefix}-alerts`" if searches else
-           f"the alerts kept in `{args.prefix}-alerts` (`--reuse`)")
+           f"the alerts kept in `{args.prefix}-alerts` (`--reuse`), written "
+           f"{_written(es, indices)} UTC by an earlier run")
         + ". `soc detect`'s early firing raises the same alert (same window) within a tick "
         "(5 s) of its events, so a Sigma time below is at most a minute later than live.",
         f"- Anomaly: the kept alerts of `{args.anomaly_prefixes}` (the latest scenario-bench run, "
@@ -174,7 +176,7 @@ def _report(
         found = sum(o.detected for o in res.outcomes)
         out.append(
             f"| {name} | {res.alerts_total:,} | {res.alerts_total - len(res.false_alerts):,} | "
-            f"{len(res.false_alerts)} | {_precision(res)} | {found} of {len(res.outcomes)} | "
+            f"{len(res.false_alerts):,} | {_precision(res)} | {found} of {len(res.outcomes)} | "
             f"{_median(res.outcomes)} min |"
         )
     fast = sum(1 for o in either.outcomes if o.time_to_detect is not None
@@ -227,6 +229,14 @@ def _report(
     sigma = [a for a in alerts if a.detector != "anomaly"]
     out += _false_section(judged["sigma"], isolated(sigma))
     return out
+
+
+def _written(es: Elasticsearch, indices: Indices) -> str:
+    """When the kept alerts were written (their ``@timestamp`` is the run's clock)."""
+    aggs = {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}}
+    found = es.search(index=indices.alerts, size=0, aggs=aggs)["aggregations"]
+    first, last = (str(found[k].get("value_as_string", "?")) for k in ("first", "last"))
+    return f"{first[:16].replace('T', ' ')}-{last[11:16]}"
 
 
 def _support(
