@@ -14,7 +14,7 @@ then judges the Sigma alerts, the kept anomaly alerts of the latest anomaly run
 together with ``soc simulate evaluate``'s matcher and ``bench/anomaly_combine.py``'s grace::
 
     SOC_ES_URL=http://127.0.0.1:9250 .venv/bin/python bench/scenario_ttd.py \\
-      --anomaly-prefixes qotp1,qrstream
+      --anomaly-prefixes qramp1,qrstream
 
 Time to detect = the end of the first matching alert's window minus the scenario's start (as
 for the anomaly bench); Sigma alerts that match no scenario are its false alerts. Writes
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", default="qbench-1204-events-*", help="the kept events")
     parser.add_argument("--prefix", default="qttd", help="where the Sigma alerts go")
-    parser.add_argument("--anomaly-prefixes", default="qotp1,qrstream")
+    parser.add_argument("--anomaly-prefixes", default="qramp1,qrstream")
     parser.add_argument("--end", default="2026-11-25T00:00:00+07:00")
     parser.add_argument("--score-days", type=int, default=4)
     parser.add_argument("--grace-minutes", type=float, default=10.0)
