@@ -21,10 +21,16 @@ from soc.es import host
 from soc.es.launcher import LocalNode, Membership
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _free_ports(host: str, n: int) -> list[int]:
+    """``n`` distinct free ports: each socket stays bound until all are chosen, since a port
+    just released may be handed out again (two nodes on one port: one answers for both)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(n):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
 
 
 class LocalCluster:
@@ -33,7 +39,8 @@ class LocalCluster:
     def __init__(self, settings: Settings, size: int = 3, *, heap: str = "320m",
                  name: str = "soc-cluster") -> None:  # fmt: skip
         address = settings.es_host
-        ports = [(_free_port(address), _free_port(address)) for _ in range(size)]
+        free = _free_ports(address, 2 * size)
+        ports = list(zip(free[::2], free[1::2], strict=True))
         names = tuple(f"{name}-{n}" for n in range(1, size + 1))
         seeds = tuple(f"{address}:{transport}" for _, transport in ports)
         self.nodes: list[LocalNode] = []
