@@ -30,6 +30,9 @@ every push times out or gets a 502), one report for all (``--report``)::
 
     .venv/bin/python bench/rules_low_volume.py --report bench/reports/rules-low-volume-ratio3.md \
       --rules otp_send_failure_carrier,national_db_lookup_failing,web_access_denied_burst
+
+``--with-probes`` adds each province's health probe of the outage's service and runs
+``probe_service_down`` beside the rule (``bench/low_volume_probes.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import low_volume_probes as probe  # bench/ is on sys.path when run as a script
 from elasticsearch import Elasticsearch
 from scipy.stats import poisson
 
@@ -184,9 +188,11 @@ def _stream(
 
 
 def _load(
-    es: Elasticsearch, indices: Indices, shape: Shape, t: datetime, days: int, seed: int
-) -> tuple[int, dict[str, list[float]]]:
-    """Index the events; the count, and the seconds after ``t`` of each province's failures."""
+    es: Elasticsearch, indices: Indices, shape: Shape, t: datetime, days: int, seed: int,
+    probed: dict[str, Any] | None = None,
+) -> tuple[int, dict[str, list[float]]]:  # fmt: skip
+    """Index the events; the count, and the seconds after ``t`` of each province's failures.
+    With ``probed`` (a dict to fill), the probe's too (:func:`low_volume_probes.events`)."""
     rng = random.Random(seed)
     live, end = t - timedelta(hours=1), t + timedelta(minutes=30)
     events: list[dict[str, Any]] = []
@@ -199,6 +205,10 @@ def _load(
     code, rate = BUSY
     events += _stream(rng, shape, code, rate, t - timedelta(days=days), live)
     events += _stream(rng, shape, code, 3 * rate, live, end)
+    if probed is not None:
+        places = [(c, k) for c, _, k in _quiet(shape)] + [(code, "")]
+        made, probed["failed"], probed["lost"] = probe.events(shape, places, t, end, days, seed)
+        events += made
     written = index_events(es, indices, events, refresh=True)
     if written.errors:
         raise SystemExit(f"events rejected: {written.errors[0]}")
@@ -220,13 +230,15 @@ def _at(event: dict[str, Any]) -> datetime:
 
 
 def _run(
-    es: Elasticsearch, indices: Indices, name: str, t: datetime, tick: float
-) -> tuple[list[Any], float]:
-    rule = load_rules().get(name)
-    start = t - timedelta(hours=1)
-    engine = Engine(es, indices, [rule], settle=timedelta(seconds=5), early=True, start=start)
+    es: Elasticsearch, indices: Indices, names: list[str], start: datetime, stop: datetime,
+    tick: float,
+) -> tuple[list[Any], float]:  # fmt: skip
+    """The rules ``names`` in one engine ticking every ``tick`` s of data time from ``start`` to
+    ``stop``; every alert in the index, and the median seconds a tick took."""
+    rules = [load_rules().get(name) for name in names]
+    engine = Engine(es, indices, rules, settle=timedelta(seconds=5), early=True, start=start)
     now, seconds, ticks = start + timedelta(seconds=tick), [], 0
-    while now <= t + timedelta(minutes=30):
+    while now <= stop:
         began = time.monotonic()
         engine.tick(now)
         seconds.append(time.monotonic() - began)
@@ -245,6 +257,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--rules", default=RULE, help=f"comma-separated, of {sorted(SHAPES)}")
     parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument(
+        "--with-probes",
+        action="store_true",
+        help=f"also each province's probe of the service, and {probe.RULE}",
+    )
     args = parser.parse_args()
     settings = load_settings()
     es = make_client(settings)
@@ -252,19 +269,43 @@ def main() -> None:
     t = floor(datetime.now(UTC), timedelta(days=1)) - timedelta(hours=4)
     lines: list[str] = []
     for name in args.rules.split(","):
+        if args.with_probes and (why := probe.unseen(SHAPES[name])):
+            raise SystemExit(f"--with-probes: a probe cannot see {name}'s outage: {why}")
+    for name in args.rules.split(","):
         indices = Indices(f"lowvol-{datetime.now(UTC):%Y%m%d%H%M%S}")
         setup(es, indices)
         try:
-            began = time.monotonic()
-            count, failed = _load(es, indices, SHAPES[name], t, args.history_days, args.seed)
-            loaded = time.monotonic() - began
-            alerts, per_tick = _run(es, indices, name, t, args.tick)
-            lines += _report(args, name, t, count, loaded, alerts, per_tick, failed)
+            lines += _one(es, indices, args, name, t)
         finally:
             if not args.keep:
                 teardown(es, indices.prefix)
     args.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"report: {args.report}")
+
+
+def _one(
+    es: Elasticsearch, indices: Indices, args: argparse.Namespace, name: str, t: datetime
+) -> list[str]:
+    """Load, run and report one rule (with the probe and its rule under ``--with-probes``)."""
+    began = time.monotonic()
+    probed: dict[str, Any] | None = {} if args.with_probes else None
+    shape = SHAPES[name]
+    count, failed = _load(es, indices, shape, t, args.history_days, args.seed, probed)
+    loaded = time.monotonic() - began
+
+    def run(names: list[str], start: datetime, stop: datetime, tick: float) -> list[Any]:
+        return _run(es, indices, names, start, stop, tick)[0]
+
+    before = [] if probed is None else probe.history(run, t, args.history_days)
+    live = t - timedelta(hours=1)
+    names = [name] if probed is None else [name, probe.RULE]
+    alerts, per_tick = _run(es, indices, names, live, t + timedelta(minutes=30), args.tick)
+    alerts = [a for a in alerts if timeutil.parse(a["@timestamp"]) >= live]
+    mine = [a for a in alerts if a["rule"]["name"] == load_rules().get(name).title]
+    lines = _report(args, name, t, count, loaded, mine, per_tick, failed)
+    if probed is None:
+        return lines
+    return lines + probe.report(RATES, _quiet(shape), t, alerts, name, probed, before)
 
 
 def _failures(alert: dict[str, Any]) -> int:

@@ -40,7 +40,8 @@ _ERRORS = {
 _HOST = "http://fleet.invalid"
 
 Target = tuple[Service, Locality, str, str]  # service, where, target name, URL
-Span = tuple[datetime, datetime, Mode, Scenario]
+#: From, until, how the endpoint fails, and the scenario that makes it so (None: a bench's own).
+Span = tuple[datetime, datetime, Mode, Scenario | None]
 
 
 def targets(cat: Catalogue, code: str) -> list[Target]:
@@ -83,28 +84,37 @@ def hour_probes(
     rng = stream(seed, "probe", code, hour.isoformat())
     out: list[ProbeRecord] = []
     for target in targets(cat, code):
-        service, where, name, _ = target
+        service, where, _, _ = target
         ward = where.ward.code if where.ward else None
-        mine = spans.get((service.value, ward), [])
-        first = hour + _phase(name, CHECK_EVERY)
-        due = max(0, (_phase(name, REPORT_EVERY) - (first - hour)) // CHECK_EVERY)
-        # Transient failures: how many this hour, then where (never the last check, so the
-        # good check that follows is in this hour too).
-        lost = {rng.randrange(CHECKS - 1) for _ in range(poisson(rng, CHECKS * TRANSIENT))}
-
-        if not mine and not lost:  # the usual hour: one healthy report
-            out.append(_result(rng, target, first + due * CHECK_EVERY, None, 0.0))
-            continue
-        failed_before = _state(mine, first - CHECK_EVERY)[0] in _ERRORS
-        for i in range(CHECKS):
-            at = first + i * CHECK_EVERY
-            mode, cause = _state(mine, at)
-            failing = mode if mode in _ERRORS else (Mode.DOWN if i in lost else None)
-            slow = slow_delay(cause, at) if mode is Mode.SLOW and cause is not None else 0.0
-            if failing is not None or failed_before or i == due:
-                out.append(_result(rng, target, at, failing, slow))
-            failed_before = failing is not None
+        out += target_hour(rng, target, hour, spans.get((service.value, ward), []))
     out.sort(key=lambda r: r.at)
+    return out
+
+
+def target_hour(
+    rng: random.Random, target: Target, hour: datetime, mine: list[Span]
+) -> list[ProbeRecord]:
+    """One target's results in the hour starting at ``hour``: down or erroring in ``mine``
+    (its spans), a lost check now and then, a healthy report once per :data:`REPORT_EVERY`."""
+    name = target[2]
+    first = hour + _phase(name, CHECK_EVERY)
+    due = max(0, (_phase(name, REPORT_EVERY) - (first - hour)) // CHECK_EVERY)
+    # Transient failures: how many this hour, then where (never the last check, so the
+    # good check that follows is in this hour too).
+    lost = {rng.randrange(CHECKS - 1) for _ in range(poisson(rng, CHECKS * TRANSIENT))}
+
+    if not mine and not lost:  # the usual hour: one healthy report
+        return [_result(rng, target, first + due * CHECK_EVERY, None, 0.0)]
+    out: list[ProbeRecord] = []
+    failed_before = _state(mine, first - CHECK_EVERY)[0] in _ERRORS
+    for i in range(CHECKS):
+        at = first + i * CHECK_EVERY
+        mode, cause = _state(mine, at)
+        failing = mode if mode in _ERRORS else (Mode.DOWN if i in lost else None)
+        slow = slow_delay(cause, at) if mode is Mode.SLOW and cause is not None else 0.0
+        if failing is not None or failed_before or i == due:
+            out.append(_result(rng, target, at, failing, slow))
+        failed_before = failing is not None
     return out
 
 
