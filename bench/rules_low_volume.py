@@ -245,7 +245,7 @@ def _run(
         ticks += 1
         now += timedelta(seconds=tick)
     es.indices.refresh(index=indices.alerts)
-    hits = es.search(index=indices.alerts, size=1000, sort=[{"@timestamp": "asc"}])["hits"]["hits"]
+    hits = es.search(index=indices.alerts, size=10000, sort=[{"@timestamp": "asc"}])["hits"]["hits"]
     return [h["_source"] for h in hits], statistics.median(seconds)
 
 
@@ -301,7 +301,8 @@ def _one(
     names = [name] if probed is None else [name, probe.RULE]
     alerts, per_tick = _run(es, indices, names, live, t + timedelta(minutes=30), args.tick)
     alerts = [a for a in alerts if timeutil.parse(a["@timestamp"]) >= live]
-    mine = [a for a in alerts if a["rule"]["name"] == load_rules().get(name).title]
+    title = load_rules().get(name).title
+    mine = [a for a in alerts if a["rule"]["name"] == title]
     lines = _report(args, name, t, count, loaded, mine, per_tick, failed)
     if probed is None:
         return lines
