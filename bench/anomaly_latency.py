@@ -127,12 +127,18 @@ def cost(es: Elasticsearch, indices: Indices, score_start: datetime, train_start
               f"(median of {rounds}): {with_ / without:.2f}x")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def kept_days_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a bench over the scenario bench's kept events: their prefix and days."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--prefix", default="qbench-1204", help="Kept events' index prefix.")
     parser.add_argument("--end", default="2026-11-25T00:00:00+07:00", help="End of scored days.")
     parser.add_argument("--train-days", type=int, default=7)
     parser.add_argument("--score-days", type=int, default=4)
+    return parser
+
+
+def main() -> None:
+    parser = kept_days_parser(__doc__ or "")
     parser.add_argument("--step", type=int, default=0,
                         help="Minutes: judge every step over it and 15 minutes (0: 15-minute "
                              "buckets).")  # fmt: skip

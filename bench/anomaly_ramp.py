@@ -14,7 +14,6 @@ allows, whatever the test.
 
 from __future__ import annotations
 
-import argparse
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,12 +104,9 @@ def report(es: Elasticsearch, prefix: str, scn: Scenario, train_span: tuple[date
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prefix", default="qbench-1204", help="Kept events' index prefix.")
-    parser.add_argument("--end", default="2026-11-25T00:00:00+07:00", help="End of scored days.")
-    parser.add_argument("--train-days", type=int, default=7)
-    parser.add_argument("--score-days", type=int, default=4)
-    args = parser.parse_args()
+    from anomaly_latency import kept_days_parser
+
+    args = kept_days_parser(__doc__ or "").parse_args()
     score_end = datetime.fromisoformat(args.end).astimezone(UTC)
     score_start = local_midnight(score_end - timedelta(days=args.score_days))
     train_span = (score_start - timedelta(days=args.train_days), score_start)
