@@ -125,7 +125,10 @@ def report(
     first: dict[tuple[str, str], float] = {}
     false: dict[str, list[dict[str, Any]]] = {ratio: [], RULE: []}
 
-    title = load_rules().get(RULE).title
+    rule = load_rules().get(RULE)
+    title = rule.title
+    # The failed checks the rule needs (a correlation's count; 1 for a plain rule).
+    k = rule.condition.count if rule.condition and rule.condition.op == "gte" else 1
 
     def name(alert: dict[str, Any]) -> str:
         return RULE if alert["rule"]["name"] == title else ratio
@@ -142,7 +145,7 @@ def report(
         places = [c for c, r, _ in quiet if r == rate]
         either = [min(first.get((ratio, c), 1e9), first.get((RULE, c), 1e9)) / 60 for c in places]
         each = {n: sum(1 for c in places if first.get((n, c), 1e9) <= 300) for n in (ratio, RULE)}
-        checks = [failed[c][1] / 60 for c in places if len(failed.get(c, [])) > 1]
+        checks = [failed[c][k - 1] / 60 for c in places if len(failed.get(c, [])) >= k]
         rows.append(f"| {rate} | {len(places)} | {statistics.median(either):.1f} min | "
                     f"{max(either):.1f} min | **{sum(1 for d in either if d <= 5)} of "
                     f"{len(places)}** | {each[ratio]} | {each[RULE]} | "
@@ -155,10 +158,10 @@ def report(
         "Each province's probe of the outage's service, one check a minute as the simulator "
         "makes them (a healthy report about hourly, every failed check, lost checks at "
         f"{probes.TRANSIENT:g} a check), failing every check during the outage. The last column: "
-        "when the outage's 2nd failed check came (the earliest a rule confirming a failure by "
-        "the next check can alert).", "",
+        f"when the outage's failed check {k} came, the one `{RULE}` needs (the {k} of its "
+        "condition): the earliest it can alert.", "",
         "| events an hour | outages | median time to the first alert (either rule) | slowest | "
-        f"within 5 min | of them `{ratio}` | of them `{RULE}` | 2nd failed check |",
+        f"within 5 min | of them `{ratio}` | of them `{RULE}` | failed check {k} |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, "",
         f"Alerted within 5 minutes by either rule: **{fast} of {len(quiet)}**.", "",
         f"False alerts: `{ratio}` **{len(false[ratio])}**; `{RULE}` **{len(false[RULE])}** in the "
